@@ -1,0 +1,199 @@
+"""Settings for the integration platform.
+
+Everything comes from the environment (django-environ) with a default that works on a
+fresh clone: SQLite, the django-q2 ORM broker, DEBUG on. Production sets at least
+SECRET_KEY, FIELD_ENCRYPTION_KEYS, DATABASE_URL, ALLOWED_HOSTS and DEBUG=false.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    environ.Env.read_env(str(env_file))
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-change-me-in-production")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Fernet keys (urlsafe base64, 32 bytes) used to encrypt connection credentials at
+# rest. The first key encrypts; every key decrypts, so a new key is put first and
+# `manage.py rotate_encryption_keys` re-encrypts before an old key is removed.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "simple_history",
+    "integrations",
+    "customers",
+    "payments",
+    "reconciliation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + IMMEDIATE transactions let the web process and the worker share one file
+    # without "database is locked" errors on the first write of a transaction.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    # A persistent connection matters: the ORM broker and intake would otherwise
+    # reconnect on every request (measured ~15x slower in the django-q2 notes).
+    _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    _db.setdefault("CONN_HEALTH_CHECKS", True)
+# Webhook intake manages its own transactions; never wrap requests in one.
+_db["ATOMIC_REQUESTS"] = False
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="payments@localhost")
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+# django-q2 runs our tasks; our own tables own state, retries and quarantine, so a
+# failed task is acknowledged (ack_failures) and never re-presented by the broker.
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", default="integrations"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=300),
+    "retry": env.int("Q_RETRY", default=360),
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=250),
+    "catch_up": False,
+    "poll": 0.2,
+    "label": "Task queue",
+    "sync": env.bool("Q_SYNC", default=False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Integration engine -----------------------------------------------------------
+INTEGRATIONS = {
+    # Connector classes, by dotted path; a deployment may add its own.
+    "CONNECTORS": env.list(
+        "INTEGRATIONS_CONNECTORS",
+        default=[
+            "integrations.connectors.stripe.connector.StripeConnector",
+            "integrations.connectors.znode.connector.ZnodeConnector",
+            "integrations.connectors.erp.connector.ErpConnector",
+        ],
+    ),
+    # Largest webhook body accepted, in bytes (413 above it).
+    "WEBHOOK_MAX_BODY_BYTES": env.int("WEBHOOK_MAX_BODY_BYTES", default=512 * 1024),
+    # Stripe-Signature timestamp tolerance, seconds.
+    "STRIPE_WEBHOOK_TOLERANCE": env.int("STRIPE_WEBHOOK_TOLERANCE", default=300),
+    # How long a worker owns a claimed job before the sweeper may reclaim it.
+    "JOB_LEASE_SECONDS": env.int("JOB_LEASE_SECONDS", default=120),
+    # Minimum gap between two "drain the inbox" tasks sent by one web process;
+    # 0 sends one per event.
+    "INBOX_NUDGE_INTERVAL": env.float("INBOX_NUDGE_INTERVAL", default=0.2),
+    # How often the sweeper runs (django-q2 schedule, minutes).
+    "SWEEP_EVERY_MINUTES": env.int("SWEEP_EVERY_MINUTES", default=1),
+    # Default retry policy for flows that do not set their own.
+    "RETRY_BASE_SECONDS": env.int("RETRY_BASE_SECONDS", default=30),
+    "RETRY_MAX_SECONDS": env.int("RETRY_MAX_SECONDS", default=3600),
+    "RETRY_MAX_ATTEMPTS": env.int("RETRY_MAX_ATTEMPTS", default=8),
+    # Longest Retry-After we honour before treating it as the cap.
+    "RETRY_AFTER_MAX_SECONDS": env.int("RETRY_AFTER_MAX_SECONDS", default=6 * 3600),
+    # Bytes of request/response body kept on an ApiCall row.
+    "API_CALL_BODY_LIMIT": env.int("API_CALL_BODY_LIMIT", default=16 * 1024),
+    # Default outbound HTTP timeout, seconds (connect, read).
+    "HTTP_TIMEOUT": (
+        env.float("HTTP_CONNECT_TIMEOUT", default=5.0),
+        env.float("HTTP_READ_TIMEOUT", default=30.0),
+    ),
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "integrations.logging.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+    },
+}
+
+SIMPLE_HISTORY_REVERT_DISABLED = False

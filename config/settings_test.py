@@ -1,0 +1,12 @@
+"""Test settings: the real settings, with the queue run inline and fast hashing."""
+
+from config.settings import *  # noqa: F403
+from config.settings import INTEGRATIONS, Q_CLUSTER
+
+# Tasks run synchronously in the test process, so "enqueue after commit" is observable
+# with django_capture_on_commit_callbacks(execute=True).
+Q_CLUSTER["sync"] = True
+INTEGRATIONS["INBOX_NUDGE_INTERVAL"] = 0
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+FIELD_ENCRYPTION_KEYS = ["p0YtP3oSe0XsmMm8ZJ-4Q1Q9hJ0C4yQwqgJ1v3FzP8s="]

@@ -1,0 +1,454 @@
+"""Operator admin: configuration with history, read-only evidence with safe actions."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from integrations.choices import JobStatus
+from integrations.exceptions import DataError
+from integrations.models import (
+    ApiCall,
+    Attempt,
+    Connection,
+    Flow,
+    FlowStep,
+    InboundEvent,
+    Integration,
+    Job,
+    LookupTable,
+    Mapping,
+    MappingField,
+)
+from integrations.services import jobs as job_services
+from integrations.services.connections import connection_test
+from integrations.services.inbox import event_replay
+
+
+def pretty_json(value) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return format_html('<pre style="white-space:pre-wrap">{}</pre>', value)
+    return format_html(
+        '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+    )
+
+
+def admin_link(obj, label=None) -> str:
+    if obj is None:
+        return "-"
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label or str(obj))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence is never added, edited or deleted by hand; actions call services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- connections ---------------------------------------------------------------------
+def _parse_credentials(text: str) -> dict[str, str]:
+    result = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise forms.ValidationError(f"line {number}: expected KEY=VALUE")
+        result[key.strip()] = value.strip()
+    return result
+
+
+class ConnectionForm(forms.ModelForm):
+    """Secrets are write-only: the form never renders a stored value."""
+
+    base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text=Connection._meta.get_field("base_url").help_text,
+    )
+    new_credentials = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="KEY=VALUE per line. Listed keys are set or replaced; a key with an empty "
+        "value is removed; other stored keys are kept. Values are never shown again.",
+    )
+    add_webhook_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Adds a webhook secret; old ones stay valid until retired below.",
+    )
+    retire_webhook_secrets = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Secrets to stop accepting (shown by fingerprint).",
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "name",
+            "kind",
+            "environment",
+            "base_url",
+            "rate_limit_per_second",
+            "enabled",
+            "settings",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from integrations.crypto import fingerprint
+
+        secrets = self.instance.secret_list() if self.instance.pk else []
+        self.fields["retire_webhook_secrets"].choices = [
+            (fingerprint(s), f"•••{fingerprint(s)}") for s in secrets
+        ]
+
+    def clean_new_credentials(self):
+        return _parse_credentials(self.cleaned_data.get("new_credentials") or "")
+
+    def save(self, commit=True):
+        from integrations.crypto import fingerprint
+
+        connection = super().save(commit=False)
+        changes = self.cleaned_data.get("new_credentials") or {}
+        if changes:
+            credentials = dict(connection.credentials.reveal() or {})
+            for key, value in changes.items():
+                if value:
+                    credentials[key] = value
+                else:
+                    credentials.pop(key, None)
+            connection.credentials = credentials
+        retire = set(self.cleaned_data.get("retire_webhook_secrets") or [])
+        secrets = [s for s in connection.secret_list() if fingerprint(s) not in retire]
+        if new := (self.cleaned_data.get("add_webhook_secret") or "").strip():
+            secrets.append(new)
+        connection.webhook_secrets = secrets
+        if commit:
+            connection.save()
+        return connection
+
+
+@admin.register(Connection)
+class ConnectionAdmin(SimpleHistoryAdmin):
+    form = ConnectionForm
+    list_display = ("name", "kind", "environment", "enabled", "base_url", "updated_at")
+    list_filter = ("kind", "environment", "enabled")
+    search_fields = ("name", "base_url")
+    readonly_fields = ("webhook_url", "stored_credentials", "stored_webhook_secrets", "url_token")
+    history_list_display = ("enabled", "environment", "base_url")
+    actions = ["test_connections"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "environment", "base_url", "enabled", "settings")}),
+        ("Limits", {"fields": ("rate_limit_per_second",)}),
+        (
+            "Secrets (encrypted at rest, write-only)",
+            {
+                "fields": (
+                    "stored_credentials",
+                    "new_credentials",
+                    "stored_webhook_secrets",
+                    "add_webhook_secret",
+                    "retire_webhook_secrets",
+                )
+            },
+        ),
+        ("Webhook endpoint", {"fields": ("webhook_url", "url_token")}),
+    )
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, obj):
+        return obj.webhook_path if obj.pk else "(saved connections get a URL)"
+
+    @admin.display(description="Stored credentials")
+    def stored_credentials(self, obj):
+        return obj.credentials.describe() if obj.pk else "-"
+
+    @admin.display(description="Active webhook secrets")
+    def stored_webhook_secrets(self, obj):
+        return obj.webhook_secrets.describe() if obj.pk else "-"
+
+    @admin.action(description="Test connection (one authenticated call)")
+    def test_connections(self, request, queryset):
+        for connection in queryset:
+            result = connection_test(connection=connection)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{connection.name}: {result.message}", level)
+
+
+@admin.register(Integration)
+class IntegrationAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "znode", "stripe", "erp", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+
+
+# --- flows and mappings ---------------------------------------------------------------
+class FlowStepInline(admin.TabularInline):
+    model = FlowStep
+    extra = 0
+    fields = ("position", "name", "action", "mapping")
+
+
+class CustomizedOnSaveMixin:
+    """An operator's save marks the row customized so upgrades leave it alone."""
+
+    def save_model(self, request, obj, form, change):
+        obj.customized = True
+        obj._change_reason = form.cleaned_data.get("change_reason") or "edited in admin"
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Flow)
+class FlowAdmin(CustomizedOnSaveMixin, SimpleHistoryAdmin):
+    list_display = ("key", "name", "trigger_source", "trigger_event", "enabled", "customized")
+    list_filter = ("trigger_source", "enabled", "customized")
+    search_fields = ("key", "name", "trigger_event")
+    readonly_fields = ("shipped_version", "customized")
+    inlines = [FlowStepInline]
+    history_list_display = ("enabled", "trigger_event")
+
+
+class MappingFieldInline(admin.TabularInline):
+    model = MappingField
+    extra = 0
+    fields = ("position", "target", "source", "transform", "default", "required")
+
+
+@admin.register(Mapping)
+class MappingAdmin(CustomizedOnSaveMixin, SimpleHistoryAdmin):
+    list_display = ("key", "description", "customized")
+    search_fields = ("key", "description")
+    readonly_fields = ("customized",)
+    inlines = [MappingFieldInline]
+
+
+@admin.register(LookupTable)
+class LookupTableAdmin(SimpleHistoryAdmin):
+    list_display = ("key", "description")
+    search_fields = ("key",)
+
+
+# --- evidence: events, jobs, attempts, API calls ---------------------------------------
+class JobInline(admin.TabularInline):
+    model = Job
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("flow", "integration", "status", "attempts", "next_attempt_at", "last_error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "received_at",
+        "connection",
+        "event_type",
+        "external_id",
+        "reference",
+        "status",
+        "deliveries",
+    )
+    list_filter = ("status", "connection", "source", "event_type", "received_at")
+    search_fields = ("=external_id", "=reference", "=object_id")
+    date_hierarchy = "received_at"
+    list_select_related = ("connection",)
+    inlines = [JobInline]
+    actions = ["replay_events", "retry_failed_jobs"]
+    exclude = ("body", "headers")
+    readonly_fields = ("pretty_body", "pretty_headers", "replay_of_link")
+
+    def get_queryset(self, request):
+        # Bodies can be large; the list never shows them.
+        qs = super().get_queryset(request)
+        return qs if request.resolver_match.url_name.endswith("change") else qs.defer("body")
+
+    @admin.display(description="Body")
+    def pretty_body(self, obj):
+        return pretty_json(obj.body)
+
+    @admin.display(description="Headers (secrets redacted)")
+    def pretty_headers(self, obj):
+        return pretty_json(obj.headers)
+
+    @admin.display(description="Replay of")
+    def replay_of_link(self, obj):
+        return admin_link(obj.replay_of)
+
+    @admin.action(description="Replay event (runs its flows again as a new event)")
+    def replay_events(self, request, queryset):
+        for event in queryset:
+            replay = event_replay(event=event, operator=request.user)
+            self.message_user(request, f"{event}: replayed as event {replay.pk}")
+
+    @admin.action(description="Retry the event's failed jobs")
+    def retry_failed_jobs(self, request, queryset):
+        count = 0
+        for job in Job.objects.filter(
+            event__in=queryset, status__in=[JobStatus.QUARANTINED, JobStatus.RETRYING]
+        ):
+            job_services.job_requeue(job=job, operator=request.user, note="via event")
+            count += 1
+        self.message_user(request, f"{count} job(s) queued for retry")
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        "number",
+        "outcome",
+        "step",
+        "started_at",
+        "duration_ms",
+        "error_class",
+        "error_message",
+        "operator",
+        "note",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ApiCallInline(admin.TabularInline):
+    model = ApiCall
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("created_at", "connection", "method", "url", "status_code", "duration_ms", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RunJobActions:
+    def _apply(self, request, queryset, service, verb):
+        done, refused = 0, []
+        for job in queryset:
+            try:
+                service(job=job, operator=request.user, note=f"via admin by {request.user}")
+                done += 1
+            except DataError as exc:
+                refused.append(f"job {job.pk}: {exc.message}")
+        if done:
+            self.message_user(request, f"{done} job(s) {verb}")
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+
+@admin.register(Job)
+class JobAdmin(RunJobActions, ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "flow",
+        "reference",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+    )
+    list_filter = ("status", "flow", "integration", "event__connection", "created_at")
+    search_fields = ("=reference", "=event__external_id", "=event__object_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("flow",)
+    inlines = [AttemptInline, ApiCallInline]
+    actions = ["retry_jobs", "quarantine_jobs", "discard_jobs"]
+    exclude = ("context", "step_outputs")
+    readonly_fields = ("event_link", "pretty_context", "pretty_step_outputs")
+
+    @admin.display(description="Error")
+    def short_error(self, obj):
+        return (obj.last_error or "")[:120]
+
+    @admin.display(description="Event")
+    def event_link(self, obj):
+        return admin_link(obj.event)
+
+    @admin.display(description="Context (input of the mappings)")
+    def pretty_context(self, obj):
+        return pretty_json(obj.context)
+
+    @admin.display(description="Outputs of finished steps")
+    def pretty_step_outputs(self, obj):
+        return pretty_json(obj.step_outputs)
+
+    @admin.action(description="Retry (resumes at the first unfinished step)")
+    def retry_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_requeue, "queued for retry")
+
+    @admin.action(description="Quarantine (stop retrying)")
+    def quarantine_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_quarantine, "quarantined")
+
+    @admin.action(description="Discard (give up; evidence is kept)")
+    def discard_jobs(self, request, queryset):
+        self._apply(request, queryset, job_services.job_discard, "discarded")
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyAdmin):
+    list_display = ("job", "number", "outcome", "step", "started_at", "duration_ms", "error_class")
+    list_filter = ("outcome", "started_at")
+    search_fields = ("=job__reference", "error_message")
+    list_select_related = ("job",)
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "connection",
+        "operation",
+        "method",
+        "url",
+        "status_code",
+        "duration_ms",
+        "reference",
+    )
+    list_filter = ("connection", "method", "status_code", "created_at")
+    search_fields = ("=reference", "=idempotency_key", "url")
+    date_hierarchy = "created_at"
+    list_select_related = ("connection",)
+    exclude = ("request_headers", "request_body", "response_body")
+    readonly_fields = ("pretty_request_headers", "pretty_request_body", "pretty_response_body")
+
+    @admin.display(description="Request headers (redacted)")
+    def pretty_request_headers(self, obj):
+        return pretty_json(obj.request_headers)
+
+    @admin.display(description="Request body (redacted)")
+    def pretty_request_body(self, obj):
+        return pretty_json(obj.request_body)
+
+    @admin.display(description="Response body (redacted)")
+    def pretty_response_body(self, obj):
+        return pretty_json(obj.response_body)

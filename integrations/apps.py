@@ -1,0 +1,38 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate, post_save
+
+
+class IntegrationsConfig(AppConfig):
+    name = "integrations"
+    verbose_name = "Integration engine"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from integrations import (
+            checks,  # noqa: F401  (registers system checks)
+            mapping,  # noqa: F401  (registers built-in transforms)
+        )
+        from integrations.connectors import registry
+        from integrations.models import Connection
+        from integrations.views import forget_connection
+
+        registry.load()
+        # Cache invalidation is the one thing signals are used for.
+        post_save.connect(forget_connection, sender=Connection, dispatch_uid="forget-connection")
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="ensure-schedules")
+
+
+def ensure_schedules(**kwargs) -> None:
+    """Install (or fix) the django-q2 schedule of the sweeper."""
+    from django.conf import settings
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name="integrations.sweeper",
+        defaults={
+            "func": "integrations.tasks.run_sweeper",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.INTEGRATIONS["SWEEP_EVERY_MINUTES"],
+            "repeats": -1,
+        },
+    )

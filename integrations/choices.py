@@ -1,0 +1,53 @@
+from django.db import models
+
+
+class ConnectionKind(models.TextChoices):
+    ZNODE = "znode", "Znode"
+    STRIPE = "stripe", "Stripe"
+    ERP = "erp", "ERP"
+
+
+class Environment(models.TextChoices):
+    DEV = "dev", "Dev"
+    QA = "qa", "QA"
+    PROD = "prod", "Prod"
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+    IGNORED = "ignored", "Ignored"
+
+
+class EventSource(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    POLL = "poll", "Poller"
+    REPLAY = "replay", "Operator replay"
+    SCHEDULE = "schedule", "Schedule"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Waiting to retry"
+    SUCCEEDED = "succeeded", "Succeeded"
+    QUARANTINED = "quarantined", "Quarantined"
+    DISCARDED = "discarded", "Discarded"
+
+
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    RETRY = "retry", "Failed, will retry"
+    QUARANTINED = "quarantined", "Failed, quarantined"
+    LEASE_EXPIRED = "lease_expired", "Abandoned (worker lost)"
+    OPERATOR = "operator", "Operator action"
+
+
+class TriggerSource(models.TextChoices):
+    ZNODE = "znode", "Znode event"
+    STRIPE = "stripe", "Stripe event"
+    ERP = "erp", "ERP event"
+    SCHEDULE = "schedule", "Schedule"

@@ -1,0 +1,18 @@
+"""Znode event vocabulary.
+
+Znode 10 webhook consumers send ``EventModule`` + ``EventName``; the 9.x poller emits
+the same normalized types, so flows do not care where an event came from.
+"""
+
+MODULES = ("order", "user", "address", "portal", "product", "return")
+NAMES = ("created", "updated", "deleted")
+
+ORDER_CREATED = "order.created"
+ORDER_UPDATED = "order.updated"
+
+SUPPORTED_EVENTS = frozenset(
+    f"{m}.{n}" for m in ("order", "user", "address", "return") for n in NAMES
+)
+
+AUTHORIZATION_META = "HTTP_AUTHORIZATION"
+SIGNATURE_META = "HTTP_X_ZNODE_SIGNATURE"

@@ -1,0 +1,172 @@
+"""Outbound HTTP with timeouts, error mapping and an ApiCall row for every request.
+
+Connector clients call :func:`http_request` (plain REST) or wrap SDK calls in
+:func:`record_api_call`; nothing else in the code base speaks HTTP to a system.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+from django.conf import settings
+
+from integrations import exceptions as exc
+from integrations.context import current_run
+from integrations.redaction import redact_body, redact_headers, redact_text
+
+if TYPE_CHECKING:
+    from integrations.models import ApiCall, Connection
+
+_session = requests.Session()
+
+
+@dataclass
+class CallRecord:
+    """Mutable record filled in while a call runs, saved as an ApiCall at the end."""
+
+    connection: Connection | None
+    method: str
+    url: str
+    operation: str = ""
+    idempotency_key: str = ""
+    request_headers: Mapping[str, Any] = field(default_factory=dict)
+    request_body: str | bytes | None = None
+    status_code: int | None = None
+    response_body: str | bytes | None = None
+    error: str = ""
+    saved: ApiCall | None = None
+
+
+@contextmanager
+def record_api_call(
+    *,
+    connection: Connection | None,
+    method: str,
+    url: str,
+    operation: str = "",
+    idempotency_key: str = "",
+    request_headers: Mapping[str, Any] | None = None,
+    request_body: str | bytes | None = None,
+) -> Iterator[CallRecord]:
+    """Time a call and store it (redacted) whatever the outcome."""
+    from integrations.models import ApiCall
+
+    record = CallRecord(
+        connection=connection,
+        method=method.upper(),
+        url=url,
+        operation=operation,
+        idempotency_key=idempotency_key,
+        request_headers=request_headers or {},
+        request_body=request_body,
+    )
+    started = time.perf_counter()
+    try:
+        yield record
+    except BaseException as error:
+        record.error = record.error or f"{type(error).__name__}: {redact_text(str(error))}"
+        raise
+    finally:
+        limit = settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]
+        run = current_run.get()
+        record.saved = ApiCall.objects.create(
+            connection=connection,
+            job_id=run.job_id,
+            attempt_id=run.attempt_id,
+            method=record.method,
+            url=redact_text(record.url)[:2000],
+            operation=record.operation,
+            idempotency_key=record.idempotency_key,
+            request_headers=redact_headers(dict(record.request_headers)),
+            request_body=redact_body(record.request_body, limit),
+            status_code=record.status_code,
+            response_body=redact_body(record.response_body, limit),
+            error=record.error[:4000],
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            reference=run.reference[:255],
+        )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def error_for_status(
+    status: int, message: str, retry_after: float | None = None
+) -> exc.IntegrationError:
+    """Map an HTTP status onto the taxonomy (see DESIGN.md, "Errors")."""
+    if status == 429:
+        return exc.RateLimited(message, retry_after=retry_after)
+    if status == 409:
+        return exc.ConflictRetry(message, retry_after=retry_after)
+    if status in (408,) or status >= 500:
+        return exc.ConnectorUnavailable(message, retry_after=retry_after)
+    if status in (401, 403):
+        return exc.Unauthorized(message)
+    if status == 404:
+        return exc.NotFound(message)
+    return exc.BadRequest(message)
+
+
+def http_request(
+    connection: Connection | None,
+    method: str,
+    url: str,
+    *,
+    operation: str = "",
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+    data: Any = None,
+    idempotency_key: str = "",
+    timeout: tuple[float, float] | float | None = None,
+    raise_for_status: bool = True,
+) -> requests.Response:
+    """Send one request, record it, and raise a taxonomy error on failure."""
+    timeout = timeout or settings.INTEGRATIONS["HTTP_TIMEOUT"]
+    request = requests.Request(
+        method.upper(), url, headers=dict(headers or {}), params=params, json=json, data=data
+    ).prepare()
+    if idempotency_key:
+        request.headers["Idempotency-Key"] = idempotency_key
+    with record_api_call(
+        connection=connection,
+        method=method,
+        url=request.url or url,
+        operation=operation,
+        idempotency_key=idempotency_key,
+        request_headers=request.headers,
+        request_body=request.body,
+    ) as record:
+        try:
+            response = _session.send(request, timeout=timeout)
+        except requests.Timeout as error:
+            raise exc.ConnectorTimeout(f"{operation or url}: timed out") from error
+        except requests.RequestException as error:
+            raise exc.ConnectorUnavailable(f"{operation or url}: {type(error).__name__}") from error
+        record.status_code = response.status_code
+        record.response_body = response.content
+        if raise_for_status and response.status_code >= 400:
+            message = f"{operation or url}: HTTP {response.status_code} {response.text[:300]}"
+            raise error_for_status(
+                response.status_code,
+                redact_text(message),
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        return response

@@ -1,0 +1,31 @@
+"""One command for the whole platform: the web app and the django-q2 worker."""
+
+import signal
+import subprocess
+import sys
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the admin and webhooks, with the django-q2 worker cluster beside it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument("--no-worker", action="store_true", help="Web only.")
+
+    def handle(self, *args, addrport, no_worker, **options):
+        worker = None
+        if not no_worker:
+            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
+            self.stdout.write(f"worker started (pid {worker.pid})")
+        try:
+            call_command("runserver", addrport, use_reloader=False)
+        finally:
+            if worker and worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()

@@ -1,0 +1,455 @@
+"""The engine's tables: connections, the inbox, flows, jobs, attempts and API calls."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from integrations.choices import (
+    AttemptOutcome,
+    ConnectionKind,
+    Environment,
+    EventSource,
+    EventStatus,
+    JobStatus,
+    TriggerSource,
+)
+from integrations.fields import EncryptedJSONField
+
+
+def new_url_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# --- configuration (edited by people, history-tracked) --------------------------------
+class Connection(models.Model):
+    """One configured external system: a Znode store, a Stripe account or an ERP."""
+
+    name = models.SlugField(
+        max_length=80, unique=True, help_text="Short unique name, e.g. 'stripe-live'."
+    )
+    kind = models.CharField(
+        max_length=20, choices=ConnectionKind.choices, help_text="Which connector speaks to it."
+    )
+    environment = models.CharField(
+        max_length=10,
+        choices=Environment.choices,
+        default=Environment.DEV,
+        help_text="Deployment stage this connection belongs to.",
+    )
+    base_url = models.URLField(
+        blank=True, help_text="API root, e.g. https://api.example-store.com (blank: default)."
+    )
+    credentials = EncryptedJSONField(
+        default=dict,
+        blank=True,
+        help_text="Encrypted at rest; keys depend on the kind (api_key, domain_name, ...).",
+    )
+    webhook_secrets = EncryptedJSONField(
+        default=list,
+        blank=True,
+        help_text="Encrypted at rest. Every listed secret is accepted, so a new one can be "
+        "added before the old one is retired.",
+    )
+    url_token = models.CharField(
+        max_length=64,
+        unique=True,
+        default=new_url_token,
+        editable=False,
+        help_text="Random part of this connection's webhook URL.",
+    )
+    rate_limit_per_second = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=5,
+        help_text="Outbound requests per second allowed to this system (shared by workers).",
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="Disabled connections refuse webhooks (503) and outbound calls."
+    )
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Non-secret options for the connector (store domain, API version, ...).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}, {self.get_environment_display()})"
+
+    @property
+    def webhook_path(self) -> str:
+        return f"/webhooks/{self.kind}/{self.url_token}/"
+
+    def secret_list(self) -> list[str]:
+        return [s for s in (self.webhook_secrets.reveal() or []) if s]
+
+    def credential(self, key: str, default: str | None = None) -> str | None:
+        return self.credentials.reveal().get(key, default)
+
+
+class Integration(models.Model):
+    """Connections that work together: one Znode store, one Stripe account, an ERP."""
+
+    name = models.SlugField(max_length=80, unique=True, help_text="Short unique name.")
+    znode = models.ForeignKey(
+        Connection,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"kind": ConnectionKind.ZNODE},
+        help_text="The Znode store.",
+    )
+    stripe = models.ForeignKey(
+        Connection,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"kind": ConnectionKind.STRIPE},
+        help_text="The Stripe account.",
+    )
+    erp = models.ForeignKey(
+        Connection,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        limit_choices_to={"kind": ConnectionKind.ERP},
+        help_text="The ERP that receives journal entries (optional).",
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled integrations run no flows.")
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="Options the flows read (collection mode, ...)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def connection_ids(self) -> list[int]:
+        return [i for i in (self.znode_id, self.stripe_id, self.erp_id) if i]
+
+
+class Mapping(models.Model):
+    """Named set of field rules that builds an action's input from a context document."""
+
+    key = models.SlugField(max_length=120, unique=True, help_text="Unique key, e.g. 'order-to-pi'.")
+    description = models.TextField(blank=True, help_text="What the mapping produces, for whom.")
+    customized = models.BooleanField(
+        default=False,
+        help_text="Set when an operator edits the mapping; upgrades then never overwrite it.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MappingField(models.Model):
+    """target ← source expression → transform, with default and required flag."""
+
+    mapping = models.ForeignKey(Mapping, on_delete=models.CASCADE, related_name="fields")
+    position = models.PositiveIntegerField(default=0, help_text="Evaluation order.")
+    target = models.CharField(
+        max_length=200, help_text="Input field of the action; dots build nested objects."
+    )
+    source = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="JMESPath over the context {event, steps, integration}; blank: use default.",
+    )
+    transform = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Registered transform, optionally with an argument: 'lower', 'lookup:table'.",
+    )
+    default = models.JSONField(
+        null=True, blank=True, help_text="Value used when the source yields nothing."
+    )
+    required = models.BooleanField(
+        default=False, help_text="Fail the step (quarantine) when no value results."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["mapping", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mapping", "target"], name="mappingfield_unique_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} ← {self.source or '(default)'}"
+
+
+class LookupTable(models.Model):
+    """Operator-editable translation table used by the ``lookup:<key>`` transform."""
+
+    key = models.SlugField(max_length=120, unique=True, help_text="Referenced as lookup:<key>.")
+    description = models.TextField(blank=True)
+    entries = models.JSONField(default=dict, help_text="Source value → target value.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Flow(models.Model):
+    """What runs when an event arrives: a trigger and an ordered list of steps."""
+
+    key = models.SlugField(max_length=120, unique=True, help_text="Unique key of the flow.")
+    name = models.CharField(max_length=200, help_text="Human name shown to operators.")
+    description = models.TextField(blank=True)
+    trigger_source = models.CharField(
+        max_length=20,
+        choices=TriggerSource.choices,
+        help_text="Which kind of connection's events start this flow.",
+    )
+    trigger_event = models.CharField(
+        max_length=200,
+        help_text="Event type, or a pattern with * (e.g. 'payment_intent.*').",
+    )
+    condition = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Optional JMESPath over the context; the flow runs only when it is truthy.",
+    )
+    enabled = models.BooleanField(default=True)
+    max_attempts = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Attempts before quarantine (blank: platform default)."
+    )
+    retry_base_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="First retry delay; doubles per attempt (blank: default)."
+    )
+    retry_max_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Longest retry delay (blank: platform default)."
+    )
+    shipped_version = models.PositiveIntegerField(
+        default=0, help_text="Version of the shipped default this row was last upgraded to."
+    )
+    customized = models.BooleanField(
+        default=False,
+        help_text="Set when an operator edits the flow; upgrades then never overwrite it.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FlowStep(models.Model):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField(help_text="Run order within the flow.")
+    name = models.SlugField(
+        max_length=80, help_text="Name of the step; later steps read its output as steps.<name>."
+    )
+    action = models.CharField(max_length=200, help_text="Registered action key.")
+    mapping = models.ForeignKey(
+        Mapping,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text="Builds the action's input; blank passes no input beyond the context.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["flow", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "position"], name="flowstep_unique_position"),
+            models.UniqueConstraint(fields=["flow", "name"], name="flowstep_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.key}#{self.position} {self.name} ({self.action})"
+
+
+# --- runtime evidence (append-mostly, no history; attempts are the audit log) -------
+class InboundEvent(models.Model):
+    """The inbox: one verified webhook or polled change, kept as it arrived."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="events")
+    external_id = models.CharField(
+        max_length=255, help_text="The sender's event id (evt_…, Znode EventId, poll key)."
+    )
+    event_type = models.CharField(max_length=120, db_index=True)
+    source = models.CharField(
+        max_length=10, choices=EventSource.choices, default=EventSource.WEBHOOK
+    )
+    status = models.CharField(
+        max_length=12, choices=EventStatus.choices, default=EventStatus.RECEIVED
+    )
+    status_reason = models.CharField(max_length=500, blank=True)
+    object_id = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="Id of the object the event is about."
+    )
+    reference = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Business reference found in the event (order number), for search.",
+    )
+    headers = models.JSONField(default=dict, help_text="Request headers, secrets redacted.")
+    body = models.TextField(help_text="Raw body exactly as received (the signed bytes).")
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(
+        default=1, help_text="How many times the sender delivered this event."
+    )
+    replay_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replays",
+        help_text="The event an operator replayed to create this one.",
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "external_id"], name="inboundevent_unique_external_id"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "received_at"],
+                name="inbox_received_idx",
+                condition=Q(status="received"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.external_id}"
+
+
+class Job(models.Model):
+    """One run of one flow for one event (or schedule tick)."""
+
+    event = models.ForeignKey(
+        InboundEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="jobs")
+    integration = models.ForeignKey(
+        Integration, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+    )
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(help_text="Attempts before quarantine.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=100, blank=True)
+    context = models.JSONField(
+        default=dict, help_text="Input document the mappings read (event payload, integration)."
+    )
+    step_outputs = models.JSONField(
+        default=dict, help_text="Outputs of the steps that succeeded, by step name."
+    )
+    reference = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="Business reference (order number)."
+    )
+    last_error = models.TextField(blank=True)
+    last_error_code = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "flow", "integration"],
+                name="job_unique_event_flow_integration",
+                condition=Q(event__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="job_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="job_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} {self.flow.key}"
+
+
+class Attempt(models.Model):
+    """One try of a job, or one operator action on it. Never deleted."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField(help_text="1 for the first try; 0 for operator actions.")
+    outcome = models.CharField(
+        max_length=15, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING
+    )
+    worker = models.CharField(max_length=100, blank=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    note = models.TextField(blank=True, help_text="Operator reason, or what the attempt did.")
+    step = models.CharField(max_length=80, blank=True, help_text="Step running when it ended.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of job {self.job_id}: {self.outcome}"
+
+
+class ApiCall(models.Model):
+    """One outbound request to an external system, bodies redacted and truncated."""
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, null=True, related_name="api_calls"
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
+    method = models.CharField(max_length=10)
+    url = models.CharField(max_length=2000)
+    operation = models.CharField(max_length=120, blank=True, help_text="Connector operation name.")
+    idempotency_key = models.CharField(max_length=255, blank=True, db_index=True)
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    reference = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.status_code or self.error[:40]}"

@@ -1,0 +1,89 @@
+"""Keep secrets out of stored headers, bodies and logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "token",
+        "znode-privatekey",
+        "x-znode-signature",
+    }
+)
+
+_SENSITIVE_KEY = re.compile(
+    r"(secret|password|passwd|token|api_?key|authorization|client_secret|cvc|card_?number|"
+    r"private_?key)",
+    re.IGNORECASE,
+)
+
+# Values that look like credentials wherever they appear in free text.
+SECRET_PATTERNS = re.compile(
+    r"(?P<stripe>\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{4,})"
+    r"|(?P<whsec>\bwhsec_[A-Za-z0-9+/=]{4,})"
+    r"|(?P<pi_secret>\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+)"
+    r"|(?P<auth>\b(?:Basic|Bearer)\s+[A-Za-z0-9._~+/=-]{6,})"
+)
+
+
+def redact_text(text: str) -> str:
+    return SECRET_PATTERNS.sub(REDACTED, text)
+
+
+def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (
+            REDACTED
+            if k.lower().replace("_", "-").removeprefix("http-") in SENSITIVE_HEADERS
+            else v
+        )
+        for k, v in headers.items()
+    }
+
+
+def redact_data(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else redact_data(v))
+            for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [redact_data(v) for v in data]
+    if isinstance(data, str):
+        return redact_text(data)
+    return data
+
+
+def redact_body(body: str | bytes | None, limit: int) -> str:
+    """Redact a request/response body (JSON-aware) and cut it to ``limit`` characters."""
+    if not body:
+        return ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    try:
+        text = json.dumps(redact_data(json.loads(body)), ensure_ascii=False)
+    except ValueError:
+        # form-encoded (Stripe) or plain text
+        text = redact_text(_redact_form(body))
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
+
+
+def _redact_form(body: str) -> str:
+    if "=" not in body or " " in body.strip():
+        return body
+    parts = []
+    for pair in body.split("&"):
+        key, sep, _value = pair.partition("=")
+        parts.append(f"{key}{sep}{REDACTED}" if sep and _SENSITIVE_KEY.search(key) else pair)
+    return "&".join(parts)

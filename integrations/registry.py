@@ -1,0 +1,106 @@
+"""Registries of actions and transforms that domain apps fill in at import time.
+
+An action is a plain function with keyword-only, typed parameters, one of which is
+``ctx`` (an :class:`~integrations.runtime.ActionContext`). It returns a JSON-able
+dict that later steps read as ``steps.<step name>``. Every external write it makes
+must carry a deterministic idempotency key (``ctx.idempotency_key(...)``).
+
+    @action("payments.create_payment_intent", description="...")
+    def create_payment_intent(*, ctx: ActionContext, order_number: str, amount: str) -> dict:
+        ...
+
+A transform turns one mapped value into another. It receives the value, the
+argument written after ``:`` in the mapping row, and the whole context document.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from integrations.exceptions import ActionNotRegistered, MappingError
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    key: str
+    func: Callable[..., dict[str, Any] | None]
+    description: str
+    params: tuple[str, ...]
+    required: tuple[str, ...]
+
+    def call(self, ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(inputs) - set(self.params))
+        if unknown:
+            raise MappingError(f"action {self.key} has no input(s) {', '.join(unknown)}")
+        missing = sorted(set(self.required) - set(inputs))
+        if missing:
+            raise MappingError(f"action {self.key} needs input(s) {', '.join(missing)}")
+        result = self.func(ctx=ctx, **inputs)
+        return result if result is not None else {}
+
+
+_actions: dict[str, ActionSpec] = {}
+_transforms: dict[str, Callable[..., Any]] = {}
+
+
+def action(key: str, *, description: str = "") -> Callable:
+    def register(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        params, required = [], []
+        for name, param in signature.parameters.items():
+            if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+                raise TypeError(f"action {key}: parameter {name} must be keyword-only")
+            if name == "ctx":
+                continue
+            params.append(name)
+            if param.default is inspect.Parameter.empty:
+                required.append(name)
+        if "ctx" not in signature.parameters:
+            raise TypeError(f"action {key} must accept the keyword-only parameter 'ctx'")
+        if key in _actions and _actions[key].func is not func:
+            raise ValueError(f"action {key} is registered twice")
+        _actions[key] = ActionSpec(
+            key=key,
+            func=func,
+            description=description or (inspect.getdoc(func) or "").split("\n")[0],
+            params=tuple(params),
+            required=tuple(required),
+        )
+        return func
+
+    return register
+
+
+def get_action(key: str) -> ActionSpec:
+    try:
+        return _actions[key]
+    except KeyError:
+        raise ActionNotRegistered(f"no action is registered under {key!r}") from None
+
+
+def all_actions() -> dict[str, ActionSpec]:
+    return dict(_actions)
+
+
+def transform(name: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        if name in _transforms and _transforms[name] is not func:
+            raise ValueError(f"transform {name} is registered twice")
+        _transforms[name] = func
+        return func
+
+    return register
+
+
+def get_transform(name: str) -> Callable[..., Any]:
+    try:
+        return _transforms[name]
+    except KeyError:
+        raise MappingError(f"no transform is registered under {name!r}") from None
+
+
+def all_transforms() -> dict[str, Callable[..., Any]]:
+    return dict(_transforms)

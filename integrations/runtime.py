@@ -1,0 +1,51 @@
+"""What an action receives: the job it runs for and helpers to reach the other systems."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from integrations.exceptions import ConnectorConfigurationError
+
+if TYPE_CHECKING:
+    from integrations.models import Attempt, Connection, FlowStep, InboundEvent, Integration, Job
+
+
+def make_idempotency_key(*parts: object) -> str:
+    """Deterministic key from business identifiers, within Stripe's 255 characters."""
+    key = ":".join(str(p) for p in parts if p not in (None, ""))
+    if len(key) <= 255:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[:190]}:{digest}"
+
+
+@dataclass
+class ActionContext:
+    job: Job
+    step: FlowStep
+    attempt: Attempt
+    document: dict[str, Any]
+
+    @property
+    def event(self) -> InboundEvent | None:
+        return self.job.event
+
+    @property
+    def integration(self) -> Integration | None:
+        return self.job.integration
+
+    def connection(self, kind: str) -> Connection:
+        integration = self.integration
+        connection = getattr(integration, kind, None) if integration else None
+        if connection is None:
+            raise ConnectorConfigurationError(
+                f"job {self.job.pk}: the integration has no {kind} connection"
+            )
+        if not connection.enabled:
+            raise ConnectorConfigurationError(f"connection {connection.name} is disabled")
+        return connection
+
+    def idempotency_key(self, *parts: object) -> str:
+        return make_idempotency_key(*parts)

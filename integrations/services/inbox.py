@@ -1,0 +1,309 @@
+"""The inbox: store verified events once, then route them to flows as jobs.
+
+Intake does one INSERT per event and nothing else on the hot path: the inbox row is
+itself the queue entry. A debounced "drain" task (sent after commit) and the sweeper
+turn received rows into jobs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations import mapping
+from integrations.choices import EventSource, EventStatus, JobStatus
+from integrations.connectors import registry as connectors
+from integrations.connectors.base import ParsedEvent
+from integrations.exceptions import IntegrationError, WebhookPayloadError
+from integrations.models import Connection, Flow, InboundEvent, Integration, Job
+
+logger = logging.getLogger("integrations.inbox")
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    event_id: int
+    status: str
+    created: bool
+    requeued: bool = False
+
+
+def inbox_event_receive(
+    *,
+    connection_obj: Connection,
+    parsed: ParsedEvent,
+    body: bytes | str,
+    headers: dict[str, Any],
+    remote_addr: str | None = None,
+    source: str = EventSource.WEBHOOK,
+) -> InboxResult:
+    """Store one verified event, exactly once per (connection, external id).
+
+    A repeated delivery of a processed (or in-flight) event changes nothing but the
+    delivery counter; a repeated delivery of a failed event re-runs its failed jobs.
+    """
+    connector = connectors.get(connection_obj.kind)
+    known = connector.is_known_event(parsed.event_type)
+    status = EventStatus.RECEIVED if known else EventStatus.IGNORED
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    # A single autocommitted INSERT; only inside an outer transaction (tests, callers
+    # that batch) is a savepoint needed so a duplicate does not poison it.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            event = InboundEvent.objects.create(
+                connection=connection_obj,
+                external_id=parsed.external_id,
+                event_type=parsed.event_type[:120],
+                source=source,
+                status=status,
+                status_reason="" if known else f"{parsed.event_type} is not an event we handle",
+                object_id=parsed.object_id,
+                reference=parsed.reference,
+                headers=headers,
+                body=text,
+                remote_addr=remote_addr,
+                occurred_at=parsed.occurred_at,
+            )
+    except IntegrityError:
+        return _redelivered(connection_obj, parsed)
+    if known:
+        transaction.on_commit(inbox_nudge)
+    return InboxResult(event_id=event.pk, status=status, created=True)
+
+
+def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult:
+    event = InboundEvent.objects.get(connection=connection_obj, external_id=parsed.external_id)
+    InboundEvent.objects.filter(pk=event.pk).update(deliveries=F("deliveries") + 1)
+    requeued = False
+    if event.status == EventStatus.FAILED:
+        from integrations.services.jobs import job_requeue
+
+        with transaction.atomic():
+            failed = list(
+                Job.objects.select_for_update().filter(event=event, status=JobStatus.QUARANTINED)
+            )
+            for job in failed:
+                job_requeue(job=job, note="the sender delivered the event again")
+            requeued = bool(failed)
+            if requeued:
+                InboundEvent.objects.filter(pk=event.pk).update(status=EventStatus.PROCESSING)
+    logger.info(
+        "integrations.inbox.duplicate event=%s status=%s requeued=%s",
+        parsed.external_id,
+        event.status,
+        requeued,
+    )
+    return InboxResult(event_id=event.pk, status=event.status, created=False, requeued=requeued)
+
+
+# --- nudging the worker ---------------------------------------------------------------
+class _Nudger:
+    """Sends at most one drain task per interval per process, plus a trailing one.
+
+    The trailing task guarantees that an event stored just after a drain was sent is
+    still picked up promptly; the sweeper is the safety net if the process dies.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last_sent = 0.0
+        self.trailing: threading.Timer | None = None
+
+    def __call__(self) -> None:
+        interval = settings.INTEGRATIONS["INBOX_NUDGE_INTERVAL"]
+        now = time.monotonic()
+        with self.lock:
+            if interval <= 0 or now - self.last_sent >= interval:
+                self.last_sent = now
+                send = True
+            else:
+                send = False
+                if self.trailing is None:
+                    self.trailing = threading.Timer(interval - (now - self.last_sent), self._trail)
+                    self.trailing.daemon = True
+                    self.trailing.start()
+        if send:
+            _send_drain()
+
+    def _trail(self) -> None:
+        with self.lock:
+            self.trailing = None
+            self.last_sent = time.monotonic()
+        _send_drain()
+
+
+def _send_drain() -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task("integrations.tasks.drain_inbox", task_name="drain inbox", group="inbox")
+    except Exception:  # the sweeper drains anyway; never fail an accepted webhook
+        logger.exception("integrations.inbox.nudge_failed")
+
+
+inbox_nudge = _Nudger()
+
+
+# --- routing events to flows ------------------------------------------------------------
+def event_document(event: InboundEvent, integration: Integration | None) -> dict[str, Any]:
+    """The context document mappings and conditions read."""
+    parsed = connectors.get(event.connection.kind).parse(event.body.encode("utf-8"))
+    return {
+        "event": {
+            "id": event.external_id,
+            "type": event.event_type,
+            "source": event.source,
+            "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+            "object_id": event.object_id,
+            "reference": event.reference,
+            "data": parsed.payload,
+        },
+        "connection": {
+            "name": event.connection.name,
+            "kind": event.connection.kind,
+            "environment": event.connection.environment,
+        },
+        "integration": (
+            {"name": integration.name, "settings": integration.settings} if integration else {}
+        ),
+    }
+
+
+def flows_matching(*, source: str, event_type: str) -> list[Flow]:
+    candidates = Flow.objects.filter(enabled=True, trigger_source=source).prefetch_related("steps")
+    return [f for f in candidates if fnmatch.fnmatchcase(event_type, f.trigger_event)]
+
+
+def event_route(event: InboundEvent) -> list[Job]:
+    """Create the jobs an event triggers; mark it ignored when nothing wants it.
+
+    Runs inside the caller's transaction, with the event row locked.
+    """
+    conn = event.connection
+    integrations = [
+        i
+        for i in Integration.objects.filter(enabled=True).select_related("znode", "stripe", "erp")
+        if conn.pk in i.connection_ids()
+    ]
+    flows = flows_matching(source=conn.kind, event_type=event.event_type)
+    jobs: list[Job] = []
+    reason = ""
+    if not integrations:
+        reason = f"connection {conn.name} belongs to no enabled integration"
+    elif not flows:
+        reason = f"no enabled flow is triggered by {conn.kind} {event.event_type}"
+    for integration in integrations:
+        try:
+            document = event_document(event, integration)
+        except (WebhookPayloadError, IntegrationError) as exc:
+            reason = f"stored body can no longer be read: {exc}"
+            break
+        for flow in flows:
+            if flow.condition and not mapping.search(flow.condition, document):
+                continue
+            job, created = Job.objects.get_or_create(
+                event=event,
+                flow=flow,
+                integration=integration,
+                defaults={
+                    "context": document,
+                    "max_attempts": _max_attempts(flow),
+                    "reference": event.reference,
+                },
+            )
+            if created:
+                jobs.append(job)
+    if jobs:
+        event.status, event.status_reason = EventStatus.PROCESSING, ""
+    elif not Job.objects.filter(event=event).exists():
+        event.status = EventStatus.IGNORED
+        event.status_reason = reason or "no flow condition matched"
+        event.processed_at = timezone.now()
+    event.save(update_fields=["status", "status_reason", "processed_at"])
+    return jobs
+
+
+def _max_attempts(flow: Flow) -> int:
+    from integrations.retry import RetryPolicy
+
+    return RetryPolicy.for_flow(flow).max_attempts
+
+
+def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
+    """Route received events to jobs in batches; returns how many were routed."""
+    from integrations.services.jobs import jobs_enqueue
+
+    routed = 0
+    while True:
+        cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+        with transaction.atomic():
+            batch = list(
+                InboundEvent.objects.select_for_update(skip_locked=True)
+                .select_related("connection")
+                .filter(status=EventStatus.RECEIVED, received_at__lte=cutoff)
+                .order_by("id")[:limit]
+            )
+            job_ids: list[int] = []
+            for event in batch:
+                job_ids.extend(job.pk for job in event_route(event))
+            transaction.on_commit(lambda ids=job_ids: jobs_enqueue(ids))
+        routed += len(batch)
+        if len(batch) < limit:
+            return routed
+
+
+def event_status_refresh(event_id: int) -> None:
+    statuses = set(Job.objects.filter(event_id=event_id).values_list("status", flat=True))
+    if not statuses:
+        return
+    active = {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING}
+    if statuses <= {JobStatus.SUCCEEDED, JobStatus.DISCARDED}:
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.PROCESSED, status_reason="", processed_at=timezone.now()
+        )
+    elif JobStatus.QUARANTINED in statuses and not statuses & active:
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.FAILED, status_reason="a job is quarantined"
+        )
+    else:
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.PROCESSING, status_reason=""
+        )
+
+
+def event_replay(*, event: InboundEvent, operator=None) -> InboundEvent:
+    """Run an event's flows again as a new inbox row that points at the original.
+
+    The original and its jobs stay untouched as evidence; business idempotency keys
+    keep a replay from doubling external writes.
+    """
+    number = event.replays.count() + 1
+    with transaction.atomic():
+        replay = InboundEvent.objects.create(
+            connection=event.connection,
+            external_id=f"{event.external_id}#replay-{number}"[:255],
+            event_type=event.event_type,
+            source=EventSource.REPLAY,
+            status=EventStatus.RECEIVED,
+            status_reason=f"replayed by {operator or 'system'}",
+            object_id=event.object_id,
+            reference=event.reference,
+            headers=event.headers,
+            body=event.body,
+            occurred_at=event.occurred_at,
+            replay_of=event,
+        )
+        transaction.on_commit(inbox_nudge)
+    logger.info("integrations.inbox.replay event=%s replay=%s", event.pk, replay.pk)
+    return replay

@@ -1,0 +1,384 @@
+"""Running jobs: claim with a row lock and a lease, run the unfinished steps, record
+every attempt, retry with backoff or quarantine. Operator actions add evidence and
+never delete it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import mapping
+from integrations.choices import AttemptOutcome, EventStatus, JobStatus
+from integrations.context import RunContext, current_run
+from integrations.exceptions import DataError, error_summary, is_retryable
+from integrations.models import Attempt, FlowStep, InboundEvent, Job
+from integrations.redaction import redact_text
+from integrations.registry import get_action
+from integrations.retry import RetryPolicy
+from integrations.runtime import ActionContext
+
+logger = logging.getLogger("integrations.jobs")
+
+ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING)
+
+
+class LeaseLost(Exception):
+    """Another worker reclaimed this job; stop without writing anything more."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def jobs_enqueue(job_ids: Iterable[int]) -> None:
+    from django_q.tasks import async_task
+
+    for job_id in job_ids:
+        try:
+            async_task(
+                "integrations.tasks.run_job", job_id, task_name=f"job {job_id}", group="jobs"
+            )
+        except Exception:  # the sweeper picks up pending jobs; never lose the commit
+            logger.exception("integrations.jobs.enqueue_failed job=%s", job_id)
+
+
+# --- claiming -------------------------------------------------------------------------
+def _claimable(job: Job, now: datetime) -> bool:
+    if job.status == JobStatus.PENDING:
+        return True
+    if job.status == JobStatus.RETRYING:
+        return job.next_attempt_at is None or job.next_attempt_at <= now
+    if job.status == JobStatus.RUNNING:
+        return job.lease_expires_at is not None and job.lease_expires_at <= now
+    return False
+
+
+def job_claim(*, job_id: int, worker: str) -> tuple[Job, Attempt] | None:
+    """Take ownership of a due job for one lease; None if it is not ours to run."""
+    lease = timedelta(seconds=settings.INTEGRATIONS["JOB_LEASE_SECONDS"])
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("flow", "event", "integration")
+            .filter(pk=job_id)
+            .first()
+        )
+        now = timezone.now()
+        if job is None or not _claimable(job, now):
+            return None
+        if job.status == JobStatus.RUNNING:
+            Attempt.objects.filter(job=job, outcome=AttemptOutcome.RUNNING).update(
+                outcome=AttemptOutcome.LEASE_EXPIRED,
+                finished_at=now,
+                note=f"lease expired; worker {job.locked_by} presumed lost",
+            )
+            logger.warning("integrations.jobs.reclaimed job=%s from=%s", job.pk, job.locked_by)
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.locked_by = worker
+        job.lease_expires_at = now + lease
+        job.next_attempt_at = None
+        job.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "locked_by",
+                "lease_expires_at",
+                "next_attempt_at",
+                "updated_at",
+            ]
+        )
+        attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker)
+    return job, attempt
+
+
+def _fenced(job: Job, worker: str):
+    """Rows we may still write: the job only while we hold its lease."""
+    return Job.objects.filter(pk=job.pk, locked_by=worker, status=JobStatus.RUNNING)
+
+
+def _renew_lease(job: Job, worker: str) -> None:
+    lease = timedelta(seconds=settings.INTEGRATIONS["JOB_LEASE_SECONDS"])
+    if not _fenced(job, worker).update(lease_expires_at=timezone.now() + lease):
+        raise LeaseLost
+
+
+# --- running ----------------------------------------------------------------------------
+def job_run(*, job_id: int, worker: str | None = None) -> str:
+    """Run a job if it is due. Returns the job's status afterwards, or 'skipped'."""
+    worker = worker or default_worker_id()
+    claimed = job_claim(job_id=job_id, worker=worker)
+    if claimed is None:
+        return "skipped"
+    job, attempt = claimed
+    token = current_run.set(RunContext(job.pk, attempt.pk, job.reference))
+    try:
+        return _execute(job, attempt, worker)
+    finally:
+        current_run.reset(token)
+
+
+def _json_safe(value: object) -> dict:
+    try:
+        return json.loads(json.dumps(value if value is not None else {}, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"action output is not JSON-able: {exc}") from exc
+
+
+def _execute(job: Job, attempt: Attempt, worker: str) -> str:
+    started = time.perf_counter()
+    steps = list(FlowStep.objects.filter(flow=job.flow).select_related("mapping"))
+    document = {**job.context, "steps": dict(job.step_outputs)}
+    step_name = ""
+    try:
+        for step in steps:
+            if step.name in job.step_outputs:
+                continue  # finished in an earlier attempt: never repeated
+            step_name = step.name
+            _renew_lease(job, worker)
+            spec = get_action(step.action)
+            inputs = mapping.evaluate(_rules(step), document) if step.mapping_id else {}
+            ctx = ActionContext(job=job, step=step, attempt=attempt, document=document)
+            output = _json_safe(spec.call(ctx, inputs))
+            job.step_outputs[step.name] = output
+            document["steps"][step.name] = output
+            if not _fenced(job, worker).update(
+                step_outputs=job.step_outputs, updated_at=timezone.now()
+            ):
+                raise LeaseLost
+    except LeaseLost:
+        _finish_attempt(
+            attempt,
+            started,
+            AttemptOutcome.LEASE_EXPIRED,
+            step=step_name,
+            note="lease lost to another worker; stopped without further writes",
+        )
+        return "lease_lost"
+    except Exception as exc:
+        return _fail(job, attempt, worker, exc, step_name, started)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = _fenced(job, worker).update(
+            status=JobStatus.SUCCEEDED,
+            finished_at=now,
+            lease_expires_at=None,
+            last_error="",
+            last_error_code="",
+            updated_at=now,
+        )
+        _finish_attempt(
+            attempt,
+            started,
+            AttemptOutcome.SUCCEEDED if updated else AttemptOutcome.LEASE_EXPIRED,
+            step=step_name,
+        )
+        if job.event_id:
+            from integrations.services.inbox import event_status_refresh
+
+            event_status_refresh(job.event_id)
+    return JobStatus.SUCCEEDED if updated else "lease_lost"
+
+
+def _rules(step: FlowStep) -> list[mapping.Rule]:
+    return [
+        mapping.Rule(
+            target=f.target,
+            source=f.source,
+            transform=f.transform,
+            default=f.default,
+            required=f.required,
+        )
+        for f in step.mapping.fields.all()
+    ]
+
+
+def _fail(
+    job: Job, attempt: Attempt, worker: str, exc: Exception, step: str, started: float
+) -> str:
+    summary = error_summary(exc)
+    message = redact_text(summary["message"])
+    retryable = is_retryable(exc)
+    now = timezone.now()
+    policy = RetryPolicy.for_flow(job.flow)
+    if retryable and job.attempts < job.max_attempts:
+        retry_at = now + timedelta(
+            seconds=policy.delay(job.attempts, getattr(exc, "retry_after", None))
+        )
+        status, outcome = JobStatus.RETRYING, AttemptOutcome.RETRY
+        reason = message
+    else:
+        retry_at = None
+        status, outcome = JobStatus.QUARANTINED, AttemptOutcome.QUARANTINED
+        why = f"gave up after {job.attempts} attempts" if retryable else "not retryable"
+        reason = f"{why}: {message}"
+    with transaction.atomic():
+        updated = _fenced(job, worker).update(
+            status=status,
+            next_attempt_at=retry_at,
+            lease_expires_at=None,
+            last_error=f"[{step or '-'}] {reason}"[:4000],
+            last_error_code=summary["code"][:60],
+            finished_at=now if status == JobStatus.QUARANTINED else None,
+            updated_at=now,
+        )
+        attempt.error_class = summary["class"][:200]
+        attempt.error_message = reason
+        attempt.traceback = redact_text(traceback.format_exc())[-20000:]
+        attempt.retry_at = retry_at
+        _finish_attempt(
+            attempt, started, outcome if updated else AttemptOutcome.LEASE_EXPIRED, step=step
+        )
+        if updated and job.event_id:
+            from integrations.services.inbox import event_status_refresh
+
+            event_status_refresh(job.event_id)
+    log = logger.warning if status == JobStatus.RETRYING else logger.error
+    log(
+        "integrations.jobs.failed job=%s flow=%s step=%s status=%s error=%s",
+        job.pk,
+        job.flow.key,
+        step,
+        status,
+        reason,
+    )
+    return status if updated else "lease_lost"
+
+
+def _finish_attempt(
+    attempt: Attempt, started: float, outcome: str, *, step: str = "", note: str = ""
+) -> None:
+    attempt.outcome = outcome
+    attempt.finished_at = timezone.now()
+    attempt.duration_ms = int((time.perf_counter() - started) * 1000)
+    attempt.step = step
+    if note:
+        attempt.note = note
+    attempt.save()
+
+
+# --- operator actions (each leaves an Attempt row as evidence) ---------------------------
+def _operator_note(job: Job, *, operator, note: str) -> Attempt:
+    return Attempt.objects.create(
+        job=job,
+        number=0,
+        outcome=AttemptOutcome.OPERATOR,
+        operator=operator if getattr(operator, "pk", None) else None,
+        note=note,
+        finished_at=timezone.now(),
+    )
+
+
+def job_requeue(*, job: Job, operator=None, note: str = "") -> Job:
+    """Make a finished or waiting job due now with a fresh attempt budget.
+
+    Steps that already succeeded stay done; the retry resumes at the first
+    unfinished step.
+    """
+    if job.status == JobStatus.RUNNING:
+        raise DataError("job is running; wait for it or for its lease to expire")
+    if job.status == JobStatus.SUCCEEDED:
+        raise DataError("job already succeeded; replay its event instead")
+    policy = RetryPolicy.for_flow(job.flow)
+    job.status = JobStatus.PENDING
+    job.next_attempt_at = None
+    job.finished_at = None
+    job.max_attempts = job.attempts + policy.max_attempts
+    job.save(
+        update_fields=["status", "next_attempt_at", "finished_at", "max_attempts", "updated_at"]
+    )
+    _operator_note(job, operator=operator, note=f"retry requested. {note}".strip())
+    if job.event_id:
+        InboundEvent.objects.filter(pk=job.event_id).update(
+            status=EventStatus.PROCESSING, status_reason=""
+        )
+    transaction.on_commit(lambda: jobs_enqueue([job.pk]))
+    return job
+
+
+def job_quarantine(*, job: Job, operator=None, note: str = "") -> Job:
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.QUARANTINED):
+        raise DataError(f"job is {job.status}; nothing to quarantine")
+    job.status = JobStatus.QUARANTINED
+    job.next_attempt_at = None
+    job.lease_expires_at = None
+    job.locked_by = ""  # fences out a worker still running it
+    job.last_error = f"quarantined by operator: {note}".strip()
+    job.finished_at = timezone.now()
+    job.save()
+    _operator_note(job, operator=operator, note=f"quarantined. {note}".strip())
+    if job.event_id:
+        from integrations.services.inbox import event_status_refresh
+
+        event_status_refresh(job.event_id)
+    return job
+
+
+def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.RUNNING):
+        raise DataError(f"job is {job.status}; it cannot be discarded")
+    job.status = JobStatus.DISCARDED
+    job.next_attempt_at = None
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "next_attempt_at", "finished_at", "updated_at"])
+    _operator_note(job, operator=operator, note=f"discarded. {note}".strip())
+    if job.event_id:
+        from integrations.services.inbox import event_status_refresh
+
+        event_status_refresh(job.event_id)
+    return job
+
+
+def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") -> Job:
+    """Edit the input document of a quarantined job (audited), then retry it."""
+    if job.status != JobStatus.QUARANTINED:
+        raise DataError("only quarantined jobs can be edited")
+    before = json.dumps(job.context, sort_keys=True, cls=DjangoJSONEncoder)
+    job.context = context
+    job.save(update_fields=["context", "updated_at"])
+    _operator_note(
+        job, operator=operator, note=f"context edited. {note}\nprevious context: {before}"[:20000]
+    )
+    return job_requeue(job=job, operator=operator, note="after edit")
+
+
+# --- the sweeper -------------------------------------------------------------------------
+def jobs_due(*, now: datetime, pending_grace_seconds: float = 30, limit: int = 500) -> list[int]:
+    """Jobs that should run now: due retries, expired leases, pending ones never started."""
+    from django.db.models import Q
+
+    stale_pending = now - timedelta(seconds=pending_grace_seconds)
+    return list(
+        Job.objects.filter(
+            Q(status=JobStatus.RETRYING, next_attempt_at__lte=now)
+            | Q(status=JobStatus.RUNNING, lease_expires_at__lte=now)
+            | Q(status=JobStatus.PENDING, updated_at__lte=stale_pending)
+        )
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Route events whose nudge was lost and enqueue every job that is due."""
+    from integrations.services.inbox import inbox_drain
+
+    now = now or timezone.now()
+    routed = inbox_drain(older_than_seconds=5)
+    due = jobs_due(now=now)
+    jobs_enqueue(due)
+    if routed or due:
+        logger.info("integrations.sweeper routed=%s enqueued=%s", routed, len(due))
+    return {"routed": routed, "enqueued": len(due)}

@@ -1,0 +1,109 @@
+"""Webhook intake: verify → store once → enqueue after commit → 2xx, fast.
+
+Plain Django views (no DRF) on purpose: this is the hot path, and the benchmark in
+benchmarks/intake.py measures it against a bare Django view.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from integrations.connectors import registry as connectors
+from integrations.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.models import Connection
+from integrations.redaction import redact_headers
+from integrations.services.inbox import inbox_event_receive
+
+logger = logging.getLogger("integrations.webhooks")
+
+# token → (connection, secrets, expires). A short TTL bounds how long another process
+# may use a rotated-out secret; saves in this process drop the entry at once.
+_CACHE_SECONDS = 5.0
+_cache: dict[str, tuple[Connection | None, list[str], float]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_connection(sender=None, instance=None, **kwargs) -> None:
+    with _cache_lock:
+        if instance is None:
+            _cache.clear()
+        else:
+            _cache.pop(instance.url_token, None)
+
+
+def _connection_for(token: str) -> tuple[Connection | None, list[str]]:
+    now = time.monotonic()
+    hit = _cache.get(token)
+    if hit and hit[2] > now:
+        return hit[0], hit[1]
+    connection = Connection.objects.filter(url_token=token).first()
+    secrets = connection.secret_list() if connection else []
+    with _cache_lock:
+        _cache[token] = (connection, secrets, now + _CACHE_SECONDS)
+    return connection, secrets
+
+
+def _reject(status: int, reason: str, **log) -> JsonResponse:
+    logger.warning("integrations.webhooks.rejected status=%s reason=%s %s", status, reason, log)
+    return JsonResponse({"error": reason}, status=status)
+
+
+def _headers(request: HttpRequest) -> dict[str, str]:
+    meta = request.META
+    headers = {k[5:].replace("_", "-").title(): v for k, v in meta.items() if k.startswith("HTTP_")}
+    if "CONTENT_TYPE" in meta:
+        headers["Content-Type"] = meta["CONTENT_TYPE"]
+    return redact_headers(headers)
+
+
+@csrf_exempt
+def webhook_receive(request: HttpRequest, kind: str, token: str) -> JsonResponse:
+    if request.method != "POST":
+        return JsonResponse({"error": "POST only"}, status=405)
+    connector = connectors.find(kind)
+    if connector is None or not connector.accepts_webhooks:
+        return _reject(404, "unknown endpoint")
+    limit = settings.INTEGRATIONS["WEBHOOK_MAX_BODY_BYTES"]
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return _reject(413, f"body larger than {limit} bytes")
+    # Before any lookup or write: an unsigned request costs us nothing.
+    if not connector.has_signature(request.META):
+        return _reject(400, "missing signature", kind=kind)
+    connection, secrets = _connection_for(token)
+    if connection is None or connection.kind != kind:
+        return _reject(404, "unknown endpoint")
+    if not connection.enabled:
+        return _reject(503, "connection disabled", connection=connection.name)
+    body = request.body
+    if len(body) > limit:
+        return _reject(413, f"body larger than {limit} bytes")
+    try:
+        connector.verify(body=body, meta=request.META, secrets=secrets)
+    except WebhookVerificationError as exc:
+        return _reject(
+            400, "signature verification failed", connection=connection.name, why=str(exc)
+        )
+    try:
+        parsed = connector.parse(body)
+    except WebhookPayloadError as exc:
+        return _reject(400, f"unreadable payload: {exc}", connection=connection.name)
+    result = inbox_event_receive(
+        connection_obj=connection,
+        parsed=parsed,
+        body=body,
+        headers=_headers(request),
+        remote_addr=request.META.get("REMOTE_ADDR"),
+    )
+    return JsonResponse(
+        {"received": True, "status": result.status, "duplicate": not result.created}, status=200
+    )
