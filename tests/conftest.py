@@ -172,3 +172,40 @@ def post_znode(client, connection, payload, *, authorization=ZNODE_TOKEN, signat
     if signature:
         extra["HTTP_X_ZNODE_SIGNATURE"] = signature
     return client.post(connection.webhook_path, data=body, content_type="application/json", **extra)
+
+
+class Clock:
+    """Controls django.utils.timezone.now() for code under test."""
+
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        from datetime import timedelta
+
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from django.utils import timezone
+
+    fake = Clock(timezone.now())
+    monkeypatch.setattr(timezone, "now", fake)
+    return fake
+
+
+def make_job(flow, integration, *, reference="ORD-1001", context=None):
+    from integrations.models import Job
+
+    return Job.objects.create(
+        flow=flow,
+        integration=integration,
+        max_attempts=flow.max_attempts or 8,
+        reference=reference,
+        context=context or {"event": {"reference": reference, "data": {"total": "19.99"}}},
+    )

@@ -6,6 +6,7 @@ Upstream test server through the recorded HTTP helper, like a connector would.
 
 from __future__ import annotations
 
+from integrations.connectors.erp.connector import auth_headers
 from integrations.http import http_request
 from integrations.registry import action
 from integrations.runtime import ActionContext
@@ -27,6 +28,7 @@ def call_upstream(*, ctx: ActionContext, reference: str, path: str = "/write") -
         "POST",
         connection.base_url + path,
         operation="tests.write",
+        headers=auth_headers(connection),
         json={"reference": reference},
         idempotency_key=ctx.idempotency_key("tests", reference, ctx.step.name),
     )

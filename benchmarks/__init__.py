@@ -1,0 +1,1 @@
+"""Benchmarks for the integration platform (run them as scripts, see each module)."""

@@ -1,0 +1,117 @@
+import json
+
+import pytest
+
+from integrations.choices import EventStatus
+from integrations.connectors.znode.webhooks import parse, sign
+from integrations.exceptions import WebhookPayloadError
+from integrations.models import InboundEvent, Job
+from tests.conftest import ZNODE_TOKEN, make_flow, post_znode, znode_event
+from tests.integrations.webhook_contract import WebhookSecurityContract, snapshot
+
+SIGNING_SECRET = "znode-gateway-hmac-secret"
+
+
+class TestZnodeWebhookSecurity(WebhookSecurityContract):
+    @pytest.fixture
+    def connection(self, znode_connection):
+        znode_connection.webhook_secrets = [ZNODE_TOKEN, SIGNING_SECRET]
+        znode_connection.save()
+        return znode_connection
+
+    @pytest.fixture
+    def valid_payload(self):
+        return znode_event()
+
+    def deliver(self, client, connection, payload, **how):
+        return post_znode(client, connection, payload, **how)
+
+    def deliver_unsigned(self, client, connection, payload):
+        return post_znode(client, connection, payload, authorization=None)
+
+    def deliver_with_wrong_secret(self, client, connection, payload):
+        return post_znode(client, connection, payload, authorization="Bearer guessed")
+
+    def deliver_with_retired_secret(self, client, connection, payload):
+        body = json.dumps(payload)
+        return post_znode(
+            client,
+            connection,
+            body,
+            authorization=None,
+            signature=sign(body.encode(), SIGNING_SECRET),
+        )
+
+    def test_hmac_over_tampered_body_is_rejected(self, client, connection, valid_payload):
+        body = json.dumps(valid_payload)
+        signature = sign(body.encode(), SIGNING_SECRET)
+        before = snapshot()
+        response = post_znode(
+            client, connection, self.tamper(valid_payload), authorization=None, signature=signature
+        )
+        assert response.status_code == 400
+        assert snapshot() == before
+
+    def test_authorization_header_is_not_stored(self, client, connection, valid_payload):
+        self.deliver(client, connection, valid_payload)
+        event = InboundEvent.objects.get()
+        assert event.headers["Authorization"] == "[redacted]"
+        assert ZNODE_TOKEN not in json.dumps(event.headers)
+
+
+def test_parse_decodes_the_double_encoded_payload():
+    payload = znode_event(payload={"OmsOrderId": 7, "OrderNumber": "ORD-7", "Total": 10.5})
+    parsed = parse(json.dumps(payload).encode())
+    assert parsed.event_type == "order.created"
+    assert parsed.external_id == payload["EventId"]
+    assert parsed.object_id == "7"
+    assert parsed.reference == "ORD-7"
+    assert parsed.payload["object"] == {"OmsOrderId": 7, "OrderNumber": "ORD-7", "Total": 10.5}
+    assert parsed.payload["envelope"]["EventModule"] == "Order"
+    assert parsed.occurred_at.isoformat() == "2026-11-30T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda p: p.pop("EventId"), "no EventId"),
+        (lambda p: p.pop("EventModule"), "no EventModule"),
+        (lambda p: p.update(EventPayload="{not json"), "EventPayload is not valid JSON"),
+        (lambda p: p.update(EventPayload="[1, 2]"), "does not hold a JSON object"),
+        (lambda p: p.update(EventPayload=5), "neither a JSON string"),
+    ],
+)
+def test_parse_rejects_malformed_events(mutation, message):
+    payload = znode_event()
+    mutation(payload)
+    with pytest.raises(WebhookPayloadError, match=message):
+        parse(json.dumps(payload).encode())
+
+
+@pytest.mark.django_db
+def test_znode_order_created_runs_its_flow(client, integration, django_capture_on_commit_callbacks):
+    make_flow(
+        "order-created",
+        source="znode",
+        event="order.*",
+        steps=[("echo", "tests.echo", {"value": "event.data.object.OrderNumber"})],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_znode(client, integration.znode, znode_event())
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().status == EventStatus.PROCESSED
+    assert Job.objects.get().step_outputs["echo"]["value"] == "ORD-1001"
+
+
+@pytest.mark.django_db
+def test_znode_unknown_module_is_ignored(client, integration):
+    response = post_znode(client, integration.znode, znode_event(module="Portal"))
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().status == EventStatus.IGNORED
+
+
+@pytest.mark.django_db
+def test_erp_has_no_webhook_endpoint(client, erp_connection):
+    response = client.post(erp_connection.webhook_path, data="{}", content_type="application/json")
+    assert response.status_code == 404
+    assert InboundEvent.objects.count() == 0

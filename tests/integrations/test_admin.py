@@ -1,0 +1,223 @@
+import pytest
+from django.urls import reverse
+
+from integrations.choices import AttemptOutcome, EventStatus, JobStatus
+from integrations.models import ApiCall, Attempt, Connection, InboundEvent, Job
+from integrations.services import jobs as job_services
+from tests.conftest import STRIPE_SECRET, make_flow, make_job, post_stripe, stripe_event
+from tests.support.upstream import Reply
+
+pytestmark = pytest.mark.django_db
+
+API_KEY = "sk_test_51TESTKEYabcdefghijkl"
+
+
+def url(model, view="changelist", *args):
+    return reverse(f"admin:integrations_{model}_{view}", args=args)
+
+
+@pytest.fixture
+def populated(client, integration, upstream, django_capture_on_commit_callbacks):
+    make_flow(
+        "pay",
+        steps=[("write", "tests.call_upstream", {"reference": "event.reference"})],
+        max_attempts=1,
+    )
+    upstream.queue(Reply(status=422, body={"error": "account closed"}))
+    with django_capture_on_commit_callbacks(execute=True):
+        post_stripe(client, integration.stripe, stripe_event())
+    return Job.objects.get()
+
+
+def test_every_admin_page_renders_without_secrets(admin_client, populated):
+    job = populated
+    event = job.event
+    attempt = Attempt.objects.get(job=job)
+    call = ApiCall.objects.get()
+    connection = event.connection
+    pages = [
+        url("connection"),
+        url("connection", "change", connection.pk),
+        url("connection", "history", connection.pk),
+        url("connection", "add"),
+        url("integration"),
+        url("flow"),
+        url("flow", "change", job.flow.pk),
+        url("mapping"),
+        url("lookuptable"),
+        url("inboundevent"),
+        url("inboundevent", "change", event.pk),
+        url("job"),
+        url("job", "change", job.pk),
+        url("attempt"),
+        url("attempt", "change", attempt.pk),
+        url("apicall"),
+        url("apicall", "change", call.pk),
+    ]
+    for page in pages:
+        response = admin_client.get(page)
+        assert response.status_code == 200, page
+        html = response.content.decode()
+        assert API_KEY not in html, page
+        assert STRIPE_SECRET not in html, page
+        assert "erp-token-123" not in html, page
+
+
+def test_filters_and_search_find_one_order(admin_client, populated):
+    for model in ("inboundevent", "job", "apicall"):
+        response = admin_client.get(url(model), {"q": "ORD-1001"})
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == 1, model
+        response = admin_client.get(url(model), {"q": "ORD-404"})
+        assert response.context["cl"].result_count == 0, model
+    response = admin_client.get(url("job"), {"status__exact": "quarantined"})
+    assert response.context["cl"].result_count == 1
+    response = admin_client.get(url("inboundevent"), {"status__exact": "failed"})
+    assert response.context["cl"].result_count == 1
+
+
+def test_evidence_cannot_be_added_edited_or_deleted(admin_client, populated):
+    job = populated
+    assert admin_client.get(url("job", "add")).status_code == 403
+    assert admin_client.get(url("job", "delete", job.pk)).status_code == 403
+    response = admin_client.post(url("job", "change", job.pk), {"status": "succeeded"})
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUARANTINED
+
+
+def test_retry_action_adds_attempts_and_keeps_evidence(
+    admin_client, populated, upstream, django_capture_on_commit_callbacks
+):
+    job = populated
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            url("job"), {"action": "retry_jobs", "_selected_action": [job.pk]}, follow=True
+        )
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert list(job.attempt_log.values_list("outcome", flat=True)) == [
+        AttemptOutcome.QUARANTINED,
+        AttemptOutcome.OPERATOR,
+        AttemptOutcome.SUCCEEDED,
+    ]
+    assert job.attempt_log.get(number=0).operator.username == "admin"
+    assert ApiCall.objects.count() == 2
+    assert job.event.status == EventStatus.PROCESSED
+
+
+def test_discard_and_quarantine_actions(admin_client, integration):
+    flow = make_flow("x", steps=[("a", "tests.echo", {})])
+    waiting = make_job(flow, integration)
+    admin_client.post(url("job"), {"action": "quarantine_jobs", "_selected_action": [waiting.pk]})
+    waiting.refresh_from_db()
+    assert waiting.status == JobStatus.QUARANTINED
+    admin_client.post(url("job"), {"action": "discard_jobs", "_selected_action": [waiting.pk]})
+    waiting.refresh_from_db()
+    assert waiting.status == JobStatus.DISCARDED
+    assert waiting.attempt_log.count() == 2
+
+
+def test_refused_action_explains_and_changes_nothing(admin_client, integration):
+    flow = make_flow("x", steps=[("a", "tests.echo", {})])
+    job = make_job(flow, integration)
+    job_services.job_run(job_id=job.pk)
+    response = admin_client.post(
+        url("job"), {"action": "discard_jobs", "_selected_action": [job.pk]}, follow=True
+    )
+    assert "job is succeeded; it cannot be discarded" in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempt_log.count() == 1
+
+
+def test_replay_event_action_creates_linked_event(
+    admin_client, populated, upstream, django_capture_on_commit_callbacks
+):
+    original = populated.event
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            url("inboundevent"), {"action": "replay_events", "_selected_action": [original.pk]}
+        )
+    replay = InboundEvent.objects.get(replay_of=original)
+    assert replay.external_id == f"{original.external_id}#replay-1"
+    assert replay.body == original.body
+    assert replay.status == EventStatus.PROCESSED
+    assert Job.objects.get(event=original).status == JobStatus.QUARANTINED  # evidence kept
+
+
+def test_connection_form_sets_rotates_and_never_echoes_secrets(admin_client, stripe_connection):
+    change = url("connection", "change", stripe_connection.pk)
+    data = {
+        "name": "stripe-test",
+        "kind": "stripe",
+        "environment": "prod",
+        "base_url": "",
+        "rate_limit_per_second": "10",
+        "enabled": "on",
+        "settings": "{}",
+        "new_credentials": "api_key=sk_test_NEWKEY0000\nwebhook_note=",
+        "add_webhook_secret": "whsec_brand_new",
+        "retire_webhook_secrets": [],
+    }
+    from integrations.crypto import fingerprint
+
+    data["retire_webhook_secrets"] = [fingerprint("whsec_test_retiring_secret")]
+    response = admin_client.post(change, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connection = Connection.objects.get(pk=stripe_connection.pk)
+    assert connection.credential("api_key") == "sk_test_NEWKEY0000"
+    assert connection.secret_list() == [STRIPE_SECRET, "whsec_brand_new"]
+    assert connection.environment == "prod"
+    page = admin_client.get(change).content.decode()
+    for secret in ("sk_test_NEWKEY0000", "whsec_brand_new", STRIPE_SECRET):
+        assert secret not in page
+    history = admin_client.get(url("connection", "history", stripe_connection.pk)).content.decode()
+    assert "sk_test_NEWKEY0000" not in history and "whsec_brand_new" not in history
+    assert connection.history.first().history_user.username == "admin"
+
+
+def test_test_connection_action_reports_result(admin_client, erp_connection, upstream):
+    upstream.queue(Reply(status=200))
+    response = admin_client.post(
+        url("connection"),
+        {"action": "test_connections", "_selected_action": [erp_connection.pk]},
+        follow=True,
+    )
+    assert "Erp-test: ERP answered HTTP 200" in response.content.decode()  # capfirst
+    assert ApiCall.objects.get().operation == "test"
+
+
+def test_flow_edit_marks_it_customized_with_history(admin_client):
+    flow = make_flow("editable", steps=[("a", "tests.echo", {})])
+    step = flow.steps.get()
+    data = {
+        "key": "editable",
+        "name": "Edited",
+        "description": "",
+        "trigger_source": "stripe",
+        "trigger_event": "charge.succeeded",
+        "condition": "",
+        "enabled": "on",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "1",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-id": str(step.pk),
+        "steps-0-flow": str(flow.pk),
+        "steps-0-position": "1",
+        "steps-0-name": "a",
+        "steps-0-action": "tests.echo",
+        "steps-0-mapping": "",
+    }
+    response = admin_client.post(url("flow", "change", flow.pk), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    flow.refresh_from_db()
+    assert flow.customized is True
+    assert flow.trigger_event == "charge.succeeded"
+    record = flow.history.first()
+    assert (record.history_user.username, record.history_change_reason) == (
+        "admin",
+        "edited in admin",
+    )
