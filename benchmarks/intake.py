@@ -74,7 +74,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.sharedctypes import Synchronized
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,7 @@ class PhaseResult:
     connects: int
 
 
-def client_main(pipe: Pipe, go: Event, counter: Synchronized, host: str, port: int) -> None:
+def client_main(pipe: Pipe, go: MpEvent, counter: Synchronized, host: str, port: int) -> None:
     """One load-generating process: per phase, receive requests, wait for go, drain."""
     client = RawHttpClient(host, port)
     lock = counter.get_lock()
@@ -293,14 +293,14 @@ class ClientPool:
 
 # --- events -----------------------------------------------------------------------------
 @dataclass
-class Event_:
+class WebhookEvent:
     """One webhook delivery: its Stripe event id and unsigned JSON body."""
 
     event_id: str
     body: str
 
 
-def stripe_event(seq: int) -> Event_:
+def stripe_event(seq: int) -> WebhookEvent:
     """A payment_intent.succeeded event shaped (and indented) like Stripe's own."""
     event_id = "evt_" + uuid.uuid4().hex[:24]
     now = int(time.time())
@@ -338,10 +338,10 @@ def stripe_event(seq: int) -> Event_:
         "request": {"id": "req_" + uuid.uuid4().hex[:14], "idempotency_key": str(uuid.uuid4())},
         "type": "payment_intent.succeeded",
     }
-    return Event_(event_id=event_id, body=json.dumps(payload, indent=2))
+    return WebhookEvent(event_id=event_id, body=json.dumps(payload, indent=2))
 
 
-def build_requests(events: list[Event_], *, path: str, port: int, secret: str) -> list[bytes]:
+def build_requests(events: list[WebhookEvent], *, path: str, port: int, secret: str) -> list[bytes]:
     """Sign ``events`` now and render each as one complete HTTP/1.1 request."""
     import stripe
 
@@ -499,7 +499,7 @@ class Phase:
 
     name: str
     target: str  # "bare" or "intake"
-    events: list[Event_]
+    events: list[WebhookEvent]
     measured: bool = True
     results: list[PhaseResult] = field(default_factory=list)
 
@@ -557,7 +557,7 @@ def summarize(target: str, phases: list[Phase]) -> Summary:
 def make_phases(args: argparse.Namespace) -> list[Phase]:
     seq = iter(range(10**9))
 
-    def events(count: int) -> list[Event_]:
+    def events(count: int) -> list[WebhookEvent]:
         return [stripe_event(next(seq)) for _ in range(count)]
 
     phases = [
@@ -707,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"intake benchmark: gunicorn {gunicorn.__version__} {args.workers} sync "
                 f"workers on {HOST}:{port}, {args.concurrency} client processes, "
-                f"{os.cpu_count()} CPUs, db {dbname}"
+                f"{os.cpu_count()} CPUs, db {dbname}" + (" (kept)" if args.keep_db else "")
             )
             print(
                 f"  {args.rounds} rounds x {args.requests_per_round} requests per target, "
@@ -765,9 +765,7 @@ def main(argv: list[str] | None = None) -> int:
                     from django.db import connections
 
                     connections.close_all()
-                if args.keep_db:
-                    print(f"kept database {dbname}", file=sys.stderr)
-                else:
+                if not args.keep_db:
                     admin_execute(args.postgres, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             tmp.cleanup()
 
