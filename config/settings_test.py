@@ -10,3 +10,8 @@ INTEGRATIONS["INBOX_NUDGE_INTERVAL"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 FIELD_ENCRYPTION_KEYS = ["p0YtP3oSe0XsmMm8ZJ-4Q1Q9hJ0C4yQwqgJ1v3FzP8s="]
+
+# A file, not memory, for the SQLite test database: crash-recovery tests run a real
+# worker in a subprocess that must see the same data.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405

@@ -62,6 +62,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# --- configuration: every save records who (middleware) and why (this field) ----------
+class ChangeReasonForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="Why you are making this change; kept in the history with your name.",
+    )
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    form = ChangeReasonForm
+    history_list_display = ("history_change_reason",)
+
+    def save_model(self, request, obj, form, change):
+        reason = (form.cleaned_data.get("change_reason") or "").strip()
+        obj._change_reason = reason or ("edited in admin" if change else "created in admin")
+        super().save_model(request, obj, form, change)
+
+
 # --- connections ---------------------------------------------------------------------
 def _parse_credentials(text: str) -> dict[str, str]:
     result = {}
@@ -76,7 +95,7 @@ def _parse_credentials(text: str) -> dict[str, str]:
     return result
 
 
-class ConnectionForm(forms.ModelForm):
+class ConnectionForm(ChangeReasonForm):
     """Secrets are write-only: the form never renders a stored value."""
 
     base_url = forms.URLField(
@@ -149,13 +168,13 @@ class ConnectionForm(forms.ModelForm):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(SimpleHistoryAdmin):
+class ConnectionAdmin(AuditedAdmin):
     form = ConnectionForm
     list_display = ("name", "kind", "environment", "enabled", "base_url", "updated_at")
     list_filter = ("kind", "environment", "enabled")
     search_fields = ("name", "base_url")
     readonly_fields = ("webhook_url", "stored_credentials", "stored_webhook_secrets", "url_token")
-    history_list_display = ("enabled", "environment", "base_url")
+    history_list_display = ("history_change_reason", "enabled", "environment", "base_url")
     actions = ["test_connections"]
     fieldsets = (
         (None, {"fields": ("name", "kind", "environment", "base_url", "enabled", "settings")}),
@@ -173,6 +192,7 @@ class ConnectionAdmin(SimpleHistoryAdmin):
             },
         ),
         ("Webhook endpoint", {"fields": ("webhook_url", "url_token")}),
+        ("Audit", {"fields": ("change_reason",)}),
     )
 
     @admin.display(description="Webhook URL")
@@ -196,7 +216,7 @@ class ConnectionAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(SimpleHistoryAdmin):
+class IntegrationAdmin(AuditedAdmin):
     list_display = ("name", "znode", "stripe", "erp", "enabled")
     list_filter = ("enabled",)
     search_fields = ("name",)
@@ -214,18 +234,17 @@ class CustomizedOnSaveMixin:
 
     def save_model(self, request, obj, form, change):
         obj.customized = True
-        obj._change_reason = form.cleaned_data.get("change_reason") or "edited in admin"
         super().save_model(request, obj, form, change)
 
 
 @admin.register(Flow)
-class FlowAdmin(CustomizedOnSaveMixin, SimpleHistoryAdmin):
+class FlowAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     list_display = ("key", "name", "trigger_source", "trigger_event", "enabled", "customized")
     list_filter = ("trigger_source", "enabled", "customized")
     search_fields = ("key", "name", "trigger_event")
     readonly_fields = ("shipped_version", "customized")
     inlines = [FlowStepInline]
-    history_list_display = ("enabled", "trigger_event")
+    history_list_display = ("history_change_reason", "enabled", "trigger_event")
 
 
 class MappingFieldInline(admin.TabularInline):
@@ -235,7 +254,7 @@ class MappingFieldInline(admin.TabularInline):
 
 
 @admin.register(Mapping)
-class MappingAdmin(CustomizedOnSaveMixin, SimpleHistoryAdmin):
+class MappingAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     list_display = ("key", "description", "customized")
     search_fields = ("key", "description")
     readonly_fields = ("customized",)
@@ -243,7 +262,7 @@ class MappingAdmin(CustomizedOnSaveMixin, SimpleHistoryAdmin):
 
 
 @admin.register(LookupTable)
-class LookupTableAdmin(SimpleHistoryAdmin):
+class LookupTableAdmin(AuditedAdmin):
     list_display = ("key", "description")
     search_fields = ("key",)
 

@@ -160,6 +160,7 @@ def test_connection_form_sets_rotates_and_never_echoes_secrets(admin_client, str
         "new_credentials": "api_key=sk_test_NEWKEY0000\nwebhook_note=",
         "add_webhook_secret": "whsec_brand_new",
         "retire_webhook_secrets": [],
+        "change_reason": "rotate webhook secret",
     }
     from integrations.crypto import fingerprint
 
@@ -175,7 +176,11 @@ def test_connection_form_sets_rotates_and_never_echoes_secrets(admin_client, str
         assert secret not in page
     history = admin_client.get(url("connection", "history", stripe_connection.pk)).content.decode()
     assert "sk_test_NEWKEY0000" not in history and "whsec_brand_new" not in history
-    assert connection.history.first().history_user.username == "admin"
+    latest = connection.history.first()
+    assert (latest.history_user.username, latest.history_change_reason) == (
+        "admin",
+        "rotate webhook secret",
+    )
 
 
 def test_test_connection_action_reports_result(admin_client, erp_connection, upstream):
@@ -210,6 +215,7 @@ def test_flow_edit_marks_it_customized_with_history(admin_client):
         "steps-0-name": "a",
         "steps-0-action": "tests.echo",
         "steps-0-mapping": "",
+        "change_reason": "capture on charge instead",
     }
     response = admin_client.post(url("flow", "change", flow.pk), data)
     assert response.status_code == 302, response.content.decode()[:3000]
@@ -219,5 +225,5 @@ def test_flow_edit_marks_it_customized_with_history(admin_client):
     record = flow.history.first()
     assert (record.history_user.username, record.history_change_reason) == (
         "admin",
-        "edited in admin",
+        "capture on charge instead",
     )

@@ -8,6 +8,20 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGTERM if this process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Serve the admin and webhooks, with the django-q2 worker cluster beside it."
 
@@ -17,11 +31,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, no_worker, **options):
         worker = None
+        # SIGTERM (from a supervisor, `timeout`, CI) unwinds like Ctrl-C so the
+        # worker is stopped below.
+        signal.signal(signal.SIGTERM, _interrupt)
         if not no_worker:
-            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"])
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"], preexec_fn=_die_with_parent
+            )
             self.stdout.write(f"worker started (pid {worker.pid})")
         try:
             call_command("runserver", addrport, use_reloader=False)
+        except KeyboardInterrupt:
+            pass
         finally:
             if worker and worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)

@@ -1,0 +1,111 @@
+import json
+import threading
+import time
+
+import pytest
+
+from integrations.choices import EventStatus, JobStatus
+from integrations.connectors.stripe.webhooks import parse
+from integrations.models import InboundEvent, Integration, Job
+from integrations.services import inbox
+from integrations.services.connections import connection_create
+from tests.conftest import make_flow, stripe_event
+
+pytestmark = pytest.mark.django_db
+
+
+def receive(connection, payload):
+    body = json.dumps(payload).encode()
+    return inbox.inbox_event_receive(
+        connection_obj=connection, parsed=parse(body), body=body, headers={}
+    )
+
+
+def test_drain_routes_received_events_in_order_and_enqueues_after_commit(
+    integration, django_capture_on_commit_callbacks
+):
+    make_flow("a", steps=[("echo", "tests.echo", {"value": "event.id"})])
+    ids = [receive(integration.stripe, stripe_event()).event_id for _ in range(3)]
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {EventStatus.RECEIVED}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbox.inbox_drain(limit=2) == 3
+    assert list(Job.objects.order_by("event_id").values_list("event_id", "status")) == [
+        (i, JobStatus.SUCCEEDED) for i in ids
+    ]
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {EventStatus.PROCESSED}
+    assert inbox.inbox_drain() == 0
+
+
+def test_condition_and_pattern_select_flows(integration, django_capture_on_commit_callbacks):
+    make_flow("any-pi", event="payment_intent.*", steps=[("a", "tests.echo", {})])
+    make_flow(
+        "big-only",
+        event="payment_intent.succeeded",
+        condition="event.data.data.object.amount > `5000`",
+        steps=[("a", "tests.echo", {})],
+    )
+    make_flow("charges", event="charge.*", steps=[("a", "tests.echo", {})])
+    receive(integration.stripe, stripe_event())  # amount 1999
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.inbox_drain()
+    assert list(Job.objects.values_list("flow__key", flat=True)) == ["any-pi"]
+
+
+def test_one_event_runs_once_per_integration_sharing_the_connection(
+    integration, django_capture_on_commit_callbacks
+):
+    other_store = connection_create(name="znode-2", kind="znode")
+    Integration.objects.create(name="second", znode=other_store, stripe=integration.stripe)
+    make_flow("a", steps=[("a", "tests.echo", {})])
+    receive(integration.stripe, stripe_event())
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.inbox_drain()
+    assert sorted(Job.objects.values_list("integration__name", flat=True)) == ["main", "second"]
+
+
+def test_event_of_a_connection_outside_any_integration_is_ignored(stripe_connection):
+    make_flow("a", steps=[("a", "tests.echo", {})])
+    receive(stripe_connection, stripe_event())
+    inbox.inbox_drain()
+    event = InboundEvent.objects.get()
+    assert event.status == EventStatus.IGNORED
+    assert event.status_reason == "connection stripe-test belongs to no enabled integration"
+    assert Job.objects.count() == 0
+
+
+def test_concurrent_duplicate_deliveries_store_one_row(integration, transactional_db):
+    payload = stripe_event()
+    results, errors = [], []
+
+    def deliver():
+        from django.db import connection
+
+        try:
+            results.append(receive(integration.stripe, payload).created)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [False, False, False, True]
+    event = InboundEvent.objects.get()
+    assert event.deliveries == 4
+
+
+def test_nudger_sends_leading_and_one_trailing_drain(monkeypatch, settings):
+    sent = []
+    monkeypatch.setattr(inbox, "_send_drain", lambda: sent.append(time.monotonic()))
+    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "INBOX_NUDGE_INTERVAL": 0.2}
+    nudger = inbox._Nudger()
+    for _ in range(50):
+        nudger()
+    assert len(sent) == 1  # leading edge only, so far
+    time.sleep(0.35)
+    assert len(sent) == 2  # exactly one trailing drain covers the burst
+    assert sent[1] - sent[0] >= 0.19
