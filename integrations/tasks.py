@@ -1,7 +1,8 @@
 """django-q2 entry points. Thin: each calls one service."""
 
 from integrations.services.inbox import inbox_drain
-from integrations.services.jobs import job_run, sweep
+from integrations.services.jobs import job_run
+from integrations.services.sweeper import sweep
 
 
 def drain_inbox() -> int:

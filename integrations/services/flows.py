@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import transaction
 
+from integrations.mapping import Rule
 from integrations.models import Flow, FlowStep, Mapping, MappingField
 from integrations.registry import get_action
 
@@ -16,19 +16,10 @@ logger = logging.getLogger("integrations.flows")
 
 
 @dataclass(frozen=True)
-class FieldSpec:
-    target: str
-    source: str = ""
-    transform: str = ""
-    default: Any = None
-    required: bool = False
-
-
-@dataclass(frozen=True)
 class StepSpec:
     name: str
     action: str
-    fields: tuple[FieldSpec, ...] = ()
+    fields: tuple[Rule, ...] = ()
     """Rules of the step's mapping, installed as mapping '<flow key>.<step name>'."""
 
 

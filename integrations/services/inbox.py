@@ -26,6 +26,8 @@ from integrations.connectors import registry as connectors
 from integrations.connectors.base import ParsedEvent
 from integrations.exceptions import IntegrationError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job
+from integrations.retry import RetryPolicy
+from integrations.services.jobs import job_requeue, jobs_enqueue
 
 logger = logging.getLogger("integrations.inbox")
 
@@ -87,8 +89,6 @@ def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult
     InboundEvent.objects.filter(pk=event.pk).update(deliveries=F("deliveries") + 1)
     requeued = False
     if event.status == EventStatus.FAILED:
-        from integrations.services.jobs import job_requeue
-
         with transaction.atomic():
             failed = list(
                 Job.objects.select_for_update().filter(event=event, status=JobStatus.QUARANTINED)
@@ -96,8 +96,6 @@ def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult
             for job in failed:
                 job_requeue(job=job, note="the sender delivered the event again")
             requeued = bool(failed)
-            if requeued:
-                InboundEvent.objects.filter(pk=event.pk).update(status=EventStatus.PROCESSING)
     logger.info(
         "integrations.inbox.duplicate event=%s status=%s requeued=%s",
         parsed.external_id,
@@ -235,15 +233,11 @@ def event_route(event: InboundEvent) -> list[Job]:
 
 
 def _max_attempts(flow: Flow) -> int:
-    from integrations.retry import RetryPolicy
-
     return RetryPolicy.for_flow(flow).max_attempts
 
 
 def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
     """Route received events to jobs in batches; returns how many were routed."""
-    from integrations.services.jobs import jobs_enqueue
-
     routed = 0
     while True:
         cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
@@ -261,25 +255,6 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
         routed += len(batch)
         if len(batch) < limit:
             return routed
-
-
-def event_status_refresh(event_id: int) -> None:
-    statuses = set(Job.objects.filter(event_id=event_id).values_list("status", flat=True))
-    if not statuses:
-        return
-    active = {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING}
-    if statuses <= {JobStatus.SUCCEEDED, JobStatus.DISCARDED}:
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.PROCESSED, status_reason="", processed_at=timezone.now()
-        )
-    elif JobStatus.QUARANTINED in statuses and not statuses & active:
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.FAILED, status_reason="a job is quarantined"
-        )
-    else:
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.PROCESSING, status_reason=""
-        )
 
 
 def event_replay(*, event: InboundEvent, operator=None) -> InboundEvent:

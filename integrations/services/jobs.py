@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations import mapping
@@ -185,10 +186,7 @@ def _execute(job: Job, attempt: Attempt, worker: str) -> str:
             AttemptOutcome.SUCCEEDED if updated else AttemptOutcome.LEASE_EXPIRED,
             step=step_name,
         )
-        if job.event_id:
-            from integrations.services.inbox import event_status_refresh
-
-            event_status_refresh(job.event_id)
+        _settle_event(job)
     return JobStatus.SUCCEEDED if updated else "lease_lost"
 
 
@@ -241,10 +239,8 @@ def _fail(
         _finish_attempt(
             attempt, started, outcome if updated else AttemptOutcome.LEASE_EXPIRED, step=step
         )
-        if updated and job.event_id:
-            from integrations.services.inbox import event_status_refresh
-
-            event_status_refresh(job.event_id)
+        if updated:
+            _settle_event(job)
     log = logger.warning if status == JobStatus.RETRYING else logger.error
     log(
         "integrations.jobs.failed job=%s flow=%s step=%s status=%s error=%s",
@@ -281,34 +277,44 @@ def _operator_note(job: Job, *, operator, note: str) -> Attempt:
     )
 
 
+def _locked(job: Job) -> Job:
+    """Re-read the job under a row lock; callers hold a transaction."""
+    return Job.objects.select_for_update(of=("self",)).select_related("flow").get(pk=job.pk)
+
+
+def _settle_event(job: Job) -> None:
+    if job.event_id:
+        event_status_refresh(job.event_id)
+
+
+@transaction.atomic
 def job_requeue(*, job: Job, operator=None, note: str = "") -> Job:
     """Make a finished or waiting job due now with a fresh attempt budget.
 
     Steps that already succeeded stay done; the retry resumes at the first
     unfinished step.
     """
+    job = _locked(job)
     if job.status == JobStatus.RUNNING:
         raise DataError("job is running; wait for it or for its lease to expire")
     if job.status == JobStatus.SUCCEEDED:
         raise DataError("job already succeeded; replay its event instead")
-    policy = RetryPolicy.for_flow(job.flow)
     job.status = JobStatus.PENDING
     job.next_attempt_at = None
     job.finished_at = None
-    job.max_attempts = job.attempts + policy.max_attempts
+    job.max_attempts = job.attempts + RetryPolicy.for_flow(job.flow).max_attempts
     job.save(
         update_fields=["status", "next_attempt_at", "finished_at", "max_attempts", "updated_at"]
     )
     _operator_note(job, operator=operator, note=f"retry requested. {note}".strip())
-    if job.event_id:
-        InboundEvent.objects.filter(pk=job.event_id).update(
-            status=EventStatus.PROCESSING, status_reason=""
-        )
+    _settle_event(job)
     transaction.on_commit(lambda: jobs_enqueue([job.pk]))
     return job
 
 
+@transaction.atomic
 def job_quarantine(*, job: Job, operator=None, note: str = "") -> Job:
+    job = _locked(job)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.QUARANTINED):
         raise DataError(f"job is {job.status}; nothing to quarantine")
     job.status = JobStatus.QUARANTINED
@@ -319,14 +325,13 @@ def job_quarantine(*, job: Job, operator=None, note: str = "") -> Job:
     job.finished_at = timezone.now()
     job.save()
     _operator_note(job, operator=operator, note=f"quarantined. {note}".strip())
-    if job.event_id:
-        from integrations.services.inbox import event_status_refresh
-
-        event_status_refresh(job.event_id)
+    _settle_event(job)
     return job
 
 
+@transaction.atomic
 def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
+    job = _locked(job)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.RUNNING):
         raise DataError(f"job is {job.status}; it cannot be discarded")
     job.status = JobStatus.DISCARDED
@@ -334,15 +339,14 @@ def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "next_attempt_at", "finished_at", "updated_at"])
     _operator_note(job, operator=operator, note=f"discarded. {note}".strip())
-    if job.event_id:
-        from integrations.services.inbox import event_status_refresh
-
-        event_status_refresh(job.event_id)
+    _settle_event(job)
     return job
 
 
+@transaction.atomic
 def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") -> Job:
     """Edit the input document of a quarantined job (audited), then retry it."""
+    job = _locked(job)
     if job.status != JobStatus.QUARANTINED:
         raise DataError("only quarantined jobs can be edited")
     before = json.dumps(job.context, sort_keys=True, cls=DjangoJSONEncoder)
@@ -354,11 +358,28 @@ def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") 
     return job_requeue(job=job, operator=operator, note="after edit")
 
 
+def event_status_refresh(event_id: int) -> None:
+    """Derive an event's status from its jobs."""
+    statuses = set(Job.objects.filter(event_id=event_id).values_list("status", flat=True))
+    if not statuses:
+        return
+    if statuses <= {JobStatus.SUCCEEDED, JobStatus.DISCARDED}:
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.PROCESSED, status_reason="", processed_at=timezone.now()
+        )
+    elif JobStatus.QUARANTINED in statuses and not statuses & set(ACTIVE):
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.FAILED, status_reason="a job is quarantined"
+        )
+    else:
+        InboundEvent.objects.filter(pk=event_id).update(
+            status=EventStatus.PROCESSING, status_reason=""
+        )
+
+
 # --- the sweeper -------------------------------------------------------------------------
 def jobs_due(*, now: datetime, pending_grace_seconds: float = 30, limit: int = 500) -> list[int]:
     """Jobs that should run now: due retries, expired leases, pending ones never started."""
-    from django.db.models import Q
-
     stale_pending = now - timedelta(seconds=pending_grace_seconds)
     return list(
         Job.objects.filter(
@@ -369,16 +390,3 @@ def jobs_due(*, now: datetime, pending_grace_seconds: float = 30, limit: int = 5
         .order_by("next_attempt_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
-
-
-def sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Route events whose nudge was lost and enqueue every job that is due."""
-    from integrations.services.inbox import inbox_drain
-
-    now = now or timezone.now()
-    routed = inbox_drain(older_than_seconds=5)
-    due = jobs_due(now=now)
-    jobs_enqueue(due)
-    if routed or due:
-        logger.info("integrations.sweeper routed=%s enqueued=%s", routed, len(due))
-    return {"routed": routed, "enqueued": len(due)}

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from integrations.services.jobs import sweep
+from integrations.services.sweeper import sweep
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from django.db import connection as db
 
 from integrations.choices import AttemptOutcome, JobStatus
 from integrations.models import Job
-from integrations.services import jobs as services
+from integrations.services.sweeper import sweep
 from tests.conftest import make_flow, make_job
 from tests.support.upstream import Reply
 
@@ -76,10 +76,10 @@ def test_killed_worker_is_recovered_exactly_once(integration, upstream):
     assert job.locked_by == "doomed-worker"
     assert list(job.step_outputs) == ["prepare"]  # the finished step was checkpointed
     # Nothing happens while the dead worker's lease is still valid...
-    assert services.sweep()["enqueued"] == 0
+    assert sweep()["enqueued"] == 0
     time.sleep(max(0.0, (job.lease_expires_at - db_now()).total_seconds()) + 0.2)
     # ...then the sweeper reclaims it and the (inline) queue finishes it.
-    assert services.sweep()["enqueued"] == 1
+    assert sweep()["enqueued"] == 1
 
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
@@ -91,7 +91,7 @@ def test_killed_worker_is_recovered_exactly_once(integration, upstream):
     assert keys == ["tests:ORD-1001:write", "tests:ORD-1001:write"]
     # The prepare step ran once, in the dead worker; it was not repeated.
     assert job.step_outputs["prepare"] == {"value": "ORD-1001", "amount": None}
-    assert services.sweep()["enqueued"] == 0
+    assert sweep()["enqueued"] == 0
     assert Job.objects.get().status == JobStatus.SUCCEEDED
 
 

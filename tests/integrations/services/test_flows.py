@@ -1,7 +1,8 @@
 import pytest
 
+from integrations.mapping import Rule
 from integrations.models import Flow, Mapping
-from integrations.services.flows import FieldSpec, FlowSpec, StepSpec, flows_install_defaults
+from integrations.services.flows import FlowSpec, StepSpec, flows_install_defaults
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +14,7 @@ def spec(version=1, target="value"):
         trigger_source="stripe",
         trigger_event="payment_intent.succeeded",
         version=version,
-        steps=(StepSpec("echo", "tests.echo", (FieldSpec(target, "event.reference"),)),),
+        steps=(StepSpec("echo", "tests.echo", (Rule(target, "event.reference"),)),),
     )
 
 

@@ -5,6 +5,7 @@ import pytest
 from integrations.choices import AttemptOutcome, JobStatus
 from integrations.models import ApiCall, Attempt, Job
 from integrations.services import jobs as services
+from integrations.services.sweeper import sweep
 from tests.conftest import make_flow, make_job
 from tests.support import actions as test_actions
 from tests.support.upstream import Reply
@@ -153,11 +154,11 @@ def test_expired_lease_is_reclaimed_by_the_sweeper_exactly_once(
     assert claimed is not None
     # While the lease is valid nobody else may run it.
     assert services.job_run(job_id=job.pk, worker="worker-b") == "skipped"
-    assert services.sweep(now=clock.now)["enqueued"] == 0
+    assert sweep(now=clock.now)["enqueued"] == 0
 
     clock.advance(seconds=121)
     # The sweeper enqueues it; with the inline queue that runs it at once.
-    assert services.sweep(now=clock.now)["enqueued"] == 1
+    assert sweep(now=clock.now)["enqueued"] == 1
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert len(upstream.requests) == 1
@@ -165,7 +166,7 @@ def test_expired_lease_is_reclaimed_by_the_sweeper_exactly_once(
     assert outcomes[0][:2] == (1, AttemptOutcome.LEASE_EXPIRED)
     assert outcomes[1][1] == AttemptOutcome.SUCCEEDED
     # A second sweep finds nothing; a late task for the job does nothing.
-    assert services.sweep(now=clock.advance(minutes=5))["enqueued"] == 0
+    assert sweep(now=clock.advance(minutes=5))["enqueued"] == 0
     assert services.job_run(job_id=job.pk) == "skipped"
     assert len(upstream.requests) == 1
 
@@ -187,9 +188,9 @@ def test_zombie_worker_cannot_write_after_losing_its_lease(integration, upstream
 
 def test_stale_pending_job_is_picked_up_by_the_sweeper(integration, upstream, clock):
     job = make_job(write_flow(), integration)  # enqueue "lost": nobody ran it
-    assert services.sweep(now=clock.now)["enqueued"] == 0
+    assert sweep(now=clock.now)["enqueued"] == 0
     clock.advance(seconds=31)
-    assert services.sweep(now=clock.now)["enqueued"] == 1
+    assert sweep(now=clock.now)["enqueued"] == 1
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
 
