@@ -1,0 +1,175 @@
+"""A generic REST ERP: journal entries and credit memos keyed by external reference,
+and a trial balance. This is the contract integrations/connectors/erp speaks.
+
+    Authorization: Bearer <token>                (default token: sandbox-erp-token)
+    POST /erp/api/journal-entries                 {external_reference, date, currency, memo,
+                                                   lines: [{account, debit, credit, description}]}
+    GET  /erp/api/journal-entries?external_reference=REF
+    GET  /erp/api/journal-entries/{id}
+    POST /erp/api/credit-memos                    {external_reference, customer_reference, date,
+                                                   currency, amount, memo, lines?}
+    GET  /erp/api/credit-memos?external_reference=REF
+    GET  /erp/api/credit-memos/{id}
+    GET  /erp/api/trial-balance
+    GET  /erp/api/health
+
+A repeated POST with the same external reference and the same content answers 200
+with the stored document (idempotent replay); the same reference with different
+content answers 422. Amounts are decimal strings; entries must balance.
+"""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal, InvalidOperation
+
+from sandbox.http import Request, Response, json_response
+from sandbox.system import System
+
+DEFAULT_TOKEN = "sandbox-erp-token"
+
+
+def _money(value, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{field} is not a decimal amount") from None
+    if amount < 0 or amount != amount.quantize(Decimal("0.001")):
+        raise ValueError(f"{field} must be a non-negative amount with at most 3 decimals")
+    return amount
+
+
+class Erp(System):
+    name = "erp"
+
+    def reset(self) -> None:
+        self.state = {
+            "tokens": [DEFAULT_TOKEN],
+            "journal_entries": {},
+            "credit_memos": {},
+            "counters": {"JE": 0, "CM": 0},
+        }
+
+    def authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if any(hmac.compare_digest(token, t) for t in self.state["tokens"]):
+            return None
+        return json_response({"error": "invalid or missing bearer token"}, 401)
+
+    def register_routes(self) -> None:
+        r = self.router
+        r.add("GET", "/api/health", lambda req: json_response({"ok": True}))
+        r.add("POST", "/api/journal-entries", self.create_journal_entry)
+        r.add("GET", "/api/journal-entries", lambda req: self.list_docs(req, "journal_entries"))
+        r.add("GET", "/api/journal-entries/{id}", lambda req: self.get_doc(req, "journal_entries"))
+        r.add("POST", "/api/credit-memos", self.create_credit_memo)
+        r.add("GET", "/api/credit-memos", lambda req: self.list_docs(req, "credit_memos"))
+        r.add("GET", "/api/credit-memos/{id}", lambda req: self.get_doc(req, "credit_memos"))
+        r.add("GET", "/api/trial-balance", self.trial_balance)
+
+    # --- documents ---------------------------------------------------------------------
+    def _store(self, kind: str, prefix: str, content: dict) -> Response:
+        reference = content["external_reference"]
+        docs = self.state[kind]
+        for doc in docs.values():
+            if doc["external_reference"] == reference:
+                stored = {k: v for k, v in doc.items() if k not in ("id", "created_seq")}
+                if stored == content:
+                    return json_response(doc, 200)
+                return json_response(
+                    {"error": f"external_reference {reference} already used with different content",
+                     "existing_id": doc["id"]},
+                    422,
+                )
+        self.state["counters"][prefix] += 1
+        number = self.state["counters"][prefix]
+        doc = {"id": f"{prefix}-{number:06d}", "created_seq": number, **content}
+        docs[doc["id"]] = doc
+        return json_response(doc, 201)
+
+    def _validate_lines(self, lines) -> list[dict]:
+        if not isinstance(lines, list) or len(lines) < 2:
+            raise ValueError("lines must hold at least two entries")
+        clean, debit, credit = [], Decimal(0), Decimal(0)
+        for index, line in enumerate(lines):
+            if not isinstance(line, dict) or not line.get("account"):
+                raise ValueError(f"lines[{index}].account is required")
+            d = _money(line.get("debit", "0"), f"lines[{index}].debit")
+            c = _money(line.get("credit", "0"), f"lines[{index}].credit")
+            if (d == 0) == (c == 0):
+                raise ValueError(f"lines[{index}] needs exactly one of debit or credit")
+            debit, credit = debit + d, credit + c
+            clean.append(
+                {"account": str(line["account"]), "debit": str(d), "credit": str(c),
+                 "description": str(line.get("description", ""))}
+            )
+        if debit != credit:
+            raise ValueError(f"entry does not balance: debit {debit} != credit {credit}")
+        return clean
+
+    def create_journal_entry(self, request: Request) -> Response:
+        try:
+            data = request.json() or {}
+            if not data.get("external_reference"):
+                raise ValueError("external_reference is required")
+            content = {
+                "external_reference": str(data["external_reference"]),
+                "date": str(data.get("date", "")),
+                "currency": str(data.get("currency", "")).upper(),
+                "memo": str(data.get("memo", "")),
+                "lines": self._validate_lines(data.get("lines")),
+            }
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        return self._store("journal_entries", "JE", content)
+
+    def create_credit_memo(self, request: Request) -> Response:
+        try:
+            data = request.json() or {}
+            if not data.get("external_reference"):
+                raise ValueError("external_reference is required")
+            content = {
+                "external_reference": str(data["external_reference"]),
+                "customer_reference": str(data.get("customer_reference", "")),
+                "date": str(data.get("date", "")),
+                "currency": str(data.get("currency", "")).upper(),
+                "amount": str(_money(data.get("amount"), "amount")),
+                "memo": str(data.get("memo", "")),
+            }
+            if data.get("lines"):
+                content["lines"] = self._validate_lines(data["lines"])
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        return self._store("credit_memos", "CM", content)
+
+    def list_docs(self, request: Request, kind: str) -> Response:
+        reference = request.query.get("external_reference")
+        docs = sorted(self.state[kind].values(), key=lambda d: d["created_seq"])
+        if reference is not None:
+            docs = [d for d in docs if d["external_reference"] == reference]
+        return json_response({"results": docs, "count": len(docs)})
+
+    def get_doc(self, request: Request, kind: str) -> Response:
+        doc = self.state[kind].get(request.params["id"])
+        if doc is None:
+            return json_response({"error": "not found"}, 404)
+        return json_response(doc)
+
+    def trial_balance(self, request: Request) -> Response:
+        totals: dict[str, list[Decimal]] = {}
+        for entry in self.state["journal_entries"].values():
+            for line in entry["lines"]:
+                pair = totals.setdefault(line["account"], [Decimal(0), Decimal(0)])
+                pair[0] += Decimal(line["debit"])
+                pair[1] += Decimal(line["credit"])
+        accounts = [
+            {"account": a, "debit": str(d), "credit": str(c), "balance": str(d - c)}
+            for a, (d, c) in sorted(totals.items())
+        ]
+        debit = sum((d for d, _ in totals.values()), Decimal(0))
+        credit = sum((c for _, c in totals.values()), Decimal(0))
+        return json_response(
+            {"accounts": accounts, "total_debit": str(debit), "total_credit": str(credit),
+             "balanced": debit == credit}
+        )

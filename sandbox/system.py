@@ -1,0 +1,83 @@
+"""Base class of a faked system: routes, state, fault handling, error shapes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sandbox.faults import FaultInjector
+from sandbox.http import Request, Response, Router, json_response
+
+
+class System:
+    name: str = ""
+    """URL prefix: requests to /<name>/... are this system's."""
+
+    write_methods = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, faults: FaultInjector) -> None:
+        self.faults = faults
+        self.lock = threading.RLock()
+        self.router = Router()
+        self.state: dict[str, Any] = {}
+        self.requests: list[dict] = []  # request log, newest last (bounded)
+        self.register_routes()
+        self.reset()
+
+    # --- to implement --------------------------------------------------------------
+    def register_routes(self) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Empty and re-seed the state."""
+        self.state = {}
+
+    def error_response(self, status: int, message: str) -> Response:
+        return json_response({"error": message}, status)
+
+    def is_write(self, request: Request) -> bool:
+        return request.method in self.write_methods
+
+    def authenticate(self, request: Request) -> Response | None:
+        """Return an error response to refuse the request, None to accept it."""
+        return None
+
+    # --- provided --------------------------------------------------------------------
+    def handle(self, request: Request, subpath: str) -> Response:
+        self.requests.append(
+            {"method": request.method, "path": subpath, "query": request.query_string, "at": time.time()}
+        )
+        del self.requests[:-1000]
+        config = self.faults.config
+        if config.latency_ms:
+            time.sleep(config.latency_ms / 1000)
+        handler, params, exists = self.router.match(request.method, subpath)
+        if handler is None:
+            return self.not_found(subpath) if not exists else self.error_response(405, "method not allowed")
+        refusal = self.authenticate(request)
+        if refusal is not None:
+            return refusal
+        fault = self.faults.decide()
+        if fault == "rate_limit":
+            response = self.error_response(429, "Too many requests")
+            response.headers["Retry-After"] = str(config.retry_after)
+            return response
+        if fault == "timeout":
+            time.sleep(config.timeout_seconds)
+            return self.error_response(504, "Gateway timeout")
+        if fault == "error":
+            return self.error_response(500, "Injected server error")
+        request.params = params
+        with self.lock:
+            response = handler(request)
+        if (
+            self.is_write(request)
+            and response.status < 400
+            and self.faults.lose_response_after_write()
+        ):
+            return self.error_response(502, "Injected error after the write was applied")
+        return response
+
+    def not_found(self, path: str) -> Response:
+        return json_response({"Message": f"No route for {path}"}, 404)
