@@ -1,28 +1,309 @@
-"""Builds the official SDK client for one Stripe connection (the only SDK entry point)."""
+"""The one place that speaks to Stripe: a StripeClient per connection (pinned API
+version, explicit network retries and timeouts), every HTTP attempt recorded as an
+ApiCall, SDK errors mapped onto our taxonomy, deterministic idempotency keys passed
+through, and our own backoff on 429 (the SDK does not retry those).
+
+Results are plain dicts (``to_dict()``): StripeObject is not a dict since v15.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 import stripe
 
+from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import API_VERSION
-from integrations.exceptions import ConnectorConfigurationError
+from integrations.http import record_api_call
+from integrations.throttle import throttle
 
 if TYPE_CHECKING:
     from integrations.models import Connection
+
+_operation: ContextVar[str] = ContextVar("stripe_operation", default="")
+
+# Our own pacing for 429s inside one call, before the job-level retry takes over.
+RATE_LIMIT_BACKOFF = (0.5, 1.0, 2.0)
+
+
+class PaymentDeclined(exc.BusinessRuleError):
+    """The card was declined: a business outcome, never retried by the engine."""
+
+    code = "card_declined"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decline_code: str = "",
+        error_code: str = "",
+        payment_intent: str = "",
+        charge: str = "",
+    ):
+        super().__init__(message)
+        self.decline_code = decline_code
+        self.error_code = error_code
+        self.payment_intent = payment_intent
+        self.charge = charge
+
+
+class RecordingHTTPClient(stripe.RequestsClient):
+    """Records every HTTP attempt (the SDK's own retries included) and paces them."""
+
+    def __init__(self, connection: Connection, timeout: float | tuple[float, float] = (5, 30)):
+        super().__init__(timeout=timeout)
+        self.connection = connection
+
+    def request(self, method, url, headers, post_data=None):
+        throttle(self.connection)
+        headers = dict(headers or {})
+        with record_api_call(
+            connection=self.connection,
+            method=method,
+            url=url,
+            operation=_operation.get(),
+            idempotency_key=headers.get("Idempotency-Key", "") if method.lower() == "post" else "",
+            request_headers=headers,
+            request_body=post_data,
+        ) as call:
+            content, status, response_headers = super().request(method, url, headers, post_data)
+            call.status_code = status
+            call.response_body = content
+            return content, status, response_headers
 
 
 def build_client(connection: Connection) -> stripe.StripeClient:
     api_key = connection.credential("api_key")
     if not api_key:
-        raise ConnectorConfigurationError(f"connection {connection.name} has no api_key")
-    options: dict = {
+        raise exc.ConnectorConfigurationError(f"connection {connection.name} has no api_key")
+    options: dict[str, Any] = {
         "stripe_version": connection.settings.get("api_version", API_VERSION),
-        # StripeClient retries nothing unless told; our own job retries sit on top.
+        # StripeClient makes one attempt unless told otherwise (observed in 15.x/16.x).
         "max_network_retries": int(connection.settings.get("max_network_retries", 2)),
-        "http_client": stripe.RequestsClient(timeout=30),
+        "http_client": RecordingHTTPClient(connection),
     }
     if connection.base_url:
         options["base_addresses"] = {"api": connection.base_url.rstrip("/")}
     return stripe.StripeClient(api_key, **options)
+
+
+def map_error(error: stripe.StripeError) -> exc.IntegrationError:
+    """SDK exception → taxonomy. Card errors are business outcomes, not failures."""
+    message = f"Stripe: {error.user_message or error}"
+    if isinstance(error, stripe.CardError):
+        body = getattr(error, "error", None)
+        return PaymentDeclined(
+            message,
+            decline_code=getattr(body, "decline_code", None) or "",
+            error_code=error.code or "",
+            payment_intent=getattr(getattr(body, "payment_intent", None), "id", "")
+            or _json_get(error, "payment_intent", "id"),
+            charge=getattr(body, "charge", None) or _json_get(error, "charge"),
+        )
+    retry_after = _retry_after(error)
+    if isinstance(error, stripe.RateLimitError):
+        return exc.RateLimited(message, retry_after=retry_after)
+    if isinstance(error, stripe.IdempotencyError):
+        # Same key, different parameters: a bug in how we derive keys. Never retry.
+        return exc.PermanentError(f"idempotency key reused with other parameters: {message}")
+    if isinstance(error, stripe.APIConnectionError):
+        return exc.ConnectorUnavailable(message)
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return exc.Unauthorized(message)
+    if isinstance(error, stripe.InvalidRequestError):
+        if error.http_status == 404:
+            return exc.NotFound(message)
+        if error.http_status == 409:
+            return exc.ConflictRetry(message)
+        return exc.BadRequest(message)
+    if (error.http_status and error.http_status >= 500) or isinstance(error, stripe.APIError):
+        return exc.ConnectorUnavailable(message, retry_after=retry_after)
+    return exc.PermanentError(message)
+
+
+def _retry_after(error: stripe.StripeError) -> float | None:
+    headers = error.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_get(error: stripe.StripeError, *path: str) -> str:
+    node: Any = (error.json_body or {}).get("error", {})
+    for key in path:
+        node = (
+            node.get(key) if isinstance(node, Mapping) else node if isinstance(node, str) else None
+        )
+    return node if isinstance(node, str) else ""
+
+
+class StripeGateway:
+    """Typed operations the flows use. Every write takes a deterministic idempotency key."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.client = build_client(connection)
+
+    def _call(self, operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        token = _operation.set(operation)
+        try:
+            for attempt, pause in enumerate((*RATE_LIMIT_BACKOFF, None)):
+                try:
+                    return fn(*args, **kwargs)
+                except stripe.RateLimitError as error:
+                    if pause is None:
+                        raise map_error(error) from error
+                    retry_after = _retry_after(error)
+                    time.sleep(max(pause, min(retry_after or 0, 5.0)) * (1 + 0.1 * attempt))
+                except stripe.StripeError as error:
+                    raise map_error(error) from error
+        finally:
+            _operation.reset(token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _options(idempotency_key: str | None) -> dict[str, Any]:
+        return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+    def _write(self, operation: str, fn, *args, params: dict, idempotency_key: str) -> dict:
+        if not idempotency_key:
+            raise exc.DataError(f"{operation}: every Stripe write needs an idempotency key")
+        result = self._call(
+            operation, fn, *args, params=params, options=self._options(idempotency_key)
+        )
+        return result.to_dict()
+
+    def _read(self, operation: str, fn, *args, params: dict | None = None) -> dict:
+        return self._call(operation, fn, *args, params=params or {}).to_dict()
+
+    # --- customers -------------------------------------------------------------------
+    def customer_create(self, *, params: dict, idempotency_key: str) -> dict:
+        v1 = self.client.v1
+        return self._write(
+            "customer.create", v1.customers.create, params=params, idempotency_key=idempotency_key
+        )
+
+    def customer_update(self, customer_id: str, *, params: dict, idempotency_key: str) -> dict:
+        v1 = self.client.v1
+        return self._write(
+            "customer.update",
+            v1.customers.update,
+            customer_id,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def customer_retrieve(self, customer_id: str) -> dict:
+        return self._read("customer.retrieve", self.client.v1.customers.retrieve, customer_id)
+
+    # --- payment intents -------------------------------------------------------------------
+    def payment_intent_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._write(
+            "payment_intent.create",
+            self.client.v1.payment_intents.create,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def payment_intent_retrieve(self, payment_intent_id: str, *, expand: list[str] = ()) -> dict:
+        params = {"expand": list(expand)} if expand else {}
+        return self._read(
+            "payment_intent.retrieve",
+            self.client.v1.payment_intents.retrieve,
+            payment_intent_id,
+            params=params,
+        )
+
+    def payment_intent_update(
+        self, payment_intent_id: str, *, params: dict, idempotency_key: str
+    ) -> dict:
+        return self._write(
+            "payment_intent.update",
+            self.client.v1.payment_intents.update,
+            payment_intent_id,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def payment_intent_confirm(
+        self, payment_intent_id: str, *, params: dict, idempotency_key: str
+    ) -> dict:
+        return self._write(
+            "payment_intent.confirm",
+            self.client.v1.payment_intents.confirm,
+            payment_intent_id,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def payment_intent_capture(
+        self, payment_intent_id: str, *, params: dict, idempotency_key: str
+    ) -> dict:
+        return self._write(
+            "payment_intent.capture",
+            self.client.v1.payment_intents.capture,
+            payment_intent_id,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def payment_intent_cancel(
+        self, payment_intent_id: str, *, params: dict, idempotency_key: str
+    ) -> dict:
+        return self._write(
+            "payment_intent.cancel",
+            self.client.v1.payment_intents.cancel,
+            payment_intent_id,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    # --- charges and refunds ---------------------------------------------------------------
+    def charge_retrieve(self, charge_id: str, *, expand: list[str] = ()) -> dict:
+        params = {"expand": list(expand)} if expand else {}
+        return self._read(
+            "charge.retrieve", self.client.v1.charges.retrieve, charge_id, params=params
+        )
+
+    def refund_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._write(
+            "refund.create",
+            self.client.v1.refunds.create,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def refund_retrieve(self, refund_id: str) -> dict:
+        return self._read("refund.retrieve", self.client.v1.refunds.retrieve, refund_id)
+
+    # --- reconciliation ------------------------------------------------------------------
+    def balance_retrieve(self) -> dict:
+        return self._call("balance.retrieve", self.client.v1.balance.retrieve).to_dict()
+
+    def payout_retrieve(self, payout_id: str) -> dict:
+        return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)
+
+    def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
+        """Every balance transaction of an automatic payout, sources expanded."""
+        page = self._call(
+            "balance_transaction.list",
+            self.client.v1.balance_transactions.list,
+            params={"payout": payout_id, "limit": 100, "expand": ["data.source"]},
+        )
+        token = _operation.set("balance_transaction.list")
+        try:
+            for item in page.auto_paging_iter():
+                yield item.to_dict()
+        except stripe.StripeError as error:
+            raise map_error(error) from error
+        finally:
+            _operation.reset(token)
+
+    def events_list(self, *, params: dict) -> list[dict]:
+        page = self._call("event.list", self.client.v1.events.list, params=params)
+        return [e.to_dict() for e in page.data]

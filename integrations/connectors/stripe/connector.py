@@ -3,14 +3,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import stripe
 from django.conf import settings
 
 from integrations.connectors.base import Connector, ParsedEvent
 from integrations.connectors.stripe import webhooks
-from integrations.connectors.stripe.client import build_client
+from integrations.connectors.stripe.client import StripeGateway
 from integrations.connectors.stripe.constants import SUPPORTED_EVENTS
-from integrations.http import record_api_call
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -35,18 +33,8 @@ class StripeConnector(Connector):
         return webhooks.parse(body)
 
     def test_connection(self, connection: Connection) -> str:
-        client = build_client(connection)
-        base = connection.base_url or "https://api.stripe.com"
-        with record_api_call(
-            connection=connection, method="GET", url=f"{base}/v1/balance", operation="test"
-        ) as call:
-            try:
-                balance = client.v1.balance.retrieve()
-            except stripe.StripeError as exc:
-                call.status_code = getattr(exc, "http_status", None)
-                raise
-            call.status_code = 200
+        balance = StripeGateway(connection).balance_retrieve()
         available = ", ".join(
-            f"{b.amount} {b.currency}" for b in (getattr(balance, "available", None) or [])
+            f"{b['amount']} {b['currency']}" for b in balance.get("available", [])
         )
         return f"Stripe answered; available balance: {available or 'none'}"
