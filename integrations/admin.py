@@ -195,6 +195,12 @@ class ConnectionAdmin(AuditedAdmin):
         ("Audit", {"fields": ("change_reason",)}),
     )
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        from integrations.services.polling import poll_schedules_sync
+
+        poll_schedules_sync()  # a Znode store gained, lost or changed its poller
+
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj):
         return obj.webhook_path if obj.pk else "(saved connections get a URL)"

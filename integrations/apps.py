@@ -36,3 +36,6 @@ def ensure_schedules(**kwargs) -> None:
             "repeats": -1,
         },
     )
+    from integrations.services.polling import poll_schedules_sync
+
+    poll_schedules_sync()

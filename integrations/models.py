@@ -453,3 +453,47 @@ class ApiCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.url} → {self.status_code or self.error[:40]}"
+
+
+class PollCursor(models.Model):
+    """Where the poller of one connection stands: the watermark and a lease."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="poll")
+    watermark = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Newest order date seen (the next window starts before it).",
+    )
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_emitted = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"poller of {self.connection.name}"
+
+
+class PolledOrder(models.Model):
+    """An order the poller has seen, with a fingerprint of what matters to the flows.
+
+    Open orders are re-read on every poll, so state changes to orders older than the
+    date window are still found.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    order_id = models.BigIntegerField()
+    order_number = models.CharField(max_length=100, db_index=True)
+    fingerprint = models.CharField(max_length=64)
+    version = models.PositiveIntegerField(default=1)
+    state = models.CharField(max_length=100, blank=True)
+    open = models.BooleanField(default=True, db_index=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "order_id"], name="polledorder_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_number} v{self.version}"

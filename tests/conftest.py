@@ -11,6 +11,7 @@ import tests.support.actions as test_actions
 from integrations.models import Flow, FlowStep, Integration, Mapping, MappingField
 from integrations.services.connections import connection_create
 from integrations.views import forget_connection
+from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401  (fixtures)
 from tests.support.upstream import Upstream
 
 STRIPE_SECRET = "whsec_test_primary_secret"

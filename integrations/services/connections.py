@@ -47,6 +47,10 @@ def connection_create(
     connection.full_clean()
     connection._change_reason = "created"
     connection.save()
+    if kind == ConnectionKind.ZNODE:
+        from integrations.services.polling import poll_schedules_sync
+
+        poll_schedules_sync()
     return connection
 
 

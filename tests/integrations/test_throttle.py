@@ -1,8 +1,8 @@
 import pytest
+from pyrate_limiter import Rate
 
 from integrations.exceptions import RateLimited
 from integrations.throttle import rate_for, throttle
-from pyrate_limiter import Rate
 
 
 def test_fractional_rates():
@@ -36,7 +36,8 @@ def test_bucket_is_shared_between_processes(erp_connection, tmp_path, settings):
         throttle(erp_connection, timeout=0.05)
     code = (
         "from pyrate_limiter import Limiter, SQLiteBucket, Rate;"
-        f"b = SQLiteBucket.init_from_file([Rate(3, 1000)], table='integrations_throttle_{erp_connection.pk}',"
+        "b = SQLiteBucket.init_from_file([Rate(3, 1000)],"
+        f" table='integrations_throttle_{erp_connection.pk}',"
         f" db_path={str(tmp_path / 'throttle.sqlite3')!r}, use_file_lock=True);"
         f"print(Limiter(b).try_acquire('{erp_connection.pk}', blocking=True, timeout=0.05))"
     )

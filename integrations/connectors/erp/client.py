@@ -1,0 +1,140 @@
+"""Generic REST ERP client: journal entries and credit memos keyed by external reference.
+
+The wire contract (what ``sandbox/erp`` implements, and what a real ERP's REST layer
+or an iPaaS endpoint usually offers) is:
+
+    POST {base}/api/journal-entries   {external_reference, date, currency, memo, lines[]}
+    GET  {base}/api/journal-entries?external_reference=REF   → {"results": [...]}
+    POST {base}/api/credit-memos      {external_reference, customer_reference, date,
+                                       currency, amount, memo, lines?}
+    GET  {base}/api/credit-memos?external_reference=REF
+    GET  {base}/api/trial-balance
+
+The external reference is the idempotency key: it is sent as ``Idempotency-Key`` too,
+and a repeated post answers 200 with the stored document.
+
+To adapt a specific ERP, subclass :class:`ErpClient` and override what differs:
+``paths`` (endpoint locations), ``encode_journal_entry()`` / ``encode_credit_memo()``
+(our document → the ERP's body), ``decode_document()`` (the ERP's answer → dict with
+at least ``id`` and ``external_reference``) and ``find_params()`` (lookup query).
+Point ``settings["client_class"]`` of the connection at the subclass.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.utils.module_loading import import_string
+
+from integrations import exceptions as exc
+from integrations.connectors.erp.connector import auth_headers
+from integrations.http import http_request
+from integrations.throttle import throttle
+
+if TYPE_CHECKING:
+    from integrations.models import Connection
+
+
+class ErpClient:
+    paths: ClassVar[dict[str, str]] = {
+        "journal_entries": "/api/journal-entries",
+        "credit_memos": "/api/credit-memos",
+        "trial_balance": "/api/trial-balance",
+    }
+
+    def __init__(self, connection: Connection) -> None:
+        if not connection.base_url:
+            raise exc.ConnectorConfigurationError(f"connection {connection.name} has no base URL")
+        self.connection = connection
+        self.base = connection.base_url.rstrip("/")
+
+    # --- extension points ------------------------------------------------------------
+    def encode_journal_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return entry
+
+    def encode_credit_memo(self, memo: dict[str, Any]) -> dict[str, Any]:
+        return memo
+
+    def decode_document(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def find_params(self, external_reference: str) -> dict[str, str]:
+        return {"external_reference": external_reference}
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _request(self, method: str, kind: str, *, operation: str, **kwargs: Any):
+        throttle(self.connection)
+        return http_request(
+            self.connection,
+            method,
+            self.base + self.paths[kind],
+            operation=operation,
+            headers={**auth_headers(self.connection), "Accept": "application/json"},
+            **kwargs,
+        )
+
+    def _post(self, kind: str, body: dict[str, Any], *, operation: str) -> dict[str, Any]:
+        reference = body.get("external_reference")
+        if not reference:
+            raise exc.DataError(f"{operation}: external_reference is required")
+        try:
+            response = self._request(
+                "POST", kind, operation=operation, json=body, idempotency_key=str(reference)
+            )
+        except exc.BadRequest as error:
+            if "HTTP 422" in str(error):
+                raise exc.BusinessRuleError(
+                    f"{operation}: the ERP already holds {reference} with different content"
+                ) from error
+            raise
+        return self.decode_document(response.json())
+
+    def _find(self, kind: str, external_reference: str, *, operation: str) -> dict | None:
+        response = self._request(
+            "GET", kind, operation=operation, params=self.find_params(external_reference)
+        )
+        results = response.json().get("results") or []
+        return self.decode_document(results[0]) if results else None
+
+    # --- operations ------------------------------------------------------------------------
+    def journal_entry_post(self, *, entry: dict[str, Any]) -> dict[str, Any]:
+        """Post a balanced journal entry; safe to repeat with the same reference."""
+        check_balanced(entry.get("lines") or [])
+        return self._post(
+            "journal_entries", self.encode_journal_entry(entry), operation="erp.journal_entry.post"
+        )
+
+    def journal_entry_find(self, external_reference: str) -> dict | None:
+        return self._find("journal_entries", external_reference, operation="erp.journal_entry.find")
+
+    def credit_memo_post(self, *, memo: dict[str, Any]) -> dict[str, Any]:
+        if memo.get("lines"):
+            check_balanced(memo["lines"])
+        return self._post(
+            "credit_memos", self.encode_credit_memo(memo), operation="erp.credit_memo.post"
+        )
+
+    def credit_memo_find(self, external_reference: str) -> dict | None:
+        return self._find("credit_memos", external_reference, operation="erp.credit_memo.find")
+
+    def trial_balance(self) -> dict[str, Any]:
+        return self._request("GET", "trial_balance", operation="erp.trial_balance").json()
+
+
+def check_balanced(lines: list[dict[str, Any]]) -> None:
+    """Refuse to send an entry that does not balance (Decimal, never float)."""
+    if len(lines) < 2:
+        raise exc.DataError("a journal entry needs at least two lines")
+    debit = sum((Decimal(str(line.get("debit") or 0)) for line in lines), Decimal(0))
+    credit = sum((Decimal(str(line.get("credit") or 0)) for line in lines), Decimal(0))
+    if debit != credit:
+        raise exc.DataError(f"journal entry does not balance: debit {debit} != credit {credit}")
+
+
+def erp_client(connection: Connection) -> ErpClient:
+    path = connection.settings.get("client_class")
+    cls = import_string(path) if path else ErpClient
+    if not issubclass(cls, ErpClient):
+        raise exc.ConnectorConfigurationError(f"{path} is not an ErpClient subclass")
+    return cls(connection)
