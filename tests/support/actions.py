@@ -44,3 +44,34 @@ def fail(*, ctx: ActionContext, error: str = "transient") -> dict:
         "bad_data": exceptions.DataError("order has no total"),
         "bug": KeyError("Total"),
     }[error]
+
+
+@action("tests.znode_write", description="One Znode write through the real client.")
+def znode_write(*, ctx: ActionContext, op: str, order_id: int, order_number: str) -> dict:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from integrations.connectors.znode.client import ZnodeClient
+
+    client = ZnodeClient(ctx.connection("znode"))
+    if op == "record_payment":
+        written = client.record_payment(
+            order_id=order_id,
+            transaction_reference=f"ch_{order_number}",
+            amount=Decimal("19.99"),
+            status="Captured",
+            payment_setting_id=7,
+            transaction_date=timezone.now(),
+        )
+    elif op == "payment_status":
+        client.update_payment_status(order_id=order_id, status_name="Captured")
+        written = True
+    elif op == "state":
+        client.update_order_state(order_number=order_number, state_name="APPROVED")
+        written = True
+    else:
+        written = client.add_order_note(
+            order_id=order_id, note="Paid by Stripe", dedupe_key=f"paid:{order_number}"
+        )
+    return {"written": written}

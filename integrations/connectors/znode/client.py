@@ -46,6 +46,9 @@ NOTE_LIMIT = 500
 EXTERNAL_ID_LIMIT = 50
 TRANSACTION_REFERENCE_LIMIT = 50
 VOCABULARY_TTL = 300.0
+# ErrorCodes.cs: 9 = ExceptionalError (unhandled); others (1 NullModel, 2 AlreadyExist,
+# 5 InvalidData, 6 NotFound, 7 NotPermitted, 8 IdLessThanOne, 301 ...) are business.
+TRANSIENT_ERROR_CODES = frozenset({9})
 
 _tokens: dict[int, tuple[str, float]] = {}
 _vocabularies: dict[tuple[int, str], tuple[dict[str, dict], float]] = {}
@@ -114,6 +117,8 @@ class ZnodeClient:
         self.connection = connection
         self.base = connection.base_url.rstrip("/")
         self.settings = connection.settings or {}
+        seconds = self.settings.get("timeout_seconds")
+        self.timeout = (min(5.0, float(seconds)), float(seconds)) if seconds else None
 
     # --- auth ----------------------------------------------------------------------------
     @property
@@ -203,6 +208,7 @@ class ZnodeClient:
                 headers=headers,
                 params=params,
                 data=body,
+                timeout=self.timeout,
                 raise_for_status=False,
             )
             if response.status_code == 401 and self.uses_oauth and attempt == 1:
@@ -224,14 +230,14 @@ class ZnodeClient:
             state = body.get("CustomModelState") or body.get("ModelState") or {}
             raise exc.BadRequest(f"{operation}: Znode refused the input: {redact_text(str(state))}")
         if isinstance(body, dict) and body.get("HasError"):
-            message = (
-                f"{operation}: Znode error {body.get('ErrorCode')}: {body.get('ErrorMessage')}"
-            )
-            if status >= 500 or status < 400:
-                # 500 + HasError is how 9.x reports validation and business errors.
-                raise exc.BusinessRuleError(
-                    redact_text(message), extra={"code": body.get("ErrorCode")}
-                )
+            code = body.get("ErrorCode")
+            message = f"{operation}: Znode error {code}: {body.get('ErrorMessage')}"
+            if code is None or code in TRANSIENT_ERROR_CODES:
+                # An unhandled exception on the server: the same call may well succeed.
+                raise exc.ConnectorUnavailable(redact_text(message))
+            # A ZnodeException with a business code (bad data, not found, not
+            # permitted...) answers the same way every time: do not retry it.
+            raise exc.BusinessRuleError(redact_text(message), extra={"code": code})
         if status >= 400:
             text = redact_text(response.text[:300])
             raise error_for_status(
@@ -452,21 +458,33 @@ class ZnodeClient:
             for row in order.get("PaymentHistoryList") or []
         )
 
-    def add_order_note(self, *, order_id: int, note: str) -> None:
+    def add_order_note(self, *, order_id: int, note: str, dedupe_key: str = "") -> bool:
+        """Add a note once. Returns False when a note with ``dedupe_key`` already exists.
+
+        ``orders/addordernote`` always inserts, so a retry after a lost response would
+        write the note twice; the key is appended to the text and looked up first.
+        """
         if not note.strip():
             raise exc.DataError("an order note cannot be empty")
+        marker = f" [ref:{dedupe_key}]" if dedupe_key else ""
+        if marker and any(
+            marker in str(n.get("Notes")) for n in self.order_notes(order_id=order_id)
+        ):
+            return False
         order = self.get_order(order_id, expand=())
         details_id = order.get("OmsOrderDetailsId")
         if not details_id:
             raise exc.DataError(f"Znode order {order_id} has no OmsOrderDetailsId")
+        text = note[: NOTE_LIMIT - len(marker)] + marker
         body = self.request(
             "POST",
             "orders/addordernote",
             operation="znode.order.add_note",
-            json={"OmsOrderDetailsId": details_id, "OmsQuoteId": 0, "Notes": note[:NOTE_LIMIT]},
+            json={"OmsOrderDetailsId": details_id, "OmsQuoteId": 0, "Notes": text},
         )
         if not self._is_success(body):
             raise exc.BusinessRuleError(f"Znode did not store the note on order {order_id}")
+        return True
 
     def order_notes(self, *, order_id: int) -> list[dict]:
         body = self.request(

@@ -1,0 +1,245 @@
+"""The Znode client against the sandbox store over real HTTP."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from integrations import exceptions as exc
+from integrations.connectors.znode.client import ZnodeClient, build_params, forget_cached
+from integrations.models import ApiCall
+from integrations.services.connections import connection_create
+from tests.support.shop import (
+    OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET,
+    STORE_DOMAIN,
+    STORE_KEY,
+    STRIPE_PAYMENT_SETTING_ID,
+    Shop,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    forget_cached()
+    yield
+    forget_cached()
+
+
+@pytest.fixture
+def shop(sandbox):
+    return Shop(sandbox.system_url("znode"))
+
+
+def make_client(sandbox, name="store", **settings) -> ZnodeClient:
+    credentials = settings.pop(
+        "credentials", {"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY}
+    )
+    connection = connection_create(
+        name=name,
+        kind="znode",
+        base_url=sandbox.system_url("znode"),
+        credentials=credentials,
+        settings={"store_domain": STORE_DOMAIN, "poll": False, **settings},
+        rate_limit_per_second=500,
+    )
+    return ZnodeClient(connection)
+
+
+@pytest.fixture
+def znode(sandbox):
+    return make_client(sandbox)
+
+
+def test_params_put_cache_refresh_last():
+    params = build_params(filters=[("orderdate", "ge", "x,y")], page=(1, 50), fresh=True)
+    assert list(params) == ["filter", "page", "cache"]
+    assert params["filter"] == "orderdate~ge~x^y"
+    assert list(build_params(fresh=True)) == ["expand", "cache"]
+    with pytest.raises(ValueError, match="start at 1"):
+        build_params(page=(0, 10))
+
+
+def test_reads_order_by_id_and_number_with_state_names(znode, shop):
+    placed = shop.place_order(total="42.50")
+    by_number = znode.get_order_by_number(placed["OrderNumber"])
+    by_id = znode.get_order(placed["OmsOrderId"])
+    assert by_number["OmsOrderId"] == by_id["OmsOrderId"] == placed["OmsOrderId"]
+    assert by_id["OrderState"] == "SUBMITTED"
+    assert Decimal(str(by_id["Total"])) == Decimal("42.50")
+    with pytest.raises(exc.NotFound):
+        znode.get_order(999999)
+
+
+def test_bad_credentials_are_not_retryable(sandbox):
+    client = make_client(
+        sandbox, credentials={"domain_name": STORE_DOMAIN, "domain_key": "wrong-key"}
+    )
+    with pytest.raises(exc.Unauthorized) as caught:
+        client.get_order(101)
+    assert caught.value.retryable is False
+    call = ApiCall.objects.get()
+    assert call.status_code == 401
+    assert call.request_headers["Authorization"] == "[redacted]"
+
+
+def test_list_orders_pages_through_everything_since_a_date(znode, shop):
+    since = timezone.now() - timedelta(minutes=5)
+    numbers = [shop.place_order(total=f"{10 + i}.00")["OrderNumber"] for i in range(7)]
+    listed = [row["OrderNumber"] for row in znode.list_orders(since=since, page_size=3)]
+    assert listed == numbers  # oldest first, every page, nothing older than `since`
+    pages = ApiCall.objects.filter(operation="znode.order.list").count()
+    assert pages == 3
+
+
+def test_state_update_is_verified_and_keeps_the_tracking_number(znode, shop):
+    placed = shop.place_order()
+    shop.ship(placed["OrderNumber"], tracking_number="1ZTRACK")
+    after = znode.update_order_state(
+        order_number=placed["OrderNumber"], state_name="Approved", note="paid", external_id="pi_1"
+    )
+    assert after["OrderState"] == "APPROVED"
+    stored = shop.order(placed["OrderNumber"])
+    assert stored["TrackingNumber"] == "1ZTRACK"
+    assert stored["ExternalId"] == "pi_1"
+
+
+def test_unknown_state_name_fails_before_any_write(znode, shop):
+    placed = shop.place_order()
+    with pytest.raises(exc.DataError, match="no order state named 'PAID-ISH'"):
+        znode.update_order_state(order_number=placed["OrderNumber"], state_name="PAID-ISH")
+    assert not ApiCall.objects.filter(method="PUT").exists()
+    assert shop.order(placed["OrderNumber"])["OrderState"] == "SUBMITTED"
+
+
+def test_payment_status_by_name(znode, shop):
+    placed = shop.place_order()
+    znode.update_payment_status(order_id=placed["OmsOrderId"], status_name="captured")
+    assert shop.order(placed["OrderNumber"])["PaymentStatus"] == "Captured"
+    with pytest.raises(exc.DataError, match="no payment state"):
+        znode.update_payment_status(order_id=placed["OmsOrderId"], status_name="Paid?")
+
+
+def record(znode, order_id, reference="ch_123"):
+    return znode.record_payment(
+        order_id=order_id,
+        transaction_reference=reference,
+        amount=Decimal("19.99"),
+        status="Captured",
+        payment_setting_id=STRIPE_PAYMENT_SETTING_ID,
+        transaction_date=timezone.now(),
+    )
+
+
+def payments(shop, number, reference="ch_123"):
+    history = shop.order(number).get("PaymentHistoryList") or []
+    return [row for row in history if row.get("TransactionReference") == reference]
+
+
+def test_payment_record_is_written_once(znode, shop):
+    placed = shop.place_order()
+    assert record(znode, placed["OmsOrderId"]) is True
+    assert record(znode, placed["OmsOrderId"]) is False
+    rows = payments(shop, placed["OrderNumber"])
+    assert len(rows) == 1
+    assert Decimal(str(rows[0]["Amount"])) == Decimal("19.99")
+
+
+def test_lost_response_after_payment_write_is_not_doubled_on_retry(znode, shop, sandbox):
+    placed = shop.place_order()
+    sandbox.set_faults("znode", error_after_write_rate=1.0)
+    with pytest.raises(exc.ConnectorUnavailable):
+        record(znode, placed["OmsOrderId"])
+    sandbox.set_faults("znode", error_after_write_rate=0.0)
+    assert record(znode, placed["OmsOrderId"]) is False  # already there
+    assert len(payments(shop, placed["OrderNumber"])) == 1
+
+
+def test_notes_are_attached_to_the_order_once(znode, shop, sandbox):
+    placed = shop.place_order()
+    sandbox.set_faults("znode", error_after_write_rate=1.0)
+    with pytest.raises(exc.ConnectorUnavailable):
+        znode.add_order_note(order_id=placed["OmsOrderId"], note="Card declined", dedupe_key="e1")
+    sandbox.set_faults("znode", error_after_write_rate=0.0)
+    assert (
+        znode.add_order_note(order_id=placed["OmsOrderId"], note="Card declined", dedupe_key="e1")
+        is False
+    )
+    notes = [n["Notes"] for n in znode.order_notes(order_id=placed["OmsOrderId"])]
+    assert notes.count("Card declined [ref:e1]") == 1
+
+
+def test_customer_update_keeps_fields_it_did_not_touch(znode):
+    before = znode.get_customer(user_id=12, portal_id=1)
+    znode.update_customer(user_id=12, portal_id=1, changes={"PhoneNumber": "555-9999"})
+    after = znode.get_customer(user_id=12, portal_id=1)
+    assert after["PhoneNumber"] == "555-9999"
+    assert after["Email"] == before["Email"] and after["FirstName"] == before["FirstName"]
+    assert after["Addresses"], "addresses come from customer/addresslist"
+
+
+def test_oauth_token_is_cached_refreshed_and_retried_once(sandbox, shop):
+    client = make_client(
+        sandbox,
+        name="store-oauth",
+        credentials={"client_id": OAUTH_CLIENT_ID, "client_secret": OAUTH_CLIENT_SECRET},
+        auth="oauth",
+    )
+    placed = shop.place_order()
+    client.get_order(placed["OmsOrderId"])
+    client.get_order(placed["OmsOrderId"])
+    assert ApiCall.objects.filter(operation="znode.oauth.token").count() == 1
+    # The gateway forgets the token (restart): one 401, one refresh, one retry.
+    from integrations.connectors.znode import client as client_module
+
+    client_module._tokens[client.connection.pk] = ("stale-token", 10**12)
+    assert client.get_order(placed["OmsOrderId"])["OmsOrderId"] == placed["OmsOrderId"]
+    assert ApiCall.objects.filter(operation="znode.oauth.token").count() == 2
+    assert ApiCall.objects.filter(operation="znode.order.get", status_code=401).count() == 1
+
+
+def test_oauth_with_bad_secret_is_unauthorized(sandbox):
+    client = make_client(
+        sandbox,
+        name="store-oauth-bad",
+        credentials={"client_id": OAUTH_CLIENT_ID, "client_secret": "nope"},
+        auth="oauth",
+    )
+    with pytest.raises(exc.Unauthorized):
+        client.get_order(101)
+
+
+def test_oauth_token_is_renewed_before_it_expires(sandbox, shop):
+    import time
+
+    shop.configure(token_ttl=1)
+    client = make_client(
+        sandbox,
+        name="store-oauth-short",
+        credentials={"client_id": OAUTH_CLIENT_ID, "client_secret": OAUTH_CLIENT_SECRET},
+        auth="oauth",
+    )
+    placed = shop.place_order()
+    client.get_order(placed["OmsOrderId"])
+    time.sleep(1.0)  # past the renewal point (expiry minus a fifth), inside the TTL window
+    client.get_order(placed["OmsOrderId"])
+    assert ApiCall.objects.filter(operation="znode.oauth.token").count() == 2
+    assert not ApiCall.objects.filter(status_code=401).exists()
+
+
+def test_business_errors_are_final_but_unhandled_server_errors_retry(znode, shop, sandbox):
+    placed = shop.place_order()
+    with pytest.raises(exc.BusinessRuleError) as business:
+        znode.request(
+            "GET",
+            f"orders/updateorderpaymentstatus/{placed['OmsOrderId']}/Bogus",
+            operation="probe",
+        )
+    assert business.value.retryable is False
+    sandbox.set_faults("znode", error_rate=1.0)
+    with pytest.raises(exc.ConnectorUnavailable) as transient:
+        znode.get_order(placed["OmsOrderId"])
+    assert transient.value.retryable is True

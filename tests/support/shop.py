@@ -1,0 +1,42 @@
+"""Drive the sandbox Znode store like shoppers and the back office do (test routes)."""
+
+from __future__ import annotations
+
+import requests
+
+STORE_DOMAIN = "sandbox-store.local"
+STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
+OAUTH_CLIENT_ID = "sandbox-client"
+OAUTH_CLIENT_SECRET = "sandbox-secret"
+STRIPE_PAYMENT_SETTING_ID = 7
+
+
+class Shop:
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/") + "/_test"
+
+    def _post(self, path: str, body: dict | None = None) -> dict:
+        response = requests.post(self.base + path, json=body or {}, timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def configure(self, **knobs) -> dict:
+        return self._post("/config", knobs)
+
+    def place_order(self, *, user_id: int = 11, total: str = "19.99", **extra) -> dict:
+        lines = extra.pop("lines", [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": total}])
+        return self._post("/orders", {"user_id": user_id, "lines": lines, **extra})["Order"]
+
+    def order(self, number: str) -> dict:
+        response = requests.get(f"{self.base}/orders/{number}", timeout=10)
+        response.raise_for_status()
+        return response.json()["Order"]
+
+    def set_state(self, number: str, **body) -> dict:
+        return self._post(f"/orders/{number}/state", body)
+
+    def ship(self, number: str, tracking_number: str = "1Z999") -> dict:
+        return self._post(f"/orders/{number}/ship", {"tracking_number": tracking_number})
+
+    def cancel(self, number: str) -> dict:
+        return self._post(f"/orders/{number}/cancel")
