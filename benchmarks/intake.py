@@ -2,7 +2,11 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/intake.py [--rounds 3] [--requests-per-round 3000]
+    .venv/bin/python benchmarks/intake.py [--rounds 3] [--requests-per-round 4000]
+
+(``--help`` lists every option; ``--settings`` runs the same measurement against a
+variant settings module, e.g. one that imports ``benchmarks.settings`` and changes
+one thing.)
 
 Method
 ------
@@ -26,7 +30,8 @@ Method
    that gunicorn's *sync* worker always answers ``Connection: close``, so in practice
    every request (to both targets alike) pays a TCP connect on loopback. Clients take
    the next request from a shared counter, so no client idles while others still
-   have work.
+   have work. (wrk is not used: it cannot send an exact set of unique, pre-signed
+   requests and tell which of them were accepted.)
 4. After a warm-up (both targets), the targets are driven alternately: bare, intake,
    bare, intake, ... (``--rounds`` of each, ``--requests-per-round`` each), so noise
    on the machine hits both alike. Latency is measured per request in the client
@@ -40,16 +45,23 @@ Method
 
 Reading the result
 ------------------
-The table shows req/s, p50 and p99 (ms) per target over all measured rounds, and the
-client CPU time per request (the load generator's own cost; compare it to the wall
-time per request to see that the clients are not the bottleneck). The last line is::
+The table shows req/s, p50 and p99 (ms) per target over all measured rounds, and CPU
+time per request read from /proc: of the gunicorn workers ("server"), of the client
+processes ("clients", the load generator's own cost), and of the whole machine
+("machine": everything busy, so PostgreSQL, and other load on a shared machine, too).
+On a small machine the server is CPU-bound, so req/s follows roughly 1/machine CPU
+per request; "server" is the least noisy number for comparing two versions of the
+intake code, and the clients' share shows they are not what limits the run. The
+last line is::
 
     RESULT intake ratio=<intake req/s / bare req/s> rps=<intake req/s> p99_ms=<p99>
 
 The ratio is what to track: it is the share of bare-Django throughput the intake path
 keeps on the same machine and server configuration, and is much less sensitive to the
 machine than the absolute req/s. 1.00 would mean intake is free; 0.50 means an intake
-request costs twice a bare one. Nothing here asserts on timings.
+request costs twice a bare one. It still moves with other load on a shared machine
+(look at "machine" vs "server" + "clients"); compare runs on a quiet machine, or
+several runs. Nothing here asserts on timings.
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -86,6 +99,7 @@ HOST = "127.0.0.1"
 BARE_PATH = "/bare/"
 CONNECTION_NAME = "stripe-bench"
 TOLERANCE_SECONDS = 300
+_SOCKET_TIMEOUT = struct.pack("ll", 60, 0)  # struct timeval: 60 s
 
 
 # --- raw HTTP/1.1 client ------------------------------------------------------------------
@@ -113,8 +127,16 @@ class RawHttpClient:
         self.buffer.clear()
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self.address, timeout=60)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A blocking socket with kernel-side timeouts: Python's own timeout mode would
+        # add a poll() before every send and recv (and create_connection a getaddrinfo).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _SOCKET_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _SOCKET_TIMEOUT)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            raise
         self.sock = sock
         self.buffer.clear()
         self.connects += 1
@@ -268,7 +290,8 @@ class ClientPool:
             self.pipes.append(parent)
             self.processes.append(process)
 
-    def run(self, requests: list[bytes]) -> list[PhaseResult]:
+    def load(self, requests: list[bytes]) -> None:
+        """Hand every client the phase's requests; returns once all are waiting for go."""
         self.go.clear()
         for pipe in self.pipes:
             pipe.send(requests)
@@ -277,10 +300,22 @@ class ClientPool:
                 raise RuntimeError("client process did not get ready")
         with self.counter.get_lock():
             self.counter.value = 0
+
+    def run(self) -> list[PhaseResult]:
+        """Start the loaded phase and wait until all its requests are answered."""
         self.go.set()
         return [pipe.recv() for pipe in self.pipes]
 
+    def terminate(self) -> None:
+        """Stop the clients now, even in the middle of a phase (error or interrupt)."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(timeout=5)
+
     def close(self) -> None:
+        """Let idle clients finish cleanly."""
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
                 pipe.send(None)
@@ -375,18 +410,55 @@ def admin_execute(postgres_url: str, sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process (all its threads, living or ended), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent not idle since boot (everything on the machine)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return math.nan
+    # user nice system idle iowait irq softirq [steal ...]: steal is not our CPU time.
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:7]) - idle) / _CLOCK_TICKS
+
+
+def child_pids(parent: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(entry.name))
+    return pids
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
 
 
-def bench_environment(database_url: str, workers: int) -> dict[str, str]:
+def bench_environment(database_url: str, workers: int, settings: str) -> dict[str, str]:
     """Environment shared by this process (setup, checks) and the gunicorn server."""
     from cryptography.fernet import Fernet
 
     return {
-        "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+        "DJANGO_SETTINGS_MODULE": settings,
         "DATABASE_URL": database_url,
         "DEBUG": "false",
         "ALLOWED_HOSTS": f"{HOST},localhost",
@@ -477,6 +549,9 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer /health/ within {timeout:.0f}s")
 
+    def worker_cpu_seconds(self) -> float:
+        return sum(process_cpu_seconds(pid) for pid in child_pids(self.process.pid))
+
     def logs(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")
@@ -502,6 +577,8 @@ class Phase:
     events: list[WebhookEvent]
     measured: bool = True
     results: list[PhaseResult] = field(default_factory=list)
+    server_cpu: float = 0.0  # CPU seconds the gunicorn workers used during the phase
+    machine_cpu: float = 0.0  # busy CPU seconds of the whole machine during the phase
 
     @property
     def seconds(self) -> float:
@@ -532,7 +609,8 @@ class Summary:
     p50_ms: float
     p99_ms: float
     client_cpu_us: float
-    wall_us: float
+    server_cpu_us: float
+    machine_cpu_us: float
 
 
 def summarize(target: str, phases: list[Phase]) -> Summary:
@@ -541,6 +619,7 @@ def summarize(target: str, phases: list[Phase]) -> Summary:
     seconds = sum(p.seconds for p in mine)
     latencies = sorted(x for p in mine for r in p.results for x in r.latencies)
     cpu = sum(r.cpu_seconds for p in mine for r in p.results)
+    per_request = 1e6 / requests if requests else math.nan
     non_200 = sum(n for p in mine for s, n in p.statuses.items() if s != 200)
     return Summary(
         target=target,
@@ -549,8 +628,9 @@ def summarize(target: str, phases: list[Phase]) -> Summary:
         rps=requests / seconds if seconds else math.nan,
         p50_ms=percentile(latencies, 50) * 1000,
         p99_ms=percentile(latencies, 99) * 1000,
-        client_cpu_us=cpu / requests * 1e6 if requests else math.nan,
-        wall_us=seconds / requests * 1e6 if requests else math.nan,
+        client_cpu_us=cpu * per_request,
+        server_cpu_us=sum(p.server_cpu for p in mine) * per_request,
+        machine_cpu_us=sum(p.machine_cpu for p in mine) * per_request,
     )
 
 
@@ -574,13 +654,17 @@ def make_phases(args: argparse.Namespace) -> list[Phase]:
 
 
 def run_phases(
-    phases: list[Phase], pool: ClientPool, *, port: int, webhook_path: str, secret: str
+    phases: list[Phase], pool: ClientPool, server: Server, *, webhook_path: str, secret: str
 ) -> None:
     for phase in phases:
         path = webhook_path if phase.target == "intake" else BARE_PATH
         # Signed now, so every signature is seconds old when it is checked.
-        requests = build_requests(phase.events, path=path, port=port, secret=secret)
-        phase.results = pool.run(requests)
+        requests = build_requests(phase.events, path=path, port=server.port, secret=secret)
+        pool.load(requests)
+        server_cpu, machine_cpu = server.worker_cpu_seconds(), machine_busy_seconds()
+        phase.results = pool.run()
+        phase.machine_cpu = machine_busy_seconds() - machine_cpu
+        phase.server_cpu = server.worker_cpu_seconds() - server_cpu
         statuses = phase.statuses
         others = {s: n for s, n in sorted(statuses.items()) if s != 200}
         connects = sum(r.connects for r in phase.results)
@@ -590,6 +674,8 @@ def run_phases(
             f"  connects={connects}" + (f"  NON-200={others}" if others else ""),
             flush=True,
         )
+        if phase.seconds > TOLERANCE_SECONDS / 2:
+            print(f"  warning: a phase this long risks Stripe's {TOLERANCE_SECONDS} s tolerance")
 
 
 def verify_storage(phases: list[Phase], connection_pk: int) -> list[str]:
@@ -654,6 +740,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench DB")
     parser.add_argument(
+        "--settings",
+        default="benchmarks.settings",
+        help="settings module for setup and server; must serve /bare/ (to try a variant, "
+        "import benchmarks.settings and change one thing)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
         help="server URL (no database name) to create the bench database on",
@@ -693,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             admin_execute(args.postgres, f'CREATE DATABASE "{dbname}"')
             db_created = True
-            env = bench_environment(f"{args.postgres}/{dbname}", args.workers)
+            env = bench_environment(f"{args.postgres}/{dbname}", args.workers, args.settings)
             os.environ.update(env)
             connection_pk, webhook_path = prepare_database(secret)
 
@@ -716,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
             phases = make_phases(args)
             pool = ClientPool(args.concurrency, port)
             run_started = time.monotonic()
-            run_phases(phases, pool, port=port, webhook_path=webhook_path, secret=secret)
+            run_phases(phases, pool, server, webhook_path=webhook_path, secret=secret)
             run_seconds = time.monotonic() - run_started
             pool.close()
             pool = None
@@ -734,14 +826,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"load phase: {run_seconds:.1f} s (signatures re-signed before each phase)")
             print()
             print(
-                f"{'target':<8}{'requests':>10}{'non-200':>9}{'req/s':>9}{'p50 ms':>9}"
-                f"{'p99 ms':>9}{'client CPU us/req':>19}{'wall us/req':>13}"
+                f"{'target':<8}{'requests':>9}{'non-200':>8}{'req/s':>8}{'p50 ms':>8}"
+                f"{'p99 ms':>8}   CPU us/req: {'server':>6}{'clients':>8}{'machine':>8}"
             )
             for s in (bare, intake):
                 print(
-                    f"{s.target:<8}{s.requests:>10}{s.non_200:>9}{s.rps:>9.0f}{s.p50_ms:>9.2f}"
-                    f"{s.p99_ms:>9.2f}{s.client_cpu_us:>19.0f}{s.wall_us:>13.0f}"
+                    f"{s.target:<8}{s.requests:>9}{s.non_200:>8}{s.rps:>8.0f}{s.p50_ms:>8.2f}"
+                    f"{s.p99_ms:>8.2f}{'':>15}{s.server_cpu_us:>6.0f}{s.client_cpu_us:>8.0f}"
+                    f"{s.machine_cpu_us:>8.0f}"
                 )
+            print(
+                "(CPU us/req: gunicorn workers, load-generator processes, and every busy CPU "
+                "of the machine, PostgreSQL and other tenants included)"
+            )
+            print(
+                f"an intake request costs {intake.server_cpu_us / bare.server_cpu_us:.1f}x the "
+                f"server CPU and {intake.machine_cpu_us / bare.machine_cpu_us:.1f}x the machine "
+                "CPU of a bare one"
+            )
             print()
             ratio = intake.rps / bare.rps
             if problems:
@@ -756,8 +858,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1 if problems else 0
         finally:
-            if pool is not None:
-                pool.close()
+            if pool is not None:  # only still set when the run did not finish
+                pool.terminate()
             if server is not None:
                 server.stop()
             if db_created:

@@ -12,6 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from integrations.choices import JobStatus
 from integrations.exceptions import DataError
+from integrations.fields import reveal
 from integrations.models import (
     ApiCall,
     Attempt,
@@ -150,7 +151,7 @@ class ConnectionForm(ChangeReasonForm):
         connection = super().save(commit=False)
         changes = self.cleaned_data.get("new_credentials") or {}
         if changes:
-            credentials = dict(connection.credentials.reveal() or {})
+            credentials = dict(reveal(connection.credentials) or {})
             for key, value in changes.items():
                 if value:
                     credentials[key] = value

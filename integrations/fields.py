@@ -61,6 +61,11 @@ class Sealed:
         return iter(self._value.keys()) if isinstance(self._value, Mapping) else iter(())
 
 
+def reveal(value: Any) -> Any:
+    """The clear value of a field that may hold a Sealed (loaded) or a plain (assigned) value."""
+    return value.reveal() if isinstance(value, Sealed) else value
+
+
 class EncryptedJSONField(models.TextField):
     """JSON value encrypted with the configured Fernet keys.
 

@@ -18,7 +18,7 @@ from integrations.choices import (
     JobStatus,
     TriggerSource,
 )
-from integrations.fields import EncryptedJSONField
+from integrations.fields import EncryptedJSONField, reveal
 
 
 def new_url_token() -> str:
@@ -92,10 +92,10 @@ class Connection(models.Model):
         return f"/webhooks/{self.kind}/{self.url_token}/"
 
     def secret_list(self) -> list[str]:
-        return [s for s in (self.webhook_secrets.reveal() or []) if s]
+        return [s for s in (reveal(self.webhook_secrets) or []) if s]
 
     def credential(self, key: str, default: str | None = None) -> str | None:
-        return self.credentials.reveal().get(key, default)
+        return (reveal(self.credentials) or {}).get(key, default)
 
 
 class Integration(models.Model):

@@ -18,17 +18,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="Seed for faults and ids.")
     parser.add_argument("--state", default=None, help="JSON file to keep state across restarts.")
     parser.add_argument(
-        "--fault", action="append", default=[], metavar="SYSTEM.KNOB=VALUE",
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SYSTEM.KNOB=VALUE",
         help="e.g. znode.error_rate=0.3, stripe.latency_ms=50 (repeatable).",
     )
     parser.add_argument(
-        "--webhook", action="append", default=[], metavar="SYSTEM=URL[#SECRET]",
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="SYSTEM=URL[#SECRET]",
         help="Deliver SYSTEM's webhooks to URL, signed/authorised with SECRET (repeatable).",
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s sandbox %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s sandbox %(levelname)s %(message)s",
+    )
 
     sandbox = Sandbox(seed=args.seed, state_path=args.state)
     for item in args.fault:

@@ -20,7 +20,8 @@ class FaultConfig:
     """Fraction of requests that hang for ``timeout_seconds`` before answering 504."""
     timeout_seconds: float = 35.0
     burst_429_every: int = 0
-    """Every N requests a burst of ``burst_429_length`` answers 429 starts (0: never)."""
+    """In every run of N requests the first ``burst_429_length`` are answered 429
+    (0: never). every=10, length=2: requests 1-2, 11-12, 21-22... are refused."""
     burst_429_length: int = 0
     retry_after: int = 1
     """Retry-After (seconds) sent with 429 answers."""
@@ -37,7 +38,9 @@ class FaultConfig:
                 raise KeyError(key)
             current = getattr(self, key)
             if isinstance(current, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+                value = (
+                    value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+                )
             elif isinstance(current, int):
                 value = int(value)
             elif isinstance(current, float):
@@ -56,23 +59,18 @@ class FaultInjector:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.count = 0
-        self.burst_left = 0
 
     def reset(self) -> None:
         with self.lock:
             self.config = FaultConfig()
             self.count = 0
-            self.burst_left = 0
 
     def decide(self) -> str | None:
         """None, 'rate_limit', 'timeout' or 'error'."""
         c = self.config
         with self.lock:
             self.count += 1
-            if c.burst_429_every and c.burst_429_length and self.count % c.burst_429_every == 0:
-                self.burst_left = c.burst_429_length
-            if self.burst_left > 0:
-                self.burst_left -= 1
+            if c.burst_429_every and (self.count - 1) % c.burst_429_every < c.burst_429_length:
                 return "rate_limit"
             roll = self.rng.random()
             if roll < c.timeout_rate:

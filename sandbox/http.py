@@ -83,7 +83,9 @@ _KEY = re.compile(r"([^\[\]]+)|\[([^\[\]]*)\]")
 def decode_nested_form(source: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for raw_key, value in parse_qsl(source, keep_blank_values=True):
-        parts = [m.group(1) if m.group(1) is not None else m.group(2) for m in _KEY.finditer(raw_key)]
+        parts = [
+            m.group(1) if m.group(1) is not None else m.group(2) for m in _KEY.finditer(raw_key)
+        ]
         _assign(result, parts, value)
     return _listify(result)
 

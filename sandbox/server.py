@@ -98,12 +98,19 @@ class Sandbox:
                 if not str(data.get("url", "")).startswith("http"):
                     return json_response({"error": "url must be http(s)"}, 400)
                 dispatcher.add_endpoint(
-                    Endpoint(url=data["url"], secret=data.get("secret", ""), events=data.get("events") or [])
+                    Endpoint(
+                        url=data["url"],
+                        secret=data.get("secret", ""),
+                        events=data.get("events") or [],
+                    )
                 )
                 return json_response({"ok": True})
             if len(parts) == 2 and method == "GET":
                 return json_response(
-                    {"endpoints": [e.url for e in dispatcher.endpoints], "pending": dispatcher.pending()}
+                    {
+                        "endpoints": [e.url for e in dispatcher.endpoints],
+                        "pending": dispatcher.pending(),
+                    }
                 )
             if parts[2:] == ["flush"] and method == "POST":
                 dispatcher.flush()

@@ -46,7 +46,12 @@ class System:
     # --- provided --------------------------------------------------------------------
     def handle(self, request: Request, subpath: str) -> Response:
         self.requests.append(
-            {"method": request.method, "path": subpath, "query": request.query_string, "at": time.time()}
+            {
+                "method": request.method,
+                "path": subpath,
+                "query": request.query_string,
+                "at": time.time(),
+            }
         )
         del self.requests[:-1000]
         config = self.faults.config
@@ -54,7 +59,11 @@ class System:
             time.sleep(config.latency_ms / 1000)
         handler, params, exists = self.router.match(request.method, subpath)
         if handler is None:
-            return self.not_found(subpath) if not exists else self.error_response(405, "method not allowed")
+            return (
+                self.not_found(subpath)
+                if not exists
+                else self.error_response(405, "method not allowed")
+            )
         refusal = self.authenticate(request)
         if refusal is not None:
             return refusal

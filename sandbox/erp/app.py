@@ -78,8 +78,11 @@ class Erp(System):
                 if stored == content:
                     return json_response(doc, 200)
                 return json_response(
-                    {"error": f"external_reference {reference} already used with different content",
-                     "existing_id": doc["id"]},
+                    {
+                        "error": f"external_reference {reference} already used "
+                        "with different content",
+                        "existing_id": doc["id"],
+                    },
                     422,
                 )
         self.state["counters"][prefix] += 1
@@ -101,8 +104,12 @@ class Erp(System):
                 raise ValueError(f"lines[{index}] needs exactly one of debit or credit")
             debit, credit = debit + d, credit + c
             clean.append(
-                {"account": str(line["account"]), "debit": str(d), "credit": str(c),
-                 "description": str(line.get("description", ""))}
+                {
+                    "account": str(line["account"]),
+                    "debit": str(d),
+                    "credit": str(c),
+                    "description": str(line.get("description", "")),
+                }
             )
         if debit != credit:
             raise ValueError(f"entry does not balance: debit {debit} != credit {credit}")
@@ -170,6 +177,10 @@ class Erp(System):
         debit = sum((d for d, _ in totals.values()), Decimal(0))
         credit = sum((c for _, c in totals.values()), Decimal(0))
         return json_response(
-            {"accounts": accounts, "total_debit": str(debit), "total_credit": str(credit),
-             "balanced": debit == credit}
+            {
+                "accounts": accounts,
+                "total_debit": str(debit),
+                "total_credit": str(credit),
+                "balanced": debit == credit,
+            }
         )

@@ -50,7 +50,7 @@ def test_health_and_unknown_paths(sandbox):
 
 def test_erp_requires_a_token(sandbox):
     status, _, body = call(f"{sandbox.url}/erp/api/health")
-    assert status == 401
+    assert (status, body) == (401, {"error": "invalid or missing bearer token"})
     assert call(f"{sandbox.url}/erp/api/health", headers=ERP_AUTH)[0] == 200
 
 
@@ -93,8 +93,8 @@ def test_erp_rejects_bad_entries_and_stores_nothing(sandbox, mutate, message):
 def test_faults_rate_limit_bursts_and_errors(sandbox):
     sandbox.set_faults("erp", burst_429_every=3, burst_429_length=2, retry_after=3)
     statuses = [call(f"{sandbox.url}/erp/api/health", headers=ERP_AUTH) for _ in range(5)]
-    assert [s[0] for s in statuses] == [200, 200, 429, 429, 200]
-    assert statuses[2][1]["Retry-After"] == "3"
+    assert [s[0] for s in statuses] == [429, 429, 200, 429, 429]
+    assert statuses[0][1]["Retry-After"] == "3"
     sandbox.set_faults("erp", burst_429_every=0, error_rate=1.0)
     assert call(f"{sandbox.url}/erp/api/health", headers=ERP_AUTH)[0] == 500
 

@@ -431,7 +431,12 @@ class ZnodeClient:
         """
         if len(transaction_reference) > TRANSACTION_REFERENCE_LIMIT:
             raise exc.DataError(f"transaction reference over 50 chars: {transaction_reference}")
-        if self.payment_recorded(order_id=order_id, transaction_reference=transaction_reference):
+        if self.payment_recorded(
+            order_id=order_id,
+            transaction_reference=transaction_reference,
+            amount=amount,
+            status=status,
+        ):
             return False
         body = self.request(
             "POST",
@@ -451,11 +456,32 @@ class ZnodeClient:
             raise exc.BusinessRuleError(f"Znode refused the payment record for order {order_id}")
         return True
 
-    def payment_recorded(self, *, order_id: int, transaction_reference: str) -> bool:
-        order = self.get_order(order_id)
+    def payment_recorded(
+        self,
+        *,
+        order_id: int,
+        transaction_reference: str,
+        amount: Decimal | None = None,
+        status: str = "",
+    ) -> bool:
+        """Whether the order's payment history already holds this payment.
+
+        The history rows normally carry ``TransactionReference``. Some 9.x builds
+        leave it out of the model (the stored procedure selects it, the model does
+        not map it); then a row with the same amount and status counts as ours.
+        """
+        history = self.get_order(order_id).get("PaymentHistoryList") or []
+        if any("TransactionReference" in row for row in history):
+            return any(
+                str(row.get("TransactionReference")) == transaction_reference for row in history
+            )
+        if amount is None:
+            return False
         return any(
-            str(row.get("TransactionReference")) == transaction_reference
-            for row in order.get("PaymentHistoryList") or []
+            Decimal(str(row.get("Amount"))) == Decimal(amount)
+            and str(row.get("TransactionStatus") or "").lower() == status.lower()
+            for row in history
+            if row.get("Amount") is not None
         )
 
     def add_order_note(self, *, order_id: int, note: str, dedupe_key: str = "") -> bool:

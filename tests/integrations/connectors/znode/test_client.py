@@ -148,6 +148,18 @@ def test_payment_record_is_written_once(znode, shop):
     assert Decimal(str(rows[0]["Amount"])) == Decimal("19.99")
 
 
+def test_payment_dedupe_works_when_history_rows_lack_the_reference(znode, shop):
+    shop.configure(payment_history_has_reference=False)
+    try:
+        placed = shop.place_order()
+        assert record(znode, placed["OmsOrderId"]) is True
+        assert record(znode, placed["OmsOrderId"]) is False
+        history = shop.order(placed["OrderNumber"]).get("PaymentHistoryList") or []
+        assert len([r for r in history if r.get("TransactionStatus") == "Captured"]) == 1
+    finally:
+        shop.configure(payment_history_has_reference=True)
+
+
 def test_lost_response_after_payment_write_is_not_doubled_on_retry(znode, shop, sandbox):
     placed = shop.place_order()
     sandbox.set_faults("znode", error_after_write_rate=1.0)
