@@ -93,7 +93,9 @@ else:
     # A persistent connection matters: the ORM broker and intake would otherwise
     # reconnect on every request (measured ~15x slower in the django-q2 notes).
     _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # Health checks cost a round trip per request on the webhook hot path; enable
+    # them where the database may drop idle connections (e.g. behind a proxy).
+    _db.setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=False))
 # Webhook intake manages its own transactions; never wrap requests in one.
 _db["ATOMIC_REQUESTS"] = False
 
@@ -154,9 +156,12 @@ INTEGRATIONS = {
     "STRIPE_WEBHOOK_TOLERANCE": env.int("STRIPE_WEBHOOK_TOLERANCE", default=300),
     # How long a worker owns a claimed job before the sweeper may reclaim it.
     "JOB_LEASE_SECONDS": env.int("JOB_LEASE_SECONDS", default=120),
+    # Concurrent webhooks in one process share one INSERT and one commit (see
+    # integrations/services/intake_writer.py); off: one commit per request thread.
+    "INTAKE_GROUP_COMMIT": env.bool("INTAKE_GROUP_COMMIT", default=True),
     # Minimum gap between two "drain the inbox" tasks sent by one web process;
     # 0 sends one per event.
-    "INBOX_NUDGE_INTERVAL": env.float("INBOX_NUDGE_INTERVAL", default=0.2),
+    "INBOX_NUDGE_INTERVAL": env.float("INBOX_NUDGE_INTERVAL", default=1.0),
     # How often the sweeper runs (django-q2 schedule, minutes).
     "SWEEP_EVERY_MINUTES": env.int("SWEEP_EVERY_MINUTES", default=1),
     # Default retry policy for flows that do not set their own.

@@ -287,11 +287,15 @@ class FlowStep(models.Model):
 class InboundEvent(models.Model):
     """The inbox: one verified webhook or polled change, kept as it arrived."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="events")
+    # Indexes are few on purpose: every one is paid on each webhook insert. The
+    # unique (connection, external_id) constraint also serves lookups by connection.
+    connection = models.ForeignKey(
+        Connection, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     external_id = models.CharField(
         max_length=255, help_text="The sender's event id (evt_…, Znode EventId, poll key)."
     )
-    event_type = models.CharField(max_length=120, db_index=True)
+    event_type = models.CharField(max_length=120)
     source = models.CharField(
         max_length=10, choices=EventSource.choices, default=EventSource.WEBHOOK
     )
@@ -312,7 +316,7 @@ class InboundEvent(models.Model):
     body = models.TextField(help_text="Raw body exactly as received (the signed bytes).")
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     deliveries = models.PositiveIntegerField(
         default=1, help_text="How many times the sender delivered this event."
@@ -323,11 +327,12 @@ class InboundEvent(models.Model):
         null=True,
         blank=True,
         related_name="replays",
+        db_index=False,  # partial index below: almost every row has none
         help_text="The event an operator replayed to create this one.",
     )
 
     class Meta:
-        ordering = ["-received_at", "-id"]
+        ordering = ["-id"]  # ids grow with arrival; no index on received_at needed
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "external_id"], name="inboundevent_unique_external_id"
@@ -338,7 +343,10 @@ class InboundEvent(models.Model):
                 fields=["status", "received_at"],
                 name="inbox_received_idx",
                 condition=Q(status="received"),
-            )
+            ),
+            models.Index(
+                fields=["replay_of"], name="inbox_replay_idx", condition=Q(replay_of__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

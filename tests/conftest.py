@@ -11,7 +11,7 @@ import tests.support.actions as test_actions
 from integrations.models import Flow, FlowStep, Integration, Mapping, MappingField
 from integrations.services.connections import connection_create
 from integrations.views import forget_connection
-from tests.support.sandbox import sandbox, sandbox_server  # noqa: F401  (fixtures)
+from tests.support.sandbox import localstripe, sandbox, sandbox_server  # noqa: F401  (fixtures)
 from tests.support.upstream import Upstream
 
 STRIPE_SECRET = "whsec_test_primary_secret"
@@ -25,6 +25,17 @@ def _isolation():
     test_actions.CALLS.clear()
     yield
     forget_connection()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_background_writers(django_db_setup, django_db_blocker):
+    """Threads that hold their own database connection must let go before the test
+    database is dropped."""
+    yield
+    from integrations.services.intake_writer import writer
+
+    with django_db_blocker.unblock():
+        writer.close()
 
 
 @pytest.fixture(scope="session")

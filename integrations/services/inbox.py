@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from integrations.connectors.base import ParsedEvent
 from integrations.exceptions import IntegrationError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job
 from integrations.retry import RetryPolicy
+from integrations.services.intake_writer import insert_events, writer
 from integrations.services.jobs import job_requeue, jobs_enqueue
 
 logger = logging.getLogger("integrations.inbox")
@@ -58,30 +59,32 @@ def inbox_event_receive(
     known = connector.is_known_event(parsed.event_type)
     status = EventStatus.RECEIVED if known else EventStatus.IGNORED
     text = body.decode("utf-8") if isinstance(body, bytes) else body
-    # A single autocommitted INSERT; only inside an outer transaction (tests, callers
-    # that batch) is a savepoint needed so a duplicate does not poison it.
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with guard:
-            event = InboundEvent.objects.create(
-                connection=connection_obj,
-                external_id=parsed.external_id,
-                event_type=parsed.event_type[:120],
-                source=source,
-                status=status,
-                status_reason="" if known else f"{parsed.event_type} is not an event we handle",
-                object_id=parsed.object_id,
-                reference=parsed.reference,
-                headers=headers,
-                body=text,
-                remote_addr=remote_addr,
-                occurred_at=parsed.occurred_at,
-            )
-    except IntegrityError:
+    values = {
+        "connection": connection_obj.pk,
+        "external_id": parsed.external_id,
+        "event_type": parsed.event_type[:120],
+        "source": source,
+        "status": status,
+        "status_reason": "" if known else f"{parsed.event_type} is not an event we handle",
+        "object_id": parsed.object_id,
+        "reference": parsed.reference,
+        "headers": headers,
+        "body": text,
+        "remote_addr": remote_addr,
+        "occurred_at": parsed.occurred_at,
+        "received_at": timezone.now(),
+        "deliveries": 1,
+    }
+    if connection.in_atomic_block or not settings.INTEGRATIONS["INTAKE_GROUP_COMMIT"]:
+        # Inside a caller's transaction the row must commit (or not) with it.
+        event_id = insert_events([values])[0]
+    else:
+        event_id = writer.submit(values)
+    if event_id is None:
         return _redelivered(connection_obj, parsed)
     if known:
         transaction.on_commit(inbox_nudge)
-    return InboxResult(event_id=event.pk, status=status, created=True)
+    return InboxResult(event_id=event_id, status=status, created=True)
 
 
 def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult:
@@ -107,38 +110,46 @@ def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult
 
 # --- nudging the worker ---------------------------------------------------------------
 class _Nudger:
-    """Sends at most one drain task per interval per process, plus a trailing one.
+    """Wakes the worker after new events are stored: at most one drain task per
+    interval per process, and always one after the last event of a burst.
 
-    The trailing task guarantees that an event stored just after a drain was sent is
-    still picked up promptly; the sweeper is the safety net if the process dies.
+    Requests only set a flag; one long-lived daemon thread per process sends the
+    tasks, so intake pays no enqueue and no extra database connection per event
+    (the thread keeps its own). The sweeper drains anyway if a process dies.
     """
 
     def __init__(self) -> None:
+        self.wanted = threading.Event()
         self.lock = threading.Lock()
-        self.last_sent = 0.0
-        self.trailing: threading.Timer | None = None
+        self.thread: threading.Thread | None = None
+        self.pid: int | None = None
 
     def __call__(self) -> None:
         interval = settings.INTEGRATIONS["INBOX_NUDGE_INTERVAL"]
-        now = time.monotonic()
-        with self.lock:
-            if interval <= 0 or now - self.last_sent >= interval:
-                self.last_sent = now
-                send = True
-            else:
-                send = False
-                if self.trailing is None:
-                    self.trailing = threading.Timer(interval - (now - self.last_sent), self._trail)
-                    self.trailing.daemon = True
-                    self.trailing.start()
-        if send:
-            _send_drain()
+        if interval <= 0:
+            _send_drain()  # tests and single-process tools: at once, in this thread
+            return
+        self.wanted.set()
+        if self.thread is None or self.pid != os.getpid():
+            self._start()
 
-    def _trail(self) -> None:
+    def _start(self) -> None:
         with self.lock:
-            self.trailing = None
-            self.last_sent = time.monotonic()
-        _send_drain()
+            if self.thread is not None and self.pid == os.getpid() and self.thread.is_alive():
+                return
+            self.pid = os.getpid()  # a forked worker needs its own thread
+            self.thread = threading.Thread(target=self._run, name="inbox-nudger", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            close_old_connections()  # honour CONN_MAX_AGE; drop a broken connection
+            _send_drain()
+            time.sleep(settings.INTEGRATIONS["INBOX_NUDGE_INTERVAL"])
 
 
 def _send_drain() -> None:

@@ -48,3 +48,14 @@ def sandbox_server():
 def sandbox(sandbox_server):
     sandbox_server.reset()
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """localstripe as a separate process (GPL, never imported here). If it cannot
+    start this raises: the fidelity tests error, they never skip."""
+    from tests.sandbox.localstripe_support import LocalStripe
+
+    server = LocalStripe().start()
+    yield server
+    server.stop()

@@ -98,14 +98,27 @@ def test_concurrent_duplicate_deliveries_store_one_row(integration, transactiona
     assert event.deliveries == 4
 
 
-def test_nudger_sends_leading_and_one_trailing_drain(monkeypatch, settings):
+def test_nudger_coalesces_a_burst_into_few_drains(monkeypatch, settings):
     sent = []
     monkeypatch.setattr(inbox, "_send_drain", lambda: sent.append(time.monotonic()))
     settings.INTEGRATIONS = {**settings.INTEGRATIONS, "INBOX_NUDGE_INTERVAL": 0.2}
     nudger = inbox._Nudger()
     for _ in range(50):
         nudger()
-    assert len(sent) == 1  # leading edge only, so far
-    time.sleep(0.35)
-    assert len(sent) == 2  # exactly one trailing drain covers the burst
-    assert sent[1] - sent[0] >= 0.19
+    time.sleep(0.1)
+    assert len(sent) == 1  # the first wake-up went out at once
+    nudger()  # an event after that drain was sent ...
+    time.sleep(0.45)
+    assert len(sent) == 2  # ... is covered by exactly one more drain
+    assert sent[1] - sent[0] >= 0.19  # never more often than the interval
+    assert nudger.thread.daemon and nudger.thread.is_alive()
+
+
+def test_nudger_without_interval_drains_inline(monkeypatch, settings):
+    sent = []
+    monkeypatch.setattr(inbox, "_send_drain", lambda: sent.append(1))
+    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "INBOX_NUDGE_INTERVAL": 0}
+    nudger = inbox._Nudger()
+    nudger()
+    nudger()
+    assert sent == [1, 1] and nudger.thread is None

@@ -1,0 +1,189 @@
+"""Object storage in ``self.state`` (JSON-able), ids, clock, rendering, expansion, lists.
+
+Objects are stored as the JSON Stripe returns, plus hidden keys starting with ``_`` that are
+never rendered. Each kind is a dict in insertion order, so "newest first" is its reverse.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+import time
+from collections.abc import Callable, Iterable
+
+from sandbox.stripe import params as p
+from sandbox.stripe.errors import StripeError, invalid, no_such
+
+KINDS = (
+    "customer",
+    "payment_method",
+    "payment_intent",
+    "charge",
+    "refund",
+    "dispute",
+    "balance_transaction",
+    "payout",
+    "event",
+    "webhook_endpoint",
+)
+PREFIXES = {
+    "cus": "customer",
+    "pm": "payment_method",
+    "pi": "payment_intent",
+    "ch": "charge",
+    "py": "charge",
+    "re": "refund",
+    "pyr": "refund",
+    "dp": "dispute",
+    "du": "dispute",
+    "txn": "balance_transaction",
+    "po": "payout",
+    "evt": "event",
+    "we": "webhook_endpoint",
+}
+DAY = 86400
+_ALPHABET = string.ascii_letters + string.digits
+_ids = random.SystemRandom()
+
+
+def random_token(length: int = 24) -> str:
+    return "".join(_ids.choice(_ALPHABET) for _ in range(length))
+
+
+def kind_of(object_id: str) -> str | None:
+    prefix, _, rest = object_id.partition("_")
+    return PREFIXES.get(prefix) if rest else None
+
+
+def empty_state() -> dict:
+    return {
+        "clock_offset": 0,
+        "objects": {kind: {} for kind in KINDS},
+        "idempotency": {},
+        "scheduled": [],
+        "config": {},
+    }
+
+
+class StoreMixin:
+    state: dict
+
+    # --- time and ids -------------------------------------------------------------
+    def now(self) -> int:
+        return int(time.time()) + int(self.state.get("clock_offset", 0))
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{random_token()}"
+
+    # --- objects --------------------------------------------------------------------
+    def table(self, kind: str) -> dict[str, dict]:
+        return self.state["objects"][kind]
+
+    def insert(self, obj: dict) -> dict:
+        self.table(obj["object"])[obj["id"]] = obj
+        return obj
+
+    def find(self, kind: str, object_id: str | None) -> dict | None:
+        if not isinstance(object_id, str):
+            return None
+        return self.table(kind).get(object_id)
+
+    def get(self, kind: str, object_id: str, param: str = "id", status: int = 404) -> dict:
+        obj = self.find(kind, object_id)
+        if obj is None or obj.get("_deleted"):
+            raise no_such(kind, str(object_id), param, status)
+        return obj
+
+    def newest_first(self, kind: str, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        items = [o for o in reversed(self.table(kind).values()) if not o.get("_deleted")]
+        return [o for o in items if keep(o)] if keep else items
+
+    # --- rendering ------------------------------------------------------------------
+    def render(self, obj: dict | None, expand: Iterable[str] = ()) -> dict | None:
+        if obj is None:
+            return None
+        if obj.get("_deleted"):
+            return {"id": obj["id"], "object": obj["object"], "deleted": True}
+        data = {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+        for path in expand:
+            self._expand(data, path.split("."), 0, path)
+        return data
+
+    def _expand(self, node: dict, parts: list[str], depth: int, path: str) -> None:
+        if depth > 4:
+            raise invalid(
+                f"You cannot expand more than 4 levels of a property. Property: {path}", "expand"
+            )
+        head, rest = parts[0], parts[1:]
+        if head == "data" and node.get("object") in ("list", "search_result"):
+            for item in node["data"]:
+                if rest:
+                    self._expand(item, rest, depth, path)
+            return
+        if head == "refunds" and node.get("object") == "charge" and "refunds" not in node:
+            refunds = self.newest_first("refund", lambda r: r["charge"] == node["id"])
+            node["refunds"] = {
+                "object": "list",
+                "data": [self.render(r) for r in refunds],
+                "has_more": False,
+                "total_count": len(refunds),
+                "url": f"/v1/charges/{node['id']}/refunds",
+            }
+        if head not in node:
+            raise invalid(f"This property cannot be expanded ({head}).", "expand")
+        value = node[head]
+        if not isinstance(value, str | dict | None):
+            raise invalid(f"This property cannot be expanded ({head}).", "expand")
+        if isinstance(value, str):
+            kind = kind_of(value)
+            target = self.find(kind, value) if kind else None
+            if target is None:
+                raise invalid(f"This property cannot be expanded ({head}).", "expand")
+            value = node[head] = self.render(target)
+        if rest and isinstance(value, dict):
+            self._expand(value, rest, depth + 1, path)
+
+    # --- lists ----------------------------------------------------------------------
+    def list_body(self, items: list[dict], params: dict, url: str) -> dict:
+        """``items`` newest first; Stripe's limit / starting_after / ending_before."""
+        limit = p.integer(params, "limit")
+        if limit is None:
+            limit = 10
+        if not 1 <= limit <= 100:
+            raise invalid(
+                "Invalid limit: must be between 1 and 100", "limit", "parameter_invalid_integer"
+            )
+        after, before = p.text(params, "starting_after"), p.text(params, "ending_before")
+        if after and before:
+            raise invalid(
+                "You may only specify one of these parameters: ending_before, starting_after.",
+                "ending_before",
+            )
+        ids = [o["id"] for o in items]
+        if after:
+            if after not in ids:
+                raise _bad_cursor(after, "starting_after")
+            rest = items[ids.index(after) + 1 :]
+            page, has_more = rest[:limit], len(rest) > limit
+        elif before:
+            if before not in ids:
+                raise _bad_cursor(before, "ending_before")
+            start = ids.index(before)
+            page, has_more = items[max(0, start - limit) : start], start > limit
+        else:
+            page, has_more = items[:limit], len(items) > limit
+        body = {
+            "object": "list",
+            "data": [self.render(o) for o in page],
+            "has_more": has_more,
+            "url": url,
+        }
+        for path in p.expand(params):
+            self._expand(body, path.split("."), 0, path)
+        return body
+
+
+def _bad_cursor(object_id: str, param: str) -> StripeError:
+    kind = kind_of(object_id) or "object"
+    return no_such(kind, object_id, param, 400)

@@ -1,0 +1,113 @@
+"""Test hooks under ``/stripe/_test/`` (no API key needed; JSON or form bodies), the sandbox
+clock, and scheduled work (pending refunds settling, processing payments finishing).
+
+    GET  /stripe/_test/clock                       {"now", "offset"}
+    POST /stripe/_test/advance_time                {"seconds": N}: move the clock, run what is due
+    POST /stripe/_test/settle                      run every scheduled action now
+    POST /stripe/_test/run_payouts                 in-transit payouts → paid; available → payout
+    POST /stripe/_test/config                      {"settlement_days", "async_settle_seconds",
+                                                    "webhook_retry_delays": [..]}
+    POST /stripe/_test/payouts/{id}/fail           {"failure_code": "account_closed"}
+    POST /stripe/_test/disputes/{id}/resolve       {"status": "won" | "lost"}
+"""
+
+from __future__ import annotations
+
+import json
+
+from sandbox.http import decode_nested_form
+from sandbox.stripe.errors import invalid
+
+ACTIONS = ("settle_payment", "settle_refund")
+
+
+def hook_body(request) -> dict:
+    if not request.body:
+        return {}
+    content_type = request.headers.get("Content-Type", "")
+    if "json" in content_type or request.body.lstrip().startswith(b"{"):
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            raise invalid("The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise invalid("The body must be a JSON object.")
+        return data
+    return decode_nested_form(request.body.decode())
+
+
+def _number(value, name: str, cast=int):
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise invalid(f"{name} must be a number", name) from None
+
+
+class TestingMixin:
+    default_config: dict
+
+    # --- scheduled work ---------------------------------------------------------------
+    def schedule(self, delay: int, action: str, object_id: str) -> None:
+        assert action in ACTIONS
+        self.state["scheduled"].append(
+            {"at": self.now() + delay, "action": action, "id": object_id}
+        )
+
+    def run_due(self, force: bool = False) -> int:
+        now = self.now()
+        scheduled = self.state["scheduled"]
+        due = [a for a in scheduled if force or a["at"] <= now]
+        if due:
+            self.state["scheduled"] = [a for a in scheduled if a not in due]
+            for action in sorted(due, key=lambda a: a["at"]):
+                if action["action"] in ACTIONS:
+                    getattr(self, action["action"])(action["id"])
+        self.make_available()
+        return len(due)
+
+    # --- hooks ------------------------------------------------------------------------
+    def hook_clock(self, call) -> dict:
+        return {"now": self.now(), "offset": self.state["clock_offset"]}
+
+    def hook_advance_time(self, call) -> dict:
+        data = hook_body(call.request)
+        seconds = _number(data.get("seconds", 0), "seconds")
+        if seconds < 0:
+            raise invalid("The sandbox clock only moves forward.", "seconds")
+        self.state["clock_offset"] += seconds
+        ran = self.run_due()
+        return {"now": self.now(), "offset": self.state["clock_offset"], "ran": ran}
+
+    def hook_settle(self, call) -> dict:
+        return {"ran": self.run_due(force=True)}
+
+    def hook_run_payouts(self, call) -> dict:
+        return self.run_payouts()
+
+    def hook_config(self, call) -> dict:
+        data = hook_body(call.request)
+        config = self.state["config"]
+        for key, value in data.items():
+            if key == "webhook_retry_delays":
+                if isinstance(value, str):
+                    value = [v for v in value.split(",") if v]
+                delays = [_number(v, key, float) for v in value]
+                config[key] = delays
+                self.webhooks.retry_delays = tuple(delays)
+            elif key in ("settlement_days", "async_settle_seconds"):
+                config[key] = _number(value, key)
+            else:
+                raise invalid(f"Unknown setting: {key}", key)
+        return {**self.default_config, **config}
+
+    def hook_fail_payout(self, call) -> dict:
+        data = hook_body(call.request)
+        payout = self.get("payout", call.path["id"])
+        return self.render(
+            self.fail_payout(payout, str(data.get("failure_code", "account_closed")))
+        )
+
+    def hook_resolve_dispute(self, call) -> dict:
+        data = hook_body(call.request)
+        dispute = self.get("dispute", call.path["id"])
+        return self.render(self.resolve_dispute(dispute, str(data.get("status", ""))))

@@ -1,0 +1,212 @@
+"""The Stripe gateway against the sandbox and, for what it supports, localstripe.
+
+Where the two disagree on what real Stripe does, the sandbox is wrong (issue #3);
+idempotency, decline codes, fees and payouts are checked on the sandbox only, because
+localstripe does not implement them (reference/localstripe.md §2.5).
+"""
+
+import json
+import urllib.request
+
+import pytest
+
+from integrations import exceptions as exc
+from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
+from integrations.models import ApiCall
+
+pytestmark = pytest.mark.django_db
+
+
+def gateway(connection) -> StripeGateway:
+    return StripeGateway(connection)
+
+
+def pay(gw, key, *, amount=1999, capture_method="automatic", payment_method="pm_card_visa"):
+    customer = gw.customer_create(
+        params={"email": "shopper@example.com"}, idempotency_key=f"c:{key}"
+    )
+    intent = gw.payment_intent_create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "customer": customer["id"],
+            "payment_method": payment_method,
+            "capture_method": capture_method,
+            "metadata": {"znode_order_number": key},
+        },
+        idempotency_key=f"pi:{key}",
+    )
+    # Set the payment method at create, confirm without params: works on real Stripe,
+    # the sandbox and localstripe alike.
+    return gw.payment_intent_confirm(intent["id"], params={}, idempotency_key=f"confirm:{key}")
+
+
+def test_automatic_capture_succeeds(backend):
+    gw = gateway(backend)
+    confirmed = pay(gw, "ORD-1")
+    assert confirmed["status"] == "succeeded"
+    assert confirmed["amount"] == 1999
+    assert confirmed["metadata"] == {"znode_order_number": "ORD-1"}
+    fetched = gw.payment_intent_retrieve(confirmed["id"], expand=["latest_charge"])
+    charge = fetched["latest_charge"]
+    assert charge["status"] == "succeeded" and charge["amount"] == 1999
+
+
+def test_manual_capture_then_capture(backend):
+    gw = gateway(backend)
+    authorized = pay(gw, "ORD-2", capture_method="manual")
+    assert authorized["status"] == "requires_capture"
+    captured = gw.payment_intent_capture(authorized["id"], params={}, idempotency_key="cap:ORD-2")
+    assert captured["status"] == "succeeded"
+
+
+def test_cancel(backend):
+    gw = gateway(backend)
+    intent = gw.payment_intent_create(
+        params={"amount": 500, "currency": "usd"}, idempotency_key="pi:ORD-3"
+    )
+    canceled = gw.payment_intent_cancel(intent["id"], params={}, idempotency_key="cancel:ORD-3")
+    assert canceled["status"] == "canceled"
+
+
+def test_partial_refund(backend):
+    gw = gateway(backend)
+    paid = pay(gw, "ORD-4")
+    refund = gw.refund_create(
+        params={"payment_intent": paid["id"], "amount": 500}, idempotency_key="refund:RMA-1"
+    )
+    assert (refund["status"], refund["amount"]) == ("succeeded", 500)
+    assert gw.refund_retrieve(refund["id"])["amount"] == 500
+
+
+def test_decline_is_a_business_outcome(backend):
+    gw = gateway(backend)
+    card = (
+        "pm_card_chargeDeclinedInsufficientFunds"
+        if backend.backend == "sandbox"
+        else "pm_card_chargeCustomerFail"  # localstripe's charge-time decline
+    )
+    with pytest.raises(PaymentDeclined) as caught:
+        pay(gw, "ORD-5", payment_method=card)
+    declined = caught.value
+    assert declined.retryable is False
+    assert declined.error_code == "card_declined"
+    if backend.backend == "sandbox":  # localstripe sends no decline_code
+        assert declined.decline_code == "insufficient_funds"
+        assert declined.payment_intent.startswith("pi_")
+
+
+def test_every_attempt_is_recorded_without_the_api_key(backend):
+    gw = gateway(backend)
+    pay(gw, "ORD-6")
+    calls = list(ApiCall.objects.order_by("id"))
+    assert [c.operation for c in calls] == [
+        "customer.create",
+        "payment_intent.create",
+        "payment_intent.confirm",
+    ]
+    assert [c.idempotency_key for c in calls] == ["c:ORD-6", "pi:ORD-6", "confirm:ORD-6"]
+    assert all(c.status_code == 200 for c in calls)
+    key = backend.credential("api_key")
+    for call in calls:
+        assert key not in json.dumps(call.request_headers) + call.request_body + call.url
+
+
+def test_writes_without_idempotency_key_are_refused(backend):
+    with pytest.raises(exc.DataError, match="idempotency key"):
+        gateway(backend).customer_create(params={"email": "x@example.com"}, idempotency_key="")
+    assert ApiCall.objects.count() == 0
+
+
+def test_unknown_object_is_not_found(backend):
+    with pytest.raises(exc.NotFound):
+        gateway(backend).payment_intent_retrieve("pi_doesnotexist")
+
+
+def test_bad_key_is_unauthorized(backend):
+    backend.credentials = {"api_key": "pk_test_publishable"}
+    with pytest.raises(exc.Unauthorized):
+        gateway(backend).customer_retrieve("cus_x")
+
+
+# --- sandbox only: what localstripe does not implement -----------------------------------
+@pytest.fixture
+def sandbox_stripe(sandbox, db):
+    from integrations.services.connections import connection_create
+
+    return connection_create(
+        name="stripe-sbx",
+        kind="stripe",
+        base_url=sandbox.system_url("stripe"),
+        credentials={"api_key": "sk_test_sandbox_only_key"},
+        rate_limit_per_second=500,
+    )
+
+
+def test_same_key_replays_and_other_params_are_refused(sandbox_stripe):
+    gw = gateway(sandbox_stripe)
+    first = gw.customer_create(params={"email": "a@example.com"}, idempotency_key="cus:u1")
+    again = gw.customer_create(params={"email": "a@example.com"}, idempotency_key="cus:u1")
+    assert first["id"] == again["id"]
+    with pytest.raises(exc.PermanentError, match="idempotency key reused"):
+        gw.customer_create(params={"email": "b@example.com"}, idempotency_key="cus:u1")
+
+
+def test_lost_response_is_retried_by_the_sdk_with_the_same_key(sandbox_stripe, sandbox):
+    sandbox.set_faults("stripe", error_after_write_rate=1.0)
+    gw = gateway(sandbox_stripe)
+    with pytest.raises(exc.ConnectorUnavailable):
+        gw.payment_intent_create(params={"amount": 700, "currency": "usd"}, idempotency_key="pi:L1")
+    sandbox.set_faults("stripe", error_after_write_rate=0.0)
+    intent = gw.payment_intent_create(
+        params={"amount": 700, "currency": "usd"}, idempotency_key="pi:L1"
+    )
+    calls = ApiCall.objects.filter(idempotency_key="pi:L1")
+    assert calls.count() == 4  # 1 + 2 SDK retries during the fault, then 1 replay
+    listed = gw.client.v1.payment_intents.list(params={"limit": 100})
+    assert [pi.id for pi in listed.data] == [intent["id"]]  # one PaymentIntent in the end
+
+
+def test_rate_limit_bursts_are_absorbed_by_our_backoff(sandbox_stripe, sandbox):
+    sandbox.set_faults("stripe", burst_429_every=10, burst_429_length=2, retry_after=0)
+    customer = gateway(sandbox_stripe).customer_create(
+        params={"email": "r@example.com"}, idempotency_key="cus:r1"
+    )
+    assert customer["id"].startswith("cus_")
+    statuses = list(ApiCall.objects.order_by("id").values_list("status_code", flat=True))
+    assert statuses[:2] == [429, 429] and statuses[-1] == 200
+
+
+def test_persistent_rate_limit_becomes_a_retryable_job_error(sandbox_stripe, sandbox):
+    sandbox.set_faults("stripe", burst_429_every=1, burst_429_length=1, retry_after=0)
+    with pytest.raises(exc.RateLimited) as caught:
+        gateway(sandbox_stripe).customer_retrieve("cus_x")
+    assert caught.value.retryable
+
+
+def test_payout_balance_transactions_sum_to_zero(sandbox_stripe, sandbox):
+    gw = gateway(sandbox_stripe)
+    for index in range(3):
+        pay(gw, f"ORD-P{index}", amount=1000 + index * 500)
+
+    def post(path, body=None):
+        request = urllib.request.Request(
+            f"{sandbox.system_url('stripe')}/_test/{path}",
+            data=json.dumps(body or {}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    post("advance_time", {"seconds": 3 * 86400})
+    post("run_payouts")
+    payout = gw.client.v1.payouts.list(params={"limit": 1}).data[0].to_dict()
+    rows = list(gw.balance_transactions_for_payout(payout["id"]))
+    charges = [r for r in rows if r["type"] == "charge"]
+    assert len(charges) == 3
+    assert all(r["source"]["object"] == "charge" for r in charges)  # expanded
+    assert sum(r["net"] for r in rows) == 0  # charges net minus the payout row
+    assert sum(r["fee"] for r in charges) == sum(
+        round((1000 + i * 500) * 29 / 1000 + 30) for i in range(3)
+    )
