@@ -23,6 +23,7 @@ Every call is throttled per connection, has a timeout and is recorded as an ApiC
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -223,7 +224,9 @@ class ZnodeClient:
         body: Any = None
         if response.content:
             try:
-                body = response.json()
+                # Decimals stay Decimal: money must never pass through float, and a
+                # model read here is often written back (read-modify-write).
+                body = json.loads(response.content, parse_float=Decimal)
             except ValueError:
                 body = None
         if status == 400 and isinstance(body, dict):

@@ -255,3 +255,26 @@ def test_business_errors_are_final_but_unhandled_server_errors_retry(znode, shop
     with pytest.raises(exc.ConnectorUnavailable) as transient:
         znode.get_order(placed["OmsOrderId"])
     assert transient.value.retryable is True
+
+
+def test_returns_are_listed_read_moved_and_given_history(znode, shop):
+    from decimal import Decimal as D
+
+    returns = znode.list_returns()
+    numbers = {r["ReturnNumber"] for r in returns}
+    assert "SBX-RMA-000002" in numbers
+    found = znode.get_return("SBX-RMA-000002")
+    assert found["OrderNumber"]
+    moved = znode.update_return_state(return_number="SBX-RMA-000002", state_name="Approved")
+    assert moved["RmaReturnStateId"] == 50
+    assert znode.get_return("SBX-RMA-000002")["RmaReturnStateId"] == 50
+    znode.add_return_history(
+        return_details_id=found["RmaReturnDetailsId"],
+        transaction_id="re_123",
+        amount=D("5.00"),
+        message="Refunded in Stripe",
+    )
+    with pytest.raises(exc.DataError, match="no return state named"):
+        znode.update_return_state(return_number="SBX-RMA-000002", state_name="Teleported")
+    with pytest.raises(exc.NotFound):
+        znode.get_return("SBX-RMA-999999")
