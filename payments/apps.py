@@ -3,4 +3,10 @@ from django.apps import AppConfig
 
 class PaymentsConfig(AppConfig):
     name = "payments"
+    verbose_name = "Payments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registering is an import side effect: actions with the engine's registry,
+        # default flows and status tables with the installer.
+        from payments import actions, flows  # noqa: F401

@@ -37,6 +37,26 @@ class FlowSpec:
 
 
 _defaults: dict[str, FlowSpec] = {}
+_default_lookups: dict[str, tuple[str, dict]] = {}
+
+
+def register_default_lookup(key: str, entries: dict, description: str = "") -> None:
+    """A lookup table (e.g. a status table) shipped with a domain app. Installed when
+    missing; an existing table is the operators' and is never overwritten."""
+    _default_lookups[key] = (description, dict(entries))
+
+
+def lookups_install_defaults() -> list[str]:
+    from integrations.models import LookupTable
+
+    created = []
+    for key, (description, entries) in _default_lookups.items():
+        _, made = LookupTable.objects.get_or_create(
+            key=key, defaults={"description": description, "entries": entries}
+        )
+        if made:
+            created.append(key)
+    return created
 
 
 def register_default_flow(spec: FlowSpec) -> FlowSpec:

@@ -1,0 +1,84 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from integrations.admin import ReadOnlyAdmin
+from integrations.models import ApiCall, InboundEvent, Job
+from payments.models import Notification, Order, Payment
+
+
+class PaymentInline(admin.TabularInline):
+    model = Payment
+    extra = 0
+    can_delete = False
+    fields = ("payment_intent_id", "charge_id", "status", "amount_minor", "decline_code")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ("order_number", "integration", "state", "total", "currency", "znode_state")
+    list_filter = ("state", "integration", "currency", "collection_mode")
+    search_fields = ("=order_number", "=email", "=payments__payment_intent_id")
+    inlines = [PaymentInline]
+    readonly_fields = ("timeline",)
+
+    @admin.display(description="Timeline: events, jobs and API calls in order")
+    def timeline(self, obj):
+        rows = []
+        for event in InboundEvent.objects.filter(reference=obj.order_number).defer("body"):
+            rows.append((event.received_at, "event", event, f"{event.event_type} ({event.status})"))
+        for job in Job.objects.filter(reference=obj.order_number).select_related("flow"):
+            rows.append((job.created_at, "job", job, f"{job.flow.key}: {job.status}"))
+            for attempt in job.attempt_log.all():
+                rows.append(
+                    (attempt.started_at, "attempt", job, f"#{attempt.number} {attempt.outcome}")
+                )
+        for call in ApiCall.objects.filter(job__reference=obj.order_number):
+            rows.append(
+                (
+                    call.created_at,
+                    "api call",
+                    call,
+                    f"{call.method} {call.operation} → {call.status_code or call.error[:40]}",
+                )
+            )
+        rows.sort(key=lambda r: r[0])
+        items = [
+            format_html(
+                "<tr><td>{}</td><td>{}</td><td><a href='{}'>{}</a></td></tr>",
+                when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                kind,
+                reverse(
+                    f"admin:{target._meta.app_label}_{target._meta.model_name}_change",
+                    args=[target.pk],
+                ),
+                text,
+            )
+            for when, kind, target, text in rows
+        ]
+        return format_html("<table>{}</table>", mark_safe("".join(items))) if items else "-"  # noqa: S308 - items are format_html output
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "payment_intent_id",
+        "order",
+        "status",
+        "amount_minor",
+        "currency",
+        "decline_code",
+    )
+    list_filter = ("status", "currency")
+    search_fields = ("=payment_intent_id", "=charge_id", "=order__order_number")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("sent_at", "order", "kind", "recipient", "subject")
+    list_filter = ("kind",)

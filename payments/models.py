@@ -1,0 +1,94 @@
+"""Orders (mirrors of Znode orders) and their Stripe payments."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from integrations.models import Integration
+from payments.choices import (
+    ORDER_RANK,
+    PAYMENT_RANK,
+    CollectionMode,
+    OrderState,
+    PaymentStatus,
+)
+
+
+class Order(models.Model):
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="orders")
+    znode_order_id = models.BigIntegerField(help_text="Znode OmsOrderId.")
+    order_number = models.CharField(max_length=100, db_index=True, help_text="Znode OrderNumber.")
+    znode_user_id = models.BigIntegerField(null=True, blank=True)
+    email = models.EmailField(max_length=512, blank=True)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=18, decimal_places=6, help_text="Znode Total.")
+    amount_minor = models.BigIntegerField(help_text="Total in the currency's minor units.")
+    state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.NEW)
+    collection_mode = models.CharField(
+        max_length=20, choices=CollectionMode.choices, default=CollectionMode.CHARGE_SAVED_METHOD
+    )
+    znode_state = models.CharField(max_length=100, blank=True, help_text="Last seen in Znode.")
+    failure_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "order_number"], name="order_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.order_number
+
+    def can_move_to(self, state: str) -> bool:
+        if self.state == state:
+            return False
+        if self.state in (OrderState.PAID, OrderState.CANCELED):
+            return False  # final
+        return ORDER_RANK[state] >= ORDER_RANK[self.state]
+
+
+class Payment(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    payment_intent_id = models.CharField(max_length=255, unique=True)
+    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(
+        max_length=30,
+        choices=PaymentStatus.choices,
+        default=PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    )
+    amount_minor = models.BigIntegerField()
+    amount_received_minor = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    decline_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.payment_intent_id
+
+    def can_move_to(self, status: str) -> bool:
+        if self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+            return False
+        return PAYMENT_RANK.get(status, 0) >= PAYMENT_RANK[self.status] and status != self.status
+
+
+class Notification(models.Model):
+    """A message sent to a customer, once per key (a retried job never re-sends it)."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notifications")
+    kind = models.CharField(max_length=50)
+    key = models.CharField(max_length=255, unique=True)
+    recipient = models.EmailField(max_length=512)
+    subject = models.CharField(max_length=200)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.recipient}"

@@ -1,0 +1,77 @@
+"""The whole platform wired to the sandbox over real HTTP: Znode and Stripe deliver
+webhooks to the live server, the flows call the sandbox back."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from integrations.connectors.znode.client import forget_cached
+from integrations.models import Integration
+from integrations.services.connections import connection_create
+from integrations.services.flows import flows_install_defaults, lookups_install_defaults
+from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+
+WHSEC = "whsec_e2e_platform_secret"
+ZNODE_AUTH = "Bearer e2e-platform-znode-token"
+
+
+def wait_for(predicate, timeout: float = 20.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def platform(live_server, sandbox, transactional_db):
+    forget_cached()
+    znode = connection_create(
+        name="store",
+        kind="znode",
+        base_url=sandbox.system_url("znode"),
+        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
+        webhook_secrets=[ZNODE_AUTH],
+        settings={"store_domain": STORE_DOMAIN, "poll": False, "timeout_seconds": 5},
+        rate_limit_per_second=500,
+    )
+    stripe_conn = connection_create(
+        name="stripe",
+        kind="stripe",
+        base_url=sandbox.system_url("stripe"),
+        credentials={"api_key": "sk_test_e2e_platform_key"},
+        webhook_secrets=[WHSEC],
+        rate_limit_per_second=500,
+    )
+    erp = connection_create(
+        name="erp",
+        kind="erp",
+        base_url=sandbox.system_url("erp"),
+        credentials={"token": "sandbox-erp-token"},
+        rate_limit_per_second=500,
+    )
+    integration = Integration.objects.create(
+        name="demo",
+        znode=znode,
+        stripe=stripe_conn,
+        erp=erp,
+        settings={"collection_mode": "charge", "znode_payment_setting_id": 7},
+    )
+    lookups_install_defaults()
+    flows_install_defaults()
+    sandbox.control(
+        "POST",
+        "webhooks/znode",
+        {"url": live_server.url + znode.webhook_path, "secret": ZNODE_AUTH},
+    )
+    sandbox.control(
+        "POST",
+        "webhooks/stripe",
+        {"url": live_server.url + stripe_conn.webhook_path, "secret": WHSEC},
+    )
+    integration.shop = Shop(sandbox.system_url("znode"))
+    return integration
