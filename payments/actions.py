@@ -80,6 +80,25 @@ def _address(raw: dict | None) -> dict[str, str]:
     return {k: v for k, v in result.items() if v}
 
 
+# Znode states an order can be in while it waits for its money. Only from these does a
+# payment outcome move the order state: an order already shipped stays shipped.
+BEFORE_PAYMENT_STATES = (
+    "SUBMITTED",
+    "PENDING PAYMENT",
+    "PENDING APPROVAL",
+    "IN REVIEW",
+    "FAILED",
+)
+
+
+def _before_payment(ctx: ActionContext, znode: ZnodeClient, order: Order) -> bool:
+    names = _settings(ctx).get("znode_states_before_payment") or BEFORE_PAYMENT_STATES
+    current = str(
+        znode.get_order(order.znode_order_id, expand=("omsorderstate",)).get("OrderState")
+    )
+    return current.upper() in {n.upper() for n in names}
+
+
 # --- order created ----------------------------------------------------------------------
 @action("payments.fetch_order", description="Re-read the order from Znode (events are hints).")
 def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
@@ -94,7 +113,10 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
     except money.MoneyError as error:
         raise exc.DataError(f"order {raw.get('OrderNumber')}: {error}") from error
     total = Decimal(raw["Total"]) if not isinstance(raw["Total"], Decimal) else raw["Total"]
+    setting_id = raw.get("PaymentSettingId")
     mode = _settings(ctx).get("collection_mode", CollectionMode.CHARGE_SAVED_METHOD)
+    if setting_id in (_settings(ctx).get("manual_capture_payment_settings") or []):
+        mode = CollectionMode.AUTHORIZE_THEN_CAPTURE
     with transaction.atomic():
         order, _ = Order.objects.select_for_update().get_or_create(
             integration=ctx.integration,
@@ -105,6 +127,7 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
                 "total": total,
                 "amount_minor": minor,
                 "collection_mode": mode,
+                "znode_payment_setting_id": setting_id,
             },
         )
         order.znode_user_id = raw.get("UserId")
@@ -127,6 +150,8 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         "state": order.znode_state.upper(),
         "payment_token": raw.get("PaymentTransactionToken") or "",
         "known_state": order.state,
+        "known_amount_minor": order.amount_minor,
+        "payment_setting_id": setting_id,
     }
 
 
@@ -173,9 +198,18 @@ def ensure_customer(
     description="Create (once) and confirm the order's PaymentIntent.",
 )
 def create_payment_intent(
-    *, ctx: ActionContext, order_number: str, customer: str, payment_method: str = ""
+    *,
+    ctx: ActionContext,
+    order_number: str,
+    customer: str,
+    payment_method: str = "",
+    payment_setting_id: int | None = None,
 ) -> dict:
     order = _order(ctx, order_number)
+    stripe_settings = _settings(ctx).get("stripe_payment_settings")
+    if stripe_settings and payment_setting_id not in stripe_settings:
+        # Purchase orders, cash on delivery...: not ours to collect.
+        return {"payment_intent": "", "status": "skipped", "reason": "not a Stripe payment"}
     existing = order.payments.order_by("id").first()
     if existing:
         return {"payment_intent": existing.payment_intent_id, "status": existing.status}
@@ -287,7 +321,7 @@ def znode_mark_paid(
     state = _status(ctx, ORDER_STATUS_TABLE, outcome)
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
     znode.update_payment_status(order_id=order.znode_order_id, status_name=payment_status)
-    if state:
+    if state and _before_payment(ctx, znode, order):
         znode.update_order_state(order_number=order.order_number, state_name=state)
     recorded = False
     if outcome == "paid" and charge:
@@ -296,7 +330,11 @@ def znode_mark_paid(
             transaction_reference=charge,
             amount=money.from_minor_units(amount_received or order.amount_minor, order.currency),
             status=payment_status,
-            payment_setting_id=int(_settings(ctx).get("znode_payment_setting_id", 0) or 0),
+            payment_setting_id=int(
+                order.znode_payment_setting_id
+                or _settings(ctx).get("znode_payment_setting_id", 0)
+                or 0
+            ),
             transaction_date=timezone.now(),
         )
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
@@ -363,7 +401,7 @@ def record_failure(
         status_name=_status(ctx, PAYMENT_STATUS_TABLE, "payment_failed"),
     )
     state = _status(ctx, ORDER_STATUS_TABLE, "payment_failed")
-    if state:
+    if state and _before_payment(ctx, znode, order):
         znode.update_order_state(order_number=order.order_number, state_name=state)
     znode.add_order_note(
         order_id=order.znode_order_id,
@@ -372,3 +410,61 @@ def record_failure(
     )
     emailed = payment_failed_email(order=order, reason=shown, dedupe_key=payment_intent)
     return {"state": state, "shown_to_customer": shown, "emailed": emailed}
+
+
+# --- order changed in Znode before payment ------------------------------------------------
+CANCELED_STATES = ("CANCELED", "CANCELLED")
+
+
+@action(
+    "payments.sync_order_change",
+    description="Cancel, re-amount or capture the PaymentIntent after a Znode change.",
+)
+def sync_order_change(
+    *, ctx: ActionContext, order_number: str, state: str, amount_minor: int
+) -> dict:
+    order = Order.objects.filter(integration=ctx.integration, order_number=order_number).first()
+    if order is None:
+        return {"ignored": "order not handled here"}
+    payment = order.payments.order_by("-id").first()
+    gateway = StripeGateway(ctx.connection("stripe"))
+    state = state.upper()
+    if state in CANCELED_STATES:
+        if payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+            gateway.payment_intent_cancel(
+                payment.payment_intent_id,
+                params={"cancellation_reason": "requested_by_customer"},
+                idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order_number),
+            )
+            Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+        _move(order, OrderState.CANCELED)
+        return {"action": "canceled" if payment else "none", "order_state": order.state}
+    if payment and state == "SHIPPED" and payment.status == PaymentStatus.REQUIRES_CAPTURE:
+        captured = gateway.payment_intent_capture(
+            payment.payment_intent_id,
+            params={},
+            idempotency_key=ctx.idempotency_key("capture", ctx.integration.name, order_number),
+        )
+        return {"action": "captured", "status": captured["status"]}
+    if amount_minor != order.amount_minor and order.state in (
+        OrderState.NEW,
+        OrderState.PAYMENT_PENDING,
+        OrderState.PAYMENT_FAILED,
+    ):
+        if payment and payment.status in (
+            PaymentStatus.REQUIRES_PAYMENT_METHOD,
+            PaymentStatus.REQUIRES_CONFIRMATION,
+        ):
+            gateway.payment_intent_update(
+                payment.payment_intent_id,
+                params={"amount": amount_minor},
+                idempotency_key=ctx.idempotency_key(
+                    "amount", ctx.integration.name, order_number, amount_minor
+                ),
+            )
+            Payment.objects.filter(pk=payment.pk).update(amount_minor=amount_minor)
+        Order.objects.filter(pk=order.pk).update(
+            amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+        )
+        return {"action": "amount_updated", "amount_minor": amount_minor}
+    return {"action": "none"}

@@ -54,6 +54,7 @@ register_default_flow(
                     Rule("order_number", "steps.fetch.order_number", required=True),
                     Rule("customer", "steps.customer.customer", required=True),
                     Rule("payment_method", "steps.fetch.payment_token"),
+                    Rule("payment_setting_id", "steps.fetch.payment_setting_id"),
                 ),
             ),
         ),
@@ -141,6 +142,32 @@ register_default_flow(
                     Rule("decline_code", f"{PI}.last_payment_error.decline_code", default=""),
                     Rule("failure_code", f"{PI}.last_payment_error.code", default=""),
                     Rule("message", f"{PI}.last_payment_error.message", default=""),
+                ),
+            ),
+        ),
+    )
+)
+
+register_default_flow(
+    FlowSpec(
+        key="order-updated-sync-payment",
+        name="Znode order changed → cancel, re-amount or capture the PaymentIntent",
+        trigger_source="znode",
+        trigger_event="order.updated",
+        version=1,
+        steps=(
+            StepSpec(
+                "fetch",
+                "payments.fetch_order",
+                (Rule("order_id", "event.data.object.OmsOrderId", "int", required=True),),
+            ),
+            StepSpec(
+                "sync",
+                "payments.sync_order_change",
+                (
+                    Rule("order_number", "steps.fetch.order_number", required=True),
+                    Rule("state", "steps.fetch.state", default=""),
+                    Rule("amount_minor", "steps.fetch.amount_minor", "int", required=True),
                 ),
             ),
         ),

@@ -28,6 +28,9 @@ class Order(models.Model):
         max_length=20, choices=CollectionMode.choices, default=CollectionMode.CHARGE_SAVED_METHOD
     )
     znode_state = models.CharField(max_length=100, blank=True, help_text="Last seen in Znode.")
+    znode_payment_setting_id = models.IntegerField(
+        null=True, blank=True, help_text="Znode PaymentSettingId of the order."
+    )
     failure_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -25,6 +25,7 @@ OAUTH_CLIENT_ID = "sandbox-client"
 OAUTH_CLIENT_SECRET = "sandbox-secret"
 OAUTH_SCOPES = ["znode.api"]
 STRIPE_PAYMENT_SETTING_ID = 7
+STRIPE_AUTHORIZE_SETTING_ID = 8
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "cache_seconds": 60.0,  # GET cache lifetime (0 disables the cache)
@@ -92,6 +93,8 @@ PAYMENT_TYPES = {1: "Credit Card", 2: "Purchase Order", 3: "Paypal Express", 4: 
 _PAYMENT_SETTINGS = [
     # id, code, display name, payment type id, gateway code
     (STRIPE_PAYMENT_SETTING_ID, "STRIPE_CC", "Credit Card (Stripe)", 1, "stripe"),
+    # Authorize at order time, capture on shipping (Znode's own Stripe gateway mode).
+    (STRIPE_AUTHORIZE_SETTING_ID, "STRIPE_CC_AUTH", "Credit Card (Stripe, authorize)", 1, "stripe"),
     (2, "PURCHASE_ORDER", "Purchase Order", 2, None),
     (9, "COD", "Cash on Delivery", 4, None),
 ]

@@ -59,7 +59,11 @@ def platform(live_server, sandbox, transactional_db):
         znode=znode,
         stripe=stripe_conn,
         erp=erp,
-        settings={"collection_mode": "charge", "znode_payment_setting_id": 7},
+        settings={
+            "collection_mode": "charge",
+            "stripe_payment_settings": [7, 8],
+            "manual_capture_payment_settings": [8],
+        },
     )
     lookups_install_defaults()
     flows_install_defaults()

@@ -77,3 +77,73 @@ def test_declined_card_marks_the_order_failed_and_tells_the_customer(platform, s
         timeout=10,
     ).json()["results"]
     assert not any(number in entry["memo"] for entry in all_entries)  # no sale booked
+
+
+def test_manual_capture_authorizes_then_captures_when_shipped(platform, sandbox):
+    placed = platform.shop.place_order(
+        total="60.00", payment_token="pm_card_visa", payment_setting_id=8
+    )
+    number = placed["OrderNumber"]
+    order = wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.AUTHORIZED).first(),
+        message="authorized",
+    )
+    wait_for(lambda: platform.shop.order(number)["PaymentStatus"] == "Authorized",
+             message="Znode shows Authorized")
+    assert order.payments.get().status == "requires_capture"
+    platform.shop.ship(number, tracking_number="1ZSHIPPED")
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.PAID).exists(),
+        message="captured and paid",
+    )
+    wait_for(
+        lambda: Job.objects.filter(reference=number, flow__key="payment-succeeded",
+                                   status=JobStatus.SUCCEEDED).exists(),
+        message="payment flow done",
+    )
+    znode = platform.shop.order(number)
+    assert znode["OrderState"] == "SHIPPED"  # a payment never moves a shipped order back
+    assert znode["TrackingNumber"] == "1ZSHIPPED"
+    assert znode["PaymentStatus"] == "Captured"
+    charge = Order.objects.get(order_number=number).payments.get().charge_id
+    assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
+
+
+def test_purchase_orders_are_not_charged(platform):
+    placed = platform.shop.place_order(total="10.00", payment_setting_id=2)
+    number = placed["OrderNumber"]
+    job = wait_for(
+        lambda: Job.objects.filter(reference=number, flow__key="order-created-collect-payment",
+                                   status=JobStatus.SUCCEEDED).first(),
+        message="order flow done",
+    )
+    assert job.step_outputs["payment"]["status"] == "skipped"
+    assert not Order.objects.get(order_number=number).payments.exists()
+
+
+def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sandbox):
+    import stripe
+
+    platform.settings = {**platform.settings, "collection_mode": "customer"}
+    platform.save()
+    placed = platform.shop.place_order(total="20.00", payment_token="")
+    number = placed["OrderNumber"]
+    order = wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.PAYMENT_PENDING)
+        .first(),
+        message="payment intent waiting for the customer",
+    )
+    intent_id = order.payments.get().payment_intent_id
+    client = stripe.StripeClient(
+        "sk_test_e2e_platform_key", base_addresses={"api": sandbox.system_url("stripe")}
+    )
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
+    wait_for(lambda: client.v1.payment_intents.retrieve(intent_id).amount == 2500,
+             message="amount updated in Stripe")
+    assert Order.objects.get(order_number=number).amount_minor == 2500
+    platform.shop.cancel(number)
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.CANCELED).exists(),
+        message="canceled",
+    )
+    assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
