@@ -88,8 +88,10 @@ def test_manual_capture_authorizes_then_captures_when_shipped(platform, sandbox)
         lambda: Order.objects.filter(order_number=number, state=OrderState.AUTHORIZED).first(),
         message="authorized",
     )
-    wait_for(lambda: platform.shop.order(number)["PaymentStatus"] == "Authorized",
-             message="Znode shows Authorized")
+    wait_for(
+        lambda: platform.shop.order(number)["PaymentStatus"] == "Authorized",
+        message="Znode shows Authorized",
+    )
     assert order.payments.get().status == "requires_capture"
     platform.shop.ship(number, tracking_number="1ZSHIPPED")
     wait_for(
@@ -97,8 +99,9 @@ def test_manual_capture_authorizes_then_captures_when_shipped(platform, sandbox)
         message="captured and paid",
     )
     wait_for(
-        lambda: Job.objects.filter(reference=number, flow__key="payment-succeeded",
-                                   status=JobStatus.SUCCEEDED).exists(),
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
+        ).exists(),
         message="payment flow done",
     )
     znode = platform.shop.order(number)
@@ -113,8 +116,9 @@ def test_purchase_orders_are_not_charged(platform):
     placed = platform.shop.place_order(total="10.00", payment_setting_id=2)
     number = placed["OrderNumber"]
     job = wait_for(
-        lambda: Job.objects.filter(reference=number, flow__key="order-created-collect-payment",
-                                   status=JobStatus.SUCCEEDED).first(),
+        lambda: Job.objects.filter(
+            reference=number, flow__key="order-created-collect-payment", status=JobStatus.SUCCEEDED
+        ).first(),
         message="order flow done",
     )
     assert job.step_outputs["payment"]["status"] == "skipped"
@@ -129,8 +133,7 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
     placed = platform.shop.place_order(total="20.00", payment_token="")
     number = placed["OrderNumber"]
     order = wait_for(
-        lambda: Order.objects.filter(order_number=number, state=OrderState.PAYMENT_PENDING)
-        .first(),
+        lambda: Order.objects.filter(order_number=number, state=OrderState.PAYMENT_PENDING).first(),
         message="payment intent waiting for the customer",
     )
     intent_id = order.payments.get().payment_intent_id
@@ -138,8 +141,10 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         "sk_test_e2e_platform_key", base_addresses={"api": sandbox.system_url("stripe")}
     )
     platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
-    wait_for(lambda: client.v1.payment_intents.retrieve(intent_id).amount == 2500,
-             message="amount updated in Stripe")
+    wait_for(
+        lambda: client.v1.payment_intents.retrieve(intent_id).amount == 2500,
+        message="amount updated in Stripe",
+    )
     assert Order.objects.get(order_number=number).amount_minor == 2500
     platform.shop.cancel(number)
     wait_for(
@@ -147,3 +152,104 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         message="canceled",
     )
     assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
+
+
+def _run_due_jobs():
+    """Time travel for the retry schedule, then the sweeper (the inline queue runs
+    what it enqueues)."""
+    from django.utils import timezone
+
+    from integrations.services.sweeper import sweep
+
+    Job.objects.filter(status=JobStatus.RETRYING).update(next_attempt_at=timezone.now())
+    return sweep()
+
+
+def test_stripe_outage_during_payment_intent_creation(platform, sandbox):
+    import stripe
+
+    sandbox.set_faults("stripe", error_after_write_rate=1.0)
+    placed = platform.shop.place_order(total="33.00", payment_token="pm_card_visa")
+    number = placed["OrderNumber"]
+    job = wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="order-created-collect-payment", status=JobStatus.RETRYING
+        ).first(),
+        message="creation waiting to retry",
+    )
+    assert "502" in job.last_error or "Stripe" in job.last_error
+    sandbox.set_faults("stripe", error_after_write_rate=0.0)
+    _run_due_jobs()
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.PAID).exists(),
+        message="paid after the outage",
+    )
+    customer = Order.objects.get(order_number=number)
+    from customers.models import CustomerLink
+
+    link = CustomerLink.objects.get(znode_user_id=customer.znode_user_id)
+    client = stripe.StripeClient(
+        "sk_test_e2e_platform_key", base_addresses={"api": sandbox.system_url("stripe")}
+    )
+    intents = client.v1.payment_intents.list(params={"customer": link.stripe_customer_id}).data
+    ours = [pi for pi in intents if pi.metadata.to_dict().get("znode_order_number") == number]
+    assert len(ours) == 1  # the retries replayed one idempotent request
+
+
+def test_znode_outage_during_the_status_update(platform, sandbox):
+    sandbox.set_faults("znode", error_rate=1.0)
+    # The order is placed through the test route (no faults there) and its webhook
+    # is delivered; every API call the flows make fails until the store is back.
+    placed = platform.shop.place_order(total="12.00", payment_token="pm_card_visa")
+    number = placed["OrderNumber"]
+    wait_for(
+        lambda: Job.objects.filter(reference=number, status=JobStatus.RETRYING).exists(),
+        message="a job waiting for Znode",
+    )
+    sandbox.set_faults("znode", error_rate=0.0)
+    for _ in range(5):
+        _run_due_jobs()
+        if Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
+        ).exists():
+            break
+    wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
+        ).exists(),
+        message="payment flow done after the outage",
+    )
+    znode = platform.shop.order(number)
+    assert (znode["OrderState"], znode["PaymentStatus"]) == ("APPROVED", "Captured")
+    charge = Order.objects.get(order_number=number).payments.get().charge_id
+    refs = [p for p in znode["PaymentHistoryList"] if p.get("TransactionReference") == charge]
+    assert len(refs) == 1
+
+
+def test_duplicate_and_reordered_stripe_webhooks_change_nothing_twice(platform, sandbox):
+    from integrations.models import InboundEvent
+
+    sandbox.set_faults("stripe", webhook_duplicate_rate=1.0, webhook_reorder_window=2)
+    placed = platform.shop.place_order(total="18.00", payment_token="pm_card_visa")
+    number = placed["OrderNumber"]
+    wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
+        ).exists(),
+        message="payment flow done",
+    )
+    sandbox.control("POST", "webhooks/stripe/flush")
+    wait_for(
+        lambda: InboundEvent.objects.filter(
+            event_type="payment_intent.succeeded", reference=number, deliveries=2
+        ).exists(),
+        message="the duplicate delivery",
+    )
+    assert Job.objects.filter(reference=number, flow__key="payment-succeeded").count() == 1
+    charge = Order.objects.get(order_number=number).payments.get().charge_id
+    assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
+    znode = platform.shop.order(number)
+    assert (
+        len([p for p in znode["PaymentHistoryList"] if p.get("TransactionReference") == charge])
+        == 1
+    )
