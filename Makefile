@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install test run sandbox bench lint format check clean migrate
+.PHONY: install test run demo sandbox bench lint format check clean migrate
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ run: migrate
 	$(PY) manage.py ensure_admin
 	@echo "admin: http://127.0.0.1:8000/admin/"
 	$(PY) manage.py serve 127.0.0.1:8000
+
+demo: migrate
+	$(PY) manage.py demo
 
 sandbox: $(STAMP)
 	$(PY) -m sandbox --port $(or $(SANDBOX_PORT),8100)

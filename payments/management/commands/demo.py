@@ -1,0 +1,354 @@
+"""The one-command demo: platform + sandbox, wired, with shoppers placing orders.
+
+    python manage.py demo                          # runs until Ctrl-C (make demo)
+    python manage.py demo --orders 50 --exit-when-settled
+
+It starts the sandbox (Znode, Stripe, ERP) and the platform (web + worker) as child
+processes, creates the connections and the integration, registers the sandbox's
+webhooks, then places orders at a steady pace: most pay with a good card, some are
+declined, some are authorized and captured when the store ships them. With
+``--exit-when-settled`` it waits until every order has settled, prints whether
+Znode, Stripe and the ERP agree about each one, and exits 0 only if they all do.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import requests
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.models import Connection, Integration
+from payments import money
+
+STORE_DOMAIN = "sandbox-store.local"
+STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
+STRIPE_KEY = "sk_test_demo_platform_key"
+ERP_TOKEN = "sandbox-erp-token"
+STRIPE_SETTING, AUTHORIZE_SETTING = 7, 8
+
+# (payment method, payment setting, expected outcome, share of orders)
+SCENARIOS = [
+    ("pm_card_visa", STRIPE_SETTING, "paid", 0.60),
+    ("pm_card_mastercard", STRIPE_SETTING, "paid", 0.10),
+    ("pm_card_chargeDeclinedInsufficientFunds", STRIPE_SETTING, "failed", 0.08),
+    ("pm_card_chargeDeclined", STRIPE_SETTING, "failed", 0.04),
+    ("pm_card_chargeDeclinedStolenCard", STRIPE_SETTING, "failed", 0.03),
+    ("pm_card_visa", AUTHORIZE_SETTING, "paid", 0.15),  # captured when shipped
+]
+
+
+@dataclass
+class DemoOrder:
+    number: str
+    total: Decimal
+    token: str
+    setting: int
+    expected: str
+    placed_at: float
+    shipped: bool = False
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = __doc__.split("\n\n")[0]
+
+    def add_arguments(self, parser):
+        parser.add_argument("--orders", type=int, default=0, help="0: keep placing orders.")
+        parser.add_argument("--interval", type=float, default=0.5, help="Seconds between orders.")
+        parser.add_argument("--exit-when-settled", action="store_true")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8100)
+        parser.add_argument("--timeout", type=float, default=600, help="Seconds to settle.")
+        parser.add_argument("--seed", type=int, default=42)
+
+    def handle(self, *args, **options):
+        self.children: list[subprocess.Popen] = []
+        self.rng = random.Random(options["seed"])
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self.run(**options)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping")
+        finally:
+            self.stop_children()
+
+    # --- set-up ------------------------------------------------------------------------
+    def run(self, *, orders, interval, exit_when_settled, port, sandbox_port, timeout, seed, **_):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("install_flows", verbosity=0)
+        call_command("ensure_admin")
+        self.sandbox = f"http://127.0.0.1:{sandbox_port}"
+        self.platform = f"http://127.0.0.1:{port}"
+        self.start_sandbox(sandbox_port, seed)
+        integration = self.wire()
+        self.start_platform(port)
+        self.register_webhooks(integration)
+        self.stdout.write(f"admin:   {self.platform}/admin/  (login above)")
+        self.stdout.write(f"sandbox: {self.sandbox}  (faults: {self.sandbox}/_sandbox/faults)")
+        placed = self.place_orders(orders, interval)
+        if not exit_when_settled:
+            self.stdout.write("placing an order every few seconds; Ctrl-C stops the demo")
+            while True:
+                placed += self.place_orders(1, 0)
+                self.ship_authorized(placed)
+                time.sleep(max(interval, 3.0))
+        ok = self.settle(placed, timeout)
+        self.report(placed)
+        if not ok:
+            raise CommandError("Znode, Stripe and the ERP do not agree on every order")
+        self.stdout.write(self.style.SUCCESS("all orders settled and consistent"))
+        return None
+
+    def start_sandbox(self, port: int, seed: int) -> None:
+        self.spawn([sys.executable, "-m", "sandbox", "--port", str(port), "--seed", str(seed)])
+        self.wait_until(f"{self.sandbox}/_sandbox/health", "sandbox")
+        requests.post(f"{self.sandbox}/_sandbox/reset", timeout=10)
+
+    def start_platform(self, port: int) -> None:
+        env = {**os.environ, "Q_WORKERS": os.environ.get("Q_WORKERS", "4")}
+        self.spawn(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            env=env,
+            quiet=True,
+        )
+        self.spawn([sys.executable, "manage.py", "qcluster"], env=env, quiet=True)
+        self.wait_until(f"{self.platform}/health/", "platform")
+
+    def spawn(self, command: list[str], env=None, quiet: bool = False) -> None:
+        out = subprocess.DEVNULL if quiet else None
+        self.children.append(
+            subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=out)
+        )
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    def wait_until(self, url: str, what: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise CommandError(f"the {what} did not start at {url}")
+
+    def wire(self) -> Integration:
+        """Connections and the integration, created or repointed at this sandbox."""
+
+        def upsert(name, kind, base_url, credentials, secrets_, extra=None):
+            connection = Connection.objects.filter(name=name).first() or Connection(
+                name=name, kind=kind
+            )
+            connection.base_url = base_url
+            connection.credentials = credentials
+            connection.webhook_secrets = secrets_
+            connection.settings = extra or {}
+            connection.rate_limit_per_second = 50
+            connection.enabled = True
+            connection._change_reason = "wired by the demo"
+            connection.save()
+            return connection
+
+        self.znode_secret = "Bearer " + secrets.token_urlsafe(16)
+        self.stripe_secret = "whsec_" + secrets.token_urlsafe(24)
+        znode = upsert(
+            "demo-znode",
+            "znode",
+            f"{self.sandbox}/znode",
+            {"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
+            [self.znode_secret],
+            {"store_domain": STORE_DOMAIN, "poll": False},
+        )
+        stripe = upsert(
+            "demo-stripe",
+            "stripe",
+            f"{self.sandbox}/stripe",
+            {"api_key": STRIPE_KEY},
+            [self.stripe_secret],
+        )
+        erp = upsert("demo-erp", "erp", f"{self.sandbox}/erp", {"token": ERP_TOKEN}, [])
+        integration, _ = Integration.objects.update_or_create(
+            name="demo",
+            defaults={
+                "znode": znode,
+                "stripe": stripe,
+                "erp": erp,
+                "enabled": True,
+                "settings": {
+                    "collection_mode": "charge",
+                    "stripe_payment_settings": [STRIPE_SETTING, AUTHORIZE_SETTING],
+                    "manual_capture_payment_settings": [AUTHORIZE_SETTING],
+                },
+            },
+        )
+        return integration
+
+    def register_webhooks(self, integration: Integration) -> None:
+        for kind, connection, secret in (
+            ("znode", integration.znode, self.znode_secret),
+            ("stripe", integration.stripe, self.stripe_secret),
+        ):
+            response = requests.post(
+                f"{self.sandbox}/_sandbox/webhooks/{kind}",
+                json={"url": self.platform + connection.webhook_path, "secret": secret},
+                timeout=10,
+            )
+            response.raise_for_status()
+
+    # --- shoppers ----------------------------------------------------------------------------
+    def place_orders(self, count: int, interval: float) -> list[DemoOrder]:
+        placed = []
+        weights = [s[3] for s in SCENARIOS]
+        for _ in range(count):
+            token, setting, expected, _share = self.rng.choices(SCENARIOS, weights)[0]
+            total = Decimal(self.rng.randrange(500, 25000)) / 100
+            response = requests.post(
+                f"{self.sandbox}/znode/_test/orders",
+                json={
+                    "user_id": self.rng.choice([11, 12, 13]),
+                    "lines": [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": str(total)}],
+                    "payment_token": token,
+                    "payment_setting_id": setting,
+                },
+                timeout=10,
+            )
+            response.raise_for_status()
+            order = response.json()["Order"]
+            placed.append(
+                DemoOrder(
+                    number=order["OrderNumber"],
+                    total=Decimal(str(order["Total"])),
+                    token=token,
+                    setting=setting,
+                    expected=expected,
+                    placed_at=time.monotonic(),
+                )
+            )
+            self.stdout.write(f"placed {order['OrderNumber']} {total} USD with {token}")
+            if interval:
+                time.sleep(interval)
+        return placed
+
+    def ship_authorized(self, placed: list[DemoOrder]) -> None:
+        """The warehouse ships authorized orders a little later; that captures them."""
+        from payments.choices import OrderState
+        from payments.models import Order
+
+        for demo in placed:
+            if demo.setting != AUTHORIZE_SETTING or demo.shipped:
+                continue
+            if Order.objects.filter(order_number=demo.number, state=OrderState.AUTHORIZED).exists():
+                requests.post(
+                    f"{self.sandbox}/znode/_test/orders/{demo.number}/ship",
+                    json={"tracking_number": f"1Z{demo.number[-6:]}"},
+                    timeout=10,
+                ).raise_for_status()
+                demo.shipped = True
+                self.stdout.write(f"shipped {demo.number}")
+
+    # --- checking ----------------------------------------------------------------------------
+    def settle(self, placed: list[DemoOrder], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.ship_authorized(placed)
+            for demo in placed:
+                demo.checks = self.verify_order(demo)
+            done = sum(all(d.checks.values()) for d in placed)
+            self.stdout.write(f"settled and consistent: {done}/{len(placed)}")
+            if done == len(placed):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(2)
+
+    def verify_order(self, demo: DemoOrder) -> dict[str, bool]:
+        from payments.choices import OrderState
+        from payments.models import Order
+
+        order = Order.objects.filter(order_number=demo.number).first()
+        payment = order.payments.order_by("-id").first() if order else None
+        znode = requests.get(f"{self.sandbox}/znode/_test/orders/{demo.number}", timeout=10).json()[
+            "Order"
+        ]
+        platform_ok = bool(order) and order.state == (
+            OrderState.PAID if demo.expected == "paid" else OrderState.PAYMENT_FAILED
+        )
+        stripe_ok = erp_ok = znode_ok = False
+        if payment and payment.payment_intent_id.startswith("pi_"):
+            intent = requests.get(
+                f"{self.sandbox}/stripe/v1/payment_intents/{payment.payment_intent_id}",
+                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+                timeout=10,
+            ).json()
+            expected_status = "succeeded" if demo.expected == "paid" else "requires_payment_method"
+            amount_ok = intent.get("amount") == money.to_minor_units(demo.total, "USD")
+            stripe_ok = intent.get("status") == expected_status and amount_ok
+        entries = requests.get(
+            f"{self.sandbox}/erp/api/journal-entries",
+            params={"external_reference": f"sale:{payment.charge_id if payment else ''}"},
+            headers={"Authorization": f"Bearer {ERP_TOKEN}"},
+            timeout=10,
+        ).json()["results"]
+        if demo.expected == "paid":
+            charge = payment.charge_id if payment else None
+            recorded = [
+                p
+                for p in znode.get("PaymentHistoryList") or []
+                if charge and p.get("TransactionReference") == charge
+            ]
+            znode_ok = znode.get("PaymentStatus") == "Captured" and len(recorded) == 1
+            erp_ok = (
+                len(entries) == 1
+                and Decimal(entries[0]["lines"][0]["debit"]) == demo.total
+                and bool(charge)
+            )
+        else:
+            znode_ok = (znode.get("PaymentStatus"), znode.get("OrderState")) == (
+                "Declined",
+                "FAILED",
+            )
+            erp_ok = not entries or not payment or not payment.charge_id
+        return {"platform": platform_ok, "znode": znode_ok, "stripe": stripe_ok, "erp": erp_ok}
+
+    def report(self, placed: list[DemoOrder]) -> None:
+        mark = {True: "ok", False: "--"}
+        self.stdout.write("")
+        self.stdout.write(
+            f"{'order':<12} {'amount':>9}  {'expected':<8} {'platform':<8} {'znode':<6} "
+            f"{'stripe':<6} {'erp':<4} agree"
+        )
+        for demo in placed:
+            c = demo.checks
+            self.stdout.write(
+                f"{demo.number:<12} {demo.total:>9}  {demo.expected:<8} {mark[c['platform']]:<8} "
+                f"{mark[c['znode']]:<6} {mark[c['stripe']]:<6} {mark[c['erp']]:<4} "
+                f"{'yes' if all(c.values()) else 'NO'}"
+            )
+        paid = sum(d.expected == "paid" and all(d.checks.values()) for d in placed)
+        failed = sum(d.expected == "failed" and all(d.checks.values()) for d in placed)
+        pending = len(placed) - paid - failed
+        self.stdout.write(f"\npaid {paid}, failed {failed}, pending or inconsistent {pending}")

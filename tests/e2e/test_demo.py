@@ -1,0 +1,52 @@
+"""`manage.py demo --exit-when-settled` on a fresh database: every order ends up
+consistent across Znode, Stripe and the ERP, and the command says so with exit 0."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_headless_demo_settles_consistently(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--orders",
+            "8",
+            "--interval",
+            "0.1",
+            "--exit-when-settled",
+            "--timeout",
+            "180",
+            "--port",
+            str(free_port()),
+            "--sandbox-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "all orders settled and consistent" in result.stdout
+    assert "pending or inconsistent 0" in result.stdout
+    assert "admin login: admin / " in result.stdout
