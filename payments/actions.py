@@ -224,7 +224,6 @@ def create_payment_intent(
         "amount": order.amount_minor,
         "currency": money.stripe_currency(order.currency),
         "customer": customer,
-        "description": f"Order {order.order_number}",
         "metadata": {
             METADATA_ORDER_NUMBER: order.order_number,
             "znode_order_id": str(order.znode_order_id),
@@ -232,6 +231,8 @@ def create_payment_intent(
         },
         "capture_method": "manual" if manual else "automatic",
     }
+    if _settings(ctx).get("stripe_description", True):
+        params["description"] = f"Order {order.order_number}"
     confirm = order.collection_mode != CollectionMode.CUSTOMER_COMPLETES and payment_method
     if confirm:
         params.update(payment_method=payment_method, confirm=True, off_session=True)
@@ -271,9 +272,12 @@ def create_payment_intent(
     result = {"payment_intent": intent["id"], "status": intent["status"]}
     if order.collection_mode == CollectionMode.CUSTOMER_COMPLETES:
         result["client_secret_handed_to_storefront"] = True
+        # The storefront completes the payment with Stripe.js; the client secret is
+        # meant for the customer's browser (our logs and ApiCall rows redact it).
         ZnodeClient(ctx.connection("znode")).add_order_note(
             order_id=order.znode_order_id,
-            note=f"Stripe payment {intent['id']} awaits the customer",
+            note=f"Stripe payment {intent['id']} awaits the customer. "
+            f"client_secret={intent.get('client_secret', '')}",
             dedupe_key=f"pi:{intent['id']}",
         )
     return result

@@ -11,6 +11,8 @@ from integrations.services.flows import (
 
 PI = "event.data.data.object"
 OURS = f"{PI}.metadata.znode_order_number"
+# latest_charge is an id, or an object where the sender expanded it (localstripe does).
+CHARGE = f"{PI}.latest_charge.id || {PI}.latest_charge"
 
 register_default_lookup(
     "znode-order-states",
@@ -63,7 +65,7 @@ register_default_flow(
 
 _SUCCESS_FIELDS = (
     Rule("order_number", OURS, required=True),
-    Rule("charge", f"{PI}.latest_charge", required=True),
+    Rule("charge", CHARGE, required=True),
     Rule("amount_received", f"{PI}.amount_received", "int", default=0),
 )
 
@@ -82,7 +84,7 @@ register_default_flow(
                 (
                     Rule("order_number", OURS, required=True),
                     Rule("payment_intent", "event.object_id", required=True),
-                    Rule("charge", f"{PI}.latest_charge"),
+                    Rule("charge", CHARGE),
                     Rule("amount_received", f"{PI}.amount_received", "int", default=0),
                 ),
             ),
@@ -115,7 +117,7 @@ register_default_flow(
                 "payments.znode_mark_paid",
                 (
                     Rule("order_number", OURS, required=True),
-                    Rule("charge", f"{PI}.latest_charge", default=""),
+                    Rule("charge", CHARGE, default=""),
                     Rule("amount_received", f"{PI}.amount_capturable", "int", default=0),
                     Rule("outcome", "'authorized'"),
                 ),

@@ -2,18 +2,13 @@
 consistent across Znode, Stripe and the ERP, and the command says so with exit 0."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_headless_demo_settles_consistently(tmp_path):

@@ -23,7 +23,7 @@ def erp_entries(sandbox, reference):
     return response.json()["results"]
 
 
-def test_paid_order_reaches_znode_stripe_and_the_erp(platform, sandbox):
+def test_paid_order_reaches_znode_stripe_and_the_erp(platform, sandbox, admin_client):
     placed = platform.shop.place_order(total="42.50", payment_token="pm_card_visa")
     number = placed["OrderNumber"]
     order = wait_for(
@@ -48,6 +48,20 @@ def test_paid_order_reaches_znode_stripe_and_the_erp(platform, sandbox):
     entries = erp_entries(sandbox, f"sale:{payment.charge_id}")
     assert len(entries) == 1
     assert [line["debit"] for line in entries[0]["lines"]] == ["42.50", "0"]
+
+    # An operator opens the order and follows it across the three systems, in order.
+    page = admin_client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+    milestones = [
+        "order.created (processed)",
+        "order-created-collect-payment: succeeded",
+        "POST payment_intent.create",
+        "payment_intent.succeeded (processed)",
+        "payment-succeeded: succeeded",
+        "POST erp.journal_entry.post",
+    ]
+    positions = [page.find(m) for m in milestones]
+    assert all(p > 0 for p in positions), dict(zip(milestones, positions, strict=True))
+    assert positions == sorted(positions)
 
 
 def test_declined_card_marks_the_order_failed_and_tells_the_customer(platform, sandbox):
@@ -253,3 +267,75 @@ def test_duplicate_and_reordered_stripe_webhooks_change_nothing_twice(platform, 
         len([p for p in znode["PaymentHistoryList"] if p.get("TransactionReference") == charge])
         == 1
     )
+
+
+def test_happy_path_against_localstripe(live_server, sandbox, localstripe, transactional_db):
+    """The same flows, with localstripe (an independent Stripe emulator) as Stripe."""
+    from integrations.models import Integration
+    from integrations.services.connections import connection_create
+    from integrations.services.flows import flows_install_defaults, lookups_install_defaults
+    from tests.e2e.conftest import ZNODE_AUTH
+    from tests.sandbox.localstripe_support import API_KEY
+    from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+
+    localstripe.reset()
+    znode = connection_create(
+        name="store-ls",
+        kind="znode",
+        base_url=sandbox.system_url("znode"),
+        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
+        webhook_secrets=[ZNODE_AUTH],
+        settings={"store_domain": STORE_DOMAIN, "poll": False},
+        rate_limit_per_second=500,
+    )
+    stripe_conn = connection_create(
+        name="localstripe",
+        kind="stripe",
+        base_url=localstripe.url,
+        credentials={"api_key": API_KEY},
+        webhook_secrets=["whsec_localstripe_e2e"],
+        rate_limit_per_second=500,
+    )
+    erp = connection_create(
+        name="erp-ls",
+        kind="erp",
+        base_url=sandbox.system_url("erp"),
+        credentials={"token": "sandbox-erp-token"},
+        rate_limit_per_second=500,
+    )
+    Integration.objects.create(
+        name="with-localstripe",
+        znode=znode,
+        stripe=stripe_conn,
+        erp=erp,
+        # localstripe refuses PaymentIntent descriptions (reference/localstripe.md §2.4)
+        settings={"collection_mode": "charge", "stripe_description": False},
+    )
+    lookups_install_defaults()
+    flows_install_defaults()
+    sandbox.control(
+        "POST",
+        "webhooks/znode",
+        {"url": live_server.url + znode.webhook_path, "secret": ZNODE_AUTH},
+    )
+    localstripe.add_webhook(
+        "platform", live_server.url + stripe_conn.webhook_path, "whsec_localstripe_e2e"
+    )
+    placed = Shop(sandbox.system_url("znode")).place_order(
+        total="21.00", payment_token="pm_card_visa"
+    )
+    number = placed["OrderNumber"]
+    wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
+        ).exists(),
+        timeout=30,
+        message="payment flow done with localstripe",
+    )
+    order = Order.objects.get(order_number=number)
+    assert order.state == OrderState.PAID
+    charge = order.payments.get().charge_id
+    assert charge.startswith("ch_")
+    znode_order = Shop(sandbox.system_url("znode")).order(number)
+    assert (znode_order["OrderState"], znode_order["PaymentStatus"]) == ("APPROVED", "Captured")
+    assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
