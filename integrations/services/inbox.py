@@ -130,7 +130,7 @@ class _Nudger:
             _send_drain()  # tests and single-process tools: at once, in this thread
             return
         self.wanted.set()
-        if self.thread is None or self.pid != os.getpid():
+        if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
             self._start()
 
     def _start(self) -> None:

@@ -293,6 +293,10 @@ class ZnodeClient:
             _vocabularies[key] = (names, now + VOCABULARY_TTL)
         return names
 
+    def order_states(self) -> dict[str, dict]:
+        """Order states by upper-case name (cached)."""
+        return self._vocabulary("order")
+
     def state(self, kind: str, name: str) -> dict:
         """A state row by name (case-insensitive), or DataError naming what exists."""
         names = self._vocabulary(kind)

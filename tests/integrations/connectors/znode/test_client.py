@@ -278,3 +278,16 @@ def test_returns_are_listed_read_moved_and_given_history(znode, shop):
         znode.update_return_state(return_number="SBX-RMA-000002", state_name="Teleported")
     with pytest.raises(exc.NotFound):
         znode.get_return("SBX-RMA-999999")
+
+
+def test_test_connection_reads_the_state_table(znode):
+    from integrations.services.connections import connection_test
+
+    result = connection_test(connection=znode.connection)
+    assert result.ok, result.message
+    assert result.message == "Znode answered; 14 order states"
+    bad = znode.connection
+    bad.credentials = {"domain_name": STORE_DOMAIN, "domain_key": "nope"}
+    forget_cached()
+    failed = connection_test(connection=bad)
+    assert not failed.ok and "Unauthorized" in failed.message
