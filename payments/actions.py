@@ -15,7 +15,7 @@ from integrations import exceptions as exc
 from integrations.connectors.erp.client import erp_client
 from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
-from integrations.connectors.stripe.mapping import customer_facing_decline
+from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
 from integrations.connectors.znode.client import ZnodeClient
 from integrations.mapping import apply_transform
 from integrations.registry import action
@@ -224,11 +224,14 @@ def create_payment_intent(
         "amount": order.amount_minor,
         "currency": money.stripe_currency(order.currency),
         "customer": customer,
-        "metadata": {
-            METADATA_ORDER_NUMBER: order.order_number,
-            "znode_order_id": str(order.znode_order_id),
-            "integration": ctx.integration.name,
-        },
+        "metadata": stripe_metadata(
+            {
+                METADATA_ORDER_NUMBER: order.order_number,
+                "znode_order_id": order.znode_order_id,
+                "znode_user_id": order.znode_user_id,
+                "integration": ctx.integration.name,
+            }
+        ),
         "capture_method": "manual" if manual else "automatic",
     }
     if _settings(ctx).get("stripe_description", True):

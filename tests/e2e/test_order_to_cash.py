@@ -151,6 +151,8 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         message="payment intent waiting for the customer",
     )
     intent_id = order.payments.get().payment_intent_id
+    notes = [n["Notes"] for n in platform.shop.order(number)["OrderNotes"] or []]
+    assert any(f"client_secret={intent_id}_secret_" in n for n in notes)  # for the storefront
     client = stripe.StripeClient(
         "sk_test_e2e_platform_key", base_addresses={"api": sandbox.system_url("stripe")}
     )

@@ -101,3 +101,22 @@ def customer_facing_decline(decline_code: str) -> str:
     return (
         "generic_decline" if decline_code in FRAUD_DECLINES else (decline_code or "generic_decline")
     )
+
+
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+
+
+def stripe_metadata(values: dict[str, object]) -> dict[str, str]:
+    """Metadata Stripe will accept: at most 50 keys of ≤40 characters without square
+    brackets, string values of ≤500 characters; empty values are left out."""
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        if value in (None, ""):
+            continue
+        clean = str(key).replace("[", "").replace("]", "")[:METADATA_KEY_MAX]
+        result[clean] = str(value)[:METADATA_VALUE_MAX]
+        if len(result) == METADATA_MAX_KEYS:
+            break
+    return result

@@ -109,3 +109,16 @@ def test_fraud_declines_are_shown_as_generic():
     assert customer_facing_decline("fraudulent") == "generic_decline"
     assert customer_facing_decline("insufficient_funds") == "insufficient_funds"
     assert customer_facing_decline("") == "generic_decline"
+
+
+def test_metadata_respects_stripe_limits():
+    from integrations.connectors.stripe.mapping import stripe_metadata
+
+    meta = stripe_metadata(
+        {"znode[order]": "1", "k" * 60: "v" * 600, "empty": "", "none": None}
+        | {f"key{i}": i for i in range(80)}
+    )
+    assert meta["znodeorder"] == "1"
+    assert meta["k" * 40] == "v" * 500
+    assert "empty" not in meta and "none" not in meta
+    assert len(meta) == 50 and all(isinstance(v, str) for v in meta.values())
