@@ -13,6 +13,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from integrations.choices import JobStatus
 from integrations.exceptions import DataError
 from integrations.fields import reveal
+from integrations.redaction import redact_data, redact_text
 from integrations.models import (
     ApiCall,
     Attempt,
@@ -32,11 +33,14 @@ from integrations.services.inbox import event_replay
 
 
 def pretty_json(value) -> str:
+    """Indented JSON for operators, with anything credential-like masked (Stripe
+    objects carry client secrets; the stored evidence itself is kept as it came)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            return format_html('<pre style="white-space:pre-wrap">{}</pre>', value)
+            return format_html('<pre style="white-space:pre-wrap">{}</pre>', redact_text(value))
+    value = redact_data(value)
     return format_html(
         '<pre style="white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>',
         json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),

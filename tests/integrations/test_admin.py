@@ -231,3 +231,14 @@ def test_flow_edit_marks_it_customized_with_history(admin_client):
         "admin",
         "capture on charge instead",
     )
+
+
+def test_payloads_are_shown_with_client_secrets_masked(admin_client, client, integration):
+    payload = stripe_event()
+    payload["data"]["object"]["client_secret"] = "pi_123_secret_abcdef"
+    assert post_stripe(client, integration.stripe, payload).status_code == 200
+    event = InboundEvent.objects.get()
+    assert "pi_123_secret_abcdef" in event.body  # the evidence is kept as signed
+    page = admin_client.get(url("inboundevent", "change", event.pk)).content.decode()
+    assert "pi_123_secret_abcdef" not in page
+    assert "[redacted]" in page
