@@ -13,7 +13,6 @@ from simple_history.admin import SimpleHistoryAdmin
 from integrations.choices import JobStatus
 from integrations.exceptions import DataError
 from integrations.fields import reveal
-from integrations.redaction import redact_data, redact_text
 from integrations.models import (
     ApiCall,
     Attempt,
@@ -27,6 +26,7 @@ from integrations.models import (
     Mapping,
     MappingField,
 )
+from integrations.redaction import redact_data, redact_text
 from integrations.services import jobs as job_services
 from integrations.services.connections import connection_test
 from integrations.services.inbox import event_replay
