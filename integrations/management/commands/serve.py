@@ -1,21 +1,12 @@
 """One command for the whole platform: the web app and the django-q2 worker."""
 
 import signal
-import subprocess
 import sys
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the worker gets SIGTERM if this process dies, even by SIGKILL."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+from integrations import processes
 
 
 def _interrupt(signum, frame):
@@ -35,18 +26,12 @@ class Command(BaseCommand):
         # worker is stopped below.
         signal.signal(signal.SIGTERM, _interrupt)
         if not no_worker:
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], preexec_fn=_die_with_parent
-            )
+            worker = processes.spawn([sys.executable, "manage.py", "qcluster"])
             self.stdout.write(f"worker started (pid {worker.pid})")
         try:
             call_command("runserver", addrport, use_reloader=False)
         except KeyboardInterrupt:
             pass
         finally:
-            if worker and worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            if worker:
+                processes.stop([worker])

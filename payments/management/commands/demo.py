@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations import processes
 from integrations.models import Connection, Integration
 from payments import money
 
@@ -132,18 +133,11 @@ class Command(BaseCommand):
     def spawn(self, command: list[str], env=None, quiet: bool = False) -> None:
         out = subprocess.DEVNULL if quiet else None
         self.children.append(
-            subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=out)
+            processes.spawn(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=out)
         )
 
     def stop_children(self) -> None:
-        for child in reversed(self.children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        processes.stop(self.children)
 
     def wait_until(self, url: str, what: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
