@@ -155,7 +155,9 @@ INTEGRATIONS = {
     # Stripe-Signature timestamp tolerance, seconds.
     "STRIPE_WEBHOOK_TOLERANCE": env.int("STRIPE_WEBHOOK_TOLERANCE", default=300),
     # How long a worker owns a claimed job before the sweeper may reclaim it.
-    "JOB_LEASE_SECONDS": env.int("JOB_LEASE_SECONDS", default=120),
+    # Longer than the worst step (several calls at full timeout) and than Q_TIMEOUT,
+    # so a live worker never loses its job to the sweeper mid-step.
+    "JOB_LEASE_SECONDS": env.int("JOB_LEASE_SECONDS", default=600),
     # Concurrent webhooks in one process share one INSERT and one commit (see
     # integrations/services/intake_writer.py); off: one commit per request thread.
     "INTAKE_GROUP_COMMIT": env.bool("INTAKE_GROUP_COMMIT", default=True),

@@ -45,7 +45,9 @@ def _connection_for(token: str) -> tuple[Connection | None, list[str]]:
     if hit and hit[2] > now:
         return hit[0], hit[1]
     connection = Connection.objects.filter(url_token=token).first()
-    secrets = connection.secret_list() if connection else []
+    if connection is None:
+        return None, []  # misses are not cached: random tokens must not grow memory
+    secrets = connection.secret_list()
     with _cache_lock:
         _cache[token] = (connection, secrets, now + _CACHE_SECONDS)
     return connection, secrets

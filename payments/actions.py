@@ -5,6 +5,8 @@ idempotency key derived from the business object (order number, charge id).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -170,21 +172,28 @@ def ensure_customer(
     link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
     if link:
         return {"customer": link.stripe_customer_id, "created": False}
-    params: dict[str, Any] = {
-        "email": email[:512],
-        "metadata": {"znode_user_id": str(user_id)},
-    }
-    if name:
-        params["name"] = name[:256]
-    if phone:
-        params["phone"] = phone[:20]
-    if address:
-        params["address"] = address
+    # The create carries only what is the same for every order of this user, so two
+    # concurrent first orders send identical requests under the same key; the
+    # order-specific details follow in an update with its own key.
     gateway = StripeGateway(ctx.connection("stripe"))
     customer = gateway.customer_create(
-        params=params,
+        params={"email": email[:512], "metadata": {"znode_user_id": str(user_id)}},
         idempotency_key=ctx.idempotency_key("customer", ctx.integration.name, user_id),
     )
+    details: dict[str, Any] = {}
+    if name:
+        details["name"] = name[:256]
+    if phone:
+        details["phone"] = phone[:20]
+    if address:
+        details["address"] = address
+    if details:
+        digest = hashlib.sha256(json.dumps(details, sort_keys=True).encode()).hexdigest()[:16]
+        gateway.customer_update(
+            customer["id"],
+            params=details,
+            idempotency_key=ctx.idempotency_key("customer-details", customer["id"], digest),
+        )
     CustomerLink.objects.get_or_create(
         integration=ctx.integration,
         znode_user_id=user_id,
@@ -254,6 +263,7 @@ def create_payment_intent(
                 "currency": order.currency,
                 "decline_code": declined.decline_code or declined.error_code,
                 "failure_message": str(declined)[:500],
+                "charge_id": declined.charge or "",
             },
         )
         _move(order, OrderState.PAYMENT_FAILED, failure_reason=declined.decline_code)
@@ -324,6 +334,10 @@ def znode_mark_paid(
     outcome: str = "paid",
 ) -> dict:
     order = _order(ctx, order_number)
+    if outcome == "authorized" and order.state != OrderState.AUTHORIZED:
+        # A late "capturable" event after the capture (or a cancel): Znode already
+        # shows the newer truth; never write the older one over it.
+        return {"skipped": f"order is {order.state}"}
     znode = ZnodeClient(ctx.connection("znode"))
     state = _status(ctx, ORDER_STATUS_TABLE, outcome)
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
@@ -356,9 +370,11 @@ def erp_post_sale(
     order = _order(ctx, order_number)
     accounts = {"clearing": "1150", "sales": "4000", **_settings(ctx).get("gl_accounts", {})}
     amount = str(money.from_minor_units(amount_received or order.amount_minor, order.currency))
+    # The date comes from the event, so a retry after midnight sends the same entry.
+    when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
     entry = {
         "external_reference": f"sale:{charge}",
-        "date": timezone.now().date().isoformat(),
+        "date": when.date().isoformat(),
         "currency": order.currency,
         "memo": f"Stripe payment for order {order.order_number}",
         "lines": [
@@ -398,9 +414,11 @@ def record_failure(
         Payment.objects.filter(pk=payment.pk).update(
             decline_code=decline_code or failure_code, failure_message=message[:500]
         )
-    if order.state in (OrderState.PAID, OrderState.CANCELED):
-        return {"ignored": f"order is {order.state}"}  # a late failure after success
-    _move(order, OrderState.PAYMENT_FAILED, failure_reason=decline_code or failure_code)
+    moved = _move(order, OrderState.PAYMENT_FAILED, failure_reason=decline_code or failure_code)
+    if not moved and order.state != OrderState.PAYMENT_FAILED:
+        # Decided under the row lock: a late or concurrent failure never overwrites
+        # an authorization, a payment or a cancellation (in Znode or by email).
+        return {"ignored": f"order is {order.state}"}
     znode = ZnodeClient(ctx.connection("znode"))
     shown = customer_facing_decline(decline_code or failure_code)
     znode.update_payment_status(
@@ -458,17 +476,27 @@ def sync_order_change(
         OrderState.PAYMENT_PENDING,
         OrderState.PAYMENT_FAILED,
     ):
-        if payment and payment.status in (
-            PaymentStatus.REQUIRES_PAYMENT_METHOD,
-            PaymentStatus.REQUIRES_CONFIRMATION,
-        ):
-            gateway.payment_intent_update(
+        updatable = (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION)
+        if payment and payment.status not in updatable:
+            # Processing or awaiting action: Stripe cannot take a new amount now.
+            raise exc.BusinessRuleError(
+                f"{order_number}: total changed while the payment is {payment.status}"
+            )
+        if payment:
+            # One key per Znode change: the same amount can come back later (20 → 25 →
+            # 20 → 25) and must then be applied again, not replayed from the cache.
+            change = ctx.event.external_id if ctx.event else f"job{ctx.job.pk}"
+            updated = gateway.payment_intent_update(
                 payment.payment_intent_id,
                 params={"amount": amount_minor},
                 idempotency_key=ctx.idempotency_key(
-                    "amount", ctx.integration.name, order_number, amount_minor
+                    "amount", ctx.integration.name, order_number, change, amount_minor
                 ),
             )
+            if updated.get("amount") != amount_minor:
+                raise exc.BusinessRuleError(
+                    f"Stripe kept {updated.get('amount')} for {order_number}, not {amount_minor}"
+                )
             Payment.objects.filter(pk=payment.pk).update(amount_minor=amount_minor)
         Order.objects.filter(pk=order.pk).update(
             amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
+from integrations.exceptions import TransientError
 from payments.models import Notification, Order
 
 DECLINE_TEXT = {
@@ -42,4 +43,6 @@ def payment_failed_email(*, order: Order, reason: str, dedupe_key: str) -> bool:
             )
     except IntegrityError:
         return False  # already told
+    except OSError as error:  # SMTP down, refused, timed out: nothing was recorded
+        raise TransientError(f"could not send the email to {order.email}: {error}") from error
     return True

@@ -24,7 +24,7 @@ from integrations import mapping
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ParsedEvent
-from integrations.exceptions import IntegrationError, WebhookPayloadError
+from integrations.exceptions import IntegrationError, MappingError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job
 from integrations.retry import RetryPolicy
 from integrations.services.intake_writer import insert_events, writer
@@ -70,7 +70,7 @@ def inbox_event_receive(
         "reference": parsed.reference,
         "headers": headers,
         "body": text,
-        "remote_addr": remote_addr,
+        "remote_addr": remote_addr or None,  # '' behind a unix socket is no address
         "occurred_at": parsed.occurred_at,
         "received_at": timezone.now(),
         "deliveries": 1,
@@ -254,14 +254,26 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
         cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
         with transaction.atomic():
             batch = list(
-                InboundEvent.objects.select_for_update(skip_locked=True)
+                # of=self: locking the connection row too would block every insert
+                # (its foreign key check) for as long as the batch runs.
+                InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("connection")
                 .filter(status=EventStatus.RECEIVED, received_at__lte=cutoff)
                 .order_by("id")[:limit]
             )
             job_ids: list[int] = []
             for event in batch:
-                job_ids.extend(job.pk for job in event_route(event))
+                try:
+                    with transaction.atomic():  # one bad event must not stop the inbox
+                        job_ids.extend(job.pk for job in event_route(event))
+                except (MappingError, WebhookPayloadError, IntegrationError) as error:
+                    InboundEvent.objects.filter(pk=event.pk).update(
+                        status=EventStatus.FAILED,
+                        status_reason=f"could not route: {error}"[:500],
+                    )
+                    logger.error(
+                        "integrations.inbox.route_failed event=%s error=%s", event.pk, error
+                    )
             transaction.on_commit(lambda ids=job_ids: jobs_enqueue(ids))
         routed += len(batch)
         if len(batch) < limit:

@@ -86,6 +86,16 @@ def job_claim(*, job_id: int, worker: str) -> tuple[Job, Attempt] | None:
                 note=f"lease expired; worker {job.locked_by} presumed lost",
             )
             logger.warning("integrations.jobs.reclaimed job=%s from=%s", job.pk, job.locked_by)
+            if job.attempts >= job.max_attempts:
+                # A job that takes its worker down every time must not loop forever.
+                job.status = JobStatus.QUARANTINED
+                job.last_error = f"gave up after {job.attempts} attempts: workers kept dying"
+                job.last_error_code = "lease_expired"
+                job.lease_expires_at = None
+                job.finished_at = now
+                job.save()
+                _settle_event(job)
+                return None
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.locked_by = worker
@@ -359,7 +369,14 @@ def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") 
 
 
 def event_status_refresh(event_id: int) -> None:
-    """Derive an event's status from its jobs."""
+    """Derive an event's status from its jobs (under the event's row lock, so two
+    jobs finishing together cannot both compute from a stale snapshot)."""
+    with transaction.atomic():
+        list(InboundEvent.objects.select_for_update().filter(pk=event_id).values_list("pk"))
+        _event_status_refresh(event_id)
+
+
+def _event_status_refresh(event_id: int) -> None:
     statuses = set(Job.objects.filter(event_id=event_id).values_list("status", flat=True))
     if not statuses:
         return

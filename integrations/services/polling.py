@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ class PollResult:
     skipped: bool = False
 
 
-def _order_date(row: dict) -> datetime | None:
+def _order_date(row: dict, tz) -> datetime | None:
     value = row.get("OrderDate")
     if not value:
         return None
@@ -47,7 +48,7 @@ def _order_date(row: dict) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.get_default_timezone())
+    return parsed if parsed.tzinfo else timezone.make_aware(parsed, tz)
 
 
 def fingerprint(row: dict) -> str:
@@ -88,7 +89,7 @@ def znode_poll(*, connection: Connection, now: datetime | None = None) -> PollRe
             seen.add(int(row["OmsOrderId"]))
             c, u = _observe(connection, row, final)
             created, updated = created + c, updated + u
-            when = _order_date(row)
+            when = _order_date(row, client.timezone)
             if when and (watermark is None or when > watermark):
                 watermark = when
         open_ids = list(
@@ -119,6 +120,13 @@ def znode_poll(*, connection: Connection, now: datetime | None = None) -> PollRe
 
 
 def _observe(connection: Connection, row: dict, final: set[str]) -> tuple[int, int]:
+    # The seen-order row and its inbox event commit together, or neither does: a
+    # failed event write must not leave the order looking already reported.
+    with transaction.atomic():
+        return _observe_locked(connection, row, final)
+
+
+def _observe_locked(connection: Connection, row: dict, final: set[str]) -> tuple[int, int]:
     order_id = int(row["OmsOrderId"])
     mark = fingerprint(row)
     state = str(row.get("OrderState") or "")

@@ -30,6 +30,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone as dj_timezone
 
 from integrations import exceptions as exc
 from integrations.http import error_for_status, http_request, parse_retry_after
@@ -67,6 +70,20 @@ def forget_cached(connection_id: int | None = None) -> None:
                     or (isinstance(key, tuple) and key[0] == connection_id)
                 ):
                     del store[key]
+
+
+def store_timezone(connection: Connection) -> ZoneInfo:
+    """The time zone of the store server's clock (Znode dates carry no offset)."""
+    from django.conf import settings as dj_settings
+
+    return ZoneInfo((connection.settings or {}).get("timezone") or dj_settings.TIME_ZONE)
+
+
+def _path(value: object) -> str:
+    """A value placed in a URL path: a '/', '?' or '#' must not change the route."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
 
 
 # --- query syntax ------------------------------------------------------------------------
@@ -118,6 +135,7 @@ class ZnodeClient:
         self.connection = connection
         self.base = connection.base_url.rstrip("/")
         self.settings = connection.settings or {}
+        self.timezone = store_timezone(connection)
         seconds = self.settings.get("timeout_seconds")
         self.timeout = (min(5.0, float(seconds)), float(seconds)) if seconds else None
 
@@ -327,7 +345,7 @@ class ZnodeClient:
     def get_order_by_number(self, order_number: str) -> dict:
         body = self.request(
             "GET",
-            f"orders/getbyordernumber/{order_number}",
+            f"orders/getbyordernumber/{_path(order_number)}",
             operation="znode.order.get_by_number",
             params=build_params(expand=ORDER_EXPANDS, fresh=True),
         )
@@ -347,7 +365,9 @@ class ZnodeClient:
         """Order list rows (no line items), oldest first, through every page."""
         filters = list(filters or [])
         if since is not None:
-            filters.append(("orderdate", "ge", since))
+            # Znode compares OrderDate in the store server's local time, no offset.
+            local = dj_timezone.localtime(since, self.timezone) if since.tzinfo else since
+            filters.append(("orderdate", "ge", local.replace(tzinfo=None)))
         for index in range(1, max_pages + 1):
             body = self.request(
                 "GET",
@@ -404,7 +424,7 @@ class ZnodeClient:
     def update_tracking_number(self, *, order_id: int, tracking_number: str) -> None:
         body = self.request(
             "GET",
-            f"orders/updatetrackingnumber/{int(order_id)}/{tracking_number}",
+            f"orders/updatetrackingnumber/{int(order_id)}/{_path(tracking_number)}",
             operation="znode.order.update_tracking",
         )
         if not self._is_success(body):
@@ -414,7 +434,7 @@ class ZnodeClient:
         row = self.state("payment", status_name)
         body = self.request(
             "GET",
-            f"orders/updateorderpaymentstatus/{int(order_id)}/{row['Name']}",
+            f"orders/updateorderpaymentstatus/{int(order_id)}/{_path(row['Name'])}",
             operation="znode.order.update_payment_status",
         )
         if not self._is_success(body):
@@ -584,7 +604,7 @@ class ZnodeClient:
     def get_return(self, return_number: str) -> dict:
         body = self.request(
             "GET",
-            f"rmareturn/getreturndetails/{return_number}",
+            f"rmareturn/getreturndetails/{_path(return_number)}",
             operation="znode.return.get",
             params=build_params(fresh=True),
         )

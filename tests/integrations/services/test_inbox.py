@@ -122,3 +122,50 @@ def test_nudger_without_interval_drains_inline(monkeypatch, settings):
     nudger()
     nudger()
     assert sent == [1, 1] and nudger.thread is None
+
+
+def test_a_flow_condition_that_fails_does_not_stop_the_inbox(
+    integration, django_capture_on_commit_callbacks
+):
+    make_flow(
+        "broken",
+        condition="length(event.data.data.object.amount) > `0`",  # length() of a number
+        steps=[("a", "tests.echo", {})],
+    )
+    bad = receive(integration.stripe, stripe_event())
+    make_flow("good", event="charge.succeeded", steps=[("a", "tests.echo", {})])
+    good = receive(integration.stripe, stripe_event("charge.succeeded"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbox.inbox_drain() == 2
+    failed = InboundEvent.objects.get(pk=bad.event_id)
+    assert failed.status == EventStatus.FAILED
+    assert failed.status_reason.startswith("could not route:")
+    assert InboundEvent.objects.get(pk=good.event_id).status == EventStatus.PROCESSED
+
+
+def test_empty_remote_address_is_stored_as_none(client, stripe_connection):
+    from tests.conftest import sign_stripe
+
+    body = json.dumps(stripe_event())
+    response = client.post(
+        stripe_connection.webhook_path,
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign_stripe(body),
+        REMOTE_ADDR="",  # gunicorn behind a unix socket
+    )
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().remote_addr is None
+
+
+def test_unknown_tokens_are_not_cached(client, stripe_connection):
+    from integrations import views
+
+    for n in range(20):
+        client.post(
+            f"/webhooks/stripe/random-{n}/",
+            data="{}",
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE="t=1,v1=x",
+        )
+    assert len(views._cache) == 0

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 
 from integrations.choices import AttemptOutcome, JobStatus
 from integrations.models import ApiCall, Attempt, Job
@@ -11,6 +12,8 @@ from tests.support import actions as test_actions
 from tests.support.upstream import Reply
 
 pytestmark = pytest.mark.django_db
+
+LEASE = settings.INTEGRATIONS["JOB_LEASE_SECONDS"]
 
 
 def write_flow(**kwargs):
@@ -156,7 +159,7 @@ def test_expired_lease_is_reclaimed_by_the_sweeper_exactly_once(
     assert services.job_run(job_id=job.pk, worker="worker-b") == "skipped"
     assert sweep(now=clock.now)["enqueued"] == 0
 
-    clock.advance(seconds=121)
+    clock.advance(seconds=LEASE + 1)
     # The sweeper enqueues it; with the inline queue that runs it at once.
     assert sweep(now=clock.now)["enqueued"] == 1
     job.refresh_from_db()
@@ -174,7 +177,7 @@ def test_expired_lease_is_reclaimed_by_the_sweeper_exactly_once(
 def test_zombie_worker_cannot_write_after_losing_its_lease(integration, upstream, clock):
     job = make_job(write_flow(), integration)
     job_a, attempt_a = services.job_claim(job_id=job.pk, worker="worker-a")
-    clock.advance(seconds=121)
+    clock.advance(seconds=LEASE + 1)
     assert services.job_run(job_id=job.pk, worker="worker-b") == JobStatus.SUCCEEDED
     # Worker A wakes up and tries to carry on with its stale copy.
     assert services._execute(job_a, attempt_a, "worker-a") == "lease_lost"
@@ -257,9 +260,20 @@ def test_lease_is_renewed_between_steps(integration, clock):
     flow = make_flow("lease", steps=[("a", "tests.echo", {}), ("b", "tests.echo", {})])
     job = make_job(flow, integration)
     claimed_job, attempt = services.job_claim(job_id=job.pk, worker="w")
-    clock.advance(seconds=100)  # within the 120 s lease
+    clock.advance(seconds=LEASE - 20)  # within the lease
     assert services._execute(claimed_job, attempt, "w") == JobStatus.SUCCEEDED
     job.refresh_from_db()
     assert job.lease_expires_at is None
     assert Attempt.objects.get(job=job).finished_at is not None
     assert timedelta(0) <= clock.now - job.updated_at
+
+
+def test_a_job_that_keeps_killing_its_worker_is_quarantined(integration, clock):
+    job = make_job(write_flow(max_attempts=2), integration)
+    for worker in ("w1", "w2"):
+        assert services.job_claim(job_id=job.pk, worker=worker) is not None
+        clock.advance(seconds=LEASE + 1)  # the worker died
+    assert services.job_claim(job_id=job.pk, worker="w3") is None
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUARANTINED
+    assert job.last_error == "gave up after 2 attempts: workers kept dying"
