@@ -32,7 +32,7 @@ _SENSITIVE_KEY = re.compile(
 SECRET_PATTERNS = re.compile(
     r"(?P<stripe>\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{4,})"
     r"|(?P<whsec>\bwhsec_[A-Za-z0-9+/=]{4,})"
-    r"|(?P<pi_secret>\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+)"
+    r"|(?P<client_secret>\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+)"
     r"|(?P<auth>\b(?:Basic|Bearer)\s+[A-Za-z0-9._~+/=-]{6,})"
 )
 

@@ -282,6 +282,17 @@ def create_payment_intent(
         },
     )
     _move(order, OrderState.PAYMENT_PENDING)
+    order.refresh_from_db()
+    if order.state == OrderState.CANCELED and intent["status"] != PaymentStatus.SUCCEEDED:
+        # The store canceled the order while we were creating its payment: release
+        # it now (the cancel flow may have run before this PaymentIntent existed).
+        gateway.payment_intent_cancel(
+            intent["id"],
+            params={"cancellation_reason": "requested_by_customer"},
+            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order_number),
+        )
+        Payment.objects.filter(payment_intent_id=intent["id"]).update(status=PaymentStatus.CANCELED)
+        return {"payment_intent": intent["id"], "status": "canceled", "reason": "order canceled"}
     result = {"payment_intent": intent["id"], "status": intent["status"]}
     if order.collection_mode == CollectionMode.CUSTOMER_COMPLETES:
         result["client_secret_handed_to_storefront"] = True

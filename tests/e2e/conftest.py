@@ -27,6 +27,34 @@ def wait_for(predicate, timeout: float = 20.0, message: str = "condition"):
     raise AssertionError(f"timed out waiting for {message}")
 
 
+def _quiesce(sandbox_handle) -> None:
+    """Stop the sandbox's webhooks and let in-flight work end before the test
+    database is flushed (a delivery racing the flush deadlocks on PostgreSQL)."""
+    from integrations.choices import JobStatus
+    from integrations.models import Job
+
+    for system in sandbox_handle.sandbox.systems.values():
+        dispatcher = getattr(system, "webhooks", None)
+        if dispatcher is not None:
+            dispatcher.endpoints = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        busy = any(
+            getattr(s, "webhooks", None) is not None and s.webhooks.pending()
+            for s in sandbox_handle.sandbox.systems.values()
+        )
+        if not busy and not Job.objects.filter(status=JobStatus.RUNNING).exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # a delivery already on the wire finishes its request
+
+
+@pytest.fixture
+def quiet_sandbox(sandbox):
+    yield sandbox
+    _quiesce(sandbox)
+
+
 @pytest.fixture
 def platform(live_server, sandbox, transactional_db):
     forget_cached()

@@ -10,7 +10,7 @@ from payments.choices import OrderState
 from payments.models import Order
 from tests.e2e.conftest import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
 
 
 def erp_entries(sandbox, reference):

@@ -10,7 +10,7 @@ from integrations.models import InboundEvent
 from integrations.services.connections import connection_create
 from tests.support.shop import Shop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
 
 WHSEC = "whsec_e2e_delivery_secret"
 ZNODE_AUTH = "Bearer e2e-znode-webhook-token"

@@ -19,3 +19,10 @@ def test_secrets_are_masked_in_log_records(caplog):
     assert "SECRET" not in caplog.text
     assert "c3RvcmV8a2V5c2VjcmV0" not in caplog.text
     assert caplog.text.count("[redacted]") == 3
+
+
+def test_client_secrets_of_payment_and_setup_intents_are_masked():
+    from integrations.redaction import redact_text
+
+    text = redact_text("pi_3Abc_secret_XyZ and seti_1Def_secret_QrS")
+    assert text == "[redacted] and [redacted]"
