@@ -11,7 +11,7 @@ from integrations.connectors.znode.client import forget_cached
 from integrations.models import Integration
 from integrations.services.connections import connection_create
 from integrations.services.flows import flows_install_defaults, lookups_install_defaults
-from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+from tests.support.shop import Shop, store_connection
 
 WHSEC = "whsec_e2e_platform_secret"
 ZNODE_AUTH = "Bearer e2e-platform-znode-token"
@@ -58,15 +58,7 @@ def quiet_sandbox(sandbox):
 @pytest.fixture
 def platform(live_server, sandbox, transactional_db):
     forget_cached()
-    znode = connection_create(
-        name="store",
-        kind="znode",
-        base_url=sandbox.system_url("znode"),
-        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
-        webhook_secrets=[ZNODE_AUTH],
-        settings={"store_domain": STORE_DOMAIN, "poll": False, "timeout_seconds": 5},
-        rate_limit_per_second=500,
-    )
+    znode = store_connection(sandbox, webhook_secrets=[ZNODE_AUTH], timeout_seconds=5)
     stripe_conn = connection_create(
         name="stripe",
         kind="stripe",

@@ -151,8 +151,13 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         message="payment intent waiting for the customer",
     )
     intent_id = order.payments.get().payment_intent_id
-    notes = [n["Notes"] for n in platform.shop.order(number)["OrderNotes"] or []]
-    assert any(f"client_secret={intent_id}_secret_" in n for n in notes)  # for the storefront
+    wait_for(  # the client secret is handed to the storefront in an order note
+        lambda: any(
+            f"client_secret={intent_id}_secret_" in n["Notes"]
+            for n in platform.shop.order(number)["OrderNotes"] or []
+        ),
+        message="client secret note",
+    )
     client = stripe.StripeClient(
         "sk_test_e2e_platform_key", base_addresses={"api": sandbox.system_url("stripe")}
     )
@@ -278,18 +283,10 @@ def test_happy_path_against_localstripe(live_server, sandbox, localstripe, trans
     from integrations.services.flows import flows_install_defaults, lookups_install_defaults
     from tests.e2e.conftest import ZNODE_AUTH
     from tests.sandbox.localstripe_support import API_KEY
-    from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+    from tests.support.shop import Shop, store_connection
 
     localstripe.reset()
-    znode = connection_create(
-        name="store-ls",
-        kind="znode",
-        base_url=sandbox.system_url("znode"),
-        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
-        webhook_secrets=[ZNODE_AUTH],
-        settings={"store_domain": STORE_DOMAIN, "poll": False},
-        rate_limit_per_second=500,
-    )
+    znode = store_connection(sandbox, name="store-ls", webhook_secrets=[ZNODE_AUTH])
     stripe_conn = connection_create(
         name="localstripe",
         kind="stripe",

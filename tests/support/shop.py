@@ -40,3 +40,19 @@ class Shop:
 
     def cancel(self, number: str) -> dict:
         return self._post(f"/orders/{number}/cancel")
+
+
+def store_connection(sandbox, *, name: str = "store", credentials=None, **settings):
+    """A Znode connection to the sandbox store (polling off unless asked for)."""
+    from integrations.services.connections import connection_create
+
+    webhook_secrets = settings.pop("webhook_secrets", [])
+    return connection_create(
+        name=name,
+        kind="znode",
+        base_url=sandbox.system_url("znode"),
+        credentials=credentials or {"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
+        webhook_secrets=webhook_secrets,
+        settings={"store_domain": STORE_DOMAIN, "poll": False, **settings},
+        rate_limit_per_second=500,
+    )

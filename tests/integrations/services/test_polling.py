@@ -13,7 +13,7 @@ from integrations.services.connections import connection_create
 from integrations.services.inbox import inbox_drain
 from integrations.services.polling import poll_schedules_sync, znode_poll
 from tests.conftest import make_flow
-from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+from tests.support.shop import Shop, store_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def store(sandbox):
     forget_cached()
-    return connection_create(
-        name="store-polled",
-        kind="znode",
-        base_url=sandbox.system_url("znode"),
-        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
-        settings={"store_domain": STORE_DOMAIN},
-        rate_limit_per_second=500,
-    )
+    return store_connection(sandbox, name="store-polled", poll=True)
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ from django.utils import timezone
 from integrations import exceptions as exc
 from integrations.connectors.znode.client import ZnodeClient, build_params, forget_cached
 from integrations.models import ApiCall
-from integrations.services.connections import connection_create
 from tests.support.shop import (
     OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET,
     STORE_DOMAIN,
-    STORE_KEY,
     STRIPE_PAYMENT_SETTING_ID,
     Shop,
+    store_connection,
 )
 
 pytestmark = pytest.mark.django_db
@@ -35,18 +34,7 @@ def shop(sandbox):
 
 
 def make_client(sandbox, name="store", **settings) -> ZnodeClient:
-    credentials = settings.pop(
-        "credentials", {"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY}
-    )
-    connection = connection_create(
-        name=name,
-        kind="znode",
-        base_url=sandbox.system_url("znode"),
-        credentials=credentials,
-        settings={"store_domain": STORE_DOMAIN, "poll": False, **settings},
-        rate_limit_per_second=500,
-    )
-    return ZnodeClient(connection)
+    return ZnodeClient(store_connection(sandbox, name=name, **settings))
 
 
 @pytest.fixture

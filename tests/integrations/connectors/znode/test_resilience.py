@@ -8,8 +8,7 @@ from django.utils import timezone
 from integrations.choices import JobStatus
 from integrations.models import ApiCall, Flow, FlowStep, Integration, Job, Mapping, MappingField
 from integrations.services import jobs as job_services
-from integrations.services.connections import connection_create
-from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop
+from tests.support.shop import Shop, store_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -40,14 +39,7 @@ def settle_flow() -> Flow:
 
 def test_writes_land_exactly_once_through_faults(sandbox, stripe_connection):
     shop = Shop(sandbox.system_url("znode"))
-    znode = connection_create(
-        name="store-faulty",
-        kind="znode",
-        base_url=sandbox.system_url("znode"),
-        credentials={"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
-        settings={"store_domain": STORE_DOMAIN, "timeout_seconds": 0.5, "poll": False},
-        rate_limit_per_second=500,
-    )
+    znode = store_connection(sandbox, name="store-faulty", timeout_seconds=0.5)
     integration = Integration.objects.create(name="faulty", znode=znode, stripe=stripe_connection)
     orders = [shop.place_order() for _ in range(6)]
     flow = settle_flow()
