@@ -13,6 +13,16 @@ from tests.e2e.conftest import wait_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
 
 
+def flow_done(number: str, flow: str, timeout: float = 20.0) -> None:
+    wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key=flow, status=JobStatus.SUCCEEDED
+        ).exists(),
+        timeout=timeout,
+        message=f"{flow} done for {number}",
+    )
+
+
 def erp_entries(sandbox, reference):
     response = requests.get(
         f"{sandbox.system_url('erp')}/api/journal-entries",
@@ -30,12 +40,7 @@ def test_paid_order_reaches_znode_stripe_and_the_erp(platform, sandbox, admin_cl
         lambda: Order.objects.filter(order_number=number, state=OrderState.PAID).first(),
         message="order paid",
     )
-    wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
-        ).exists(),
-        message="payment flow done",
-    )
+    flow_done(number, "payment-succeeded")
     payment = order.payments.get()
     assert payment.status == "succeeded" and payment.amount_minor == 4250
     znode = platform.shop.order(number)
@@ -69,12 +74,7 @@ def test_declined_card_marks_the_order_failed_and_tells_the_customer(platform, s
         total="15.00", payment_token="pm_card_chargeDeclinedInsufficientFunds"
     )
     number = placed["OrderNumber"]
-    wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-failed", status=JobStatus.SUCCEEDED
-        ).exists(),
-        message="failure flow done",
-    )
+    flow_done(number, "payment-failed")
     order = Order.objects.get(order_number=number)
     assert order.state == OrderState.PAYMENT_FAILED
     assert order.failure_reason == "insufficient_funds"
@@ -112,12 +112,7 @@ def test_manual_capture_authorizes_then_captures_when_shipped(platform, sandbox)
         lambda: Order.objects.filter(order_number=number, state=OrderState.PAID).exists(),
         message="captured and paid",
     )
-    wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
-        ).exists(),
-        message="payment flow done",
-    )
+    flow_done(number, "payment-succeeded")
     znode = platform.shop.order(number)
     assert znode["OrderState"] == "SHIPPED"  # a payment never moves a shipped order back
     assert znode["TrackingNumber"] == "1ZSHIPPED"
@@ -234,12 +229,7 @@ def test_znode_outage_during_the_status_update(platform, sandbox):
             reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
         ).exists():
             break
-    wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
-        ).exists(),
-        message="payment flow done after the outage",
-    )
+    flow_done(number, "payment-succeeded")
     znode = platform.shop.order(number)
     assert (znode["OrderState"], znode["PaymentStatus"]) == ("APPROVED", "Captured")
     charge = Order.objects.get(order_number=number).payments.get().charge_id
@@ -253,12 +243,7 @@ def test_duplicate_and_reordered_stripe_webhooks_change_nothing_twice(platform, 
     sandbox.set_faults("stripe", webhook_duplicate_rate=1.0, webhook_reorder_window=2)
     placed = platform.shop.place_order(total="18.00", payment_token="pm_card_visa")
     number = placed["OrderNumber"]
-    wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.SUCCEEDED
-        ).exists(),
-        message="payment flow done",
-    )
+    flow_done(number, "payment-succeeded")
     sandbox.control("POST", "webhooks/stripe/flush")
     wait_for(
         lambda: InboundEvent.objects.filter(

@@ -330,29 +330,27 @@ class ZnodeClient:
         return row
 
     # --- orders ------------------------------------------------------------------------------
-    def get_order(self, order_id: int, *, expand: tuple[str, ...] = ORDER_EXPANDS) -> dict:
+    def _read_order(self, path: str, *, operation: str, expand: tuple[str, ...], label: object):
         body = self.request(
-            "GET",
-            f"orders/{int(order_id)}",
-            operation="znode.order.get",
-            params=build_params(expand=expand, fresh=True),
+            "GET", path, operation=operation, params=build_params(expand=expand, fresh=True)
         )
         order = (body or {}).get("Order")
         if not order:
-            raise exc.NotFound(f"Znode order {order_id} does not exist")
+            raise exc.NotFound(f"Znode order {label} does not exist")
         return order
 
+    def get_order(self, order_id: int, *, expand: tuple[str, ...] = ORDER_EXPANDS) -> dict:
+        return self._read_order(
+            f"orders/{int(order_id)}", operation="znode.order.get", expand=expand, label=order_id
+        )
+
     def get_order_by_number(self, order_number: str) -> dict:
-        body = self.request(
-            "GET",
+        return self._read_order(
             f"orders/getbyordernumber/{_path(order_number)}",
             operation="znode.order.get_by_number",
-            params=build_params(expand=ORDER_EXPANDS, fresh=True),
+            expand=ORDER_EXPANDS,
+            label=order_number,
         )
-        order = (body or {}).get("Order")
-        if not order:
-            raise exc.NotFound(f"Znode order {order_number} does not exist")
-        return order
 
     def list_orders(
         self,
