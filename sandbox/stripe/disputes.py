@@ -77,23 +77,7 @@ class DisputesMixin:
         return dispute
 
     def api_disputes_list(self, call) -> dict:
-        params = call.params
-        p.check_known(
-            params,
-            ("charge", "created", "ending_before", "limit", "payment_intent", "starting_after"),
-        )
-        charge = p.text(params, "charge")
-        intent = p.text(params, "payment_intent")
-        created = p.range_filter(params, "created")
-
-        def keep(d: dict) -> bool:
-            if charge is not None and d["charge"] != charge:
-                return False
-            if intent is not None and d["payment_intent"] != intent:
-                return False
-            return not created or created(d["created"])
-
-        return self.list_body(self.newest_first("dispute", keep), params, "/v1/disputes")
+        return self.list_by_payment("dispute", call.params, "/v1/disputes")
 
     def api_disputes_retrieve(self, call) -> dict:
         return self.render(self.get("dispute", call.path["id"]), call.expand)

@@ -192,20 +192,4 @@ class RefundsMixin:
         )
 
     def api_refunds_list(self, call) -> dict:
-        params = call.params
-        p.check_known(
-            params,
-            ("charge", "created", "ending_before", "limit", "payment_intent", "starting_after"),
-        )
-        charge = p.text(params, "charge")
-        intent = p.text(params, "payment_intent")
-        created = p.range_filter(params, "created")
-
-        def keep(r: dict) -> bool:
-            if charge is not None and r["charge"] != charge:
-                return False
-            if intent is not None and r["payment_intent"] != intent:
-                return False
-            return not created or created(r["created"])
-
-        return self.list_body(self.newest_first("refund", keep), params, "/v1/refunds")
+        return self.list_by_payment("refund", call.params, "/v1/refunds")

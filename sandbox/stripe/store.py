@@ -145,6 +145,26 @@ class StoreMixin:
             self._expand(value, rest, depth + 1, path)
 
     # --- lists ----------------------------------------------------------------------
+    def list_by_payment(self, kind: str, params: dict, url: str) -> dict:
+        """A list filtered by ``charge``, ``payment_intent`` and ``created`` (refunds and
+        disputes are listed the same way)."""
+        p.check_known(
+            params,
+            ("charge", "created", "ending_before", "limit", "payment_intent", "starting_after"),
+        )
+        charge = p.text(params, "charge")
+        intent = p.text(params, "payment_intent")
+        created = p.range_filter(params, "created")
+
+        def keep(obj: dict) -> bool:
+            if charge is not None and obj["charge"] != charge:
+                return False
+            if intent is not None and obj["payment_intent"] != intent:
+                return False
+            return not created or created(obj["created"])
+
+        return self.list_body(self.newest_first(kind, keep), params, url)
+
     def list_body(self, items: list[dict], params: dict, url: str) -> dict:
         """``items`` newest first; Stripe's limit / starting_after / ending_before."""
         limit = p.integer(params, "limit")
