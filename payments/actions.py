@@ -1,6 +1,18 @@
 """Order-to-cash actions. Each is registered with the engine and used by the default
 flows in payments/flows.py; every external write carries a deterministic
 idempotency key derived from the business object (order number, charge id).
+
+How an order's money is collected is chosen per Znode payment setting (integration
+setting ``collection_modes``, reference znode-api.md §9.1), never guessed:
+
+* ``adopt``: Znode's payment app already authorized a Stripe charge (the order's
+  ``TransactionId``); we never create a second payment, capture that charge when the
+  order ships, and reflect its status;
+* ``saved_method``: a PaymentIntent confirmed off-session with the Stripe customer's
+  saved default payment method;
+* ``customer``: a PaymentIntent the customer completes.
+
+Stripe and Znode events are hints: the object is re-read before money or state moves.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from integrations.connectors.erp.client import erp_client
 from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
-from integrations.connectors.znode.client import ZnodeClient
+from integrations.connectors.znode.client import ZnodeClient, history_rows, matching_rows
 from integrations.mapping import apply_transform
 from integrations.registry import action
 from integrations.runtime import ActionContext
@@ -28,6 +40,16 @@ from payments.models import Order, Payment
 
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
+METADATA_INTEGRATION = "integration"
+
+# Outcomes a collecting step hands to the booking steps after it.
+PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED = (
+    "paid",
+    "authorized",
+    "pending",
+    "declined",
+    "skipped",
+)
 
 
 def _settings(ctx: ActionContext) -> dict[str, Any]:
@@ -44,6 +66,13 @@ class OrderNotYetKnown(exc.TransientError):
     has been fetched (events arrive in any order)."""
 
     code = "order_not_yet_known"
+
+
+class CannotCollect(exc.DataError):
+    """A card order the platform cannot collect as configured; the job is
+    quarantined with the reason, and Znode gets a note saying why."""
+
+    code = "cannot_collect"
 
 
 def _order(ctx: ActionContext, order_number: str) -> Order:
@@ -101,6 +130,42 @@ def _before_payment(ctx: ActionContext, znode: ZnodeClient, order: Order) -> boo
     return current.upper() in {n.upper() for n in names}
 
 
+def _collection(settings: dict[str, Any], setting_id: int | None) -> tuple[str, bool]:
+    """(collection mode, capture on shipment) for a Znode payment setting."""
+    modes = {str(k): v for k, v in (settings.get("collection_modes") or {}).items()}
+    mode = modes.get(str(setting_id), CollectionMode.NOT_OURS)
+    if mode not in CollectionMode.values:
+        raise exc.DataError(f"collection_modes: {mode!r} for payment setting {setting_id}")
+    manual = {int(s) for s in settings.get("manual_capture_payment_settings") or []}
+    capture_later = mode == CollectionMode.ADOPT or (setting_id in manual)
+    return mode, capture_later
+
+
+def _set_state(ctx: ActionContext, znode: ZnodeClient, order: Order, outcome: str) -> str:
+    """The order state for ``outcome`` by the status table, as the last Znode write.
+
+    A state the store refuses (missing, or not an order state) never blocks what was
+    already written (the payment record, the journal): it becomes a note in Znode and
+    a line in the step's output for an operator. Transient errors still retry."""
+    state = _status(ctx, ORDER_STATUS_TABLE, outcome)
+    if not state or not _before_payment(ctx, znode, order):
+        return ""
+    try:
+        znode.update_order_state(
+            order_number=order.order_number,
+            state_name=state,
+            tracking_number=order.tracking_number,
+        )
+    except (exc.DataError, exc.BusinessRuleError) as error:
+        znode.add_order_note(
+            order_id=order.znode_order_id,
+            note=f"The platform could not set the order state {state}: {error}",
+            dedupe_key=f"state:{outcome}:{state}",
+        )
+        return f"refused: {error}"
+    return state
+
+
 # --- order created ----------------------------------------------------------------------
 @action("payments.fetch_order", description="Re-read the order from Znode (events are hints).")
 def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
@@ -116,9 +181,8 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         raise exc.DataError(f"order {raw.get('OrderNumber')}: {error}") from error
     total = Decimal(raw["Total"]) if not isinstance(raw["Total"], Decimal) else raw["Total"]
     setting_id = raw.get("PaymentSettingId")
-    mode = _settings(ctx).get("collection_mode", CollectionMode.CHARGE_SAVED_METHOD)
-    if setting_id in (_settings(ctx).get("manual_capture_payment_settings") or []):
-        mode = CollectionMode.AUTHORIZE_THEN_CAPTURE
+    mode, capture_later = _collection(_settings(ctx), setting_id)
+    tracking = str(raw.get("TrackingNumber") or "")
     with transaction.atomic():
         order, _ = Order.objects.select_for_update().get_or_create(
             integration=ctx.integration,
@@ -129,13 +193,18 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
                 "total": total,
                 "amount_minor": minor,
                 "collection_mode": mode,
+                "capture_on_shipment": capture_later,
                 "znode_payment_setting_id": setting_id,
             },
         )
         order.znode_user_id = raw.get("UserId")
         order.email = raw.get("Email") or raw.get("EmailAddress") or order.email
         order.znode_state = str(raw.get("OrderState") or "")
-        order.save(update_fields=["znode_user_id", "email", "znode_state", "updated_at"])
+        # Persisted before any write of ours: a state write may clear it in Znode.
+        order.tracking_number = tracking or order.tracking_number
+        order.save(
+            update_fields=["znode_user_id", "email", "znode_state", "tracking_number", "updated_at"]
+        )
     billing = raw.get("BillingAddress") or {}
     return {
         "order_id": raw["OmsOrderId"],
@@ -150,11 +219,32 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         "total": str(total),
         "amount_minor": minor,
         "state": order.znode_state.upper(),
-        "payment_token": raw.get("PaymentTransactionToken") or "",
+        "payment_status": str(raw.get("PaymentStatus") or ""),
+        "transaction_id": str(raw.get("TransactionId") or ""),
+        "tracking_number": order.tracking_number,
+        "collection_mode": order.collection_mode,
         "known_state": order.state,
         "known_amount_minor": order.amount_minor,
         "payment_setting_id": setting_id,
     }
+
+
+def _find_customer(gateway: StripeGateway, user_id: int, email: str) -> str:
+    """An existing Stripe customer for this Znode user: by our metadata, then by
+    email (only a customer that names no other Znode user). Empty when none."""
+    try:
+        found = gateway.customer_search(query=f"metadata['znode_user_id']:'{int(user_id)}'")
+    except exc.NotFound:
+        found = []  # an account or emulator without search: fall back to the email
+    if found:
+        return str(found[0]["id"])
+    if not email:
+        return ""
+    for candidate in gateway.customer_list(email=email):
+        other = (candidate.get("metadata") or {}).get("znode_user_id")
+        if not other or str(other) == str(user_id):
+            return str(candidate["id"])
+    return ""
 
 
 @action("payments.ensure_customer", description="Find or create the Stripe customer.")
@@ -166,16 +256,29 @@ def ensure_customer(
     name: str = "",
     phone: str = "",
     address: dict | None = None,
+    collection_mode: str = "",
 ) -> dict:
     from customers.models import CustomerLink
 
+    if collection_mode in (CollectionMode.NOT_OURS, CollectionMode.ADOPT):
+        # Znode's payment app keeps its own Stripe customer for adopted charges, and
+        # orders we do not collect need none.
+        return {"customer": "", "created": False, "skipped": collection_mode}
     link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
     if link:
         return {"customer": link.stripe_customer_id, "created": False}
+    gateway = StripeGateway(ctx.connection("stripe"))
+    existing = _find_customer(gateway, user_id, email)
+    if existing:
+        CustomerLink.objects.get_or_create(
+            integration=ctx.integration,
+            znode_user_id=user_id,
+            defaults={"stripe_customer_id": existing, "email": email[:512]},
+        )
+        return {"customer": existing, "created": False}
     # The create carries only what is the same for every order of this user, so two
     # concurrent first orders send identical requests under the same key; the
     # order-specific details follow in an update with its own key.
-    gateway = StripeGateway(ctx.connection("stripe"))
     customer = gateway.customer_create(
         params={"email": email[:512], "metadata": {"znode_user_id": str(user_id)}},
         idempotency_key=ctx.idempotency_key("customer", ctx.integration.name, user_id),
@@ -202,33 +305,102 @@ def ensure_customer(
     return {"customer": customer["id"], "created": True}
 
 
-@action(
-    "payments.create_payment_intent",
-    description="Create (once) and confirm the order's PaymentIntent.",
-)
-def create_payment_intent(
-    *,
-    ctx: ActionContext,
-    order_number: str,
-    customer: str,
-    payment_method: str = "",
-    payment_setting_id: int | None = None,
-) -> dict:
-    order = _order(ctx, order_number)
-    stripe_settings = _settings(ctx).get("stripe_payment_settings")
-    if stripe_settings and payment_setting_id not in stripe_settings:
-        # Purchase orders, cash on delivery...: not ours to collect.
-        return {"payment_intent": "", "status": "skipped", "reason": "not a Stripe payment"}
-    existing = order.payments.order_by("id").first()
+def _cannot_collect(ctx: ActionContext, order: Order, reason: str) -> CannotCollect:
+    """Tell Znode (a note) and return the error that quarantines the job."""
+    ZnodeClient(ctx.connection("znode")).add_order_note(
+        order_id=order.znode_order_id,
+        note=f"The platform cannot collect this payment: {reason}",
+        dedupe_key=f"cannot-collect:{order.order_number}",
+    )
+    return CannotCollect(f"order {order.order_number}: {reason}")
+
+
+def _charge_outcome(charge: dict) -> str:
+    if charge.get("status") == "succeeded" and charge.get("captured"):
+        return PAID
+    if charge.get("status") == "succeeded":
+        return AUTHORIZED
+    return str(charge.get("status") or "unknown")
+
+
+def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_: Any) -> dict:
+    """Adopt the charge Znode's payment app made (the order's ``TransactionId``)."""
+    existing = order.payments.filter(adopted=True).order_by("id").first()
+    charge_id = existing.charge_id if existing else transaction_id
+    if not charge_id.startswith(("ch_", "py_")):
+        raise _cannot_collect(
+            ctx,
+            order,
+            f"its TransactionId {charge_id!r} is not a Stripe charge; Znode's payment app "
+            "must authorize the card before the platform can capture it",
+        )
+    try:
+        charge = StripeGateway(ctx.connection("stripe")).charge_retrieve(charge_id)
+    except exc.NotFound as error:
+        raise _cannot_collect(ctx, order, f"Stripe has no charge {charge_id}") from error
+    outcome = _charge_outcome(charge)
+    if outcome not in (PAID, AUTHORIZED):
+        raise _cannot_collect(ctx, order, f"Stripe charge {charge_id} is {outcome}")
+    currency = str(charge.get("currency") or "").upper()
+    if currency != money.stripe_currency(order.currency).upper() or (
+        int(charge.get("amount") or 0) < order.amount_minor
+    ):
+        raise _cannot_collect(
+            ctx,
+            order,
+            f"charge {charge_id} is {charge.get('amount')} {currency} but the order is "
+            f"{order.amount_minor} {order.currency} (minor units)",
+        )
+    status = PaymentStatus.SUCCEEDED if outcome == PAID else PaymentStatus.REQUIRES_CAPTURE
+    received = int(charge.get("amount_captured") or 0) if outcome == PAID else 0
+    with transaction.atomic():
+        payment, _ = Payment.objects.select_for_update().get_or_create(
+            order=order,
+            charge_id=charge_id,
+            defaults={
+                "payment_intent_id": charge.get("payment_intent") or None,
+                "adopted": True,
+                "amount_minor": int(charge.get("amount") or 0),
+                "currency": order.currency,
+            },
+        )
+        if payment.can_move_to(status):
+            payment.status = status
+        payment.amount_received_minor = max(payment.amount_received_minor, received)
+        payment.save()
+    _move(order, OrderState.PAID if outcome == PAID else OrderState.AUTHORIZED)
+    return {
+        "outcome": outcome,
+        "charge": charge_id,
+        "amount_received": received,
+        "payment_intent": payment.payment_intent_id or "",
+    }
+
+
+def _saved_method(ctx: ActionContext, customer: str) -> str:
+    """The Stripe customer's default payment method, re-read (empty when none)."""
+    if not customer:
+        return ""
+    found = StripeGateway(ctx.connection("stripe")).customer_retrieve(customer)
+    method = (found.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
+    return str(method or found.get("default_source") or "")
+
+
+def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: str) -> dict:
+    """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
+    existing = order.payments.filter(adopted=False).order_by("id").first()
     if existing:
-        return {"payment_intent": existing.payment_intent_id, "status": existing.status}
-    if order.state in (OrderState.CANCELED, OrderState.PAID):
-        return {"payment_intent": "", "status": "skipped", "reason": order.state}
+        return {
+            "outcome": PENDING,
+            "payment_intent": existing.payment_intent_id,
+            "status": existing.status,
+        }
     try:
         money.check_chargeable(order.amount_minor, order.currency)
     except money.MoneyError as error:
         raise exc.DataError(f"order {order.order_number}: {error}") from error
-    manual = order.collection_mode == CollectionMode.AUTHORIZE_THEN_CAPTURE
     params: dict[str, Any] = {
         "amount": order.amount_minor,
         "currency": money.stripe_currency(order.currency),
@@ -238,16 +410,15 @@ def create_payment_intent(
                 METADATA_ORDER_NUMBER: order.order_number,
                 "znode_order_id": order.znode_order_id,
                 "znode_user_id": order.znode_user_id,
-                "integration": ctx.integration.name,
+                METADATA_INTEGRATION: ctx.integration.name,
             }
         ),
-        "capture_method": "manual" if manual else "automatic",
+        "capture_method": "manual" if order.capture_on_shipment else "automatic",
     }
     if _settings(ctx).get("stripe_description", True):
         params["description"] = f"Order {order.order_number}"
-    confirm = order.collection_mode != CollectionMode.CUSTOMER_COMPLETES and payment_method
-    if confirm:
-        params.update(payment_method=payment_method, confirm=True, off_session=True)
+    if method:
+        params.update(payment_method=method, confirm=True, off_session=True)
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("pi", ctx.integration.name, order.order_number)
     try:
@@ -268,6 +439,7 @@ def create_payment_intent(
         )
         _move(order, OrderState.PAYMENT_FAILED, failure_reason=declined.decline_code)
         return {
+            "outcome": DECLINED,
             "payment_intent": declined.payment_intent,
             "status": "declined",
             "decline_code": declined.decline_code,
@@ -289,26 +461,98 @@ def create_payment_intent(
         gateway.payment_intent_cancel(
             intent["id"],
             params={"cancellation_reason": "requested_by_customer"},
-            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order_number),
+            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
         )
         Payment.objects.filter(payment_intent_id=intent["id"]).update(status=PaymentStatus.CANCELED)
-        return {"payment_intent": intent["id"], "status": "canceled", "reason": "order canceled"}
-    result = {"payment_intent": intent["id"], "status": intent["status"]}
-    if order.collection_mode == CollectionMode.CUSTOMER_COMPLETES:
-        result["client_secret_handed_to_storefront"] = True
-        # The storefront completes the payment with Stripe.js; the client secret is
-        # meant for the customer's browser (our logs and ApiCall rows redact it).
-        ZnodeClient(ctx.connection("znode")).add_order_note(
-            order_id=order.znode_order_id,
-            note=f"Stripe payment {intent['id']} awaits the customer. "
-            f"client_secret={intent.get('client_secret', '')}",
-            dedupe_key=f"pi:{intent['id']}",
+        return {"outcome": SKIPPED, "payment_intent": intent["id"], "status": "canceled"}
+    return {"outcome": PENDING, "payment_intent": intent["id"], "status": intent["status"]}
+
+
+def _collect_saved(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
+    method = _saved_method(ctx, customer)
+    if not method:
+        if _settings(ctx).get("saved_method_fallback") == CollectionMode.CUSTOMER_COMPLETES:
+            return _collect_customer(ctx, order, customer=customer)
+        raise _cannot_collect(
+            ctx,
+            order,
+            f"the Stripe customer {customer or '(none)'} has no saved default payment method",
         )
-    return result
+    return _create_intent(ctx, order, customer=customer, method=method)
+
+
+def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
+    result = _create_intent(ctx, order, customer=customer, method="")
+    if result["outcome"] != PENDING:
+        return result
+    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(
+        result["payment_intent"]
+    )
+    # The storefront completes the payment with Stripe.js; the client secret is meant
+    # for the customer's browser (our logs and ApiCall rows redact it).
+    ZnodeClient(ctx.connection("znode")).add_order_note(
+        order_id=order.znode_order_id,
+        note=f"Stripe payment {intent['id']} awaits the customer. "
+        f"client_secret={intent.get('client_secret', '')}",
+        dedupe_key=f"pi:{intent['id']}",
+    )
+    return {**result, "client_secret_handed_to_storefront": True}
+
+
+def _not_ours(ctx: ActionContext, order: Order, **_: Any) -> dict:
+    return {
+        "outcome": SKIPPED,
+        "reason": f"payment setting {order.znode_payment_setting_id} is not collected here",
+    }
+
+
+COLLECTORS = {
+    CollectionMode.ADOPT: _collect_adopt,
+    CollectionMode.SAVED_METHOD: _collect_saved,
+    CollectionMode.CUSTOMER_COMPLETES: _collect_customer,
+    CollectionMode.NOT_OURS: _not_ours,
+}
+
+
+@action("payments.collect_payment", description="Collect the order's money by its mode.")
+def collect_payment(
+    *,
+    ctx: ActionContext,
+    order_number: str,
+    customer: str = "",
+    transaction_id: str = "",
+    payment_method: str = "",
+    payment_setting_id: int | None = None,
+) -> dict:
+    """``payment_method`` and ``payment_setting_id`` are accepted for flows edited
+    before collection modes existed; Znode's payment token is never sent to Stripe
+    (it is the payment app's GUID, reference §9.1)."""
+    order = _order(ctx, order_number)
+    if order.state in (OrderState.CANCELED, OrderState.PAID):
+        return {"outcome": SKIPPED, "reason": order.state}
+    collector = COLLECTORS[order.collection_mode]
+    return collector(ctx, order, customer=customer, transaction_id=transaction_id)
+
+
+# Flows installed before collection modes name the old key.
+action("payments.create_payment_intent", description="Alias of payments.collect_payment.")(
+    collect_payment
+)
 
 
 # --- payment outcome ----------------------------------------------------------------------
-@action("payments.record_success", description="Mark the local order and payment paid.")
+def _intent_outcome(intent: dict) -> str:
+    return {
+        PaymentStatus.SUCCEEDED: PAID,
+        PaymentStatus.REQUIRES_CAPTURE: AUTHORIZED,
+    }.get(intent.get("status"), SKIPPED)
+
+
+def _id(value: Any) -> str:
+    return str(value.get("id") or "") if isinstance(value, dict) else str(value or "")
+
+
+@action("payments.record_success", description="Re-read the payment; mark the order paid.")
 def record_success(
     *,
     ctx: ActionContext,
@@ -318,64 +562,126 @@ def record_success(
     amount_received: int = 0,
     status: str = "succeeded",
 ) -> dict:
+    """The event only says which PaymentIntent to look at: its status, charge and
+    amount come from Stripe now, so a stale, reordered or forged event cannot mark an
+    order paid (``charge``, ``amount_received`` and ``status`` are hints only)."""
     order = _order(ctx, order_number)
+    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(payment_intent)
+    metadata = intent.get("metadata") or {}
+    owner = metadata.get(METADATA_INTEGRATION)
+    if str(metadata.get(METADATA_ORDER_NUMBER) or "") != order.order_number or (
+        owner and owner != ctx.integration.name
+    ):
+        return {"outcome": SKIPPED, "reason": "the PaymentIntent belongs to another order"}
+    outcome = _intent_outcome(intent)
+    if outcome == SKIPPED:
+        return {"outcome": SKIPPED, "reason": f"the PaymentIntent is {intent.get('status')}"}
+    charge_id = _id(intent.get("latest_charge"))
+    received = int(intent.get("amount_received") or 0)
+    if outcome == PAID and (
+        received != order.amount_minor
+        or str(intent.get("currency") or "").upper()
+        != money.stripe_currency(order.currency).upper()
+    ):
+        raise exc.BusinessRuleError(
+            f"order {order.order_number}: Stripe received {received} "
+            f"{intent.get('currency')} but the order is {order.amount_minor} {order.currency} "
+            "(minor units); not marked paid"
+        )
+    target_status = PaymentStatus.SUCCEEDED if outcome == PAID else PaymentStatus.REQUIRES_CAPTURE
     payment, _ = Payment.objects.get_or_create(
         payment_intent_id=payment_intent,
-        defaults={"order": order, "amount_minor": order.amount_minor, "currency": order.currency},
+        defaults={"order": order, "amount_minor": intent["amount"], "currency": order.currency},
     )
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.can_move_to(status):
-            payment.status = status
-        payment.charge_id = charge or payment.charge_id
-        payment.amount_received_minor = max(payment.amount_received_minor, amount_received or 0)
+        if payment.can_move_to(target_status):
+            payment.status = target_status
+        payment.charge_id = charge_id or payment.charge_id
+        payment.amount_received_minor = max(payment.amount_received_minor, received)
         payment.save()
-    target = OrderState.AUTHORIZED if status == PaymentStatus.REQUIRES_CAPTURE else OrderState.PAID
-    moved = _move(order, target, failure_reason="")
-    return {"order_state": order.state, "moved": moved, "charge": payment.charge_id}
+    moved = _move(
+        order,
+        OrderState.AUTHORIZED if outcome == AUTHORIZED else OrderState.PAID,
+        failure_reason="",
+    )
+    return {
+        "outcome": outcome,
+        "order_state": order.state,
+        "moved": moved,
+        "charge": payment.charge_id,
+        "amount_received": received
+        if outcome == PAID
+        else int(intent.get("amount_capturable") or 0),
+    }
 
 
-@action("payments.znode_mark_paid", description="Order state, payment status and record in Znode.")
+def _record_in_znode(
+    ctx: ActionContext, znode: ZnodeClient, order: Order, charge: str, amount: Decimal, status: str
+) -> bool:
+    """The payment record, exactly once for ours, never dropping someone else's."""
+    payment = order.payments.filter(charge_id=charge).order_by("id").first()
+    baseline = payment.znode_history_baseline if payment else None
+    if payment is not None and baseline is None:
+        baseline = matching_rows(
+            history_rows(znode.get_order(order.znode_order_id, expand=())), amount, status
+        )
+        Payment.objects.filter(pk=payment.pk, znode_history_baseline__isnull=True).update(
+            znode_history_baseline=baseline
+        )
+        payment.refresh_from_db()
+        baseline = payment.znode_history_baseline
+    return znode.record_payment(
+        order_id=order.znode_order_id,
+        transaction_reference=charge,
+        amount=amount,
+        status=status,
+        payment_setting_id=int(
+            order.znode_payment_setting_id or _settings(ctx).get("znode_payment_setting_id", 0) or 0
+        ),
+        transaction_date=timezone.now(),
+        baseline=baseline,
+    )
+
+
+@action("payments.znode_mark_paid", description="Payment record, status and state in Znode.")
 def znode_mark_paid(
     *,
     ctx: ActionContext,
     order_number: str,
-    charge: str,
-    amount_received: int,
-    outcome: str = "paid",
+    charge: str = "",
+    amount_received: int = 0,
+    outcome: str = PAID,
 ) -> dict:
+    """Writes in the order that keeps the money's evidence first: the payment record,
+    the transaction id, the payment status, and the order state last (a state the
+    store refuses never blocks the others)."""
+    if outcome not in (PAID, AUTHORIZED):
+        return {"skipped": f"outcome {outcome or 'none'}"}
     order = _order(ctx, order_number)
-    if outcome == "authorized" and order.state != OrderState.AUTHORIZED:
+    if outcome == AUTHORIZED and order.state != OrderState.AUTHORIZED:
         # A late "capturable" event after the capture (or a cancel): Znode already
         # shows the newer truth; never write the older one over it.
         return {"skipped": f"order is {order.state}"}
     znode = ZnodeClient(ctx.connection("znode"))
-    state = _status(ctx, ORDER_STATUS_TABLE, outcome)
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
-    znode.update_payment_status(order_id=order.znode_order_id, status_name=payment_status)
-    if state and _before_payment(ctx, znode, order):
-        znode.update_order_state(order_number=order.order_number, state_name=state)
     recorded = False
-    if outcome == "paid" and charge:
-        recorded = znode.record_payment(
-            order_id=order.znode_order_id,
-            transaction_reference=charge,
-            amount=money.from_minor_units(amount_received or order.amount_minor, order.currency),
-            status=payment_status,
-            payment_setting_id=int(
-                order.znode_payment_setting_id
-                or _settings(ctx).get("znode_payment_setting_id", 0)
-                or 0
-            ),
-            transaction_date=timezone.now(),
-        )
+    if outcome == PAID and charge:
+        amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
+        recorded = _record_in_znode(ctx, znode, order, charge, amount, payment_status)
+    if charge:
+        znode.update_transaction_id(order_id=order.znode_order_id, transaction_id=charge)
+    znode.update_payment_status(order_id=order.znode_order_id, status_name=payment_status)
+    state = _set_state(ctx, znode, order, outcome)
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
 
 
 @action("payments.erp_post_sale", description="Sales journal entry, idempotent by charge id.")
 def erp_post_sale(
-    *, ctx: ActionContext, order_number: str, charge: str, amount_received: int
+    *, ctx: ActionContext, order_number: str, charge: str, amount_received: int, outcome: str = PAID
 ) -> dict:
+    if outcome != PAID or not charge:
+        return {"skipped": f"outcome {outcome or 'none'}"}
     if ctx.integration.erp_id is None:
         return {"skipped": "no ERP connection"}
     order = _order(ctx, order_number)
@@ -407,7 +713,7 @@ def erp_post_sale(
     return {"journal_entry": document.get("id"), "amount": amount}
 
 
-@action("payments.record_failure", description="Declined: Znode state, note, customer email.")
+@action("payments.record_failure", description="Declined: Znode status, note, customer email.")
 def record_failure(
     *,
     ctx: ActionContext,
@@ -432,29 +738,88 @@ def record_failure(
         return {"ignored": f"order is {order.state}"}
     znode = ZnodeClient(ctx.connection("znode"))
     shown = customer_facing_decline(decline_code or failure_code)
-    znode.update_payment_status(
-        order_id=order.znode_order_id,
-        status_name=_status(ctx, PAYMENT_STATUS_TABLE, "payment_failed"),
-    )
-    state = _status(ctx, ORDER_STATUS_TABLE, "payment_failed")
-    if state and _before_payment(ctx, znode, order):
-        znode.update_order_state(order_number=order.order_number, state_name=state)
     znode.add_order_note(
         order_id=order.znode_order_id,
         note=f"Payment failed ({decline_code or failure_code or 'declined'}): {message}",
         dedupe_key=f"failed:{payment_intent}",
     )
+    znode.update_payment_status(
+        order_id=order.znode_order_id,
+        status_name=_status(ctx, PAYMENT_STATUS_TABLE, "payment_failed"),
+    )
+    state = _set_state(ctx, znode, order, "payment_failed")
     emailed = payment_failed_email(order=order, reason=shown, dedupe_key=payment_intent)
     return {"state": state, "shown_to_customer": shown, "emailed": emailed}
 
 
-# --- order changed in Znode before payment ------------------------------------------------
+# --- order changed in Znode ---------------------------------------------------------------
 CANCELED_STATES = ("CANCELED", "CANCELLED")
+
+
+def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: int) -> dict:
+    """Capture the order's current total when it ships: never more than authorized,
+    and exactly the total Znode shows now (a lowered total is captured lowered)."""
+    if amount_minor > payment.amount_minor:
+        raise exc.BusinessRuleError(
+            f"order {order.order_number}: the total {amount_minor} is above the "
+            f"{payment.amount_minor} authorized (minor units); not captured"
+        )
+    gateway = StripeGateway(ctx.connection("stripe"))
+    key = ctx.idempotency_key("capture", ctx.integration.name, order.order_number)
+    if payment.adopted:
+        charge = gateway.charge_capture(
+            payment.charge_id, params={"amount": amount_minor}, idempotency_key=key
+        )
+        if not charge.get("captured"):
+            raise exc.BusinessRuleError(f"Stripe did not capture {payment.charge_id}")
+        received = int(charge.get("amount_captured") or amount_minor)
+        with transaction.atomic():
+            locked = Payment.objects.select_for_update().get(pk=payment.pk)
+            if locked.can_move_to(PaymentStatus.SUCCEEDED):
+                locked.status = PaymentStatus.SUCCEEDED
+            locked.amount_received_minor = received
+            locked.save()
+        Order.objects.filter(pk=order.pk).update(
+            amount_minor=received, total=money.from_minor_units(received, order.currency)
+        )
+        _move(order, OrderState.PAID)
+        return {
+            "action": "captured",
+            "outcome": PAID,
+            "charge": payment.charge_id,
+            "amount_received": received,
+        }
+    captured = gateway.payment_intent_capture(
+        payment.payment_intent_id, params={"amount_to_capture": amount_minor}, idempotency_key=key
+    )
+    Order.objects.filter(pk=order.pk).update(
+        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+    )
+    # payment_intent.succeeded follows and books it (re-read there).
+    return {"action": "captured", "outcome": PENDING, "status": captured["status"]}
+
+
+def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
+    gateway = StripeGateway(ctx.connection("stripe"))
+    key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
+    if payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+        if payment.adopted:
+            # Releasing an uncaptured charge is a refund of it (Znode's own "void").
+            gateway.refund_create(params={"charge": payment.charge_id}, idempotency_key=key)
+        else:
+            gateway.payment_intent_cancel(
+                payment.payment_intent_id,
+                params={"cancellation_reason": "requested_by_customer"},
+                idempotency_key=key,
+            )
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+    _move(order, OrderState.CANCELED)
+    return {"action": "canceled" if payment else "none", "order_state": order.state}
 
 
 @action(
     "payments.sync_order_change",
-    description="Cancel, re-amount or capture the PaymentIntent after a Znode change.",
+    description="Cancel, re-amount or capture after a Znode change.",
 )
 def sync_order_change(
     *, ctx: ActionContext, order_number: str, state: str, amount_minor: int
@@ -463,25 +828,11 @@ def sync_order_change(
     if order is None:
         return {"ignored": "order not handled here"}
     payment = order.payments.order_by("-id").first()
-    gateway = StripeGateway(ctx.connection("stripe"))
     state = state.upper()
     if state in CANCELED_STATES:
-        if payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
-            gateway.payment_intent_cancel(
-                payment.payment_intent_id,
-                params={"cancellation_reason": "requested_by_customer"},
-                idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order_number),
-            )
-            Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
-        _move(order, OrderState.CANCELED)
-        return {"action": "canceled" if payment else "none", "order_state": order.state}
+        return _cancel(ctx, order, payment)
     if payment and state == "SHIPPED" and payment.status == PaymentStatus.REQUIRES_CAPTURE:
-        captured = gateway.payment_intent_capture(
-            payment.payment_intent_id,
-            params={},
-            idempotency_key=ctx.idempotency_key("capture", ctx.integration.name, order_number),
-        )
-        return {"action": "captured", "status": captured["status"]}
+        return _capture(ctx, order, payment, amount_minor)
     if amount_minor != order.amount_minor and order.state in (
         OrderState.NEW,
         OrderState.PAYMENT_PENDING,
@@ -497,7 +848,7 @@ def sync_order_change(
             # One key per Znode change: the same amount can come back later (20 → 25 →
             # 20 → 25) and must then be applied again, not replayed from the cache.
             change = ctx.event.external_id if ctx.event else f"job{ctx.job.pk}"
-            updated = gateway.payment_intent_update(
+            updated = StripeGateway(ctx.connection("stripe")).payment_intent_update(
                 payment.payment_intent_id,
                 params={"amount": amount_minor},
                 idempotency_key=ctx.idempotency_key(

@@ -26,9 +26,13 @@ ORDER_RANK = {
 
 
 class CollectionMode(models.TextChoices):
-    CHARGE_SAVED_METHOD = "charge", "Charge the payment method saved with the order"
-    AUTHORIZE_THEN_CAPTURE = "manual_capture", "Authorize now, capture when shipped"
-    CUSTOMER_COMPLETES = "customer", "Hand the client secret to the storefront"
+    """How an order's money is collected, chosen per Znode payment setting (the
+    integration setting ``collection_modes``), never guessed (reference §9.1)."""
+
+    ADOPT = "adopt", "Adopt the charge Znode's payment app made; capture on shipment"
+    CUSTOMER_COMPLETES = "customer", "The customer completes the PaymentIntent"
+    SAVED_METHOD = "saved_method", "Charge the Stripe customer's saved default method"
+    NOT_OURS = "none", "Not collected by the platform (purchase order, COD...)"
 
 
 class PaymentStatus(models.TextChoices):

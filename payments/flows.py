@@ -11,13 +11,17 @@ from integrations.services.flows import (
 
 PI = "event.data.data.object"
 OURS = f"{PI}.metadata.znode_order_number"
-# latest_charge is an id, or an object where the sender expanded it (localstripe does).
-CHARGE = f"{PI}.latest_charge.id || {PI}.latest_charge"
 
+# A stock 9.x store accepts an order-state write only for states with IsOrderState=1
+# and ignores the others silently (reference §3.1, §4.1): APPROVED is a quote/account
+# state, and FAILED or PENDING PAYMENT have no known id or flags. Stock Znode shows a
+# payment by its payment status, not the order state, so the shipped table leaves the
+# state alone; `install_flows` and `connection test` check whatever an operator maps.
 register_default_lookup(
     "znode-order-states",
-    {"paid": "APPROVED", "authorized": "", "payment_failed": "FAILED"},
-    "Znode order state (by name) for each payment outcome; empty leaves the state alone.",
+    {"paid": "", "authorized": "", "payment_failed": ""},
+    "Znode order state (by name, an IsOrderState state) for each payment outcome; "
+    "empty leaves the state alone.",
 )
 register_default_lookup(
     "znode-payment-states",
@@ -25,13 +29,25 @@ register_default_lookup(
     "Znode payment status (by name) for each payment outcome.",
 )
 
+
+def _booking(step: str, order_step: str = "") -> tuple[Rule, ...]:
+    """Inputs of the booking steps, from the step that re-read the payment."""
+    number = f"steps.{order_step}.order_number" if order_step else OURS
+    return (
+        Rule("order_number", number, required=True),
+        Rule("charge", f"steps.{step}.charge", default=""),
+        Rule("amount_received", f"steps.{step}.amount_received", "int", default=0),
+        Rule("outcome", f"steps.{step}.outcome", default=""),
+    )
+
+
 register_default_flow(
     FlowSpec(
         key="order-created-collect-payment",
         name="Znode order created → Stripe PaymentIntent",
         trigger_source="znode",
         trigger_event="order.created",
-        version=1,
+        version=2,
         steps=(
             StepSpec(
                 "fetch",
@@ -47,26 +63,23 @@ register_default_flow(
                     Rule("name", "steps.fetch.name"),
                     Rule("phone", "steps.fetch.phone"),
                     Rule("address", "steps.fetch.address"),
+                    Rule("collection_mode", "steps.fetch.collection_mode"),
                 ),
             ),
             StepSpec(
                 "payment",
-                "payments.create_payment_intent",
+                "payments.collect_payment",
                 (
                     Rule("order_number", "steps.fetch.order_number", required=True),
-                    Rule("customer", "steps.customer.customer", required=True),
-                    Rule("payment_method", "steps.fetch.payment_token"),
-                    Rule("payment_setting_id", "steps.fetch.payment_setting_id"),
+                    Rule("customer", "steps.customer.customer", default=""),
+                    Rule("transaction_id", "steps.fetch.transaction_id", default=""),
                 ),
             ),
+            # An adopted charge that Stripe already shows captured is booked at once.
+            StepSpec("znode", "payments.znode_mark_paid", _booking("payment", "fetch")),
+            StepSpec("erp", "payments.erp_post_sale", _booking("payment", "fetch")),
         ),
     )
-)
-
-_SUCCESS_FIELDS = (
-    Rule("order_number", OURS, required=True),
-    Rule("charge", CHARGE, required=True),
-    Rule("amount_received", f"{PI}.amount_received", "int", default=0),
 )
 
 register_default_flow(
@@ -76,7 +89,7 @@ register_default_flow(
         trigger_source="stripe",
         trigger_event="payment_intent.succeeded",
         condition=OURS,
-        version=1,
+        version=2,
         steps=(
             StepSpec(
                 "record",
@@ -84,12 +97,10 @@ register_default_flow(
                 (
                     Rule("order_number", OURS, required=True),
                     Rule("payment_intent", "event.object_id", required=True),
-                    Rule("charge", CHARGE),
-                    Rule("amount_received", f"{PI}.amount_received", "int", default=0),
                 ),
             ),
-            StepSpec("znode", "payments.znode_mark_paid", _SUCCESS_FIELDS),
-            StepSpec("erp", "payments.erp_post_sale", _SUCCESS_FIELDS),
+            StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
+            StepSpec("erp", "payments.erp_post_sale", _booking("record")),
         ),
     )
 )
@@ -101,7 +112,7 @@ register_default_flow(
         trigger_source="stripe",
         trigger_event="payment_intent.amount_capturable_updated",
         condition=OURS,
-        version=1,
+        version=2,
         steps=(
             StepSpec(
                 "record",
@@ -109,19 +120,9 @@ register_default_flow(
                 (
                     Rule("order_number", OURS, required=True),
                     Rule("payment_intent", "event.object_id", required=True),
-                    Rule("status", "'requires_capture'"),
                 ),
             ),
-            StepSpec(
-                "znode",
-                "payments.znode_mark_paid",
-                (
-                    Rule("order_number", OURS, required=True),
-                    Rule("charge", CHARGE, default=""),
-                    Rule("amount_received", f"{PI}.amount_capturable", "int", default=0),
-                    Rule("outcome", "'authorized'"),
-                ),
-            ),
+            StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
         ),
     )
 )
@@ -156,7 +157,7 @@ register_default_flow(
         name="Znode order changed → cancel, re-amount or capture the PaymentIntent",
         trigger_source="znode",
         trigger_event="order.updated",
-        version=1,
+        version=2,
         steps=(
             StepSpec(
                 "fetch",
@@ -172,6 +173,9 @@ register_default_flow(
                     Rule("amount_minor", "steps.fetch.amount_minor", "int", required=True),
                 ),
             ),
+            # A charge adopted from Znode's payment app and captured here on shipment.
+            StepSpec("znode", "payments.znode_mark_paid", _booking("sync", "fetch")),
+            StepSpec("erp", "payments.erp_post_sale", _booking("sync", "fetch")),
         ),
     )
 )

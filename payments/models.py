@@ -25,7 +25,18 @@ class Order(models.Model):
     amount_minor = models.BigIntegerField(help_text="Total in the currency's minor units.")
     state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.NEW)
     collection_mode = models.CharField(
-        max_length=20, choices=CollectionMode.choices, default=CollectionMode.CHARGE_SAVED_METHOD
+        max_length=20,
+        choices=CollectionMode.choices,
+        default=CollectionMode.NOT_OURS,
+        help_text="How this order's money is collected, from its Znode payment setting.",
+    )
+    capture_on_shipment = models.BooleanField(
+        default=False, help_text="Authorize now and capture the current total when it ships."
+    )
+    tracking_number = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Last tracking number seen in Znode; restored if a state write clears it.",
     )
     znode_state = models.CharField(max_length=100, blank=True, help_text="Last seen in Znode.")
     znode_payment_setting_id = models.IntegerField(
@@ -56,8 +67,24 @@ class Order(models.Model):
 
 class Payment(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
-    payment_intent_id = models.CharField(max_length=255, unique=True)
+    payment_intent_id = models.CharField(
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Stripe PaymentIntent; empty for a charge adopted from Znode's payment app.",
+    )
     charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    adopted = models.BooleanField(
+        default=False, help_text="A charge Znode's payment app made, not one we created."
+    )
+    znode_history_baseline = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Znode payment-history rows of this amount and status before our record "
+        "was first written (tells ours from a genuine second payment when rows carry no "
+        "reference).",
+    )
     status = models.CharField(
         max_length=30,
         choices=PaymentStatus.choices,
@@ -75,7 +102,7 @@ class Payment(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return self.payment_intent_id
+        return self.payment_intent_id or self.charge_id
 
     def can_move_to(self, status: str) -> bool:
         if self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):

@@ -14,6 +14,13 @@ from integrations.services.flows import flows_install_defaults, lookups_install_
 from tests.support.shop import Shop, store_connection
 
 WHSEC = "whsec_e2e_platform_secret"
+STRIPE_KEY = "sk_test_e2e_platform_key"
+# How the sandbox store's payment settings are collected (seed: 7 and 8 are the stock
+# Stripe gateway of Znode's payment app, 10 a pay-by-link setting, 11 a saved card,
+# 2 purchase orders).
+E2E_SETTINGS = {
+    "collection_modes": {"7": "adopt", "8": "adopt", "10": "customer", "11": "saved_method"},
+}
 ZNODE_AUTH = "Bearer e2e-platform-znode-token"
 
 
@@ -63,7 +70,7 @@ def platform(live_server, sandbox, transactional_db):
         name="stripe",
         kind="stripe",
         base_url=sandbox.system_url("stripe"),
-        credentials={"api_key": "sk_test_e2e_platform_key"},
+        credentials={"api_key": STRIPE_KEY},
         webhook_secrets=[WHSEC],
         rate_limit_per_second=500,
     )
@@ -79,11 +86,7 @@ def platform(live_server, sandbox, transactional_db):
         znode=znode,
         stripe=stripe_conn,
         erp=erp,
-        settings={
-            "collection_mode": "charge",
-            "stripe_payment_settings": [7, 8],
-            "manual_capture_payment_settings": [8],
-        },
+        settings=E2E_SETTINGS,
     )
     lookups_install_defaults()
     flows_install_defaults()
@@ -99,3 +102,23 @@ def platform(live_server, sandbox, transactional_db):
     )
     integration.shop = Shop(sandbox.system_url("znode"))
     return integration
+
+
+def stripe_client(sandbox):
+    import stripe
+
+    return stripe.StripeClient(STRIPE_KEY, base_addresses={"api": sandbox.system_url("stripe")})
+
+
+def saved_card_customer(sandbox, *, user_id: int, email: str, card: str = "pm_card_visa") -> str:
+    """A Stripe customer who saved a card before (linked to the Znode user by our
+    metadata), as support or an earlier checkout would have left it."""
+    customer = stripe_client(sandbox).v1.customers.create(
+        params={
+            "email": email,
+            "metadata": {"znode_user_id": str(user_id)},
+            "payment_method": card,
+            "invoice_settings": {"default_payment_method": card},
+        }
+    )
+    return customer.id

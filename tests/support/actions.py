@@ -68,7 +68,7 @@ def znode_write(*, ctx: ActionContext, op: str, order_id: int, order_number: str
         client.update_payment_status(order_id=order_id, status_name="Captured")
         written = True
     elif op == "state":
-        client.update_order_state(order_number=order_number, state_name="APPROVED")
+        client.update_order_state(order_number=order_number, state_name="IN REVIEW")
         written = True
     else:
         written = client.add_order_note(

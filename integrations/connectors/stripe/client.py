@@ -198,8 +198,26 @@ class StripeGateway:
             idempotency_key=idempotency_key,
         )
 
-    def customer_retrieve(self, customer_id: str) -> dict:
-        return self._read("customer.retrieve", self.client.v1.customers.retrieve, customer_id)
+    def customer_retrieve(self, customer_id: str, *, expand: list[str] = ()) -> dict:
+        params = {"expand": list(expand)} if expand else {}
+        return self._read(
+            "customer.retrieve", self.client.v1.customers.retrieve, customer_id, params=params
+        )
+
+    def customer_search(self, *, query: str) -> list[dict]:
+        """Customers matching a search query (first page: enough to find one)."""
+        page = self._call(
+            "customer.search",
+            self.client.v1.customers.search,
+            params={"query": query, "limit": 10},
+        )
+        return [c.to_dict() for c in page.data]
+
+    def customer_list(self, *, email: str) -> list[dict]:
+        page = self._call(
+            "customer.list", self.client.v1.customers.list, params={"email": email, "limit": 10}
+        )
+        return [c.to_dict() for c in page.data]
 
     # --- payment intents -------------------------------------------------------------------
     def payment_intent_create(self, *, params: dict, idempotency_key: str) -> dict:
@@ -268,6 +286,17 @@ class StripeGateway:
         params = {"expand": list(expand)} if expand else {}
         return self._read(
             "charge.retrieve", self.client.v1.charges.retrieve, charge_id, params=params
+        )
+
+    def charge_capture(self, charge_id: str, *, params: dict, idempotency_key: str) -> dict:
+        """Capture an authorized charge (``capture=false``), e.g. one Znode's payment
+        app made with the legacy Charges API (reference znode-api.md §9.1)."""
+        return self._write(
+            "charge.capture",
+            self.client.v1.charges.capture,
+            charge_id,
+            params=params,
+            idempotency_key=idempotency_key,
         )
 
     def refund_create(self, *, params: dict, idempotency_key: str) -> dict:

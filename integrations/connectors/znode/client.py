@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from integrations.models import Connection
 
 ORDER_EXPANDS = ("omsorderstate", "omspaymentstate", "paymenttype", "ordernotes", "orderlineitems")
+RETURN_EXPANDS = ("returnitemlist",)
 NOTE_LIMIT = 500
 EXTERNAL_ID_LIMIT = 50
 TRANSACTION_REFERENCE_LIMIT = 50
@@ -55,6 +56,10 @@ VOCABULARY_TTL = 300.0
 TRANSIENT_ERROR_CODES = frozenset({9})
 
 _tokens: dict[int, tuple[str, float]] = {}
+_api_tokens: dict[int, tuple[str, float]] = {}
+# token/generatetoken tokens live TokenExpirationTime minutes (10 in the shipped
+# config, reference §1.2); we renew well before that, and once more on a 401.
+API_TOKEN_TTL = 300.0
 _vocabularies: dict[tuple[int, str], tuple[dict[str, dict], float]] = {}
 _cache_lock = threading.Lock()
 
@@ -62,7 +67,7 @@ _cache_lock = threading.Lock()
 def forget_cached(connection_id: int | None = None) -> None:
     """Drop cached tokens and vocabularies (all, or one connection's)."""
     with _cache_lock:
-        for store in (_tokens, _vocabularies):
+        for store in (_tokens, _api_tokens, _vocabularies):
             for key in list(store):
                 if (
                     connection_id is None
@@ -128,6 +133,40 @@ def build_params(
     return params
 
 
+def history_has_references(history: list[dict]) -> bool:
+    return any("TransactionReference" in row for row in history)
+
+
+def matching_rows(history: list[dict], amount: Decimal, status: str) -> int:
+    """How many history rows have this amount and status."""
+    return sum(
+        1
+        for row in history
+        if row.get("Amount") is not None
+        and Decimal(str(row.get("Amount"))) == Decimal(amount)
+        and str(row.get("TransactionStatus") or "").lower() == status.lower()
+    )
+
+
+def is_order_state(row: dict) -> bool:
+    """Whether a row of ``orderstate/list`` is an order state (IsOrderState=1)."""
+    flag = row.get("IsOrderState")
+    return flag is None or flag is True or str(flag).lower() in ("1", "true")
+
+
+def history_rows(order: dict) -> list[dict]:
+    """The rows of an order's ``PaymentHistoryList``.
+
+    It is a list model (§3.3, §9): ``{"PaymentHistoryList": [...], paging}``, not a
+    bare list; null when the order has none."""
+    history = order.get("PaymentHistoryList")
+    if isinstance(history, dict):
+        history = history.get("PaymentHistoryList")
+    if not isinstance(history, list):
+        return []
+    return [row for row in history if isinstance(row, dict)]
+
+
 class ZnodeClient:
     def __init__(self, connection: Connection) -> None:
         if not connection.base_url:
@@ -190,11 +229,44 @@ class ZnodeClient:
             raise exc.Unauthorized("OAuth token endpoint answered without an access_token")
         return body["access_token"], float(body.get("expires_in") or 300)
 
+    @property
+    def uses_api_token(self) -> bool:
+        """EnableTokenBasedAuthorization (reference §1.2): a ``Token`` header from
+        ``token/generatetoken`` on every call, and the Basic header still."""
+        value = self.settings.get("token_auth", False)
+        return value is True or str(value).lower() in ("1", "true", "yes")
+
+    def _api_token(self, *, renew: bool = False) -> str:
+        now = time.time()
+        with _cache_lock:
+            cached = _api_tokens.get(self.connection.pk)
+        if cached and not renew and cached[1] > now:
+            return cached[0]
+        throttle(self.connection)
+        response = http_request(
+            self.connection,
+            "GET",
+            f"{self.base}/token/generatetoken",
+            operation="znode.token.generate",
+            headers={"Accept": "application/json", "Authorization": self._basic()},
+            timeout=self.timeout,
+            raise_for_status=False,
+        )
+        body = self._unwrap(response, "znode.token.generate") or {}
+        token = body.get("Response")
+        if response.status_code != 200 or not token:
+            raise exc.Unauthorized("Znode token/generatetoken answered without a token")
+        with _cache_lock:
+            _api_tokens[self.connection.pk] = (str(token), now + API_TOKEN_TTL)
+        return str(token)
+
     def _headers(self, *, renew: bool = False) -> dict[str, str]:
         headers = {
             "Accept": "application/json",
             "Authorization": self._bearer(renew=renew) if self.uses_oauth else self._basic(),
         }
+        if self.uses_api_token:
+            headers["Token"] = self._api_token(renew=renew)
         if store := self.settings.get("store_domain"):
             headers["Znode-DomainName"] = str(store)
         if user := self.settings.get("acting_user_id"):
@@ -230,7 +302,11 @@ class ZnodeClient:
                 timeout=self.timeout,
                 raise_for_status=False,
             )
-            if response.status_code == 401 and self.uses_oauth and attempt == 1:
+            if (
+                response.status_code == 401
+                and attempt == 1
+                and (self.uses_oauth or self.uses_api_token)
+            ):
                 continue  # token revoked or expired early: refresh once
             return self._unwrap(response, operation)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -280,28 +356,37 @@ class ZnodeClient:
         return bool(model.get("IsSuccess"))
 
     # --- vocabularies --------------------------------------------------------------------
-    def _vocabulary(self, kind: str) -> dict[str, dict]:
+    def _vocabulary(self, kind: str, *, fresh: bool = False) -> dict[str, dict]:
+        """A state list by upper-case name, cached. ``fresh`` bypasses both our cache
+        and Znode's own GET cache (``cache=refresh``, §8), so a state an operator has
+        just added is seen at once."""
         key = (self.connection.pk, kind)
         now = time.time()
         with _cache_lock:
             cached = _vocabularies.get(key)
-        if cached and cached[1] > now:
+        if cached and cached[1] > now and not fresh:
             return cached[0]
+        params = build_params(fresh=True) if fresh else None
         if kind == "order":
-            body = self.request("GET", "orderstate/list", operation="znode.order_states")
+            body = self.request(
+                "GET", "orderstate/list", operation="znode.order_states", params=params
+            )
             rows = (body or {}).get("OrderStates") or []
             names = {
                 str(r["OrderStateName"]).upper(): {"id": r["OmsOrderStateId"], **r} for r in rows
             }
         elif kind == "payment":
             body = self.request(
-                "GET", "orders/getpaymentstatelist", operation="znode.payment_states"
+                "GET", "orders/getpaymentstatelist", operation="znode.payment_states", params=params
             )
             rows = (body or {}).get("PaymentStateList") or []
             names = {str(r["Name"]).upper(): {"id": r["OmsPaymentStateId"], **r} for r in rows}
         else:
             body = self.request(
-                "GET", "rmareturn/getreturnstatuslist", operation="znode.return_states"
+                "GET",
+                "rmareturn/getreturnstatuslist",
+                operation="znode.return_states",
+                params=params,
             )
             rows = (body or {}).get("ReturnStates") or []
             names = {
@@ -316,18 +401,39 @@ class ZnodeClient:
         return self._vocabulary("order")
 
     def state(self, kind: str, name: str) -> dict:
-        """A state row by name (case-insensitive), or DataError naming what exists."""
+        """A state row by name (case-insensitive), or DataError naming what exists.
+
+        For order states only rows with ``IsOrderState`` count: Znode resolves the
+        names of order-state writes among those alone and silently ignores the others
+        (§3.1, §4.1, §12), so a quote or account state such as APPROVED is refused
+        here, before any write."""
         names = self._vocabulary(kind)
         row = names.get(name.upper())
         if row is None:
-            forget_cached(self.connection.pk)  # maybe an operator just added it
-            names = self._vocabulary(kind)
+            names = self._vocabulary(kind, fresh=True)  # maybe an operator just added it
             row = names.get(name.upper())
         if row is None:
             raise exc.DataError(
                 f"Znode has no {kind} state named {name!r}; it has: {', '.join(sorted(names))}"
             )
+        if kind == "order" and not is_order_state(row):
+            usable = sorted(n for n, r in names.items() if is_order_state(r))
+            raise exc.DataError(
+                f"Znode state {name!r} is not an order state (IsOrderState is off: a quote, "
+                f"account or line-item state), so an order cannot be set to it; usable: "
+                f"{', '.join(usable)}"
+            )
         return row
+
+    def check_states(self, kind: str, names: list[str]) -> list[str]:
+        """Problems with ``names`` as states of ``kind`` in this store (empty: all fine)."""
+        problems = []
+        for name in names:
+            try:
+                self.state(kind, name)
+            except exc.DataError as error:
+                problems.append(str(error))
+        return problems
 
     # --- orders ------------------------------------------------------------------------------
     def _read_order(self, path: str, *, operation: str, expand: tuple[str, ...], label: object):
@@ -365,7 +471,9 @@ class ZnodeClient:
         if since is not None:
             # Znode compares OrderDate in the store server's local time, no offset.
             local = dj_timezone.localtime(since, self.timezone) if since.tzinfo else since
-            filters.append(("orderdate", "ge", local.replace(tzinfo=None)))
+            # Compared at minute precision (§3.2): seconds in the value would make
+            # the server drop the orders of that minute; start at the minute.
+            filters.append(("orderdate", "ge", local.replace(tzinfo=None, second=0, microsecond=0)))
         for index in range(1, max_pages + 1):
             body = self.request(
                 "GET",
@@ -387,37 +495,61 @@ class ZnodeClient:
                 return
 
     def update_order_state(
-        self, *, order_number: str, state_name: str, note: str = "", external_id: str = ""
+        self, *, order_number: str, state_name: str, tracking_number: str = ""
     ) -> dict:
-        """Set the order state by name, verified, keeping the tracking number."""
-        self.state("order", state_name)  # fail fast on a name Znode would silently ignore
+        """Set the order state by name, verified, never losing the tracking number.
+
+        ``orders/updateorderstatus`` takes the state id and the tracking number in
+        the same body and overwrites ``TrackingNumber`` with it (§3.1), so the number
+        travels inside the write: the one Znode shows now, or ``tracking_number``
+        (the caller's persisted copy) when Znode shows none, e.g. after an earlier
+        write cleared it and its answer was lost. A retry that finds the state already
+        set still restores a missing number.
+        """
+        row = self.state("order", state_name)  # refuses a name Znode would ignore
         before = self.get_order_by_number(order_number)
-        payload: dict[str, Any] = {"OmsOrderNumber": order_number, "OrderStateName": state_name}
-        if note:
-            payload["OrderNotes"] = note[:NOTE_LIMIT]
-        if external_id:
-            if len(external_id) > EXTERNAL_ID_LIMIT:
-                raise exc.DataError(f"external id longer than {EXTERNAL_ID_LIMIT}: {external_id}")
-            payload["ExternalId"] = external_id
-        body = self.request(
-            "PUT",
-            "orders/updateorderdetailsbyordernumber",
-            operation="znode.order.update_state",
-            json=payload,
-        )
-        if not self._is_success(body):
-            raise exc.BusinessRuleError(f"Znode refused the state {state_name} for {order_number}")
+        tracking = str(before.get("TrackingNumber") or "") or tracking_number
+        if str(before.get("OrderState") or "").upper() != str(row["OrderStateName"]).upper():
+            body = self.request(
+                "PUT",
+                "orders/updateorderstatus",
+                operation="znode.order.update_state",
+                json={
+                    "OmsOrderId": int(before["OmsOrderId"]),
+                    "OmsOrderDetailsId": before.get("OmsOrderDetailsId"),
+                    "OmsOrderStateId": int(row["id"]),
+                    "TrackingNumber": tracking or None,
+                },
+            )
+            if not self._is_success(body):
+                raise exc.BusinessRuleError(
+                    f"Znode refused the state {state_name} for {order_number}"
+                )
         after = self.get_order_by_number(order_number)
-        if str(after.get("OrderState") or "").upper() != state_name.upper():
+        if str(after.get("OrderState") or "").upper() != str(row["OrderStateName"]).upper():
             raise exc.BusinessRuleError(
                 f"Znode kept order {order_number} in {after.get('OrderState')!r} instead of "
                 f"{state_name!r}"
             )
-        tracking = before.get("TrackingNumber")
         if tracking and not after.get("TrackingNumber"):
             self.update_tracking_number(order_id=after["OmsOrderId"], tracking_number=tracking)
             after["TrackingNumber"] = tracking
         return after
+
+    def update_transaction_id(self, *, order_id: int, transaction_id: str) -> bool:
+        """Set the order's ``TransactionId`` (the gateway id, §3.3) unless it already
+        holds it. Returns whether a write was made."""
+        current = self.get_order(order_id, expand=())
+        if str(current.get("TransactionId") or "") == transaction_id:
+            return False
+        body = self.request(
+            "GET",
+            f"orders/updateordertransactionid/{int(order_id)}/{_path(transaction_id)}",
+            operation="znode.order.update_transaction_id",
+        )
+        if not self._is_success(body):
+            raise exc.BusinessRuleError(f"Znode did not store transaction id for {order_id}")
+        return True
 
     def update_tracking_number(self, *, order_id: int, tracking_number: str) -> None:
         body = self.request(
@@ -438,6 +570,16 @@ class ZnodeClient:
         if not self._is_success(body):
             raise exc.BusinessRuleError(f"Znode did not set payment status {status_name}")
 
+    def local_time(self, moment: datetime) -> str:
+        """A moment as Znode wants it: store-local wall time, no offset (§2.2)."""
+        if moment.tzinfo is not None:
+            moment = dj_timezone.localtime(moment, self.timezone)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+    def payment_history(self, order_id: int) -> list[dict]:
+        """The order's payment history rows, read fresh."""
+        return history_rows(self.get_order(order_id, expand=()))
+
     def record_payment(
         self,
         *,
@@ -448,20 +590,24 @@ class ZnodeClient:
         payment_setting_id: int,
         transaction_date: datetime,
         remaining_amount: Decimal = Decimal(0),
+        baseline: int | None = None,
     ) -> bool:
         """Add a payment record once. Returns False when it was already there.
 
-        ``order/saveorderpaymentdetail`` always inserts, so a retried call would
-        record the payment twice: the payment history is read first.
+        ``order/saveorderpaymentdetail`` always inserts (§12), so the history is read
+        first. Rows normally carry ``TransactionReference`` and ours is found by it.
+        Some 9.x builds leave it out of the model; then ``baseline`` (how many rows of
+        this amount and status the order had before our first try, persisted by the
+        caller) tells ours from a customer's genuine second payment of the same amount:
+        the write is ours when there are more such rows than the baseline.
         """
         if len(transaction_reference) > TRANSACTION_REFERENCE_LIMIT:
             raise exc.DataError(f"transaction reference over 50 chars: {transaction_reference}")
-        if self.payment_recorded(
-            order_id=order_id,
-            transaction_reference=transaction_reference,
-            amount=amount,
-            status=status,
-        ):
+        history = self.payment_history(order_id)
+        if history_has_references(history):
+            if any(str(r.get("TransactionReference")) == transaction_reference for r in history):
+                return False
+        elif baseline is not None and matching_rows(history, amount, status) > baseline:
             return False
         body = self.request(
             "POST",
@@ -472,7 +618,7 @@ class ZnodeClient:
                 "TransactionReference": transaction_reference,
                 "Total": Decimal(amount),
                 "TransactionStatus": status,
-                "TransactionDate": transaction_date.strftime("%Y-%m-%dT%H:%M:%S"),
+                "TransactionDate": self.local_time(transaction_date),
                 "PaymentSettingId": int(payment_setting_id),
                 "RemainingOrderAmount": Decimal(remaining_amount),
             },
@@ -480,34 +626,6 @@ class ZnodeClient:
         if not self._is_success(body):
             raise exc.BusinessRuleError(f"Znode refused the payment record for order {order_id}")
         return True
-
-    def payment_recorded(
-        self,
-        *,
-        order_id: int,
-        transaction_reference: str,
-        amount: Decimal | None = None,
-        status: str = "",
-    ) -> bool:
-        """Whether the order's payment history already holds this payment.
-
-        The history rows normally carry ``TransactionReference``. Some 9.x builds
-        leave it out of the model (the stored procedure selects it, the model does
-        not map it); then a row with the same amount and status counts as ours.
-        """
-        history = self.get_order(order_id).get("PaymentHistoryList") or []
-        if any("TransactionReference" in row for row in history):
-            return any(
-                str(row.get("TransactionReference")) == transaction_reference for row in history
-            )
-        if amount is None:
-            return False
-        return any(
-            Decimal(str(row.get("Amount"))) == Decimal(amount)
-            and str(row.get("TransactionStatus") or "").lower() == status.lower()
-            for row in history
-            if row.get("Amount") is not None
-        )
 
     def add_order_note(self, *, order_id: int, note: str, dedupe_key: str = "") -> bool:
         """Add a note once. Returns False when a note with ``dedupe_key`` already exists.
@@ -580,14 +698,30 @@ class ZnodeClient:
         )
         return (body or {}).get("AddressList") or []
 
-    def update_address(self, *, address: dict[str, Any]) -> dict:
+    def update_address(self, *, user_id: int, address_id: int, changes: dict[str, Any]) -> dict:
+        """Change some fields of one address row.
+
+        ``PUT customer/updatecustomeraddress`` replaces the whole row, so an omitted
+        field becomes null (§6, §12): the stored row is read, changed and written back
+        whole."""
+        current = next(
+            (
+                row
+                for row in self.list_addresses(user_id=user_id)
+                if int(row.get("AddressId") or 0) == int(address_id)
+            ),
+            None,
+        )
+        if current is None:
+            raise exc.NotFound(f"Znode user {user_id} has no address {address_id}")
+        model = {**current, **changes, "AddressId": int(address_id), "UserId": int(user_id)}
         body = self.request(
             "PUT",
             "customer/updatecustomeraddress",
             operation="znode.customer.update_address",
-            json=address,
+            json=model,
         )
-        return (body or {}).get("Address") or address
+        return (body or {}).get("Address") or model
 
     # --- returns ------------------------------------------------------------------------
     def list_returns(self, *, filters: list[tuple[str, str, Any]] | None = None) -> list[dict]:
@@ -600,11 +734,13 @@ class ZnodeClient:
         return ((body or {}).get("ReturnList") or {}).get("Returns") or []
 
     def get_return(self, return_number: str) -> dict:
+        """A return with its line items: they come only with ``expand=returnitemlist``,
+        and a return written back without them is refused (§5.1)."""
         body = self.request(
             "GET",
             f"rmareturn/getreturndetails/{_path(return_number)}",
             operation="znode.return.get",
-            params=build_params(fresh=True),
+            params=build_params(expand=RETURN_EXPANDS, fresh=True),
         )
         found = (body or {}).get("Return")
         if not found:
@@ -614,6 +750,11 @@ class ZnodeClient:
     def update_return_state(self, *, return_number: str, state_name: str) -> dict:
         row = self.state("return", state_name)
         current = self.get_return(return_number)
+        if not current.get("ReturnLineItems"):
+            raise exc.DataError(
+                f"Znode return {return_number} came without its line items; writing it back "
+                "would be refused"
+            )
         model = {
             **current,
             "RmaReturnStateId": row["id"],

@@ -89,12 +89,12 @@ def test_writes_land_exactly_once_through_faults(sandbox, stripe_connection):
         reference = f"ch_{order['OrderNumber']}"
         history = [
             p
-            for p in stored.get("PaymentHistoryList") or []
+            for p in (stored.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
             if p.get("TransactionReference") == reference
         ]
         assert len(history) == 1, order["OrderNumber"]
         assert stored["PaymentStatus"] == "Captured"
-        assert stored["OrderState"] == "APPROVED"
+        assert stored["OrderState"] == "IN REVIEW"
         notes = [n.get("Notes") for n in stored.get("OrderNotes") or []]
         marker = f"[ref:paid:{order['OrderNumber']}]"
         assert sum(marker in (n or "") for n in notes) == 1, notes
