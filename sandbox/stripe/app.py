@@ -8,7 +8,8 @@
                   POST /v1/payment_methods/{id}/attach|detach
     PaymentIntent POST/GET /v1/payment_intents, GET/POST /v1/payment_intents/{id},
                   POST /v1/payment_intents/{id}/confirm|capture|cancel
-    Charges       GET /v1/charges, GET/POST /v1/charges/{id}, POST /v1/charges/{id}/capture
+    Charges       POST/GET /v1/charges (legacy create: source/payment_method, capture),
+                  GET/POST /v1/charges/{id}, POST /v1/charges/{id}/capture
     Refunds       POST/GET /v1/refunds, GET/POST /v1/refunds/{id}, POST /v1/refunds/{id}/cancel
     Disputes      GET /v1/disputes, GET/POST /v1/disputes/{id}, POST /v1/disputes/{id}/close
     Balance       GET /v1/balance, GET /v1/balance_transactions[/{id}], GET /v1/balance/history
@@ -71,6 +72,7 @@ ROUTES = (
     ("POST", "/v1/payment_intents/{id}/confirm", "api_payment_intents_confirm"),
     ("POST", "/v1/payment_intents/{id}/capture", "api_payment_intents_capture"),
     ("POST", "/v1/payment_intents/{id}/cancel", "api_payment_intents_cancel"),
+    ("POST", "/v1/charges", "api_charges_create"),
     ("GET", "/v1/charges", "api_charges_list"),
     ("GET", "/v1/charges/{id}", "api_charges_retrieve"),
     ("POST", "/v1/charges/{id}", "api_charges_update"),

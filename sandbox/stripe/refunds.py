@@ -1,6 +1,7 @@
 """Refunds by PaymentIntent or charge, bounded by what is left to refund; card-dependent
 lifecycles (``pm_card_pendingRefund``: pending → succeeded, ``pm_card_refundFail``:
-succeeded → failed)."""
+succeeded → failed). A full refund of an uncaptured legacy charge (no PaymentIntent)
+releases the authorization: the "void" of Znode's Stripe provider (znode-api.md §9.1)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class RefundsMixin:
         charge = self.get("charge", charge_id, "charge", 400)
         if charge["status"] != "succeeded":
             raise invalid(f"Charge {charge_id} has not succeeded, so it cannot be refunded.")
-        if not charge["captured"]:
+        if not charge["captured"] and charge["payment_intent"]:
             raise invalid(
                 f"Charge {charge_id} has not been captured, so it cannot be refunded. To release "
                 "the authorized funds, cancel its PaymentIntent instead."
@@ -68,6 +69,8 @@ class RefundsMixin:
         amount = p.integer(params, "amount", minimum=1)
         reason = p.text(params, "reason", choices=REASONS)
         metadata = p.metadata(params) or {}
+        if not charge["captured"]:
+            return self._release_authorization(call, charge, amount, reason, metadata)
         if charge["disputed"]:
             raise invalid(
                 f"Charge {charge['id']} has been charged back; cannot issue a refund.",
@@ -132,6 +135,54 @@ class RefundsMixin:
         if behaviour in ("pending", "fail"):
             delay = int(self.state["config"].get("async_settle_seconds", 60))
             self.schedule(delay, "settle_refund", refund_id)
+        return self.render(refund, call.expand)
+
+    def _release_authorization(
+        self, call, charge: dict, amount: int | None, reason: str | None, metadata: dict
+    ) -> dict:
+        """Refund an uncaptured legacy charge: all of it, no money moves (no balance
+        transaction), and it can no longer be captured."""
+        if charge["refunded"]:
+            raise invalid(
+                f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded"
+            )
+        if amount is not None and amount != charge["amount"]:
+            raise invalid(
+                "You cannot partially refund an uncaptured charge. Instead, capture the charge "
+                "for an amount less than the original amount",
+                "amount",
+            )
+        refund = {
+            "id": self.new_id("re"),
+            "object": "refund",
+            "amount": charge["amount"],
+            "balance_transaction": None,
+            "charge": charge["id"],
+            "created": self.now(),
+            "currency": charge["currency"],
+            "destination_details": {
+                "card": {
+                    "reference": None,
+                    "reference_status": "unavailable",
+                    "reference_type": "acquirer_reference_number",
+                    "type": "reversal",
+                },
+                "type": "card",
+            },
+            "metadata": metadata,
+            "payment_intent": None,
+            "pending_reason": None,
+            "reason": reason,
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": "succeeded",
+            "transfer_reversal": None,
+        }
+        self.insert(refund)
+        charge["payment_method_details"]["card"].pop("capture_before", None)
+        previous = self._sync_refunded(charge)
+        self.emit("charge.refunded", charge, previous)
+        self.emit("refund.created", refund)
         return self.render(refund, call.expand)
 
     def settle_refund(self, refund_id: str) -> None:

@@ -30,6 +30,7 @@ KINDS = (
 PREFIXES = {
     "cus": "customer",
     "pm": "payment_method",
+    "card": "payment_method",  # a card made from a token by a legacy charge
     "pi": "payment_intent",
     "ch": "charge",
     "py": "charge",
