@@ -27,6 +27,12 @@ class Sandbox:
         for offset, cls in enumerate((Znode, Stripe, Erp)):
             injector = FaultInjector(seed=None if seed is None else seed + offset)
             self.systems[cls.name] = cls(injector)
+        # Znode's payment application authorizes card orders in the sandbox Stripe
+        # in-process; re-seed Znode now that it can (its open card orders get real charges).
+        znode = self.systems["znode"]
+        znode.peers = self.systems
+        with znode.lock:
+            znode.reset()
         self.state_path = Path(state_path) if state_path else None
         if self.state_path and self.state_path.exists():
             saved = json.loads(self.state_path.read_text())
@@ -61,6 +67,15 @@ class Sandbox:
             logger.exception("sandbox %s crashed on %s %s", prefix, request.method, path)
             return system.error_response(500, f"sandbox error: {type(exc).__name__}: {exc}")
 
+    @staticmethod
+    def _reset(system: System) -> None:
+        with system.lock:
+            system.reset()
+        system.faults.reset()
+        dispatcher = getattr(system, "webhooks", None)
+        if dispatcher is not None:
+            dispatcher.reset()
+
     def control(self, request: Request, rest: str) -> Response:
         parts = [p for p in rest.split("/") if p]
         method = request.method
@@ -78,15 +93,21 @@ class Sandbox:
                 return json_response({"error": f"bad fault setting: {exc}"}, 400)
             return json_response(system.faults.config.as_dict())
         if parts == ["reset"] and method == "POST":
-            # State, fault knobs and webhook endpoints all go back to the start.
-            for system in self.systems.values():
-                with system.lock:
-                    system.reset()
-                system.faults.reset()
-                dispatcher = getattr(system, "webhooks", None)
-                if dispatcher is not None:
-                    dispatcher.reset()
+            # State, fault knobs and webhook endpoints all go back to the start. Systems that
+            # call their peers while seeding (Znode charges its seeded card orders in
+            # Stripe) are reset after those peers.
+            ordered = sorted(self.systems.values(), key=lambda s: bool(getattr(s, "peers", None)))
+            for system in ordered:
+                self._reset(system)
             return json_response({"reset": True})
+        if len(parts) == 2 and parts[0] == "reset" and method == "POST":
+            # One system alone, e.g. an empty Stripe account for tests of Stripe itself
+            # (Znode's seeded card orders then name charges that no longer exist).
+            system = self.systems.get(parts[1])
+            if system is None:
+                return json_response({"error": "unknown system"}, 404)
+            self._reset(system)
+            return json_response({"reset": parts[1]})
         if len(parts) >= 2 and parts[0] == "webhooks":
             system = self.systems.get(parts[1])
             dispatcher = getattr(system, "webhooks", None)

@@ -10,6 +10,7 @@ Base URL ``{sandbox}/znode``; e.g. ``GET {base}/orders/list?filter=userid~eq~11`
     returns.py     rmareturn/*
     customers.py   users and addresses
     events.py      Znode 10 webhook consumer events
+    payapp.py      the payment application: Stripe authorizations at checkout (§9.1)
     storefront.py  /znode/_test/* routes (shopper activity, knobs) - no auth, no faults
     seed.py        the seeded stores, keys, vocabularies, customers, orders, returns
 
@@ -18,7 +19,12 @@ Seeded credentials (sandbox.znode.seed):
     Basic base64("sandbox-store.local|8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f")   portal 1
     Basic base64("sandbox-outlet.local|c4d9e8f7-1a2b-4c3d-8e5f-6a7b8c9d0e1f")  portal 2
     OAuth client sandbox-client / sandbox-secret, scope znode.api (POST {base}/oauth/token)
-    Stripe payment setting id 7 ("Credit Card (Stripe)")
+    Payment settings: 7 "Credit Card (Stripe)" and 8 (Stripe gateway: a charge is
+    authorized at checkout), 10 "Pay by Stripe link" and 11 "Stripe saved card" (no
+    gateway: the platform collects), 2 purchase order, 9 COD
+
+Dates are the store's local time without an offset (knob ``timezone``, default
+America/Chicago); filter values without an offset are read as store-local time.
 
 GET responses are cached per URL (``cache=refresh`` removed from the key) for
 ``cache_seconds`` (default 60): a re-read right after a write is stale unless the URL
@@ -41,6 +47,7 @@ from sandbox.znode.common import guarded
 from sandbox.znode.customers import CustomersMixin
 from sandbox.znode.events import EventsMixin, sign
 from sandbox.znode.orders import OrdersMixin
+from sandbox.znode.payapp import PaymentAppMixin
 from sandbox.znode.returns import ReturnsMixin
 from sandbox.znode.storefront import StorefrontMixin
 from sandbox.znode.wire import (
@@ -48,6 +55,7 @@ from sandbox.znode.wire import (
     error,
     loads,
     minify,
+    store_clock,
     unauthorized,
     web_api_message,
 )
@@ -81,6 +89,7 @@ class Znode(
     CustomersMixin,
     EventsMixin,
     StorefrontMixin,
+    PaymentAppMixin,
     System,
 ):
     name = "znode"
@@ -89,6 +98,9 @@ class Znode(
         self.cache: dict[str, tuple[float, int, bytes, dict[str, str]]] = {}
         self.test_router = Router()
         self.context = threading.local()
+        self.peers: dict[str, System] = {}
+        """The other systems of the same Sandbox (set by Sandbox.__init__): the payment
+        application reaches the sandbox Stripe through ``peers["stripe"]``."""
         super().__init__(faults)
         self.requests = _RequestLog(self.context)
         self.webhooks = WebhookDispatcher("znode", faults, sign, retry_delays=())
@@ -103,8 +115,9 @@ class Znode(
 
     def reset(self) -> None:
         self.cache.clear()
-        self.state = seed.build()
-        seed.seed_orders(self)
+        with store_clock(seed.STORE_TIMEZONE):
+            self.state = seed.build()
+            seed.seed_orders(self)
 
     def _add(self, method: str, pattern: str, handler: Handler, cached: bool) -> None:
         wrapped = guarded(handler)
@@ -161,6 +174,10 @@ class Znode(
             "znode_domain": request.headers.get("Znode-DomainName"),
             "znode_user_id": request.headers.get("Znode-UserId"),
         }
+        with store_clock(self.state["config"].get("timezone")):
+            return self._handle(request, subpath)
+
+    def _handle(self, request: Request, subpath: str) -> Response:
         lowered = subpath.lower()
         if lowered == "/_test" or lowered.startswith("/_test/"):
             return self.handle_test(request, subpath)

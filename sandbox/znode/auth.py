@@ -4,8 +4,10 @@
   first 6 characters are dropped unread, the rest base64-decoded and split on ``|``;
   the domain must be an active ZnodeDomain row and the key equal its ApiKey
   (case-sensitive). Failure: 401 with ErrorCode 32.
-- ``GET token/generatetoken`` (Basic) gives a token; with ``token_auth`` on (config),
-  a valid unexpired ``Token`` header is required as well as Basic.
+- ``GET token/generatetoken`` (Basic) gives ``{"Response": "<token>"}``; with
+  ``token_auth`` on (config, EnableTokenBasedAuthorization) every other call needs a valid
+  unexpired ``Token`` header as well as Basic: 401 ErrorCode 32 "Token is invalid" for a
+  missing or unknown token, "Token is expired" for an expired one.
 - OAuth 2.0 client credentials for deployments behind an API gateway:
   ``POST oauth/token`` (form) -> ``{"access_token", "token_type": "Bearer", "expires_in"}``;
   ``Authorization: Bearer <token>`` is then accepted instead of Basic.
@@ -26,6 +28,8 @@ from sandbox.http import Request, Response
 from sandbox.znode.wire import raw, respond, unauthorized
 
 _EXEMPT = ("/oauth/token",)
+_EXPIRED_TOKENS_KEPT_SECONDS = 3600.0
+_TOKENS_KEPT = 10000
 
 
 class AuthMixin:
@@ -79,7 +83,9 @@ class AuthMixin:
         if self.state["config"].get("token_auth") and not path.endswith("/token/generatetoken"):
             token = request.headers.get("Token") or ""
             live = self.state["api_tokens"].get(token)
-            if live is None or live["expires_at"] <= time.time():
+            if live is None:
+                return unauthorized("Token is invalid")
+            if live["expires_at"] <= time.time():
                 return unauthorized("Token is expired")
         return None
 
@@ -93,9 +99,14 @@ class AuthMixin:
         if domain is None:
             return respond({"Response": "Web API Key Not Found"}, 404)
         now = time.time()
-        self.state["api_tokens"] = {
-            t: r for t, r in self.state["api_tokens"].items() if r["expires_at"] > now
-        }
+        # The real token carries its own expiry (an encrypted domain|key|random|ticks), so
+        # an expired one always reads "expired": keep expired tokens for a while.
+        kept = [
+            (t, r)
+            for t, r in self.state["api_tokens"].items()
+            if r["expires_at"] > now - _EXPIRED_TOKENS_KEPT_SECONDS
+        ]
+        self.state["api_tokens"] = dict(kept[-_TOKENS_KEPT:])
         token = base64.b64encode(secrets.token_bytes(48)).decode()
         ttl = float(self.state["config"]["api_token_ttl"])
         self.state["api_tokens"][token] = {"domain": domain["DomainName"], "expires_at": now + ttl}

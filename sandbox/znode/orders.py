@@ -48,6 +48,7 @@ from sandbox.znode.wire import (
 )
 
 _NS = uuid.UUID("6f1c1d4e-2b3a-4c5d-8e9f-a0b1c2d3e4f5")
+DEFAULT_CARD = "pm_card_visa"  # what the shopper typed when a test does not say
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "JPY": "¥", "GBP": "£", "CAD": "CA$"}
 CULTURES = {"USD": "en-US", "EUR": "de-DE", "JPY": "ja-JP", "GBP": "en-GB", "CAD": "en-CA"}
 ZERO_DECIMAL = {"JPY"}
@@ -188,9 +189,11 @@ class OrdersMixin:
         tax: Any = "0",
         discount: Any = "0",
         payment_setting_id: int | None = None,
-        payment_state: str = "Authorized",
+        payment_state: str | None = None,
         transaction_id: str | None = None,
         payment_token: str | None = None,
+        card: str | None = None,
+        gateway_faults: bool = True,
         order_date: datetime | None = None,
         state_name: str = "SUBMITTED",
         external_id: str | None = None,
@@ -198,6 +201,14 @@ class OrdersMixin:
         instructions: str | None = None,
         emit: bool = True,
     ) -> dict:
+        """A checkout. On a gateway payment setting (7, 8) the payment app authorizes a
+        Stripe charge for the total with ``card`` (default ``pm_card_visa``) before the
+        order is saved: the order gets the charge id as TransactionId, the payment app's
+        GUID as PaymentTransactionToken, "Authorized" and the card's last4/type; a declined
+        card raises CardDeclined and stores no order (its ids stay used, as identity
+        columns do). ``transaction_id`` / ``payment_token`` (odd data for tests) win over
+        that: no charge is made. Settings without a gateway (10, 11, purchase order, COD)
+        charge nothing; 10 and 11 orders are "Pending" with neither id."""
         from sandbox.znode.seed import STRIPE_PAYMENT_SETTING_ID
 
         user = self.state["users"].get(str(user_id))
@@ -214,6 +225,17 @@ class OrdersMixin:
         setting = self.payment_setting(setting_id)
         if setting is None:
             raise ZnodeError(f"Payment setting {setting_id} does not exist.", INVALID_DATA)
+        is_card = setting["PaymentTypeId"] == 1
+        gateway = self.has_gateway(setting)
+        override = transaction_id is not None or payment_token is not None
+        # The payment app charges the card on a gateway setting unless the caller dictates
+        # the ids. Without a Stripe peer a seed (no faults) keeps made-up ids; a checkout
+        # fails with GatewayFailure.
+        charge_card = (
+            gateway and not override and (self.stripe_peer() is not None or gateway_faults)
+        )
+        if payment_state is None:
+            payment_state = "Authorized" if gateway or not is_card else "Pending"
         pay_state = self.payment_state_named(payment_state)
         if pay_state is None:
             raise ZnodeError(f"Unknown payment state {payment_state!r}.", INVALID_DATA)
@@ -267,7 +289,7 @@ class OrdersMixin:
                     "ModifiedDate": stamp,
                 }
             )
-        is_card = setting["PaymentTypeId"] == 1
+        fake_ids = is_card and (gateway or override)  # historical / odd data: made-up ids
         order = {
             "OmsOrderId": order_id,
             "OmsOrderDetailsId": detail_id,
@@ -285,14 +307,14 @@ class OrdersMixin:
             "TrackingNumber": None,
             "TransactionId": transaction_id
             if transaction_id is not None
-            else (f"ch_sbx_{n:06d}" if is_card else None),
+            else (f"ch_sbx_{n:06d}" if fake_ids else None),
             "PaymentTransactionToken": payment_token
             if payment_token is not None
-            else (str(uuid.uuid5(_NS, f"order-{n}")) if is_card else None),
-            "CreditCardNumber": "4242" if is_card else None,
-            "CardType": "Visa" if is_card else None,
-            "CreditCardExpMonth": 12 if is_card else None,
-            "CreditCardExpYear": 2030 if is_card else None,
+            else (str(uuid.uuid5(_NS, f"order-{n}")) if fake_ids else None),
+            "CreditCardNumber": "4242" if fake_ids else None,
+            "CardType": "Visa" if fake_ids else None,
+            "CreditCardExpMonth": 12 if fake_ids else None,
+            "CreditCardExpYear": 2030 if fake_ids else None,
             "PurchaseOrderNumber": f"PO-{n:05d}" if setting["PaymentTypeId"] == 2 else None,
             "CurrencyCode": currency,
             "CultureCode": CULTURES.get(currency, "en-US"),
@@ -319,6 +341,13 @@ class OrdersMixin:
             "Lines": built_lines,
         }
         self.recalculate(order)
+        if charge_card:
+            charge = self.authorize_card(
+                order, setting, card or DEFAULT_CARD, faults=gateway_faults
+            )
+            order["TransactionId"] = charge["id"]
+            order["PaymentTransactionToken"] = self.record_transaction(order, charge, setting)
+            order.update(self.card_fields(charge))
         self.state["orders"][str(order_id)] = order
         if emit:
             self.emit_order(order, "Created", user["UserId"])
@@ -598,7 +627,22 @@ class OrdersMixin:
             ),
         }
 
-    def payment_history(self, order: dict) -> list[dict]:
+    def payment_history(self, order: dict) -> dict:
+        """OrderModel.PaymentHistoryList is a PaymentHistoryListModel (a BaseListModel):
+        ``{"PaymentHistoryList": [rows], "PageIndex", "PageSize", "TotalResults",
+        "TotalPages", ...BaseModel}``; the service fills only the list, so the paging
+        properties keep their defaults (null; TotalPages is computed from PageSize: null).
+        An order without payments has the model with an empty list."""
+        return {
+            "PaymentHistoryList": self.payment_history_rows(order),
+            "PageIndex": None,
+            "PageSize": None,
+            "TotalResults": None,
+            "TotalPages": None,
+            **model_base(),
+        }
+
+    def payment_history_rows(self, order: dict) -> list[dict]:
         """Znode_GetPaymentHistory: inner join on ZnodePaymentSetting, so rows with an
         unknown PaymentSettingId are stored but never listed."""
         with_reference = self.state["config"].get("payment_history_has_reference", True)

@@ -1,6 +1,14 @@
 """Returns (9.x RMA Return routes). The API never calls a gateway: the admin records the
 refund with ``rmareturn/createreturnhistory`` and saves the return in state 80
-(Refund Processed)."""
+(Refund Processed).
+
+- ``rmareturn/getreturndetails/{n}`` fills ``ReturnLineItems`` only with
+  ``expand=returnitemlist`` and ``ReturnNotes`` only with ``expand=returnnotes``
+  (RMAReturnService.GetReturnDetails); otherwise they are null.
+- ``rmareturn/saveorderreturn`` (create and update alike) refuses a model without
+  ``ReturnLineItems`` (null or empty) with 500 NullModel (ErrorCode 1) before anything
+  else, so re-posting a model read without ``returnitemlist`` changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -211,7 +219,18 @@ class ReturnsMixin:
         record["ModifiedBy"] = user_id
 
     # --- rendering -------------------------------------------------------------------
-    def return_model(self, record: dict, *, with_lines: bool = True) -> dict:
+    def return_model(
+        self,
+        record: dict,
+        *,
+        with_lines: bool = True,
+        line_items: bool | None = None,
+        notes: bool | None = None,
+    ) -> dict:
+        """``with_lines`` False: a list row (no collections). ``line_items`` / ``notes``
+        (default: ``with_lines``) fill ReturnLineItems / ReturnNotes."""
+        items_wanted = with_lines if line_items is None else line_items
+        notes_wanted = with_lines if notes is None else notes
         state = self.return_state(record["RmaReturnStateId"]) or {}
         items = record["ReturnLineItems"]
         subtotal = sum(
@@ -280,8 +299,10 @@ class ReturnsMixin:
             "TotalReturnAmount": total,
             "IsAdminRequest": False,
             "IsRefundProcess": record["RmaReturnStateId"] == REFUND_PROCESSED,
-            "ReturnLineItems": [self._return_line_model(i) for i in items] if with_lines else None,
-            "ReturnNotes": [dict(n) for n in record["ReturnNotes"]] if with_lines else None,
+            "ReturnLineItems": [self._return_line_model(i) for i in items]
+            if items_wanted
+            else None,
+            "ReturnNotes": [dict(n) for n in record["ReturnNotes"]] if notes_wanted else None,
             "ReturnHistoryAndNotesList": history if with_lines else None,
             "RMAOrderModel": None,
             **model_base(
@@ -338,10 +359,14 @@ class ReturnsMixin:
         return respond({"ReturnList": {"Returns": page.rows, **paging, **model_base()}, **paging})
 
     def get_return(self, request: Request) -> Response:
+        expand = parse_query(request).expand
         record = self.return_by_number(path_param(request, "returnNumber"))
         if record is None:
             return no_content()
-        return respond({"Return": self.return_model(record)})
+        model = self.return_model(
+            record, line_items="returnitemlist" in expand, notes="returnnotes" in expand
+        )
+        return respond({"Return": model})
 
     def return_status_list(self, request: Request) -> Response:
         rows = [{**s, **model_base()} for s in self.state["return_states"]]
@@ -349,8 +374,10 @@ class ReturnsMixin:
 
     def save_order_return(self, request: Request) -> Response:
         body = read_body(request)
-        if body is None:
-            raise ZnodeError("Return model can not be null.", NULL_MODEL)
+        lines = body.get("ReturnLineItems") if body is not None else None
+        if body is None or not isinstance(lines, list) or not lines:
+            # SaveOrderReturn: IsNull(model) || IsNull(ReturnLineItems) || Count == 0
+            raise ZnodeError("Model can not be null.", NULL_MODEL)
         user = acting_user(request)
         number = body.text("ReturnNumber")
         if number:

@@ -2,9 +2,20 @@
 settings, customers with addresses, orders in many states, notes, payments, returns.
 
 Ids are deterministic; dates are relative to the moment of the (re)seed so a poller
-sees recent activity. Known ids of the real seed (order states 10..60, 200; return
-states 10..80) are kept; ids the real seed does not tell us are obviously made up
-(order states 1001+, payment states) so a client must read them from the list routes.
+sees recent activity, written in the store's time zone (``STORE_TIMEZONE``, knob
+``timezone``) without an offset, as Znode writes them (znode-api.md §2.2). Known ids of the
+real seed (order states 10..60, 200; return states 10..80) are kept; ids the real seed does
+not tell us are obviously made up (order states 1001+, payment states) so a client must
+read them from the list routes.
+
+Payment settings: 7 ``STRIPE_CC`` and 8 ``STRIPE_CC_AUTH`` are the stock Stripe gateway
+(GatewayCode "stripe"): at checkout Znode's payment application authorizes a Stripe charge
+(legacy Charges API, ``capture=false``) with the secret key of the setting's gateway login,
+and the order carries ``TransactionId`` = that charge id and ``PaymentTransactionToken`` =
+the payment application's transaction GUID (znode-api.md §9.1). 10 ``STRIPE_LINK`` and 11
+``STRIPE_SAVED`` have no gateway: nothing is charged at checkout, the order is "Pending"
+with neither id, and the platform collects the payment itself. 2 is a purchase order, 9
+cash on delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sandbox.znode.wire import fmt_date, now
+from sandbox.znode.wire import DEFAULT_TIMEZONE, fmt_date, now
 
 # --- credentials -----------------------------------------------------------------------
 STORE_DOMAIN = "sandbox-store.local"
@@ -26,6 +37,14 @@ OAUTH_CLIENT_SECRET = "sandbox-secret"
 OAUTH_SCOPES = ["znode.api"]
 STRIPE_PAYMENT_SETTING_ID = 7
 STRIPE_AUTHORIZE_SETTING_ID = 8
+LINK_PAYMENT_SETTING_ID = 10  # "Pay by Stripe link": no gateway charge at checkout
+SAVED_PAYMENT_SETTING_ID = 11  # "Stripe saved card": no gateway charge at checkout
+PURCHASE_ORDER_SETTING_ID = 2
+COD_SETTING_ID = 9
+# The Stripe secret key in the gateway login of settings 7 and 8 (the sandbox Stripe
+# accepts any sk_test_ key).
+PAYMENT_APP_STRIPE_KEY = "sk_test_sandbox_znode_payapp"
+STORE_TIMEZONE = DEFAULT_TIMEZONE  # the IIS server's local time zone (dates have no offset)
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "cache_seconds": 60.0,  # GET cache lifetime (0 disables the cache)
@@ -34,25 +53,36 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "token_auth": False,  # EnableTokenBasedAuthorization: require a valid Token header too
     "bodiless_error_rate": 0.0,  # share of injected 500s that come without a body
     "payment_history_has_reference": True,  # PaymentHistoryList rows carry TransactionReference
+    "timezone": STORE_TIMEZONE,  # the store clock: every Znode date is local time in this zone
 }
 
 # --- vocabularies ----------------------------------------------------------------------
 # (id, name, description, display order, flags: show, account, edit, email, order, line, quote)
+# IsOrderState (znode-api.md §4.1, §3.1): only states with the flag can be set by name with
+# orders/updateorderdetailsbyordernumber. 30 RETURNED is not one (post-deploy script);
+# 50 PENDING APPROVAL and 60 APPROVED are account/quote approval states, 200 EXPIRED and
+# REJECTED / DRAFT / ORDERED are quote states: IsOrderState 0 here (the stricter reading:
+# ZLB's post-deploy script sets PENDING APPROVAL's IsOrderState to 1, the reference names
+# it an account/approval state; a client must verify the state after writing it anyway).
+# IN REVIEW, FAILED, PENDING PAYMENT and PARTIAL REFUND have no known id (§4.1): the
+# made-up ids 1001+ stand for a customised store that uses them as order states
+# (IsOrderState 1), so a client resolves ids by name from orderstate/list.
 _ORDER_STATES = [
     (10, "SUBMITTED", "Submitted", 1, (1, 0, 1, 0, 1, 1, 1)),
     (20, "SHIPPED", "Shipped", 2, (1, 0, 0, 1, 1, 1, 0)),
     (30, "RETURNED", "Returned", 3, (1, 0, 0, 0, 0, 0, 0)),
     (40, "CANCELED", "Canceled", 4, (1, 0, 0, 1, 1, 1, 0)),
-    (50, "PENDING APPROVAL", "Pending Approval", 5, (1, 1, 1, 0, 1, 0, 1)),
-    (60, "APPROVED", "Approved", 6, (1, 1, 1, 0, 1, 0, 1)),
-    (200, "EXPIRED", "Expired", 20, (0, 0, 0, 0, 0, 0, 1)),
+    (50, "PENDING APPROVAL", "Pending Approval", 5, (1, 1, 1, 0, 0, 0, 1)),
+    (60, "APPROVED", "Approved", 6, (1, 1, 1, 0, 0, 0, 1)),
+    (200, "EXPIRED", "Expired", 99, (0, 0, 0, 0, 0, 0, 1)),
     (1001, "IN REVIEW", "In Review", 7, (1, 0, 1, 0, 1, 0, 1)),
     (1002, "FAILED", "Failed", 8, (1, 0, 0, 0, 1, 0, 0)),
     (1003, "PENDING PAYMENT", "Pending Payment", 9, (1, 0, 1, 0, 1, 0, 0)),
     (1004, "REJECTED", "Rejected", 10, (1, 1, 0, 0, 0, 0, 1)),
     (1005, "DRAFT", "Draft", 11, (0, 0, 1, 0, 0, 0, 1)),
     (1006, "ORDERED", "Ordered", 12, (0, 0, 0, 0, 0, 0, 1)),
-    (1007, "PARTIAL REFUND", "Partial Refund", 13, (1, 0, 0, 0, 1, 1, 0)),
+    # Line-item flag off, as the post-deploy script does for RETURNED and PARTIAL REFUND.
+    (1007, "PARTIAL REFUND", "Partial Refund", 13, (1, 0, 0, 0, 1, 0, 0)),
 ]
 _FLAGS = (
     "IsShowToCustomer",
@@ -91,13 +121,18 @@ _RETURN_STATES = [
 PAYMENT_TYPES = {1: "Credit Card", 2: "Purchase Order", 3: "Paypal Express", 4: "COD"}
 
 _PAYMENT_SETTINGS = [
-    # id, code, display name, payment type id, gateway code
-    (STRIPE_PAYMENT_SETTING_ID, "STRIPE_CC", "Credit Card (Stripe)", 1, "stripe"),
-    # Authorize at order time, capture on shipping (Znode's own Stripe gateway mode).
-    (STRIPE_AUTHORIZE_SETTING_ID, "STRIPE_CC_AUTH", "Credit Card (Stripe, authorize)", 1, "stripe"),
-    (2, "PURCHASE_ORDER", "Purchase Order", 2, None),
-    (9, "COD", "Cash on Delivery", 4, None),
-]
+    # id, code, display name, payment type id, gateway code, gateway login (Stripe key)
+    # The stock Stripe gateway: the payment app authorizes a charge at checkout (both).
+    (STRIPE_PAYMENT_SETTING_ID, "STRIPE_CC", "Credit Card (Stripe)", 1, "stripe",
+     PAYMENT_APP_STRIPE_KEY),
+    (STRIPE_AUTHORIZE_SETTING_ID, "STRIPE_CC_AUTH", "Credit Card (Stripe, authorize)", 1,
+     "stripe", PAYMENT_APP_STRIPE_KEY),
+    (PURCHASE_ORDER_SETTING_ID, "PURCHASE_ORDER", "Purchase Order", 2, None, None),
+    (COD_SETTING_ID, "COD", "Cash on Delivery", 4, None, None),
+    # No gateway: nothing is charged at checkout, the platform collects the payment.
+    (LINK_PAYMENT_SETTING_ID, "STRIPE_LINK", "Pay by Stripe link", 1, None, None),
+    (SAVED_PAYMENT_SETTING_ID, "STRIPE_SAVED", "Stripe saved card", 1, None, None),
+]  # fmt: skip
 
 PORTALS = {
     1: {"PortalId": 1, "StoreName": "Sandbox Store", "StoreCode": "SBXSTORE"},
@@ -260,6 +295,14 @@ def address_row(
 # Seed orders: (number suffix, user, portal, currency, state id, payment state name,
 # payment setting, lines [(sku, qty, unit price)], shipping, tax, age (days, hours,
 # minutes, seconds), tracking number, external id)
+#
+# Payments: the open card orders on the Stripe gateway (1, 5, 8, 11: "Authorized") are
+# placed through the payment application like a checkout, so each one has a real
+# authorized charge (capture=false) in the sandbox Stripe and its TransactionId is that
+# charge's id. The closed gateway orders (2, 3, 4, 6: shipped, canceled, returned) are
+# history: their TransactionId ``ch_sbx_00000N`` and refund ids ``re_sbx_00000N`` are
+# made up and exist in no Stripe (nothing is left to capture or void on them). Orders 9
+# and 10 are on the no-gateway settings (the platform collects: no TransactionId).
 # fmt: off
 _ORDERS = [
     (1, 11, 1, "USD", 10, "Authorized", 7, [("SBX-TEE-BLK-M", 2, "24.50"),
@@ -271,8 +314,8 @@ _ORDERS = [
      "5.00", "3.71", (2, 1, 30, 5), None, None),
     (4, 11, 1, "USD", 30, "Refunded", 7, [("SBX-BOTTLE-750", 2, "18.00")],
      "5.00", "2.97", (9, 0, 0, 44), "9400100000000000000001", "ERP-SO-000104"),
-    (5, 14, 2, "EUR", 10, "Captured", 7, [("SBX-TEE-WHT-L", 2, "22.00"),
-                                           ("SBX-STICKER-PACK", 1, "4.50")],
+    (5, 14, 2, "EUR", 10, "Authorized", 7, [("SBX-TEE-WHT-L", 2, "22.00"),
+                                             ("SBX-STICKER-PACK", 1, "4.50")],
      "6.90", "9.59", (1, 3, 45, 0), None, None),
     (6, 15, 2, "JPY", 20, "Captured", 7, [("SBX-MUG-11OZ", 2, "1800"),
                                            ("SBX-TEE-BLK-M", 1, "3500")],
@@ -281,9 +324,11 @@ _ORDERS = [
      "0.00", "42.90", (0, 20, 5, 51), None, None),
     (8, 13, 1, "USD", 1001, "Authorized", 7, [("SBX-TEE-BLK-M", 1, "24.50")],
      "5.00", "2.43", (0, 8, 59, 59), None, None),
-    (9, 14, 2, "USD", 1002, "Declined", 7, [("SBX-CAP-NVY", 1, "15.00")],
+    # The platform tried the saved card and was declined.
+    (9, 14, 2, "USD", 1002, "Declined", SAVED_PAYMENT_SETTING_ID, [("SBX-CAP-NVY", 1, "15.00")],
      "5.00", "1.65", (0, 6, 1, 2), None, None),
-    (10, 15, 2, "USD", 1003, "Pending", 7, [("SBX-BOTTLE-750", 1, "18.00")],
+    # Waiting for the shopper to pay the emailed link.
+    (10, 15, 2, "USD", 1003, "Pending", LINK_PAYMENT_SETTING_ID, [("SBX-BOTTLE-750", 1, "18.00")],
      "5.00", "1.90", (0, 4, 33, 20), None, None),
     (11, 11, 1, "USD", 60, "Authorized", 7, [("SBX-HOODIE-GRY-XL", 2, "59.00"),
                                               ("SBX-STICKER-PACK", 4, "4.50")],
@@ -392,9 +437,13 @@ def build() -> dict[str, Any]:
                 "PaymentDisplayName": name,
                 "PaymentTypeId": ptype,
                 "GatewayCode": gateway,
+                # ZNodePaymentSettingCredential: the Stripe provider reads its secret key
+                # from the gateway login.
+                "GatewayUsername": login,
+                "TestMode": True,
                 "IsActive": True,
             }
-            for sid, code, name, ptype, gateway in _PAYMENT_SETTINGS
+            for sid, code, name, ptype, gateway, login in _PAYMENT_SETTINGS
         ],
         "users": {},
         "addresses": {},
@@ -404,6 +453,7 @@ def build() -> dict[str, Any]:
         "order_history": [],
         "returns": {},
         "return_history": [],
+        "payment_transactions": {},  # the payment app's ZnodeTransactions, by GUID
     }
     counters = state["counters"]
     created = fmt_date(at - timedelta(days=60))
@@ -468,6 +518,8 @@ def seed_orders(system) -> None:
     ) in _ORDERS:
         days, hours, minutes, seconds = age
         order_date = at - timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        gateway = system.payment_setting(setting)["GatewayCode"] is not None
+        live = gateway and pay_state == "Authorized"  # a real authorization in Stripe
         order = system.place_order(
             user_id=uid,
             portal_id=portal,
@@ -478,6 +530,9 @@ def seed_orders(system) -> None:
             payment_setting_id=setting,
             payment_state=pay_state,
             order_date=order_date,
+            card="pm_card_visa" if live else None,
+            transaction_id=f"ch_sbx_{n:06d}" if gateway and not live else None,
+            gateway_faults=False,
             emit=False,
         )
         assert order["OrderNumber"] == f"SBX-{n:06d}"

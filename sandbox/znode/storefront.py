@@ -5,15 +5,26 @@ the simulator's own knobs. No auth, no fault injection, no GET cache. Plain JSON
     GET  /_test/config                          -> current knobs
     POST /_test/config          {"cache_seconds": 0, "token_ttl": 2, "api_token_ttl": 600,
                                  "token_auth": false, "bodiless_error_rate": 0,
-                                 "payment_history_has_reference": true}
+                                 "payment_history_has_reference": true,
+                                 "timezone": "America/Chicago"}
     POST /_test/cache/clear
     GET  /_test/state                           -> the raw state
     POST /_test/orders          {"user_id": 11, "lines": [{"sku", "quantity", "price",
                                  "name"?}], "currency"?: "USD", "shipping"?, "tax"?,
-                                 "discount"?, "portal_id"?, "payment_state"?: "Authorized",
-                                 "payment_setting_id"?: 7, "transaction_id"?,
-                                 "payment_token"?, "state"?: "SUBMITTED", "order_date"?,
-                                 "external_id"?, "coupon_code"?, "note"?}  -> 201 {"Order"}
+                                 "discount"?, "portal_id"?, "payment_state"?,
+                                 "payment_setting_id"?: 7, "card"?: "pm_card_visa",
+                                 "transaction_id"?, "payment_token"?, "state"?: "SUBMITTED",
+                                 "order_date"?, "external_id"?, "coupon_code"?, "note"?}
+                                                -> 201 {"Order"}
+                                 | 402 {"error", "decline_code", "code", "charge"}
+                                 | 502 {"error", "gateway_status"}
+        The checkout: on a gateway setting (7, 8) the payment app authorizes a Stripe charge
+        (capture=false) for the total with "card" (what the shopper typed: a test id such
+        as "pm_card_visa", "tok_visa", "pm_card_chargeDeclinedInsufficientFunds"); a
+        declined card places no order (402). "transaction_id" / "payment_token" dictate
+        the ids instead (no charge). Settings 10 / 11 charge nothing ("Pending", no ids).
+        "payment_state" defaults to "Authorized" ("Pending" on 10 / 11). "order_date"
+        without an offset is store-local time.
     GET  /_test/orders/{number}                 -> {"Order"} (fresh, all expands)
     POST /_test/orders/{number}/cancel  {"payment_state"?: "Voided"}
     POST /_test/orders/{number}/ship    {"tracking_number"?}
@@ -39,7 +50,14 @@ from typing import Any
 
 from sandbox.http import Request, Response, Router
 from sandbox.znode.common import jsonable
-from sandbox.znode.wire import ZnodeError, money, money_text, parse_date, raw
+from sandbox.znode.payapp import CardDeclined, GatewayFailure
+from sandbox.znode.wire import ZnodeError, money, money_text, parse_date, raw, zone_named
+
+
+def _zone_name(value: Any) -> str:
+    zone_named(str(value))  # ValueError for an unknown zone
+    return str(value)
+
 
 _KNOBS = {
     "cache_seconds": float,
@@ -48,6 +66,7 @@ _KNOBS = {
     "token_auth": bool,
     "bodiless_error_rate": float,
     "payment_history_has_reference": bool,
+    "timezone": _zone_name,
 }
 
 
@@ -81,6 +100,18 @@ class StorefrontMixin:
         with self.lock:
             try:
                 return handler(request)
+            except CardDeclined as exc:
+                return raw(
+                    {
+                        "error": exc.message,
+                        "decline_code": exc.decline_code,
+                        "code": exc.stripe_code,
+                        "charge": exc.charge,
+                    },
+                    402,
+                )
+            except GatewayFailure as exc:
+                return raw({"error": exc.message, "gateway_status": exc.gateway_status}, 502)
             except ZnodeError as exc:
                 return raw({"error": exc.message, "code": exc.code}, 400)
             except (KeyError, TypeError, ValueError) as exc:
@@ -141,9 +172,10 @@ class StorefrontMixin:
             tax=data.get("tax", "0"),
             discount=data.get("discount", "0"),
             payment_setting_id=data.get("payment_setting_id"),
-            payment_state=data.get("payment_state") or "Authorized",
+            payment_state=data.get("payment_state") or None,
             transaction_id=data.get("transaction_id"),
             payment_token=data.get("payment_token"),
+            card=data.get("card") or None,
             order_date=order_date,
             state_name=data.get("state") or "SUBMITTED",
             external_id=data.get("external_id"),

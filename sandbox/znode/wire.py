@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.http import Response
 
@@ -42,9 +46,47 @@ class ModelStateError(Exception):
 
 
 # --- dates -----------------------------------------------------------------------------
+# Znode writes DateTime.Now of the IIS server and Newtonsoft serialises it without an
+# offset (znode-api.md §2.2): every date the sandbox Znode writes or reads is a naive
+# wall-clock time in the store's time zone (knob ``timezone``). The zone of the store being
+# served is bound per request with ``store_clock`` (Znode.handle / handle_test / reset).
+DEFAULT_TIMEZONE = "America/Chicago"
+_ZONE: ContextVar[ZoneInfo | None] = ContextVar("znode_store_zone", default=None)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name; ValueError for an unknown one."""
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def store_zone() -> ZoneInfo:
+    return _ZONE.get() or zone_named(DEFAULT_TIMEZONE)
+
+
+@contextmanager
+def store_clock(name: str | None) -> Iterator[ZoneInfo]:
+    """Bind the store time zone for the code run inside (one request, one reseed)."""
+    zone = zone_named(name or DEFAULT_TIMEZONE)
+    token = _ZONE.set(zone)
+    try:
+        yield zone
+    finally:
+        _ZONE.reset(token)
+
+
 def now() -> datetime:
-    """Server 'local' time: UTC, naive (Znode sends dates without an offset)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Server-local time: the store's wall clock, naive (Znode sends no offset)."""
+    return datetime.now(store_zone()).replace(tzinfo=None)
+
+
+def to_store_local(value: datetime) -> datetime:
+    """An aware datetime as the store's naive wall-clock time (naive values are kept)."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(store_zone()).replace(tzinfo=None)
 
 
 def fmt_date(value: datetime | None) -> str | None:
@@ -72,7 +114,8 @@ _DATE_FORMATS = (
 
 def parse_date(value: Any) -> datetime | None:
     """Parse what a client may send (ISO 8601 any case, with/without offset, or the
-    admin grid's MM/dd/yyyy hh:mm tt). Aware values are converted to naive UTC."""
+    admin grid's MM/dd/yyyy hh:mm tt). A value without an offset is store-local time, as
+    DateTime.Parse on the server reads it; one with an offset is converted to it."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -96,9 +139,7 @@ def parse_date(value: Any) -> datetime | None:
                 continue
         if parsed is None:
             return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    return to_store_local(parsed)
 
 
 # --- money -----------------------------------------------------------------------------

@@ -11,6 +11,9 @@ import urllib.request
 import pytest
 import stripe
 
+# Tests of Stripe itself start from an empty account (no seeded Znode charges).
+pytestmark = pytest.mark.usefixtures("empty_stripe")
+
 KEY = "sk_test_sandbox_core_key"
 
 

@@ -33,6 +33,9 @@ import stripe
 from tests.sandbox.localstripe_support import API_KEY, WebhookReceiver
 from tests.sandbox.test_stripe import make_client
 
+# Tests of Stripe itself start from an empty account (no seeded Znode charges).
+pytestmark = pytest.mark.usefixtures("empty_stripe")
+
 SECRET = "whsec_fidelity_secret"
 
 

@@ -12,6 +12,9 @@ import stripe
 from tests.sandbox.test_stripe import event_types, make_client
 from tests.sandbox.test_stripe_payments import hook, pay
 
+# Tests of Stripe itself start from an empty account (no seeded Znode charges).
+pytestmark = pytest.mark.usefixtures("empty_stripe")
+
 DAY = 86400
 
 

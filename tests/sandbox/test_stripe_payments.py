@@ -10,6 +10,9 @@ import stripe
 
 from tests.sandbox.test_stripe import event_types, make_client
 
+# Tests of Stripe itself start from an empty account (no seeded Znode charges).
+pytestmark = pytest.mark.usefixtures("empty_stripe")
+
 
 @pytest.fixture
 def client(sandbox):

@@ -12,6 +12,9 @@ from tests.sandbox.localstripe_support import WebhookReceiver
 from tests.sandbox.test_stripe import header, make_client
 from tests.sandbox.test_stripe_payments import hook, pay
 
+# Tests of Stripe itself start from an empty account (no seeded Znode charges).
+pytestmark = pytest.mark.usefixtures("empty_stripe")
+
 SECRET = "whsec_sandbox_test_secret"
 
 

@@ -88,14 +88,17 @@ def test_generate_token_and_token_mode(sandbox):
     zn.config(token_auth=True)
     assert zn.get("orders/list").status_code == 401
     assert zn.get("orders/list", headers={"Token": token}).status_code == 200
+    assert zn.get("orders/list").json()["ErrorMessage"] == "Token is invalid"
     assert zn.get("orders/list", headers={"Token": "forged"}).json()["ErrorMessage"] == (
-        "Token is expired"
+        "Token is invalid"
     )
     zn.config(api_token_ttl=0.3)
     short = body(zn.get("token/generatetoken"))["Response"]
     assert zn.get("orders/list", headers={"Token": short}).status_code == 200
     time.sleep(0.4)
-    assert zn.get("orders/list", headers={"Token": short}).status_code == 401
+    expired = zn.get("orders/list", headers={"Token": short})
+    assert expired.status_code == 401 and expired.json()["ErrorMessage"] == "Token is expired"
+    assert expired.json()["ErrorCode"] == 32
     # Even in token mode the Basic header is still checked.
     no_basic = requests.get(f"{zn.base}/orders/list", headers={"Token": token})
     assert no_basic.status_code == 401

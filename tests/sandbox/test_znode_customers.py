@@ -177,7 +177,11 @@ def test_return_list_and_details(sandbox):
     filtered = zn.ok("rmareturn/list?filter=returnstatus~eq~submitted")["ReturnList"]["Returns"]
     assert [r["OrderNumber"] for r in filtered] == ["SBX-000011"]
     assert zn.get("rmareturn/list?filter=ordernumber~eq~sbx-000001").status_code == 204
-    detail = zn.ok(f"rmareturn/getreturndetails/{returns[1]['ReturnNumber']}")["Return"]
+    bare = zn.ok(f"rmareturn/getreturndetails/{returns[1]['ReturnNumber']}")["Return"]
+    assert bare["ReturnLineItems"] is None and bare["ReturnNotes"] is None  # expand-only
+    detail = zn.ok(
+        f"rmareturn/getreturndetails/{returns[1]['ReturnNumber']}?expand=returnitemlist"
+    )["Return"]
     assert detail["ReturnLineItems"][0]["Sku"] == "SBX-BOTTLE-750"
     assert detail["ReturnLineItems"][0]["ReturnedQuantity"] == 2
     assert detail["ReturnHistoryAndNotesList"][0]["TransactionId"] == "re_sbx_000004"
@@ -225,6 +229,7 @@ def test_save_order_return_creates_and_processes_a_refund(sandbox):
             "ReturnNumber": created["ReturnNumber"],
             "IsRefundProcess": True,
             "IsAdminRequest": True,
+            "ReturnLineItems": created["ReturnLineItems"],
         },
     )
     done = body(processed)["Return"]
@@ -243,7 +248,8 @@ def test_save_order_return_creates_and_processes_a_refund(sandbox):
         ({"OrderNumber": "SBX-999999"}, 500, 5),
         ({"OrderNumber": "SBX-000001", "UserId": 12}, 500, 301),  # someone else's order
         ({"OrderNumber": None}, 400, None),
-        ({"OrderNumber": "SBX-000001", "lines": []}, 500, 5),
+        ({"OrderNumber": "SBX-000001", "lines": []}, 500, 1),  # NullModel
+        ({"OrderNumber": "SBX-000001", "lines": None}, 500, 1),
     ],
 )
 def test_save_order_return_refusals_store_nothing(sandbox, payload, status, code):
@@ -278,7 +284,9 @@ def test_return_state_change_by_reposting_the_model(sandbox):
     number = zn.ok("rmareturn/list?filter=ordernumber~eq~sbx-000011")["ReturnList"]["Returns"][0][
         "ReturnNumber"
     ]
-    current = zn.ok(f"rmareturn/getreturndetails/{number}")["Return"]
+    current = zn.ok(f"rmareturn/getreturndetails/{number}?expand=returnitemlist,returnnotes")[
+        "Return"
+    ]
     notes_before = len(current["ReturnNotes"])
     model = {**current, "RmaReturnStateId": 50, "IsAdminRequest": True}
     response = zn.post("rmareturn/saveorderreturn", model)
@@ -290,5 +298,8 @@ def test_return_state_change_by_reposting_the_model(sandbox):
     bad = zn.post("rmareturn/saveorderreturn", {**model, "RmaReturnStateId": 999})
     assert bad.status_code == 500
     assert zn.ok(f"rmareturn/getreturndetails/{number}")["Return"]["ReturnStatus"] == "Approved"
-    unknown = zn.post("rmareturn/saveorderreturn", {"ReturnNumber": "SBX-RMA-999999"})
+    unknown = zn.post(
+        "rmareturn/saveorderreturn",
+        {"ReturnNumber": "SBX-RMA-999999", "ReturnLineItems": current["ReturnLineItems"]},
+    )
     assert unknown.status_code == 500 and body(unknown)["ErrorCode"] == 5

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -45,8 +46,11 @@ def test_shopper_places_an_order(sandbox):
     assert order["OrderNumber"] == "SBX-000012" and order["OmsOrderId"] == 112
     assert order["OrderState"] == "SUBMITTED" and order["PaymentStatus"] == "Authorized"
     assert order["SubTotal"] == Decimal("33.5") and order["Total"] == Decimal("39.74")
-    assert order["CurrencyCode"] == "USD" and order["TransactionId"] == "ch_sbx_000012"
-    age = datetime.now(UTC).replace(tzinfo=None) - datetime.fromisoformat(order["OrderDate"])
+    assert order["CurrencyCode"] == "USD" and order["TransactionId"].startswith("ch_")
+    charge = sandbox.sandbox.systems["stripe"].table("charge")[order["TransactionId"]]
+    assert (charge["amount"], charge["captured"]) == (3974, False)  # authorized at checkout
+    local = datetime.now(ZoneInfo("America/Chicago")).replace(tzinfo=None)  # the store clock
+    age = local - datetime.fromisoformat(order["OrderDate"])
     assert abs(age.total_seconds()) < 60
     newest = zn.ok("orders/list?page=index~1,size~1")["OrderList"]["Orders"][0]
     assert newest["OrderNumber"] == "SBX-000012"
