@@ -8,7 +8,12 @@ STORE_DOMAIN = "sandbox-store.local"
 STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
 OAUTH_CLIENT_ID = "sandbox-client"
 OAUTH_CLIENT_SECRET = "sandbox-secret"
-STRIPE_PAYMENT_SETTING_ID = 7
+STRIPE_PAYMENT_SETTING_ID = 7  # stock Stripe gateway: the payment app authorizes a charge
+STRIPE_AUTHORIZE_SETTING_ID = 8  # the same gateway, a second setting
+LINK_PAYMENT_SETTING_ID = 10  # "Pay by Stripe link": nothing charged at checkout
+SAVED_PAYMENT_SETTING_ID = 11  # "Stripe saved card": nothing charged at checkout
+PURCHASE_ORDER_SETTING_ID = 2
+STORE_TIMEZONE = "America/Chicago"  # the sandbox store's clock (dates carry no offset)
 
 
 class Shop:
@@ -24,6 +29,10 @@ class Shop:
         return self._post("/config", knobs)
 
     def place_order(self, *, user_id: int = 11, total: str = "19.99", **extra) -> dict:
+        """A checkout. ``card="pm_card_visa"`` (or ``tok_visa``, a decline test id...) is
+        what the shopper typed: on a gateway setting (7, 8, the default 7) Znode's payment
+        app authorizes a Stripe charge with it; a declined card raises HTTPError 402 and
+        places no order. Other ``extra`` keys as POST /znode/_test/orders takes them."""
         lines = extra.pop("lines", [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": total}])
         return self._post("/orders", {"user_id": user_id, "lines": lines, **extra})["Order"]
 
@@ -43,10 +52,12 @@ class Shop:
 
 
 def store_connection(sandbox, *, name: str = "store", credentials=None, **settings):
-    """A Znode connection to the sandbox store (polling off unless asked for)."""
+    """A Znode connection to the sandbox store (polling off unless asked for; the store's
+    time zone unless ``timezone=`` says otherwise)."""
     from integrations.services.connections import connection_create
 
     webhook_secrets = settings.pop("webhook_secrets", [])
+    settings.setdefault("timezone", STORE_TIMEZONE)
     return connection_create(
         name=name,
         kind="znode",
