@@ -19,6 +19,9 @@ noted where it matters:
   Stripe's have ``card_error`` and a decline code. Compared: the class, 402 and ``code``.
 * localstripe returns ``latest_charge`` embedded; Stripe returns an id unless expanded, so the
   scenarios always expand it.
+* Legacy charges: localstripe takes only ``pm_``/``src_``/``card_`` ids as ``source`` (no
+  ``tok_visa``), emits no ``charge.*`` events and books a partial capture's remainder as a
+  refund; the scenarios use ``pm_card_visa`` and compare statuses and ``amount_refunded``.
 """
 
 from __future__ import annotations
@@ -326,3 +329,69 @@ def test_signed_webhook(backend):
             )
     finally:
         receiver.close()
+
+
+# --- the legacy Charges API (Znode's stock Stripe provider, znode-api.md §9.1) -------------
+def test_legacy_charge_authorize_then_capture_part(backend):
+    """A ``capture=false`` charge with a PaymentMethod test id as ``source`` (localstripe
+    takes only pm_/src_/card_ sources, not tokens), then a partial capture: both release
+    the rest (localstripe books it as a refund, the sandbox as released; only
+    ``amount_refunded`` is compared)."""
+    c = backend.client
+    charge = c.v1.charges.create(
+        {
+            "amount": 3000,
+            "currency": "usd",
+            "source": "pm_card_visa",
+            "capture": False,
+            "description": "Order SBX-000042",
+            "metadata": {"OrderNumber": "SBX-000042"},
+        }
+    )
+    assert (charge.object, charge.status, charge.captured, charge.amount) == (
+        "charge",
+        "succeeded",
+        False,
+        3000,
+    )
+    assert charge.payment_intent is None
+    assert charge.metadata.to_dict() == {"OrderNumber": "SBX-000042"}
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        c.v1.charges.capture(charge.id, {"amount": 5000})
+    assert caught.value.http_status == 400
+    assert c.v1.charges.retrieve(charge.id).captured is False
+    captured = c.v1.charges.capture(charge.id, {"amount": 1000})
+    assert (captured.status, captured.captured, captured.amount) == ("succeeded", True, 3000)
+    assert c.v1.charges.retrieve(charge.id).amount_refunded == 2000
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        c.v1.charges.capture(charge.id)
+    assert caught.value.http_status == 400
+
+
+def test_legacy_charge_captured_at_once(backend):
+    c = backend.client
+    charge = c.v1.charges.create({"amount": 1500, "currency": "eur", "source": "pm_card_visa"})
+    assert (charge.status, charge.captured, charge.paid, charge.currency) == (
+        "succeeded",
+        True,
+        True,
+        "eur",
+    )
+    assert [x.id for x in c.v1.charges.list().data] == [charge.id]
+
+
+def test_legacy_charge_decline(backend):
+    """localstripe declines ``pm_card_chargeCustomerFail`` at charge time (its other decline
+    ids decline only on attach); compared: the class, 402 and ``code``."""
+    c = backend.client
+    with pytest.raises(stripe.CardError) as caught:
+        c.v1.charges.create(
+            {
+                "amount": 2000,
+                "currency": "usd",
+                "source": "pm_card_chargeCustomerFail",
+                "capture": False,
+            }
+        )
+    assert (caught.value.http_status, caught.value.code) == (402, "card_declined")
+    assert caught.value.user_message == "Your card was declined."
