@@ -10,3 +10,4 @@ class PaymentsConfig(AppConfig):
         # Registering is an import side effect: actions with the engine's registry,
         # default flows and status tables with the installer.
         from payments import actions, flows  # noqa: F401
+        from payments import settings as _settings  # noqa: F401  (integration settings)

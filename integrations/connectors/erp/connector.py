@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from integrations.connectors.base import Connector
+from integrations.connectors.erp.settings import SETTINGS
 from integrations.exceptions import ConnectorConfigurationError
 from integrations.http import http_request
+from integrations.settings_schema import Schema
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -31,6 +33,7 @@ class ErpConnector(Connector):
     display_name = "ERP"
     accepts_webhooks = False
     credential_keys = ("token",)
+    settings_schema: ClassVar[Schema] = Schema(SETTINGS)
 
     def test_connection(self, connection: Connection) -> str:
         if not connection.base_url:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
 
@@ -9,6 +9,8 @@ from integrations.connectors.base import Connector, ParsedEvent
 from integrations.connectors.stripe import webhooks
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.connectors.stripe.constants import SUPPORTED_EVENTS
+from integrations.connectors.stripe.settings import SETTINGS
+from integrations.settings_schema import Schema
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -20,6 +22,7 @@ class StripeConnector(Connector):
     supported_events = SUPPORTED_EVENTS
     signature_headers = (webhooks.SIGNATURE_META,)
     credential_keys = ("api_key",)
+    settings_schema: ClassVar[Schema] = Schema(SETTINGS)
 
     def verify(self, *, body: bytes, meta: Mapping[str, str], secrets: list[str]) -> None:
         webhooks.verify(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from integrations.connectors.base import Connector, ParsedEvent
 from integrations.connectors.znode import webhooks
@@ -11,6 +11,8 @@ from integrations.connectors.znode.constants import (
     SIGNATURE_META,
     SUPPORTED_EVENTS,
 )
+from integrations.connectors.znode.settings import SETTINGS
+from integrations.settings_schema import Schema
 
 if TYPE_CHECKING:
     from integrations.models import Connection
@@ -22,6 +24,7 @@ class ZnodeConnector(Connector):
     supported_events = SUPPORTED_EVENTS
     signature_headers = (AUTHORIZATION_META, SIGNATURE_META)
     credential_keys = ("domain_name", "domain_key")
+    settings_schema: ClassVar[Schema] = Schema(SETTINGS)
 
     def verify(self, *, body: bytes, meta: Mapping[str, str], secrets: list[str]) -> None:
         webhooks.verify(body=body, meta=meta, secrets=secrets)

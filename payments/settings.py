@@ -1,0 +1,80 @@
+"""Settings of an Integration that the payments flows read (``Integration.settings``).
+
+Registered with the engine at import (``PaymentsConfig.ready()``); read them with
+``integrations.settings_schema.integration_setting(integration, name)``.
+"""
+
+from __future__ import annotations
+
+from integrations.settings_schema import Setting, register_integration_settings
+
+COLLECTION_MODES = ("adopt", "customer", "saved_method")
+BEFORE_PAYMENT_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN REVIEW", "FAILED"]
+
+register_integration_settings(
+    Setting(
+        "collection_modes",
+        "dict[int,str]",
+        {},
+        "Znode PaymentSettingId → how that payment setting's orders are collected; orders "
+        "of settings not listed (purchase orders, ...) are not ours to collect.",
+        choices=COLLECTION_MODES,
+    ),
+    Setting(
+        "manual_capture_payment_settings",
+        "list[int]",
+        [],
+        "Payment settings whose PaymentIntents authorize now and capture on shipment.",
+    ),
+    Setting(
+        "saved_method_fallback",
+        "choice",
+        "none",
+        "When a saved_method order's Stripe customer has no saved default payment method: "
+        "none stops it for an operator (note in Znode), customer collects it as customer.",
+        choices=("none", "customer"),
+    ),
+    Setting(
+        "znode_states_before_payment",
+        "list[str]",
+        BEFORE_PAYMENT_STATES,
+        "Znode order states in which a payment outcome may still change the order state.",
+    ),
+    Setting(
+        "stripe_description",
+        "bool",
+        True,
+        "Set each PaymentIntent's description to 'Order' and the order number.",
+    ),
+    Setting(
+        "znode_payment_setting_id",
+        "int",
+        None,
+        "Payment setting of the Znode payment record when the order has none.",
+        min=1,
+    ),
+    Setting(
+        "gl_accounts",
+        "dict[str,str]",
+        {"clearing": "1150", "sales": "4000"},
+        "GL account numbers of the ERP journal entries, by role (clearing, sales, ...).",
+    ),
+    Setting(
+        "checkout_success_url",
+        "url",
+        None,
+        "Where Stripe's hosted payment page sends the customer after paying.",
+    ),
+    Setting(
+        "checkout_cancel_url",
+        "url",
+        None,
+        "Where Stripe's hosted payment page sends the customer who cancels.",
+    ),
+    Setting(
+        "notify_customer",
+        "bool",
+        True,
+        "Email the customer about declined payments and payment links.",
+    ),
+)
