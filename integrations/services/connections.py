@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 
 from integrations import crypto
 from integrations.choices import ConnectionKind, Environment
@@ -14,8 +18,39 @@ from integrations.exceptions import DataError
 from integrations.fields import EncryptedJSONField
 from integrations.models import Connection
 from integrations.redaction import redact_text
+from integrations.settings_schema import connection_schema
+
+# simple_history keeps the change reason in a CharField(max_length=100).
+CHANGE_REASON_LIMIT = 100
 
 logger = logging.getLogger("integrations.connections")
+
+
+def full_clean(row: models.Model) -> None:
+    """``full_clean()`` with its errors as one readable DataError."""
+    try:
+        row.full_clean()
+    except ValidationError as error:
+        problems = [
+            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
+            for field, messages in error.message_dict.items()
+        ]
+        raise DataError("; ".join(problems)) from error
+
+
+def change_reason(text: str) -> str:
+    return text if len(text) <= CHANGE_REASON_LIMIT else text[: CHANGE_REASON_LIMIT - 1] + "…"
+
+
+def rate_limit(value: Decimal | float | int | str) -> Decimal:
+    """A rate limit in requests per second: a number above 0."""
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        rate = None
+    if rate is None or not rate.is_finite() or rate <= 0:
+        raise DataError(f"the rate limit must be requests per second above 0, got {str(value)!r}")
+    return rate
 
 
 def connection_create(
@@ -26,9 +61,10 @@ def connection_create(
     environment: str = Environment.DEV,
     credentials: dict[str, str] | None = None,
     webhook_secrets: list[str] | None = None,
-    settings: dict | None = None,
-    rate_limit_per_second: float | None = None,
+    settings: Mapping[str, Any] | None = None,
+    rate_limit_per_second: Decimal | float | int | None = None,
 ) -> Connection:
+    """A new connection; settings are checked against the connector's schema."""
     if kind not in ConnectionKind.values:
         raise DataError(f"unknown kind {kind!r}; choose one of {', '.join(ConnectionKind.values)}")
     if Connection.objects.filter(name=name).exists():
@@ -40,17 +76,61 @@ def connection_create(
         environment=environment,
         credentials=credentials or {},
         webhook_secrets=[s for s in (webhook_secrets or []) if s],
-        settings=settings or {},
+        settings=connection_schema(kind).validate(settings),
     )
     if rate_limit_per_second is not None:
-        connection.rate_limit_per_second = rate_limit_per_second
-    connection.full_clean()
+        connection.rate_limit_per_second = rate_limit(rate_limit_per_second)
+    full_clean(connection)
     connection._change_reason = "created"
     connection.save()
     if kind == ConnectionKind.ZNODE:
         from integrations.services.polling import poll_schedules_sync
 
         poll_schedules_sync()
+    return connection
+
+
+def connection_update(
+    *,
+    connection: Connection,
+    base_url: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    unset: Iterable[str] = (),
+    rate_limit_per_second: Decimal | float | int | None = None,
+    enabled: bool | None = None,
+    reason: str = "updated",
+) -> Connection:
+    """Change what is given (``None``: unchanged). Settings are merged into the stored
+    ones, ``unset`` removes keys, and the result is checked as a whole; nothing is
+    written when anything is wrong. Credentials and secrets are not changed here."""
+    unset = list(unset)
+    with transaction.atomic():
+        row = Connection.objects.select_for_update().get(pk=connection.pk)
+        if settings or unset:
+            row.settings = connection_schema(row.kind).update(row.settings, settings, unset)
+        if base_url is not None:
+            row.base_url = base_url
+        if rate_limit_per_second is not None:
+            row.rate_limit_per_second = rate_limit(rate_limit_per_second)
+        if enabled is not None:
+            row.enabled = enabled
+        full_clean(row)
+        row._change_reason = change_reason(reason)
+        row.save()
+    if row.kind == ConnectionKind.ZNODE:
+        from integrations.services.polling import poll_schedules_sync
+
+        poll_schedules_sync()  # polling may have been turned on or off
+    return row
+
+
+def connection_by_name(*, name: str, kind: str | None = None) -> Connection:
+    """The connection called ``name`` (of ``kind``, when given), or DataError."""
+    connection = Connection.objects.filter(name=name).first()
+    if connection is None:
+        raise DataError(f"no connection named {name!r}")
+    if kind is not None and connection.kind != kind:
+        raise DataError(f"connection {name!r} is a {connection.kind} connection, not {kind}")
     return connection
 
 

@@ -1,15 +1,27 @@
-"""Scripted connection set-up: `manage.py connection create|list`."""
+"""Scripted connection set-up: `manage.py connection create|list|test|update`."""
+
+import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.choices import ConnectionKind, Environment
 from integrations.exceptions import DataError
 from integrations.models import Connection
-from integrations.services.connections import connection_create, connection_test
+from integrations.services.connections import (
+    connection_by_name,
+    connection_create,
+    connection_test,
+    connection_update,
+    rate_limit,
+)
+from integrations.settings_schema import connection_schema, parse_cli_all
 
 
 class Command(BaseCommand):
-    help = "Create, list or test connections. Secrets are never printed."
+    help = (
+        "Create, list, test or update connections. Secrets are never printed. "
+        "Settings: see `manage.py settings_doc`."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -25,14 +37,41 @@ class Command(BaseCommand):
             "--credential", action="append", default=[], metavar="KEY=VALUE", help="Repeatable."
         )
         create.add_argument(
-            "--setting", action="append", default=[], metavar="KEY=VALUE", help="Repeatable."
+            "--setting", action="append", default=[], metavar="NAME=VALUE", help="Repeatable."
+        )
+        create.add_argument(
+            "--rate-limit", metavar="PER_SECOND", help="Outbound requests per second (default 5)."
         )
         sub.add_parser("list", help="List connections (no secrets).")
         test = sub.add_parser("test", help="Make one authenticated call.")
         test.add_argument("name")
 
+        update = sub.add_parser(
+            "update", help="Change settings, rate limit, base URL or the enabled flag."
+        )
+        update.add_argument("name")
+        update.add_argument("--base-url")
+        update.add_argument(
+            "--setting", action="append", default=[], metavar="NAME=VALUE", help="Repeatable."
+        )
+        update.add_argument(
+            "--unset", action="append", default=[], metavar="NAME", help="Back to the default."
+        )
+        update.add_argument("--rate-limit", metavar="PER_SECOND")
+        enabled = update.add_mutually_exclusive_group()
+        enabled.add_argument("--enable", dest="enabled", action="store_const", const=True)
+        enabled.add_argument("--disable", dest="enabled", action="store_const", const=False)
+        update.add_argument("--reason", default="", help="Kept in the history.")
+
     def handle(self, *args, subcommand, **options):
-        return getattr(self, f"handle_{subcommand}")(**options)
+        try:
+            return getattr(self, f"handle_{subcommand}")(**options)
+        except DataError as exc:
+            raise CommandError(exc.message) from exc
+
+    @staticmethod
+    def _rate(text: str | None):
+        return rate_limit(text) if text is not None else None
 
     @staticmethod
     def _pairs(values, what):
@@ -45,40 +84,75 @@ class Command(BaseCommand):
         return pairs
 
     def handle_create(
-        self, *, kind, name, base_url, environment, webhook_secret, credential, setting, **_
+        self,
+        *,
+        kind,
+        name,
+        base_url,
+        environment,
+        webhook_secret,
+        credential,
+        setting,
+        rate_limit,
+        **_,
     ):
-        try:
-            connection = connection_create(
-                name=name,
-                kind=kind,
-                base_url=base_url,
-                environment=environment,
-                credentials=self._pairs(credential, "credential"),
-                webhook_secrets=webhook_secret,
-                settings=self._pairs(setting, "setting"),
-            )
-        except DataError as exc:
-            raise CommandError(exc.message) from exc
-        except Exception as exc:  # validation errors from full_clean
-            raise CommandError(str(exc)) from exc
+        rate = self._rate(rate_limit)
+        connection = connection_create(
+            name=name,
+            kind=kind,
+            base_url=base_url,
+            environment=environment,
+            credentials=self._pairs(credential, "credential"),
+            webhook_secrets=webhook_secret,
+            settings=parse_cli_all(connection_schema(kind), setting),
+            rate_limit_per_second=rate,
+        )
         self.stdout.write(connection.webhook_path)
+
+    def handle_update(self, *, name, base_url, setting, unset, rate_limit, enabled, reason, **_):
+        connection = connection_by_name(name=name)
+        rate = self._rate(rate_limit)
+        changes = parse_cli_all(connection_schema(connection.kind), setting)
+        changed = [
+            *(["base URL"] if base_url is not None else []),
+            *(f"set {key}" for key in changes),
+            *(f"unset {key}" for key in unset),
+            *([f"rate limit {rate}/s"] if rate is not None else []),
+            *([("enabled" if enabled else "disabled")] if enabled is not None else []),
+        ]
+        if not changed:
+            raise CommandError("nothing to change; see `manage.py connection update --help`")
+        connection = connection_update(
+            connection=connection,
+            base_url=base_url,
+            settings=changes,
+            unset=unset,
+            rate_limit_per_second=rate,
+            enabled=enabled,
+            reason=reason or f"manage.py connection update: {', '.join(changed)}",
+        )
+        self.stdout.write(self._describe(connection))
 
     def handle_list(self, **_):
         rows = Connection.objects.order_by("name")
         if not rows:
             self.stdout.write("no connections")
             return
-        for c in rows:
-            self.stdout.write(
-                f"{c.name}\t{c.kind}\t{c.environment}\t{'enabled' if c.enabled else 'disabled'}\t"
-                f"{c.base_url or '-'}\tcredentials: {c.credentials.describe()}\t"
-                f"webhook secrets: {len(c.secret_list())}\t{c.webhook_path}"
-            )
+        for connection in rows:
+            self.stdout.write(self._describe(connection))
+
+    @staticmethod
+    def _describe(c: Connection) -> str:
+        return (
+            f"{c.name}\t{c.kind}\t{c.environment}\t{'enabled' if c.enabled else 'disabled'}\t"
+            f"{c.base_url or '-'}\tcredentials: {c.credentials.describe()}\t"
+            f"webhook secrets: {len(c.secret_list())}\t{c.webhook_path}\t"
+            f"rate limit: {c.rate_limit_per_second:.2f}/s\t"
+            f"settings: {json.dumps(c.settings, sort_keys=True, ensure_ascii=False)}"
+        )
 
     def handle_test(self, *, name, **_):
-        connection = Connection.objects.filter(name=name).first()
-        if connection is None:
-            raise CommandError(f"no connection named {name!r}")
+        connection = connection_by_name(name=name)
         result = connection_test(connection=connection)
         self.stdout.write(result.message)
         if not result.ok:
