@@ -28,8 +28,9 @@ from integrations.models import (
 )
 from integrations.redaction import redact_data, redact_text
 from integrations.services import jobs as job_services
-from integrations.services.connections import connection_test
+from integrations.services.connections import connection_test, rate_limit
 from integrations.services.inbox import event_replay
+from integrations.settings_schema import SettingsError, connection_schema, integration_schema
 
 
 def pretty_json(value) -> str:
@@ -145,9 +146,31 @@ class ConnectionForm(ChangeReasonForm):
         self.fields["retire_webhook_secrets"].choices = [
             (fingerprint(s), f"•••{fingerprint(s)}") for s in secrets
         ]
+        if self.instance.pk and "settings" in self.fields:
+            names = ", ".join(connection_schema(self.instance.kind).names) or "none"
+            self.fields["settings"].help_text = (
+                f"JSON object. Settings of a {self.instance.get_kind_display()} connection: "
+                f"{names} (types and defaults: manage.py settings_doc)."
+            )
 
     def clean_new_credentials(self):
         return _parse_credentials(self.cleaned_data.get("new_credentials") or "")
+
+    def clean_rate_limit_per_second(self):
+        try:
+            return rate_limit(self.cleaned_data["rate_limit_per_second"])
+        except DataError as error:
+            raise forms.ValidationError(error.message) from error
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind") or self.instance.kind
+        if "settings" in cleaned and kind:
+            try:
+                cleaned["settings"] = connection_schema(kind).validate(cleaned["settings"])
+            except SettingsError as error:
+                self.add_error("settings", error.message)
+        return cleaned
 
     def save(self, commit=True):
         from integrations.crypto import fingerprint
@@ -226,8 +249,27 @@ class ConnectionAdmin(AuditedAdmin):
             self.message_user(request, f"{connection.name}: {result.message}", level)
 
 
+class IntegrationForm(ChangeReasonForm):
+    """Settings are checked against the schema the domain apps registered."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "settings" in self.fields:
+            self.fields["settings"].help_text = (
+                f"JSON object. Settings: {', '.join(integration_schema().names)} "
+                "(types and defaults: manage.py settings_doc)."
+            )
+
+    def clean_settings(self):
+        try:
+            return integration_schema().validate(self.cleaned_data.get("settings"))
+        except SettingsError as error:
+            raise forms.ValidationError(error.message) from error
+
+
 @admin.register(Integration)
 class IntegrationAdmin(AuditedAdmin):
+    form = IntegrationForm
     list_display = ("name", "znode", "stripe", "erp", "enabled")
     list_filter = ("enabled",)
     search_fields = ("name",)

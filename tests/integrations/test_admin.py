@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from integrations.choices import AttemptOutcome, EventStatus, JobStatus
-from integrations.models import ApiCall, Attempt, Connection, InboundEvent, Job
+from integrations.models import ApiCall, Attempt, Connection, InboundEvent, Integration, Job
 from integrations.services import jobs as job_services
 from tests.conftest import STRIPE_SECRET, make_flow, make_job, post_stripe, stripe_event
 from tests.support.upstream import Reply
@@ -242,3 +242,149 @@ def test_payloads_are_shown_with_client_secrets_masked(admin_client, client, int
     page = admin_client.get(url("inboundevent", "change", event.pk)).content.decode()
     assert "pi_123_secret_abcdef" not in page
     assert "[redacted]" in page
+
+
+# --- typed settings in the configuration forms ------------------------------------------------
+def _connection_data(connection, **changes) -> dict:
+    data = {
+        "name": connection.name,
+        "kind": connection.kind,
+        "environment": connection.environment,
+        "base_url": connection.base_url,
+        "rate_limit_per_second": "5",
+        "enabled": "on",
+        "settings": "{}",
+        "new_credentials": "",
+        "add_webhook_secret": "",
+        "change_reason": "tune polling",
+    }
+    return {**data, **changes}
+
+
+def test_connection_form_stores_typed_settings(admin_client, znode_connection):
+    change = url("connection", "change", znode_connection.pk)
+    assert "Settings of a Znode connection: store_domain, acting_user_id, auth" in (
+        admin_client.get(change).content.decode()
+    )
+    data = _connection_data(
+        znode_connection, settings='{"poll": "false", "poll_every_minutes": "3", "scope": null}'
+    )
+    response = admin_client.post(change, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    znode_connection.refresh_from_db()
+    assert znode_connection.settings == {"poll": False, "poll_every_minutes": 3}
+    assert znode_connection.history.first().history_change_reason == "tune polling"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        (
+            {"settings": '{"poll": "maybe", "timezone": "Moon/Base"}'},
+            "settings",
+            "setting 'poll': expected true or false (also yes/no, 1/0), got 'maybe'; "
+            "setting 'timezone': expected IANA time zone such as Europe/Berlin or "
+            "America/New_York, got 'Moon/Base'",
+        ),
+        (
+            {"settings": '{"api_version": "2024-06-20"}'},
+            "settings",
+            "unknown setting 'api_version'; known settings: acting_user_id, auth, final_states, "
+            "poll, poll_every_minutes, poll_overlap_seconds, scope, store_domain, "
+            "timeout_seconds, timezone, token_auth, token_url",
+        ),
+        (
+            {"rate_limit_per_second": "0"},
+            "rate_limit_per_second",
+            "the rate limit must be requests per second above 0, got '0'",
+        ),
+    ],
+)
+def test_connection_form_shows_setting_errors_and_changes_nothing(
+    admin_client, znode_connection, changes, field, message
+):
+    before = (znode_connection.settings, znode_connection.history.count())
+    response = admin_client.post(
+        url("connection", "change", znode_connection.pk),
+        _connection_data(znode_connection, **changes),
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == [message]
+    znode_connection.refresh_from_db()
+    assert (znode_connection.settings, znode_connection.history.count()) == before
+    assert znode_connection.rate_limit_per_second == 5
+
+
+def test_connection_add_form_checks_settings_of_the_chosen_kind(admin_client):
+    data = {
+        "name": "stripe-new",
+        "kind": "stripe",
+        "environment": "dev",
+        "base_url": "",
+        "rate_limit_per_second": "5",
+        "enabled": "on",
+        "new_credentials": "",
+        "add_webhook_secret": "",
+        "change_reason": "",
+        "settings": '{"max_network_retries": "20"}',
+    }
+    response = admin_client.post(url("connection", "add"), data)
+    assert response.context["adminform"].form.errors["settings"] == [
+        "setting 'max_network_retries': expected integer from 0 to 10, got '20'"
+    ]
+    assert not Connection.objects.filter(name="stripe-new").exists()
+    response = admin_client.post(
+        url("connection", "add"), {**data, "settings": '{"max_network_retries": "4"}'}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Connection.objects.get(name="stripe-new").settings == {"max_network_retries": 4}
+
+
+def _integration_data(znode_connection, stripe_connection, settings: str) -> dict:
+    return {
+        "name": "shop",
+        "znode": str(znode_connection.pk),
+        "stripe": str(stripe_connection.pk),
+        "erp": "",
+        "enabled": "on",
+        "settings": settings,
+        "change_reason": "go live",
+    }
+
+
+def test_integration_form_checks_and_types_settings(
+    admin_client, znode_connection, stripe_connection
+):
+    add = url("integration", "add")
+    assert "Settings: collection_modes, manual_capture_payment_settings" in (
+        admin_client.get(add).content.decode()
+    )
+    response = admin_client.post(
+        add,
+        _integration_data(
+            znode_connection, stripe_connection, '{"collection_modes": {"7": "charge"}}'
+        ),
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["settings"] == [
+        "setting 'collection_modes': value of '7': expected one of adopt, customer, "
+        "saved_method, got 'charge'"
+    ]
+    assert not Integration.objects.exists()
+    response = admin_client.post(
+        add,
+        _integration_data(
+            znode_connection,
+            stripe_connection,
+            '{"collection_modes": {"7": "adopt"}, "manual_capture_payment_settings": "8, 9",'
+            ' "notify_customer": "no"}',
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    integration = Integration.objects.get(name="shop")
+    assert integration.settings == {
+        "collection_modes": {"7": "adopt"},
+        "manual_capture_payment_settings": [8, 9],
+        "notify_customer": False,
+    }
+    assert integration.history.get().history_change_reason == "go live"
