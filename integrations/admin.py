@@ -25,6 +25,7 @@ from integrations.models import (
     LookupTable,
     Mapping,
     MappingField,
+    RoutedChange,
 )
 from integrations.redaction import redact_data, redact_text
 from integrations.services import jobs as job_services
@@ -341,7 +342,9 @@ class InboundEventAdmin(ReadOnlyAdmin):
         "event_type",
         "external_id",
         "reference",
+        "source",
         "status",
+        "short_reason",
         "deliveries",
     )
     list_filter = ("status", "connection", "source", "event_type", "received_at")
@@ -350,8 +353,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
     list_select_related = ("connection",)
     inlines = [JobInline]
     actions = ["replay_events", "retry_failed_jobs"]
-    exclude = ("body", "headers")
-    readonly_fields = ("pretty_body", "pretty_headers", "replay_of_link")
+    exclude = ("body", "headers", "duplicate_of")
+    readonly_fields = ("pretty_body", "pretty_headers", "replay_of_link", "duplicate_of_link")
 
     def get_queryset(self, request):
         # Bodies can be large; the list never shows them.
@@ -370,6 +373,16 @@ class InboundEventAdmin(ReadOnlyAdmin):
     def replay_of_link(self, obj):
         return admin_link(obj.replay_of)
 
+    @admin.display(description="Duplicate of")
+    def duplicate_of_link(self, obj):
+        """The earlier event whose jobs already cover this change (status duplicate)."""
+        return admin_link(obj.duplicate_of)
+
+    @admin.display(description="Reason", ordering="status_reason")
+    def short_reason(self, obj):
+        reason = obj.status_reason or ""
+        return reason if len(reason) <= 90 else f"{reason[:89]}…"
+
     @admin.action(description="Replay event (runs its flows again as a new event)")
     def replay_events(self, request, queryset):
         for event in queryset:
@@ -385,6 +398,35 @@ class InboundEventAdmin(ReadOnlyAdmin):
             job_services.job_requeue(job=job, operator=request.user, note="via event")
             count += 1
         self.message_user(request, f"{count} job(s) queued for retry")
+
+
+@admin.register(RoutedChange)
+class RoutedChangeAdmin(ReadOnlyAdmin):
+    """The last change per external object that the inbox turned into jobs; later
+    events with the same fingerprint are stored as duplicates of it."""
+
+    list_display = ("object_key", "connection", "event_link", "created_event_link", "routed_at")
+    list_filter = ("connection",)
+    search_fields = ("=object_key",)
+    list_select_related = ("connection",)
+    readonly_fields = ("event_link", "created_event_link")
+    exclude = ("event", "created_event")
+
+    @staticmethod
+    def _event_link(event_id: int | None) -> str:
+        # By id: loading the events would fetch their bodies for every row.
+        if not event_id:
+            return "-"
+        url = reverse("admin:integrations_inboundevent_change", args=[event_id])
+        return format_html('<a href="{}">event {}</a>', url, event_id)
+
+    @admin.display(description="Last routed event")
+    def event_link(self, obj):
+        return self._event_link(obj.event_id)
+
+    @admin.display(description="Creation routed by")
+    def created_event_link(self, obj):
+        return self._event_link(obj.created_event_id)
 
 
 class AttemptInline(admin.TabularInline):

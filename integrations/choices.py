@@ -19,6 +19,9 @@ class EventStatus(models.TextChoices):
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
     IGNORED = "ignored", "Ignored"
+    # Stored as evidence, no job: the same change was already routed (another source
+    # reported it, or it is the echo of our own write to a field no flow reads).
+    DUPLICATE = "duplicate", "Duplicate change (no job)"
 
 
 class EventSource(models.TextChoices):

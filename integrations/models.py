@@ -330,6 +330,15 @@ class InboundEvent(models.Model):
         db_index=False,  # partial index below: almost every row has none
         help_text="The event an operator replayed to create this one.",
     )
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # looked up from the duplicate, never the other way round
+        help_text="For a duplicate change: the earlier event whose jobs already cover it.",
+    )
 
     class Meta:
         ordering = ["-id"]  # ids grow with arrival; no index on received_at needed
@@ -505,3 +514,57 @@ class PolledOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_number} v{self.version}"
+
+
+class RoutedChange(models.Model):
+    """The last change of one external object that the inbox turned into jobs.
+
+    One row per (connection, object): routing locks it, so two sources reporting the
+    same change at once cannot both create jobs. See
+    :meth:`integrations.connectors.base.Connector.change_fingerprint`.
+    """
+
+    # Lookups go through the unique (connection, object_key) key; no other index is
+    # worth its cost on a row written for every routed change.
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    object_key = models.CharField(
+        max_length=255, help_text="The object within the connection, e.g. 'order:42'."
+    )
+    fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Hash of what flows act on, as of the last event routed to jobs.",
+    )
+    event = models.ForeignKey(
+        InboundEvent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="The last event routed to jobs for this object.",
+    )
+    created_event = models.ForeignKey(
+        InboundEvent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="The creation event routed to jobs (later ones are duplicates).",
+    )
+    routed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last event was routed to jobs."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "object_key"], name="routedchange_unique_object"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_key} @ {self.connection_id}"

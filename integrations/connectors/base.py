@@ -10,6 +10,12 @@ configured instance. To add a system, subclass :class:`Connector` in
 * ``parse()`` — turn a verified body into a :class:`ParsedEvent`, or raise
   ``WebhookPayloadError``; no database access;
 * ``test_connection()`` — one cheap authenticated read, returning a short summary.
+
+and, where one object is reported by several sources (webhooks and a poller) or our
+own writes echo back as "updated" events:
+
+* ``change_fingerprint()`` — reduce an event to the object it is about and a hash of
+  only what flows act on, so the inbox creates no job for a change it already routed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,33 @@ class ParsedEvent:
     occurred_at: datetime | None = None
     object_id: str = ""
     reference: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeFingerprint:
+    """What an event says about one external object, reduced to what flows act on.
+
+    The inbox keeps the last fingerprint it routed per (connection, ``object_key``) and
+    creates no job for an event that carries the same one again: the same change
+    reported by a second source, or the echo of our own write to a field no flow reads.
+    """
+
+    object_key: str
+    """Stable name of the object within its connection, e.g. ``order:42``."""
+
+    fingerprint: str
+    """Hash of the fields a flow acts on (normalized so every source agrees); at most
+    64 characters."""
+
+    creates: bool = False
+    """The event announces the object's creation: it runs its flows once per object,
+    whichever source reports it first, even after updates were routed."""
+
+    update_event_type: str = ""
+    """For a creation reported again after one was routed, carrying a fingerprint that
+    differs from the last one routed (a poller's first sight of an order that changed
+    since its webhook): the event type whose flows run for that change. Blank: such a
+    repeat is only a duplicate."""
 
 
 class Connector:
@@ -73,6 +106,22 @@ class Connector:
 
     def is_known_event(self, event_type: str) -> bool:
         return event_type in self.supported_events
+
+    def change_fingerprint(
+        self, event_type: str, payload: dict[str, Any]
+    ) -> ChangeFingerprint | None:
+        """What this event changes, for the inbox's duplicate and echo check.
+
+        ``payload`` is :attr:`ParsedEvent.payload` as this connector's ``parse()`` made
+        it, whichever source (webhook, poller) stored the event. Return None to route
+        every event of this type (the default). Pure: no database or network access,
+        and it must not raise on odd values (fold them into the fingerprint instead).
+        Include only what a flow acts on, never the fields our own actions write back
+        (statuses we set, notes, external ids, modified dates), or every write we make
+        comes back as a job. Two sources must give the same fingerprint for the same
+        state of the object.
+        """
+        return None
 
     # --- outbound -----------------------------------------------------------------
     def test_connection(self, connection: Connection) -> str:

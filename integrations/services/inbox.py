@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -23,9 +24,9 @@ from django.utils import timezone
 from integrations import mapping
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
-from integrations.connectors.base import ParsedEvent
+from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
 from integrations.exceptions import IntegrationError, MappingError, WebhookPayloadError
-from integrations.models import Connection, Flow, InboundEvent, Integration, Job
+from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
 from integrations.services.intake_writer import insert_events, writer
 from integrations.services.jobs import job_requeue, jobs_enqueue
@@ -165,10 +166,17 @@ inbox_nudge = _Nudger()
 
 
 # --- routing events to flows ------------------------------------------------------------
-def event_document(event: InboundEvent, integration: Integration | None) -> dict[str, Any]:
+def event_document(
+    event: InboundEvent,
+    integration: Integration | None,
+    *,
+    parsed: ParsedEvent | None = None,
+    routed_as: str = "",
+) -> dict[str, Any]:
     """The context document mappings and conditions read."""
-    parsed = connectors.get(event.connection.kind).parse(event.body.encode("utf-8"))
-    return {
+    if parsed is None:
+        parsed = connectors.get(event.connection.kind).parse(event.body.encode("utf-8"))
+    document = {
         "event": {
             "id": event.external_id,
             "type": event.event_type,
@@ -187,6 +195,9 @@ def event_document(event: InboundEvent, integration: Integration | None) -> dict
             {"name": integration.name, "settings": integration.settings} if integration else {}
         ),
     }
+    if routed_as and routed_as != event.event_type:
+        document["event"]["routed_as"] = routed_as
+    return document
 
 
 def flows_matching(*, source: str, event_type: str) -> list[Flow]:
@@ -194,10 +205,124 @@ def flows_matching(*, source: str, event_type: str) -> list[Flow]:
     return [f for f in candidates if fnmatch.fnmatchcase(event_type, f.trigger_event)]
 
 
-def event_route(event: InboundEvent) -> list[Job]:
-    """Create the jobs an event triggers; mark it ignored when nothing wants it.
+# --- the change gate: one job per change, whichever source reports it ---------------------
+@dataclass(frozen=True)
+class _Verdict:
+    route_as: str = ""
+    """Event type whose flows run; blank: create no job."""
+    duplicate_of: int | None = None
+    reason: str = ""
 
-    Runs inside the caller's transaction, with the event row locked.
+
+def _change_of(event: InboundEvent, parsed: ParsedEvent) -> ChangeFingerprint | None:
+    if event.source == EventSource.REPLAY:
+        return None  # an operator's replay always runs its flows again
+    connector = connectors.get(event.connection.kind)
+    return connector.change_fingerprint(event.event_type, parsed.payload)
+
+
+def _lock_change(connection_id: int, object_key: str) -> RoutedChange:
+    """The object's change row, created if new, locked until the transaction ends.
+
+    INSERT … ON CONFLICT DO NOTHING, then SELECT … FOR UPDATE: a second transaction
+    waits on the unique key (or the row lock) until the first commits, then reads
+    what the first recorded. SQLite runs IMMEDIATE transactions one at a time.
+    """
+    RoutedChange.objects.bulk_create(
+        [RoutedChange(connection_id=connection_id, object_key=object_key)], ignore_conflicts=True
+    )
+    return RoutedChange.objects.select_for_update().get(
+        connection_id=connection_id, object_key=object_key
+    )
+
+
+def _describe(event_id: int) -> str:
+    row = InboundEvent.objects.filter(pk=event_id).values_list("event_type", "source").first()
+    return f"event {event_id} ({row[0]} via {row[1]})" if row else f"event {event_id}"
+
+
+def _verdict(event: InboundEvent, change: ChangeFingerprint, row: RoutedChange) -> _Verdict:
+    if change.creates:
+        if row.created_event_id is None:
+            return _Verdict(route_as=event.event_type)
+        if change.update_event_type and row.fingerprint != change.fingerprint:
+            # Another source's first sight of the object, after it changed: the
+            # change must still run (the update that announced it may be lost).
+            return _Verdict(route_as=change.update_event_type)
+        prior = row.created_event_id
+        return _Verdict(
+            duplicate_of=prior,
+            reason=f"duplicate of {_describe(prior)}: the creation of {change.object_key} "
+            "was routed already",
+        )
+    if row.fingerprint and row.fingerprint == change.fingerprint and row.event_id:
+        prior = row.event_id
+        return _Verdict(
+            duplicate_of=prior,
+            reason=f"no change that matters: {change.object_key} is as {_describe(prior)} "
+            "left it (only fields no flow acts on differ, such as our own writes)",
+        )
+    return _Verdict(route_as=event.event_type)
+
+
+def _record_change(
+    row: RoutedChange, change: ChangeFingerprint, event: InboundEvent, now: datetime
+) -> None:
+    values: dict[str, Any] = {"fingerprint": change.fingerprint, "event": event, "routed_at": now}
+    if change.creates and row.created_event_id is None:
+        values["created_event"] = event
+    RoutedChange.objects.filter(pk=row.pk).update(**values)
+
+
+def _mark_duplicate(
+    event: InboundEvent, change: ChangeFingerprint, verdict: _Verdict, now: datetime
+) -> None:
+    # Kept as evidence, visible in the admin with the event it repeats; never dropped.
+    event.status, event.status_reason = EventStatus.DUPLICATE, verdict.reason[:500]
+    event.duplicate_of_id = verdict.duplicate_of
+    event.processed_at = now
+    event.save(update_fields=["status", "status_reason", "duplicate_of", "processed_at"])
+    logger.info(
+        "integrations.inbox.duplicate_change event=%s object=%s of=%s",
+        event.pk,
+        change.object_key,
+        verdict.duplicate_of,
+    )
+
+
+def _lock_changes_in_order(batch: list[InboundEvent]) -> dict[int, ParsedEvent]:
+    """Lock every change row a batch will touch, in one global order.
+
+    A drain holds its locks until the batch commits; two drains locking the same
+    two objects in opposite orders would deadlock. Returns the parsed bodies so
+    routing does not parse them again.
+    """
+    keys: set[tuple[int, str]] = set()
+    parsed_by_event: dict[int, ParsedEvent] = {}
+    for event in batch:
+        connector = connectors.get(event.connection.kind)
+        if type(connector).change_fingerprint is Connector.change_fingerprint:
+            continue  # this connector routes every event; nothing to lock
+        try:
+            parsed = connector.parse(event.body.encode("utf-8"))
+            change = _change_of(event, parsed)
+        except (WebhookPayloadError, IntegrationError):
+            continue  # routing reports it
+        parsed_by_event[event.pk] = parsed
+        if change is not None:
+            keys.add((event.connection_id, change.object_key))
+    for connection_id, object_key in sorted(keys):
+        _lock_change(connection_id, object_key)
+    return parsed_by_event
+
+
+def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> list[Job]:
+    """Create the jobs an event triggers; mark it ignored when nothing wants it, and
+    duplicate when the change it reports was routed already (connector's
+    ``change_fingerprint``).
+
+    Runs inside the caller's transaction, with the event row locked. ``parsed``: the
+    stored body, parsed, where the caller has it already.
     """
     conn = event.connection
     integrations = [
@@ -205,34 +330,52 @@ def event_route(event: InboundEvent) -> list[Job]:
         for i in Integration.objects.filter(enabled=True).select_related("znode", "stripe", "erp")
         if conn.pk in i.connection_ids()
     ]
-    flows = flows_matching(source=conn.kind, event_type=event.event_type)
     jobs: list[Job] = []
     reason = ""
+    now = timezone.now()
+    change: ChangeFingerprint | None = None
+    gate: RoutedChange | None = None
+    route_as = event.event_type
     if not integrations:
         reason = f"connection {conn.name} belongs to no enabled integration"
-    elif not flows:
-        reason = f"no enabled flow is triggered by {conn.kind} {event.event_type}"
-    for integration in integrations:
+    else:
         try:
-            document = event_document(event, integration)
+            if parsed is None:
+                parsed = connectors.get(conn.kind).parse(event.body.encode("utf-8"))
         except (WebhookPayloadError, IntegrationError) as exc:
             reason = f"stored body can no longer be read: {exc}"
-            break
-        for flow in flows:
-            if flow.condition and not mapping.search(flow.condition, document):
-                continue
-            job, created = Job.objects.get_or_create(
-                event=event,
-                flow=flow,
-                integration=integration,
-                defaults={
-                    "context": document,
-                    "max_attempts": _max_attempts(flow),
-                    "reference": event.reference,
-                },
-            )
-            if created:
-                jobs.append(job)
+            parsed = None
+    if parsed is not None and integrations:
+        change = _change_of(event, parsed)
+        if change is not None:
+            gate = _lock_change(conn.pk, change.object_key)
+            verdict = _verdict(event, change, gate)
+            if not verdict.route_as:
+                _mark_duplicate(event, change, verdict, now)
+                return []
+            route_as = verdict.route_as
+        flows = flows_matching(source=conn.kind, event_type=route_as)
+        if not flows:
+            reason = f"no enabled flow is triggered by {conn.kind} {route_as}"
+        for integration in integrations:
+            document = event_document(event, integration, parsed=parsed, routed_as=route_as)
+            for flow in flows:
+                if flow.condition and not mapping.search(flow.condition, document):
+                    continue
+                job, created = Job.objects.get_or_create(
+                    event=event,
+                    flow=flow,
+                    integration=integration,
+                    defaults={
+                        "context": document,
+                        "max_attempts": _max_attempts(flow),
+                        "reference": event.reference,
+                    },
+                )
+                if created:
+                    jobs.append(job)
+    if jobs and change is not None and gate is not None:
+        _record_change(gate, change, event, now)
     if jobs:
         event.status, event.status_reason = EventStatus.PROCESSING, ""
     elif not Job.objects.filter(event=event).exists():
@@ -262,10 +405,12 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
                 .order_by("id")[:limit]
             )
             job_ids: list[int] = []
+            parsed = _lock_changes_in_order(batch)
             for event in batch:
                 try:
                     with transaction.atomic():  # one bad event must not stop the inbox
-                        job_ids.extend(job.pk for job in event_route(event))
+                        routed_jobs = event_route(event, parsed=parsed.get(event.pk))
+                        job_ids.extend(job.pk for job in routed_jobs)
                 except (MappingError, WebhookPayloadError, IntegrationError) as error:
                     InboundEvent.objects.filter(pk=event.pk).update(
                         status=EventStatus.FAILED,

@@ -3,7 +3,9 @@
 Each poll reads ``orders/list`` from the watermark minus an overlap, re-reads the
 open orders it knows, and emits the same normalized events the webhook endpoint
 produces (``order.created`` / ``order.updated``) into the inbox, deduplicated by an
-event id made of the order id and a per-order version.
+event id made of the order id and a per-order version. Where Znode 10 webhooks are on
+as well, the inbox recognises a change both sources report (the connector's
+``change_fingerprint``) and creates its jobs once.
 """
 
 from __future__ import annotations

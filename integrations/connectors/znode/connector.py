@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from integrations.connectors.base import Connector, ParsedEvent
-from integrations.connectors.znode import webhooks
+from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
+from integrations.connectors.znode import mapping, webhooks
 from integrations.connectors.znode.client import ZnodeClient
 from integrations.connectors.znode.constants import (
     AUTHORIZATION_META,
@@ -31,6 +31,11 @@ class ZnodeConnector(Connector):
 
     def parse(self, body: bytes) -> ParsedEvent:
         return webhooks.parse(body)
+
+    def change_fingerprint(
+        self, event_type: str, payload: dict[str, Any]
+    ) -> ChangeFingerprint | None:
+        return mapping.order_change_fingerprint(event_type, payload)
 
     def test_connection(self, connection: Connection) -> str:
         states = ZnodeClient(connection).order_states()

@@ -1,0 +1,474 @@
+"""One order change, one job: the same change reported by a Znode 10 webhook and by the
+9.x poller, and the echoes of our own writes, are stored as evidence but create no job.
+
+Webhooks are signed for real and go through the endpoint. Their payload is the order as
+the sandbox store holds it after each write (the body its "Order Updated" webhook
+carries); the poller reads the same store's ``orders/list`` rows over HTTP.
+"""
+
+import base64
+import json
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+
+from integrations.choices import EventSource, EventStatus
+from integrations.connectors.znode.client import forget_cached
+from integrations.connectors.znode.mapping import order_change_fingerprint
+from integrations.connectors.znode.webhooks import parse
+from integrations.models import InboundEvent, Integration, Job, RoutedChange
+from integrations.services import inbox, polling
+from integrations.services.inbox import inbox_drain
+from integrations.services.polling import znode_poll
+from tests.conftest import ZNODE_TOKEN, make_flow, post_znode, znode_event
+from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop, store_connection
+
+pytestmark = pytest.mark.django_db
+
+
+# --- the fingerprint ----------------------------------------------------------------------
+WEBHOOK_ORDER = {  # an "Order Updated" webhook payload: state by name, number total
+    "OmsOrderId": 42,
+    "OrderNumber": "ORD-42",
+    "OmsOrderStateId": 50,
+    "OrderState": "PENDING APPROVAL",
+    "Total": 42.5,
+    "CurrencyCode": "USD",
+    "PaymentSettingId": 7,
+    "PaymentStatus": "Authorized",
+    "TrackingNumber": None,
+    "TransactionId": "ch_1",
+    "ExternalId": None,
+    "OrderModifiedDate": "2026-11-30T10:00:00",
+    "OrderNotes": [],
+    "PaymentHistoryList": [],
+}
+LIST_ROW = {  # the same order as an orders/list row: state Description, hidden id
+    "OmsOrderId": 42,
+    "OrderNumber": "ORD-42",
+    "OmsOrderStateId": 0,
+    "OrderState": "Pending Approval",
+    "Total": "42.500000",
+    "CurrencyCode": "USD",
+    "PaymentSettingId": 7,
+    "PaymentStatus": "Authorized",
+    "OrderModifiedDate": "2026-11-30T10:00:00",
+}
+
+
+def fingerprint_of(order: dict, event_type: str = "order.updated"):
+    return order_change_fingerprint(event_type, {"envelope": {}, "object": order})
+
+
+def test_a_list_row_and_a_webhook_payload_of_one_order_state_agree():
+    webhook, row = fingerprint_of(WEBHOOK_ORDER), fingerprint_of(LIST_ROW)
+    assert webhook.object_key == row.object_key == "order:42"
+    assert webhook.fingerprint == row.fingerprint
+    assert len(webhook.fingerprint) == 64
+    assert (webhook.creates, webhook.update_event_type) == (False, "")
+    created = fingerprint_of(WEBHOOK_ORDER, "order.created")
+    assert (created.creates, created.update_event_type) == (True, "order.updated")
+    assert created.fingerprint == webhook.fingerprint
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        {"PaymentStatus": "Captured"},
+        {"OrderNotes": [{"Notes": "Paid with Stripe pi_1"}]},
+        {"TrackingNumber": "1ZTRACK"},
+        {"TransactionId": "ch_2"},
+        {"ExternalId": "pi_1"},
+        {"OrderModifiedDate": "2026-11-30T10:05:00", "ModifiedDate": "2026-11-30T10:05:00"},
+        {"PaymentHistoryList": [{"Amount": 42.5, "TransactionStatus": "Captured"}]},
+        {"Total": Decimal("42.50"), "CurrencyCode": "usd", "OrderState": " pending  approval "},
+    ],
+)
+def test_fields_no_flow_acts_on_leave_the_fingerprint_alone(echo):
+    assert fingerprint_of({**WEBHOOK_ORDER, **echo}) == fingerprint_of(WEBHOOK_ORDER)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"OrderState": "CANCELED", "OmsOrderStateId": 40},
+        {"Total": 55},
+        {"CurrencyCode": "EUR"},
+        {"PaymentSettingId": 8},
+    ],
+)
+def test_what_flows_act_on_changes_the_fingerprint(change):
+    assert fingerprint_of({**WEBHOOK_ORDER, **change}) != fingerprint_of(WEBHOOK_ORDER)
+
+
+def test_state_ids_stand_in_for_names_only_when_no_name_is_given():
+    by_id = {**WEBHOOK_ORDER, "OrderState": None}
+    assert fingerprint_of(by_id) != fingerprint_of({**by_id, "OmsOrderStateId": 40})
+    assert fingerprint_of(by_id) != fingerprint_of(WEBHOOK_ORDER)  # never merged by guess
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload"),
+    [
+        ("user.updated", {"object": {"UserId": 5}}),
+        ("order.deleted", {"object": {"OmsOrderId": 42}}),
+        ("order.updated", {"object": {"OrderNumber": "ORD-42"}}),
+        ("order.updated", {"object": {"OmsOrderId": "not-a-number"}}),
+    ],
+)
+def test_events_without_an_order_are_always_routed(event_type, payload):
+    assert order_change_fingerprint(event_type, payload) is None
+
+
+def test_the_order_id_may_come_from_the_envelope_and_odd_totals_do_not_fail():
+    change = order_change_fingerprint(
+        "order.updated", {"envelope": {"EventDataId": 42}, "object": {"Total": "n/a"}}
+    )
+    assert change.object_key == "order:42"
+
+
+# --- routing: two sources, echoes, real changes -------------------------------------------
+@pytest.fixture
+def store(sandbox):
+    forget_cached()
+    return store_connection(sandbox, name="store-both", poll=True, webhook_secrets=[ZNODE_TOKEN])
+
+
+@pytest.fixture
+def shop(sandbox):
+    return Shop(sandbox.system_url("znode"))
+
+
+@pytest.fixture
+def both(store, stripe_connection):
+    """A store with webhooks and the poller both on, and one flow per order event."""
+    Integration.objects.create(name="both", znode=store, stripe=stripe_connection)
+    make_flow("order-created", source="znode", event="order.created")
+    make_flow("order-updated", source="znode", event="order.updated")
+    znode_poll(connection=store)  # the seeded history: known before the test starts
+    inbox_drain()
+    return store
+
+
+def webhook(client, store, name: str, order: dict) -> InboundEvent:
+    payload = znode_event(name=name, payload=order)
+    response = post_znode(client, store, payload)
+    assert response.status_code == 200, response.content
+    return InboundEvent.objects.get(connection=store, external_id=payload["EventId"])
+
+
+def jobs_of(number: str) -> list[str]:
+    return list(
+        Job.objects.filter(reference=number).order_by("id").values_list("flow__key", flat=True)
+    )
+
+
+def events_of(number: str, event_type: str) -> list[InboundEvent]:
+    return list(InboundEvent.objects.filter(reference=number, event_type=event_type).order_by("id"))
+
+
+def znode_api(sandbox, method: str, path: str, body: dict | None = None) -> None:
+    """A write as our actions make it, straight to the sandbox's 9.x API."""
+    token = base64.b64encode(f"{STORE_DOMAIN}|{STORE_KEY}".encode()).decode()
+    response = requests.request(
+        method,
+        f"{sandbox.system_url('znode')}/{path}",
+        json=body,
+        headers={"Authorization": f"Basic {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    assert response.json().get("IsSuccess", True) is True, response.text
+
+
+@pytest.mark.parametrize("poller_first", [False, True])
+def test_one_order_from_a_signed_webhook_and_the_poller_is_one_job(
+    client, both, shop, poller_first
+):
+    placed = shop.place_order(total="42.50")
+    number = placed["OrderNumber"]
+    if poller_first:
+        assert znode_poll(connection=both).created == 1
+        inbox_drain()
+        webhook(client, both, "Created", placed)
+    else:
+        webhook(client, both, "Created", placed)
+        assert znode_poll(connection=both).created == 1
+    inbox_drain()
+
+    assert jobs_of(number) == ["order-created"]
+    first, second = events_of(number, "order.created")
+    expected_sources = [EventSource.POLL, EventSource.WEBHOOK]
+    if not poller_first:
+        expected_sources.reverse()
+    assert [first.source, second.source] == expected_sources
+    assert Job.objects.get(reference=number).event_id == first.pk
+    assert second.status == EventStatus.DUPLICATE
+    assert second.duplicate_of_id == first.pk
+    assert second.status_reason == (
+        f"duplicate of event {first.pk} (order.created via {first.source}): "
+        f"the creation of order:{placed['OmsOrderId']} was routed already"
+    )
+    assert second.processed_at is not None
+    change = RoutedChange.objects.get(connection=both, object_key=f"order:{placed['OmsOrderId']}")
+    assert (change.event_id, change.created_event_id) == (first.pk, first.pk)
+
+
+@pytest.fixture
+def routed_order(client, both, shop):
+    placed = shop.place_order(total="42.50")
+    webhook(client, both, "Created", placed)
+    znode_poll(connection=both)
+    inbox_drain()
+    assert jobs_of(placed["OrderNumber"]) == ["order-created"]
+    return placed
+
+
+def test_echoes_of_our_own_writes_make_no_job(client, both, shop, sandbox, routed_order):
+    order_id, number = routed_order["OmsOrderId"], routed_order["OrderNumber"]
+    detail_id = routed_order["OmsOrderDetailsId"]
+    writes = [
+        ("GET", f"orders/updateorderpaymentstatus/{order_id}/Captured", None),
+        ("POST", "orders/addordernote", {"OmsOrderDetailsId": detail_id, "Notes": "Paid: pi_1"}),
+        ("GET", f"orders/updatetrackingnumber/{order_id}/1ZTRACK42", None),
+        ("GET", f"orders/updateordertransactionid/{order_id}/ch_3MtwBw", None),
+        (
+            "PUT",
+            "orders/updateorderdetailsbyordernumber",
+            {"OmsOrderNumber": number, "ExternalId": "pi_1"},
+        ),
+    ]
+    modified = [shop.order(number)["OrderModifiedDate"]]
+    for method, path, body in writes:
+        time.sleep(0.01)  # a fresh modified date on every write
+        znode_api(sandbox, method, path, body)
+        after = shop.order(number)
+        modified.append(after["OrderModifiedDate"])
+        webhook(client, both, "Updated", after)  # what Znode 10 sends after the write
+    assert znode_poll(connection=both).updated == 1  # the poller sees "Captured"
+    jobs_before = Job.objects.count()
+
+    inbox_drain()
+
+    assert Job.objects.count() == jobs_before
+    assert jobs_of(number) == ["order-created"]
+    assert len(set(modified)) == 6  # every write bumped the modified date
+    updates = events_of(number, "order.updated")
+    assert [e.source for e in updates] == [EventSource.WEBHOOK] * 5 + [EventSource.POLL]
+    created = events_of(number, "order.created")[0]
+    assert {e.status for e in updates} == {EventStatus.DUPLICATE}
+    assert {e.duplicate_of_id for e in updates} == {created.pk}
+    assert {e.status_reason for e in updates} == {
+        f"no change that matters: order:{order_id} is as event {created.pk} "
+        "(order.created via webhook) left it (only fields no flow acts on differ, "
+        "such as our own writes)"
+    }
+
+
+def update_total(sandbox, number: str, total: str) -> None:
+    response = requests.post(
+        f"{sandbox.system_url('znode')}/_test/orders/{number}/update_total",
+        json={"total": total},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+@pytest.mark.parametrize("change", ["cancel", "total"])
+def test_a_real_change_from_both_sources_is_exactly_one_job(
+    client, both, shop, sandbox, routed_order, change
+):
+    number = routed_order["OrderNumber"]
+    if change == "cancel":
+        shop.cancel(number)
+    else:
+        update_total(sandbox, number, "55.00")
+    after = shop.order(number)
+    assert (after["OrderState"], after["Total"] != routed_order["Total"]) in {
+        ("CANCELED", False),
+        ("SUBMITTED", True),
+    }
+    update = webhook(client, both, "Updated", after)
+    assert znode_poll(connection=both).updated == 1
+
+    inbox_drain()
+
+    assert jobs_of(number) == ["order-created", "order-updated"]
+    assert Job.objects.get(flow__key="order-updated", reference=number).event_id == update.pk
+    polled = events_of(number, "order.updated")[-1]
+    assert (polled.source, polled.status, polled.duplicate_of_id) == (
+        EventSource.POLL,
+        EventStatus.DUPLICATE,
+        update.pk,
+    )
+    # The same change delivered again later is still no second job.
+    webhook(client, both, "Updated", shop.order(number))
+    inbox_drain()
+    assert jobs_of(number) == ["order-created", "order-updated"]
+
+
+def test_a_creation_after_an_update_still_runs_the_created_flow(client, both, shop):
+    placed = shop.place_order(total="42.50")
+    number = placed["OrderNumber"]
+    webhook(client, both, "Updated", placed)  # the "Created" webhook comes late
+    inbox_drain()
+    webhook(client, both, "Created", placed)
+    inbox_drain()
+    znode_poll(connection=both)  # the poller's creation: a duplicate by now
+    inbox_drain()
+    assert jobs_of(number) == ["order-updated", "order-created"]
+    assert events_of(number, "order.created")[-1].status == EventStatus.DUPLICATE
+
+
+def test_the_pollers_first_sight_of_a_changed_order_runs_the_update_flows(client, both, shop):
+    # Webhook "Created" routed; the order is canceled and Znode's "Updated" webhook is
+    # lost (Znode 10 does not retry); the poller sees the order for the first time.
+    placed = shop.place_order(total="42.50")
+    number = placed["OrderNumber"]
+    webhook(client, both, "Created", placed)
+    inbox_drain()
+    shop.cancel(number)
+    assert znode_poll(connection=both).created == 1
+    inbox_drain()
+    assert jobs_of(number) == ["order-created", "order-updated"]
+    polled = events_of(number, "order.created")[-1]
+    job = Job.objects.get(reference=number, flow__key="order-updated")
+    assert (job.event_id, polled.source) == (polled.pk, EventSource.POLL)
+    assert job.context["event"]["type"] == "order.created"
+    assert job.context["event"]["routed_as"] == "order.updated"
+    # The late webhook of the cancel is then no second job.
+    webhook(client, both, "Updated", shop.order(number))
+    inbox_drain()
+    assert jobs_of(number) == ["order-created", "order-updated"]
+
+
+def test_an_operator_replay_always_runs(client, both, shop, routed_order):
+    number = routed_order["OrderNumber"]
+    duplicate = events_of(number, "order.created")[-1]
+    assert duplicate.status == EventStatus.DUPLICATE
+    inbox.event_replay(event=duplicate)
+    inbox_drain()
+    assert jobs_of(number) == ["order-created", "order-created"]
+
+
+def test_stripe_events_are_not_gated(integration):
+    from integrations.connectors.stripe.webhooks import parse as parse_stripe
+    from tests.conftest import stripe_event
+
+    make_flow("pi", steps=[])
+    payload = stripe_event()
+    for event_id in ("evt_a", "evt_b"):  # the same object and state, two event ids
+        body = json.dumps({**payload, "id": event_id}).encode()
+        inbox.inbox_event_receive(
+            connection_obj=integration.stripe, parsed=parse_stripe(body), body=body, headers={}
+        )
+    inbox_drain()
+    assert Job.objects.count() == 2
+    assert RoutedChange.objects.count() == 0
+
+
+# --- concurrency --------------------------------------------------------------------------
+def race(drains: int, **kwargs) -> tuple[list[int], list[Exception]]:
+    start = threading.Barrier(drains)
+    routed, errors = [], []
+
+    def drain():
+        from django.db import connection
+
+        try:
+            start.wait(timeout=10)
+            routed.append(inbox_drain(**kwargs))
+        except Exception as exc:  # pragma: no cover - reported by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drain) for _ in range(drains)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return routed, errors
+
+
+def poll_shaped(connection, row: dict, version: int) -> None:
+    polling._emit(connection, row, "Updated", version)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drains_racing_on_one_change_make_one_job(integration, monkeypatch):
+    make_flow("order-created", source="znode", event="order.created", steps=[])
+    make_flow("order-updated", source="znode", event="order.updated", steps=[])
+    store = integration.znode
+    monkeypatch.setattr(inbox, "_send_drain", lambda: None)  # the drains below race
+    body = json.dumps(znode_event(name="Created", payload=WEBHOOK_ORDER)).encode()
+    inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
+    assert inbox_drain() == 1  # the order is known: its change row exists
+    canceled = {**WEBHOOK_ORDER, "OrderState": "CANCELED", "OmsOrderStateId": 40}
+    body = json.dumps(znode_event(name="Updated", payload=canceled)).encode()
+    inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
+    poll_shaped(store, {**LIST_ROW, "OrderState": "Canceled"}, 2)
+    assert InboundEvent.objects.filter(status=EventStatus.RECEIVED).count() == 2
+
+    # Hold the change row a while once locked: without the lock both drains would
+    # read the fingerprint of the creation and both create a job.
+    real_verdict = inbox._verdict
+
+    def slow_verdict(*args, **kwargs):
+        verdict = real_verdict(*args, **kwargs)
+        time.sleep(0.3)
+        return verdict
+
+    monkeypatch.setattr(inbox, "_verdict", slow_verdict)
+    routed, errors = race(2, limit=1)
+
+    assert errors == []
+    assert sum(routed) == 2
+    update_jobs = Job.objects.filter(flow__key="order-updated")
+    assert update_jobs.count() == 1
+    updates = InboundEvent.objects.filter(event_type="order.updated")
+    statuses = dict(updates.values_list("pk", "status"))
+    winner = update_jobs.get().event_id
+    loser = next(pk for pk in statuses if pk != winner)
+    assert statuses[loser] == EventStatus.DUPLICATE
+    assert InboundEvent.objects.get(pk=loser).duplicate_of_id == winner
+    assert RoutedChange.objects.get().event_id == winner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drains_locking_the_same_orders_in_opposite_order_do_not_deadlock(integration, monkeypatch):
+    make_flow("order-created", source="znode", event="order.created", steps=[])
+    make_flow("order-updated", source="znode", event="order.updated", steps=[])
+    store = integration.znode
+    monkeypatch.setattr(inbox, "_send_drain", lambda: None)
+    orders = {n: {**WEBHOOK_ORDER, "OmsOrderId": n, "OrderNumber": f"ORD-{n}"} for n in (1, 2)}
+
+    def deliver(name: str, order: dict) -> None:
+        body = json.dumps(znode_event(name=name, payload=order)).encode()
+        inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
+
+    for order in orders.values():
+        deliver("Created", order)
+    assert inbox_drain() == 2
+    canceled = {n: {**o, "OrderState": "CANCELED"} for n, o in orders.items()}
+    for n in (1, 2, 2, 1):  # one drain takes (1, 2), the other (2, 1)
+        deliver("Updated", canceled[n])
+
+    real_verdict = inbox._verdict
+
+    def slow_verdict(*args, **kwargs):
+        verdict = real_verdict(*args, **kwargs)
+        time.sleep(0.3)
+        return verdict
+
+    monkeypatch.setattr(inbox, "_verdict", slow_verdict)
+    routed, errors = race(2, limit=2)
+
+    assert errors == []
+    assert sum(routed) == 4
+    updated = Job.objects.filter(flow__key="order-updated").values_list("reference", flat=True)
+    assert sorted(updated) == ["ORD-1", "ORD-2"]
+    assert InboundEvent.objects.filter(status=EventStatus.DUPLICATE).count() == 2
