@@ -166,6 +166,10 @@ INTEGRATIONS = {
     "INBOX_NUDGE_INTERVAL": env.float("INBOX_NUDGE_INTERVAL", default=1.0),
     # How often the sweeper runs (django-q2 schedule, minutes).
     "SWEEP_EVERY_MINUTES": env.int("SWEEP_EVERY_MINUTES", default=1),
+    # Longest a due retry waits for a worker's retry waker (a thread that sleeps until
+    # the earliest retry is due and re-checks at least this often, one indexed query;
+    # see integrations/services/jobs.py RetryWaker). 0: due retries wait for the sweeper.
+    "RETRY_WAKE_SECONDS": env.float("RETRY_WAKE_SECONDS", default=2.0),
     # Default retry policy for flows that do not set their own.
     "RETRY_BASE_SECONDS": env.int("RETRY_BASE_SECONDS", default=30),
     "RETRY_MAX_SECONDS": env.int("RETRY_MAX_SECONDS", default=3600),

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterable
@@ -16,8 +17,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from integrations import mapping
@@ -251,6 +252,9 @@ def _fail(
         )
         if updated:
             _settle_event(job)
+            if status == JobStatus.RETRYING:
+                # Start the retry on time, not at the next sweep.
+                transaction.on_commit(retry_waker.arm)
     log = logger.warning if status == JobStatus.RETRYING else logger.error
     log(
         "integrations.jobs.failed job=%s flow=%s step=%s status=%s error=%s",
@@ -407,3 +411,124 @@ def jobs_due(*, now: datetime, pending_grace_seconds: float = 30, limit: int = 5
         .order_by("next_attempt_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- starting due retries on time ----------------------------------------------------------
+def jobs_wake_due(*, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Hand the retries that are due to the queue: each becomes pending, then is
+    enqueued after commit. Returns their ids.
+
+    Pending, not retrying, so another process's waker (or the sweeper) does not hand
+    the same retry out again; if the task is lost anyway, the sweeper re-enqueues
+    the job once it has been pending for its grace period.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if due:
+            Job.objects.filter(pk__in=due).update(
+                status=JobStatus.PENDING, next_attempt_at=None, updated_at=now
+            )
+            transaction.on_commit(lambda: jobs_enqueue(due))
+    if due:
+        logger.info("integrations.jobs.retries_due jobs=%s", due)
+    return due
+
+
+def next_retry_at() -> datetime | None:
+    """When the earliest waiting retry is due (one probe of the job_due_idx index)."""
+    return Job.objects.filter(status=JobStatus.RETRYING).aggregate(at=Min("next_attempt_at"))["at"]
+
+
+class RetryWaker:
+    """Starts due retries within seconds of their due time, instead of at the next
+    sweep (which runs once a minute).
+
+    One daemon thread per worker process, started by the first task the process runs
+    (``integrations.tasks``) and by scheduling a retry. It sleeps until the earliest
+    retry the database knows, looking again at least every
+    ``INTEGRATIONS["RETRY_WAKE_SECONDS"]`` (so retries scheduled by another process
+    are found too) and at once when this process schedules one, then calls
+    :func:`jobs_wake_due`. The thread holds no state the database does not: if it or
+    its process dies, the next task starts a new one and the sweeper still enqueues
+    whatever is due. Broker-independent (ORM and Redis alike). Off when
+    ``RETRY_WAKE_SECONDS`` is 0 or the queue runs inline (``Q_CLUSTER["sync"]``,
+    tests), where :meth:`start` starts it explicitly.
+    """
+
+    def __init__(self) -> None:
+        self.wakeup = threading.Event()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid: int | None = None
+
+    @staticmethod
+    def interval() -> float:
+        return float(settings.INTEGRATIONS["RETRY_WAKE_SECONDS"])
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.pid == os.getpid() and self.thread.is_alive()
+
+    def ensure(self) -> None:
+        """Start the thread in this process unless it runs already or is switched off."""
+        if self.alive() or self.interval() <= 0 or settings.Q_CLUSTER.get("sync"):
+            return
+        self.start()
+
+    def arm(self) -> None:
+        """A retry was scheduled: look at the due times again now."""
+        self.ensure()
+        self.wakeup.set()
+
+    def start(self) -> None:
+        with self.lock:
+            if self.alive() or self.interval() <= 0:
+                return
+            self.pid = os.getpid()  # a forked worker needs its own thread
+            self.stopping.clear()
+            self.thread = threading.Thread(target=self._run, name="retry-waker", daemon=True)
+            self.thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        with self.lock:
+            thread, self.thread = self.thread, None
+        self.stopping.set()
+        self.wakeup.set()
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def run_once(self, now: datetime | None = None) -> float:
+        """Wake what is due; returns how long to sleep before looking again."""
+        interval = self.interval()
+        jobs_wake_due(now=now)
+        upcoming = next_retry_at()
+        if upcoming is None:
+            return interval
+        wait = (upcoming - timezone.now()).total_seconds()
+        return min(interval, max(0.2, wait))
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        try:
+            while not self.stopping.is_set():
+                close_old_connections()  # honour CONN_MAX_AGE; drop a broken connection
+                try:
+                    delay = self.run_once()
+                except Exception:  # the sweeper still covers; keep the thread alive
+                    logger.exception("integrations.jobs.retry_waker_failed")
+                    connection.close()
+                    delay = max(self.interval(), 1.0)
+                self.wakeup.wait(delay)
+                self.wakeup.clear()
+        finally:
+            connection.close()
+
+
+retry_waker = RetryWaker()
