@@ -65,6 +65,20 @@ _MONEY_FIELDS = (
 # fmt: on
 
 
+def payment_history_model(rows: list[dict]) -> dict[str, Any]:
+    """PaymentHistoryListModel (a BaseListModel): the rows plus paging properties that the
+    service never fills (null; TotalPages is computed from PageSize, so null too). The
+    OrderModel constructor creates an empty one, so every order (list rows too) has it."""
+    return {
+        "PaymentHistoryList": rows,
+        "PageIndex": None,
+        "PageSize": None,
+        "TotalResults": None,
+        "TotalPages": None,
+        **model_base(),
+    }
+
+
 def order_model_defaults() -> dict[str, Any]:
     """Every OrderModel property with its .NET default (rows from the list procedure
     are mapped onto this, so unfilled properties come back null/0)."""
@@ -85,7 +99,7 @@ def order_model_defaults() -> dict[str, Any]:
         "PaymentTransactionToken": None, "TransactionId": None, "CreditCardNumber": None,
         "CardType": None, "CreditCardExpMonth": None, "CreditCardExpYear": None,
         "PurchaseOrderNumber": None, "PoDocument": None, "PODocumentPath": None,
-        "CustomerPaymentGUID": None, "PaymentHistoryList": None,
+        "CustomerPaymentGUID": None, "PaymentHistoryList": payment_history_model([]),
         "OrderPaymentStateModelList": None,
         "TrackingNumber": None, "TrackingUrl": None, "ShippingNumber": None,
         "ShippingTypeName": None, "ShippingMethod": None, "ShippingCode": None,
@@ -628,19 +642,10 @@ class OrdersMixin:
         }
 
     def payment_history(self, order: dict) -> dict:
-        """OrderModel.PaymentHistoryList is a PaymentHistoryListModel (a BaseListModel):
-        ``{"PaymentHistoryList": [rows], "PageIndex", "PageSize", "TotalResults",
-        "TotalPages", ...BaseModel}``; the service fills only the list, so the paging
-        properties keep their defaults (null; TotalPages is computed from PageSize: null).
-        An order without payments has the model with an empty list."""
-        return {
-            "PaymentHistoryList": self.payment_history_rows(order),
-            "PageIndex": None,
-            "PageSize": None,
-            "TotalResults": None,
-            "TotalPages": None,
-            **model_base(),
-        }
+        """OrderModel.PaymentHistoryList: a list model, ``{"PaymentHistoryList": [rows],
+        "PageIndex", "PageSize", "TotalResults", "TotalPages", ...BaseModel}``; an order
+        without payments has the model with an empty list."""
+        return payment_history_model(self.payment_history_rows(order))
 
     def payment_history_rows(self, order: dict) -> list[dict]:
         """Znode_GetPaymentHistory: inner join on ZnodePaymentSetting, so rows with an
