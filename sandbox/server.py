@@ -1,4 +1,15 @@
-"""The sandbox HTTP server: one port, one prefix per system, and a control API."""
+"""The sandbox HTTP server: one port, one prefix per system, and a control API.
+
+Control API (``/_sandbox/...``, no auth): ``GET health``, ``GET faults``, ``PUT faults/{system}``,
+``POST reset`` (every system back to its seed: Stripe and the ERP first, then Znode, whose
+seeded open card orders get real authorized charges in the sandbox Stripe), ``POST
+reset/{system}`` (one system alone, e.g. an empty Stripe account), ``POST|GET
+webhooks/{system}``, ``POST webhooks/{system}/flush``, ``GET webhooks/{system}/log``,
+``GET requests/{system}``.
+
+The systems of one Sandbox know each other: Znode's payment application reaches the
+sandbox Stripe in-process through ``znode.peers["stripe"]``.
+"""
 
 from __future__ import annotations
 

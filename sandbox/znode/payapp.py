@@ -11,7 +11,9 @@ order.
 The sandbox does this for real against the sandbox Stripe of the same ``Sandbox`` (reached
 through ``self.peers["stripe"]``, set by ``Sandbox.__init__``), through the same route
 handler as ``POST /v1/charges`` over HTTP, so events and idempotency behave alike; at
-checkout the call also goes through Stripe's fault injection.
+checkout the call also goes through Stripe's fault injection (an error places no order,
+502; a lost response after the write leaves an orphaned authorization in Stripe, as a
+timeout of the real payment app would).
 
 What the stock provider sends besides the charge itself is not known from the reference
 (it "creates/uses a Stripe customer + source"): the sandbox sends the card as ``source``, no
