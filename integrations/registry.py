@@ -104,3 +104,22 @@ def get_transform(name: str) -> Callable[..., Any]:
 
 def all_transforms() -> dict[str, Callable[..., Any]]:
     return dict(_transforms)
+
+
+# --- setup checks ---------------------------------------------------------------------
+_setup_checks: list[Callable[..., list[str]]] = []
+
+
+def setup_check(func: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """Register ``func(*, integration) -> list[str]``: what is wrong with how a domain
+    app's configuration meets the connected systems (e.g. a mapped Znode state the
+    store does not have). Run by ``install_flows`` and ``connection test``."""
+    _setup_checks.append(func)
+    return func
+
+
+def setup_problems(*, integration: Any) -> list[str]:
+    problems: list[str] = []
+    for check in _setup_checks:
+        problems.extend(check(integration=integration))
+    return problems

@@ -566,7 +566,9 @@ def record_success(
     amount come from Stripe now, so a stale, reordered or forged event cannot mark an
     order paid (``charge``, ``amount_received`` and ``status`` are hints only)."""
     order = _order(ctx, order_number)
-    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(payment_intent)
+    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(
+        payment_intent, expand=["latest_charge"]
+    )
     metadata = intent.get("metadata") or {}
     owner = metadata.get(METADATA_INTEGRATION)
     if str(metadata.get(METADATA_ORDER_NUMBER) or "") != order.order_number or (
@@ -576,8 +578,17 @@ def record_success(
     outcome = _intent_outcome(intent)
     if outcome == SKIPPED:
         return {"outcome": SKIPPED, "reason": f"the PaymentIntent is {intent.get('status')}"}
-    charge_id = _id(intent.get("latest_charge"))
-    received = int(intent.get("amount_received") or 0)
+    latest = intent.get("latest_charge")
+    charge_id = _id(latest)
+    # amount_received, or what the charge says was captured (emulators that leave
+    # amount_received at 0, reference localstripe.md).
+    charge = latest if isinstance(latest, dict) else {}
+    received = int(
+        intent.get("amount_received")
+        or charge.get("amount_captured")
+        or (charge.get("amount") if charge.get("captured") and charge.get("paid") else 0)
+        or 0
+    )
     if outcome == PAID and (
         received != order.amount_minor
         or str(intent.get("currency") or "").upper()

@@ -4,9 +4,13 @@
     python manage.py demo --orders 50 --exit-when-settled
 
 It starts the sandbox (Znode, Stripe, ERP) and the platform (web + worker) as child
-processes, creates the connections and the integration, registers the sandbox's
-webhooks, then places orders at a steady pace: most pay with a good card, some are
-declined, some are authorized and captured when the store ships them. With
+processes, wires the connections and the integration through the same CLI an
+operator uses (``manage.py connection`` / ``manage.py integration``), registers the
+sandbox's webhooks, then places orders at a steady pace, as a stock Znode 9.x store
+takes them (reference znode-api.md §9.1): most are card orders that Znode's payment
+app authorizes at checkout, which the platform adopts and captures when the store
+ships them; some are charged off-session to a card the customer saved in Stripe, and
+one customer's saved card is declined. With
 ``--exit-when-settled`` it waits until every order has settled, prints whether
 Znode, Stripe and the ERP agree about each one, and exits 0 only if they all do.
 """
@@ -36,16 +40,21 @@ STORE_DOMAIN = "sandbox-store.local"
 STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
 STRIPE_KEY = "sk_test_demo_platform_key"
 ERP_TOKEN = "sandbox-erp-token"
-STRIPE_SETTING, AUTHORIZE_SETTING = 7, 8
+STORE_TIMEZONE = "America/Chicago"  # the sandbox store's clock (reference §2.2)
+GATEWAY_SETTING, GATEWAY_AUTHORIZE_SETTING, SAVED_SETTING = 7, 8, 11
+COLLECTION_MODES = '{"7": "adopt", "8": "adopt", "11": "saved_method"}'
+# Znode users with a card saved in Stripe, and that card.
+SAVED_CARDS = {
+    12: ("bob@example.com", "pm_card_visa"),
+    13: ("carla@example.com", "pm_card_chargeCustomerFail"),
+}
 
-# (payment method, payment setting, expected outcome, share of orders)
+# (card typed at checkout or saved, user, payment setting, expected outcome, share)
 SCENARIOS = [
-    ("pm_card_visa", STRIPE_SETTING, "paid", 0.60),
-    ("pm_card_mastercard", STRIPE_SETTING, "paid", 0.10),
-    ("pm_card_chargeDeclinedInsufficientFunds", STRIPE_SETTING, "failed", 0.08),
-    ("pm_card_chargeDeclined", STRIPE_SETTING, "failed", 0.04),
-    ("pm_card_chargeDeclinedStolenCard", STRIPE_SETTING, "failed", 0.03),
-    ("pm_card_visa", AUTHORIZE_SETTING, "paid", 0.15),  # captured when shipped
+    ("pm_card_visa", 11, GATEWAY_SETTING, "paid", 0.45),
+    ("pm_card_mastercard", 11, GATEWAY_AUTHORIZE_SETTING, "paid", 0.20),
+    ("saved", 12, SAVED_SETTING, "paid", 0.25),
+    ("saved", 13, SAVED_SETTING, "failed", 0.10),
 ]
 
 
@@ -55,6 +64,7 @@ class DemoOrder:
     total: Decimal
     token: str
     setting: int
+    charge: str
     expected: str
     placed_at: float
     shipped: bool = False
@@ -96,7 +106,9 @@ class Command(BaseCommand):
         self.sandbox = f"http://127.0.0.1:{sandbox_port}"
         self.platform = f"http://127.0.0.1:{port}"
         self.start_sandbox(sandbox_port, seed)
+        self.devnull = open(os.devnull, "w")  # noqa: SIM115  (closed with the process)
         integration = self.wire()
+        self.save_cards()
         self.start_platform(port)
         self.register_webhooks(integration)
         self.stdout.write(f"admin:   {self.platform}/admin/  (login above)")
@@ -151,55 +163,97 @@ class Command(BaseCommand):
         raise CommandError(f"the {what} did not start at {url}")
 
     def wire(self) -> Integration:
-        """Connections and the integration, created or repointed at this sandbox."""
+        """Connections and the integration through the operator's CLI: created on the
+        first run, repointed at this sandbox on later ones."""
 
-        def upsert(name, kind, base_url, credentials, secrets_, extra=None):
-            connection = Connection.objects.filter(name=name).first() or Connection(
-                name=name, kind=kind
-            )
-            connection.base_url = base_url
-            connection.credentials = credentials
-            connection.webhook_secrets = secrets_
-            connection.settings = extra or {}
-            connection.rate_limit_per_second = 50
-            connection.enabled = True
-            connection._change_reason = "wired by the demo"
-            connection.save()
-            return connection
+        def connection(name, kind, base_url, credentials, settings_):
+            existing = Connection.objects.filter(name=name).first()
+            options = [f"--setting={k}={v}" for k, v in settings_.items()]
+            if existing is None:
+                secret = (
+                    "Bearer " + secrets.token_urlsafe(16)
+                    if kind == "znode"
+                    else "whsec_" + secrets.token_urlsafe(24)
+                )
+                call_command(
+                    "connection",
+                    "create",
+                    f"--kind={kind}",
+                    f"--name={name}",
+                    f"--base-url={base_url}",
+                    *[f"--credential={k}={v}" for k, v in credentials.items()],
+                    *([f"--webhook-secret={secret}"] if kind != "erp" else []),
+                    "--rate-limit=50",
+                    *options,
+                    stdout=self.devnull,
+                )
+            else:
+                call_command(
+                    "connection",
+                    "update",
+                    name,
+                    f"--base-url={base_url}",
+                    "--enable",
+                    "--reason=repointed by the demo",
+                    *options,
+                    stdout=self.devnull,
+                )
+            return Connection.objects.get(name=name)
 
-        self.znode_secret = "Bearer " + secrets.token_urlsafe(16)
-        self.stripe_secret = "whsec_" + secrets.token_urlsafe(24)
-        znode = upsert(
+        znode = connection(
             "demo-znode",
             "znode",
             f"{self.sandbox}/znode",
             {"domain_name": STORE_DOMAIN, "domain_key": STORE_KEY},
-            [self.znode_secret],
-            {"store_domain": STORE_DOMAIN, "poll": False},
+            {"store_domain": STORE_DOMAIN, "poll": "false", "timezone": STORE_TIMEZONE},
         )
-        stripe = upsert(
-            "demo-stripe",
-            "stripe",
-            f"{self.sandbox}/stripe",
-            {"api_key": STRIPE_KEY},
-            [self.stripe_secret],
+        stripe = connection(
+            "demo-stripe", "stripe", f"{self.sandbox}/stripe", {"api_key": STRIPE_KEY}, {}
         )
-        erp = upsert("demo-erp", "erp", f"{self.sandbox}/erp", {"token": ERP_TOKEN}, [])
-        integration, _ = Integration.objects.update_or_create(
-            name="demo",
-            defaults={
-                "znode": znode,
-                "stripe": stripe,
-                "erp": erp,
-                "enabled": True,
-                "settings": {
-                    "collection_mode": "charge",
-                    "stripe_payment_settings": [STRIPE_SETTING, AUTHORIZE_SETTING],
-                    "manual_capture_payment_settings": [AUTHORIZE_SETTING],
+        connection("demo-erp", "erp", f"{self.sandbox}/erp", {"token": ERP_TOKEN}, {})
+        self.znode_secret = znode.secret_list()[0]
+        self.stripe_secret = stripe.secret_list()[0]
+        settings_ = [f"--setting=collection_modes={COLLECTION_MODES}"]
+        if not Integration.objects.filter(name="demo").exists():
+            call_command(
+                "integration",
+                "create",
+                "--name=demo",
+                "--znode=demo-znode",
+                "--stripe=demo-stripe",
+                "--erp=demo-erp",
+                *settings_,
+                stdout=self.devnull,
+            )
+        else:
+            call_command(
+                "integration",
+                "update",
+                "demo",
+                "--znode=demo-znode",
+                "--stripe=demo-stripe",
+                "--erp=demo-erp",
+                "--enable",
+                "--reason=rewired by the demo",
+                *settings_,
+                stdout=self.devnull,
+            )
+        return Integration.objects.get(name="demo")
+
+    def save_cards(self) -> None:
+        """Customers who saved a card in Stripe earlier (support, an older checkout)."""
+        for user_id, (email, card) in SAVED_CARDS.items():
+            requests.post(
+                f"{self.sandbox}/stripe/v1/customers",
+                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+                data={
+                    "email": email,
+                    "metadata[znode_user_id]": str(user_id),
+                    "payment_method": card,
+                    "invoice_settings[default_payment_method]": card,
                 },
-            },
-        )
-        return integration
+                timeout=10,
+            ).raise_for_status()
 
     def register_webhooks(self, integration: Integration) -> None:
         for kind, connection, secret in (
@@ -218,18 +272,16 @@ class Command(BaseCommand):
         placed = []
         weights = [s[3] for s in SCENARIOS]
         for _ in range(count):
-            token, setting, expected, _share = self.rng.choices(SCENARIOS, weights)[0]
+            token, user, setting, expected, _share = self.rng.choices(SCENARIOS, weights)[0]
             total = Decimal(self.rng.randrange(500, 25000)) / 100
-            response = requests.post(
-                f"{self.sandbox}/znode/_test/orders",
-                json={
-                    "user_id": self.rng.choice([11, 12, 13]),
-                    "lines": [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": str(total)}],
-                    "payment_token": token,
-                    "payment_setting_id": setting,
-                },
-                timeout=10,
-            )
+            body = {
+                "user_id": user,
+                "lines": [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": str(total)}],
+                "payment_setting_id": setting,
+            }
+            if token != "saved":
+                body["card"] = token  # typed into Znode's checkout
+            response = requests.post(f"{self.sandbox}/znode/_test/orders", json=body, timeout=10)
             response.raise_for_status()
             order = response.json()["Order"]
             placed.append(
@@ -238,6 +290,7 @@ class Command(BaseCommand):
                     total=Decimal(str(order["Total"])),
                     token=token,
                     setting=setting,
+                    charge=str(order.get("TransactionId") or ""),
                     expected=expected,
                     placed_at=time.monotonic(),
                 )
@@ -253,7 +306,7 @@ class Command(BaseCommand):
         from payments.models import Order
 
         for demo in placed:
-            if demo.setting != AUTHORIZE_SETTING or demo.shipped:
+            if demo.setting == SAVED_SETTING or demo.shipped:
                 continue
             if Order.objects.filter(order_number=demo.number, state=OrderState.AUTHORIZED).exists():
                 requests.post(
@@ -291,16 +344,29 @@ class Command(BaseCommand):
         platform_ok = bool(order) and order.state == (
             OrderState.PAID if demo.expected == "paid" else OrderState.PAYMENT_FAILED
         )
+        minor = money.to_minor_units(demo.total, "USD")
         stripe_ok = erp_ok = znode_ok = False
-        if payment and payment.payment_intent_id.startswith("pi_"):
+        auth = {"Authorization": f"Bearer {STRIPE_KEY}"}
+        if demo.setting != SAVED_SETTING:
+            # Adopted: the payment app's charge, captured by us, never a second payment.
+            charge = requests.get(
+                f"{self.sandbox}/stripe/v1/charges/{demo.charge}", headers=auth, timeout=10
+            ).json()
+            stripe_ok = (
+                bool(payment)
+                and payment.charge_id == demo.charge
+                and not order.payments.exclude(pk=payment.pk).exists()
+                and charge.get("captured") is True
+                and charge.get("amount_captured") == minor
+            )
+        elif payment and (payment.payment_intent_id or "").startswith("pi_"):
             intent = requests.get(
                 f"{self.sandbox}/stripe/v1/payment_intents/{payment.payment_intent_id}",
-                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+                headers=auth,
                 timeout=10,
             ).json()
             expected_status = "succeeded" if demo.expected == "paid" else "requires_payment_method"
-            amount_ok = intent.get("amount") == money.to_minor_units(demo.total, "USD")
-            stripe_ok = intent.get("status") == expected_status and amount_ok
+            stripe_ok = intent.get("status") == expected_status and intent.get("amount") == minor
         entries = requests.get(
             f"{self.sandbox}/erp/api/journal-entries",
             headers={"Authorization": f"Bearer {ERP_TOKEN}"},
@@ -308,23 +374,21 @@ class Command(BaseCommand):
         ).json()["results"]
         entries = [e for e in entries if e["memo"].endswith(f"order {demo.number}")]
         if demo.expected == "paid":
-            charge = payment.charge_id if payment else None
-            recorded = [
-                p
-                for p in znode.get("PaymentHistoryList") or []
-                if charge and p.get("TransactionReference") == charge
-            ]
-            znode_ok = znode.get("PaymentStatus") == "Captured" and len(recorded) == 1
+            charge_id = payment.charge_id if payment else None
+            rows = (znode.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
+            recorded = [p for p in rows if charge_id and p.get("TransactionReference") == charge_id]
+            znode_ok = (
+                znode.get("PaymentStatus") == "Captured"
+                and znode.get("TransactionId") == charge_id
+                and len(recorded) == 1
+            )
             erp_ok = (
                 len(entries) == 1
-                and entries[0]["external_reference"] == f"sale:{charge}"
+                and entries[0]["external_reference"] == f"sale:{charge_id}"
                 and Decimal(entries[0]["lines"][0]["debit"]) == demo.total
             )
         else:
-            znode_ok = (znode.get("PaymentStatus"), znode.get("OrderState")) == (
-                "Declined",
-                "FAILED",
-            )
+            znode_ok = znode.get("PaymentStatus") == "Declined"
             erp_ok = not entries  # nothing booked for a declined order
         return {"platform": platform_ok, "znode": znode_ok, "stripe": stripe_ok, "erp": erp_ok}
 

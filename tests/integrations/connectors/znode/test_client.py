@@ -414,7 +414,7 @@ def test_token_mode_sends_a_generated_token_and_basic(sandbox, shop):
         tokened = make_client(sandbox, name="tokened", token_auth=True)
         assert "SUBMITTED" in tokened.order_states()
         assert ApiCall.objects.filter(operation="znode.token.generate").count() == 1
-        sent = ApiCall.objects.filter(operation="znode.order_states").last()
+        sent = ApiCall.objects.get(operation="znode.order_states", connection=tokened.connection)
         assert "Token" in sent.request_headers and "Authorization" in sent.request_headers
     finally:
         shop.configure(token_auth=False)
