@@ -53,6 +53,17 @@ def _parse_timestamp(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# The id of the object an event is about, by EventModule (§7.2): an address event is
+# about the address (one user has several), not about its user.
+OBJECT_ID_FIELDS = {
+    "order": "OmsOrderId",
+    "user": "UserId",
+    "address": "AddressId",
+    "portal": "PortalId",
+    "product": "PimProductId",
+}
+
+
 def parse(body: bytes) -> ParsedEvent:
     data = load_json_object(body)
     event_id = data.get("EventId")
@@ -75,7 +86,8 @@ def parse(body: bytes) -> ParsedEvent:
     if not isinstance(payload, dict):
         raise WebhookPayloadError("EventPayload does not hold a JSON object")
     envelope = {k: v for k, v in data.items() if k != "EventPayload"}
-    object_id = payload.get("OmsOrderId") or payload.get("UserId") or data.get("EventDataId") or ""
+    id_field = OBJECT_ID_FIELDS.get(module.lower(), "")
+    object_id = (payload.get(id_field) if id_field else None) or data.get("EventDataId") or ""
     return ParsedEvent(
         external_id=str(event_id)[:255],
         event_type=f"{module}.{name}".lower(),

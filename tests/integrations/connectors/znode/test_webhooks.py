@@ -115,3 +115,19 @@ def test_erp_has_no_webhook_endpoint(client, erp_connection):
     response = client.post(erp_connection.webhook_path, data="{}", content_type="application/json")
     assert response.status_code == 404
     assert InboundEvent.objects.count() == 0
+
+
+def test_an_address_event_is_about_the_address_not_its_user():
+    """One user has several addresses (reference §6): keying address events by the
+    user id would merge changes to different rows."""
+    payload = znode_event(
+        module="Address",
+        name="Updated",
+        payload={"AddressId": 205, "UserId": 14, "Address1": "Torstrasse 10"},
+    )
+    parsed = parse(json.dumps(payload).encode())
+    assert (parsed.event_type, parsed.object_id) == ("address.updated", "205")
+    user = parse(
+        json.dumps(znode_event(module="User", name="Updated", payload={"UserId": 14})).encode()
+    )
+    assert user.object_id == "14"
