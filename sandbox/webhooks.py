@@ -54,13 +54,27 @@ class WebhookDispatcher:
         self.queue: queue.Queue[Delivery | None] = queue.Queue()
         self.held: list[Delivery] = []
         self.log: list[dict] = []  # delivery attempts, newest last (bounded)
+        self.timers: set[threading.Timer] = set()  # retries waiting for their delay
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"{name}-webhooks", daemon=True)
         self.thread.start()
 
     def reset(self) -> None:
+        """Forget endpoints, held deliveries and waiting retries: nothing emitted
+        before a reset reaches an endpoint registered after it."""
         with self.lock:
             self.endpoints, self.held, self.log = [], [], []
+            timers, self.timers = self.timers, set()
+        for timer in timers:
+            timer.cancel()
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # keep a stop request
+                self.queue.put(None)
+                break
 
     def add_endpoint(self, endpoint: Endpoint) -> None:
         with self.lock:
@@ -100,7 +114,9 @@ class WebhookDispatcher:
             self.queue.put(item)
 
     def pending(self) -> int:
-        return self.queue.qsize() + len(self.held)
+        with self.lock:
+            waiting = len(self.timers)
+        return self.queue.qsize() + len(self.held) + waiting
 
     def _run(self) -> None:
         while True:
@@ -143,7 +159,19 @@ class WebhookDispatcher:
             return
         if delivery.attempt <= len(self.retry_delays):
             delay = self.retry_delays[delivery.attempt - 1]
-            threading.Timer(delay, self.queue.put, args=(delivery,)).start()
+
+            def retry() -> None:
+                with self.lock:
+                    if timer not in self.timers:
+                        return  # canceled by a reset
+                    self.timers.discard(timer)
+                self.queue.put(delivery)
+
+            timer = threading.Timer(delay, retry)
+            timer.daemon = True
+            with self.lock:
+                self.timers.add(timer)
+            timer.start()
         else:
             logger.warning(
                 "sandbox %s webhook to %s gave up: %s", self.name, delivery.endpoint.url, status

@@ -38,5 +38,16 @@ class ZnodeConnector(Connector):
         return mapping.order_change_fingerprint(event_type, payload)
 
     def test_connection(self, connection: Connection) -> str:
+        from integrations.exceptions import DataError
+        from integrations.models import Integration
+        from integrations.registry import setup_problems
+
         states = ZnodeClient(connection).order_states()
+        problems = [
+            f"{integration.name}: {problem}"
+            for integration in Integration.objects.filter(znode=connection)
+            for problem in setup_problems(integration=integration)
+        ]
+        if problems:
+            raise DataError("Znode answered, but " + "; ".join(problems))
         return f"Znode answered; {len(states)} order states"

@@ -270,7 +270,7 @@ class Command(BaseCommand):
     # --- shoppers ----------------------------------------------------------------------------
     def place_orders(self, count: int, interval: float) -> list[DemoOrder]:
         placed = []
-        weights = [s[3] for s in SCENARIOS]
+        weights = [s[4] for s in SCENARIOS]
         for _ in range(count):
             token, user, setting, expected, _share = self.rng.choices(SCENARIOS, weights)[0]
             total = Decimal(self.rng.randrange(500, 25000)) / 100
