@@ -8,11 +8,12 @@ turn received rows into jobs.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -218,7 +219,24 @@ def _change_of(event: InboundEvent, parsed: ParsedEvent) -> ChangeFingerprint | 
     if event.source == EventSource.REPLAY:
         return None  # an operator's replay always runs its flows again
     connector = connectors.get(event.connection.kind)
-    return connector.change_fingerprint(event.event_type, parsed.payload)
+    try:
+        change = connector.change_fingerprint(event.event_type, parsed.payload)
+    except Exception:
+        # A connector bug must not stop the inbox: route as if there were no gate (at
+        # worst one job too many, never one too few).
+        logger.exception("integrations.inbox.fingerprint_failed event=%s", event.pk)
+        return None
+    if change is None:
+        return None
+    # Keep within the columns without merging two objects or two states.
+    if len(change.object_key) > 255:
+        digest = hashlib.sha256(change.object_key.encode()).hexdigest()
+        change = replace(change, object_key=f"{change.object_key[:190]}:{digest}")
+    if len(change.fingerprint) > 64:
+        change = replace(
+            change, fingerprint=hashlib.sha256(change.fingerprint.encode()).hexdigest()
+        )
+    return change
 
 
 def _lock_change(connection_id: int, object_key: str) -> RoutedChange:

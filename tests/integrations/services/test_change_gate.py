@@ -370,6 +370,48 @@ def test_stripe_events_are_not_gated(integration):
     assert RoutedChange.objects.count() == 0
 
 
+def deliver_order(connection, name: str, order: dict) -> None:
+    body = json.dumps(znode_event(name=name, payload=order)).encode()
+    inbox.inbox_event_receive(connection_obj=connection, parsed=parse(body), body=body, headers={})
+
+
+def test_a_failing_fingerprint_routes_the_event_instead_of_stopping_the_inbox(
+    integration, monkeypatch
+):
+    from integrations.connectors.znode.connector import ZnodeConnector
+
+    make_flow("order-updated", source="znode", event="order.updated", steps=[])
+
+    def broken(self, event_type, payload):
+        raise KeyError("OrderState")
+
+    monkeypatch.setattr(ZnodeConnector, "change_fingerprint", broken)
+    for _ in range(2):
+        deliver_order(integration.znode, "Updated", WEBHOOK_ORDER)
+    assert inbox_drain() == 2
+    assert Job.objects.count() == 2  # one too many, never one too few
+    assert RoutedChange.objects.count() == 0
+
+
+def test_long_keys_and_fingerprints_are_hashed_to_fit(integration, monkeypatch):
+    from integrations.connectors.base import ChangeFingerprint
+    from integrations.connectors.znode.connector import ZnodeConnector
+
+    make_flow("order-updated", source="znode", event="order.updated", steps=[])
+    monkeypatch.setattr(
+        ZnodeConnector,
+        "change_fingerprint",
+        lambda self, event_type, payload: ChangeFingerprint("order:" + "9" * 300, "f" * 100),
+    )
+    for _ in range(2):
+        deliver_order(integration.znode, "Updated", WEBHOOK_ORDER)
+    assert inbox_drain() == 2
+    assert Job.objects.count() == 1
+    change = RoutedChange.objects.get()
+    assert (len(change.object_key), len(change.fingerprint)) == (255, 64)
+    assert change.object_key.startswith("order:999")
+
+
 # --- concurrency --------------------------------------------------------------------------
 def race(drains: int, **kwargs) -> tuple[list[int], list[Exception]]:
     start = threading.Barrier(drains)
@@ -404,12 +446,10 @@ def test_two_drains_racing_on_one_change_make_one_job(integration, monkeypatch):
     make_flow("order-updated", source="znode", event="order.updated", steps=[])
     store = integration.znode
     monkeypatch.setattr(inbox, "_send_drain", lambda: None)  # the drains below race
-    body = json.dumps(znode_event(name="Created", payload=WEBHOOK_ORDER)).encode()
-    inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
+    deliver_order(store, "Created", WEBHOOK_ORDER)
     assert inbox_drain() == 1  # the order is known: its change row exists
     canceled = {**WEBHOOK_ORDER, "OrderState": "CANCELED", "OmsOrderStateId": 40}
-    body = json.dumps(znode_event(name="Updated", payload=canceled)).encode()
-    inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
+    deliver_order(store, "Updated", canceled)
     poll_shaped(store, {**LIST_ROW, "OrderState": "Canceled"}, 2)
     assert InboundEvent.objects.filter(status=EventStatus.RECEIVED).count() == 2
 
@@ -446,16 +486,12 @@ def test_drains_locking_the_same_orders_in_opposite_order_do_not_deadlock(integr
     monkeypatch.setattr(inbox, "_send_drain", lambda: None)
     orders = {n: {**WEBHOOK_ORDER, "OmsOrderId": n, "OrderNumber": f"ORD-{n}"} for n in (1, 2)}
 
-    def deliver(name: str, order: dict) -> None:
-        body = json.dumps(znode_event(name=name, payload=order)).encode()
-        inbox.inbox_event_receive(connection_obj=store, parsed=parse(body), body=body, headers={})
-
     for order in orders.values():
-        deliver("Created", order)
+        deliver_order(store, "Created", order)
     assert inbox_drain() == 2
     canceled = {n: {**o, "OrderState": "CANCELED"} for n, o in orders.items()}
     for n in (1, 2, 2, 1):  # one drain takes (1, 2), the other (2, 1)
-        deliver("Updated", canceled[n])
+        deliver_order(store, "Updated", canceled[n])
 
     real_verdict = inbox._verdict
 
