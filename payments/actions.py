@@ -231,7 +231,10 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
 
 def _find_customer(gateway: StripeGateway, user_id: int, email: str) -> str:
     """An existing Stripe customer for this Znode user: by our metadata, then by
-    email (only a customer that names no other Znode user). Empty when none."""
+    email (only a customer that names no other Znode user). Empty when none.
+
+    Callers that charge a saved card pass no email: anyone can type an email into a
+    checkout, so only our metadata may lead to someone's saved payment method."""
     try:
         found = gateway.customer_search(query=f"metadata['znode_user_id']:'{int(user_id)}'")
     except exc.NotFound:
@@ -268,7 +271,9 @@ def ensure_customer(
     if link:
         return {"customer": link.stripe_customer_id, "created": False}
     gateway = StripeGateway(ctx.connection("stripe"))
-    existing = _find_customer(gateway, user_id, email)
+    existing = _find_customer(
+        gateway, user_id, "" if collection_mode == CollectionMode.SAVED_METHOD else email
+    )
     if existing:
         CustomerLink.objects.get_or_create(
             integration=ctx.integration,
@@ -316,6 +321,11 @@ def _cannot_collect(ctx: ActionContext, order: Order, reason: str) -> CannotColl
 
 
 def _charge_outcome(charge: dict) -> str:
+    """PAID, AUTHORIZED, or why the charge cannot be adopted. A released
+    authorization or a refunded capture keeps ``status: succeeded``, so any refund
+    (a partial capture's released remainder included) is left to a person."""
+    if charge.get("refunded") or int(charge.get("amount_refunded") or 0) > 0:
+        return "refunded or released"
     if charge.get("status") == "succeeded" and charge.get("captured"):
         return PAID
     if charge.get("status") == "succeeded":
@@ -333,6 +343,10 @@ def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_
             order,
             f"its TransactionId {charge_id!r} is not a Stripe charge; Znode's payment app "
             "must authorize the card before the platform can capture it",
+        )
+    if Payment.objects.filter(charge_id=charge_id).exclude(order=order).exists():
+        raise _cannot_collect(
+            ctx, order, f"the charge {charge_id} already pays another order; never booked twice"
         )
     try:
         charge = StripeGateway(ctx.connection("stripe")).charge_retrieve(charge_id)
@@ -778,10 +792,14 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("capture", ctx.integration.name, order.order_number)
     if payment.adopted:
-        charge = gateway.charge_capture(
-            payment.charge_id, params={"amount": amount_minor}, idempotency_key=key
-        )
-        if not charge.get("captured"):
+        try:
+            charge = gateway.charge_capture(
+                payment.charge_id, params={"amount": amount_minor}, idempotency_key=key
+            )
+        except exc.BadRequest:
+            # Captured already (e.g. by Znode's own admin)? Then the money is in.
+            charge = gateway.charge_retrieve(payment.charge_id)
+        if not charge.get("captured") or charge.get("refunded"):
             raise exc.BusinessRuleError(f"Stripe did not capture {payment.charge_id}")
         received = int(charge.get("amount_captured") or amount_minor)
         with transaction.atomic():
@@ -800,11 +818,13 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
             "charge": payment.charge_id,
             "amount_received": received,
         }
-    captured = gateway.payment_intent_capture(
-        payment.payment_intent_id, params={"amount_to_capture": amount_minor}, idempotency_key=key
-    )
+    # The amount first: payment_intent.succeeded may be handled before this returns,
+    # and it checks what was received against the order.
     Order.objects.filter(pk=order.pk).update(
         amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+    )
+    captured = gateway.payment_intent_capture(
+        payment.payment_intent_id, params={"amount_to_capture": amount_minor}, idempotency_key=key
     )
     # payment_intent.succeeded follows and books it (re-read there).
     return {"action": "captured", "outcome": PENDING, "status": captured["status"]}
@@ -813,7 +833,10 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
 def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
-    if payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+    if payment and not payment.adopted and not (payment.payment_intent_id or "").startswith("pi_"):
+        # A decline recorded without a PaymentIntent: nothing to release in Stripe.
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+    elif payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
         if payment.adopted:
             # Releasing an uncaptured charge is a refund of it (Znode's own "void").
             gateway.refund_create(params={"charge": payment.charge_id}, idempotency_key=key)
@@ -855,7 +878,7 @@ def sync_order_change(
             raise exc.BusinessRuleError(
                 f"{order_number}: total changed while the payment is {payment.status}"
             )
-        if payment:
+        if payment and (payment.payment_intent_id or "").startswith("pi_"):
             # One key per Znode change: the same amount can come back later (20 → 25 →
             # 20 → 25) and must then be applied again, not replayed from the cache.
             change = ctx.event.external_id if ctx.event else f"job{ctx.job.pk}"

@@ -452,3 +452,46 @@ def test_happy_path_against_localstripe(live_server, sandbox, localstripe, trans
     assert znode_order["PaymentStatus"] == "Captured"
     assert len(ours(znode_order, charge)) == 1
     assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
+
+
+def _quarantined(number: str) -> Job:
+    return wait_for(
+        lambda: Job.objects.filter(
+            reference=number,
+            flow__key="order-created-collect-payment",
+            status=JobStatus.QUARANTINED,
+        ).first(),
+        message=f"{number} quarantined",
+    )
+
+
+def test_a_released_authorization_is_not_adopted(platform, sandbox):
+    """A released (refunded) authorization keeps status "succeeded" in Stripe; it
+    must not be adopted as money that can be captured."""
+    client = stripe_client(sandbox)
+    charge = client.v1.charges.create(
+        params={"amount": 3000, "currency": "usd", "source": "tok_visa", "capture": False}
+    )
+    client.v1.refunds.create(params={"charge": charge.id})
+    placed = platform.shop.place_order(
+        total="30.00", payment_setting_id=7, transaction_id=charge.id
+    )
+    job = _quarantined(placed["OrderNumber"])
+    assert "is refunded or released" in job.last_error
+    assert not Order.objects.get(order_number=placed["OrderNumber"]).payments.exists()
+
+
+def test_one_charge_never_pays_two_orders(platform, sandbox):
+    first = platform.shop.place_order(total="25.00", card="pm_card_visa", payment_setting_id=7)
+    wait_for(
+        lambda: Order.objects.filter(
+            order_number=first["OrderNumber"], state=OrderState.AUTHORIZED
+        ).exists(),
+        message="first adopted",
+    )
+    copy = platform.shop.place_order(
+        total="25.00", payment_setting_id=7, transaction_id=first["TransactionId"]
+    )
+    job = _quarantined(copy["OrderNumber"])
+    assert "already pays another order" in job.last_error
+    assert not Order.objects.get(order_number=copy["OrderNumber"]).payments.exists()
