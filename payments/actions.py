@@ -250,6 +250,16 @@ def _find_customer(gateway: StripeGateway, user_id: int, email: str) -> str:
     return ""
 
 
+def _link_customer(ctx: ActionContext, user_id: int, customer_id: str, email: str) -> None:
+    from customers.models import CustomerLink
+
+    CustomerLink.objects.get_or_create(
+        integration=ctx.integration,
+        znode_user_id=user_id,
+        defaults={"stripe_customer_id": customer_id, "email": email[:512]},
+    )
+
+
 @action("payments.ensure_customer", description="Find or create the Stripe customer.")
 def ensure_customer(
     *,
@@ -275,11 +285,7 @@ def ensure_customer(
         gateway, user_id, "" if collection_mode == CollectionMode.SAVED_METHOD else email
     )
     if existing:
-        CustomerLink.objects.get_or_create(
-            integration=ctx.integration,
-            znode_user_id=user_id,
-            defaults={"stripe_customer_id": existing, "email": email[:512]},
-        )
+        _link_customer(ctx, user_id, existing, email)
         return {"customer": existing, "created": False}
     # The create carries only what is the same for every order of this user, so two
     # concurrent first orders send identical requests under the same key; the
@@ -302,11 +308,7 @@ def ensure_customer(
             params=details,
             idempotency_key=ctx.idempotency_key("customer-details", customer["id"], digest),
         )
-    CustomerLink.objects.get_or_create(
-        integration=ctx.integration,
-        znode_user_id=user_id,
-        defaults={"stripe_customer_id": customer["id"], "email": email[:512]},
-    )
+    _link_customer(ctx, user_id, customer["id"], email)
     return {"customer": customer["id"], "created": True}
 
 

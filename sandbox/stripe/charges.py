@@ -432,10 +432,14 @@ class ChargesMixin:
             "wallet": None,
         }
 
-    def _charge_card_error(self, charge: dict, decline: Decline) -> StripeError:
+    def _charge_card_error(self, charge: dict, decline: Decline, **objects: dict) -> StripeError:
+        """The 402 card error Stripe answers for a declined charge; ``objects`` are
+        the rendered objects it also carries (a PaymentIntent's decline names the
+        PaymentIntent and its payment method)."""
         call = getattr(self, "call", None)
         extra = {
             "charge": charge["id"],
+            **objects,
             "request_log_url": f"https://dashboard.stripe.com/test/logs/{call.request_id}"
             if call
             else None,

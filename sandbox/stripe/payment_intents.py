@@ -416,25 +416,11 @@ class PaymentIntentsMixin:
         self.emit("payment_intent.payment_failed", pi)
 
     def _card_error(self, pi: dict, charge: dict, pm: dict) -> StripeError:
-        decline = self.decline_for(pm)
-        extra = {
-            "charge": charge["id"],
-            "payment_intent": self.render(pi),
-            "payment_method": self.render(pm),
-            "request_log_url": f"https://dashboard.stripe.com/test/logs/{self.call.request_id}"
-            if getattr(self, "call", None)
-            else None,
-        }
-        if decline.advice_code:
-            extra["advice_code"] = decline.advice_code
-        return StripeError(
-            402,
-            decline.message,
-            type="card_error",
-            code=decline.code,
-            param=decline.param,
-            decline_code=decline.decline_code,
-            extra=extra,
+        return self._charge_card_error(
+            charge,
+            self.decline_for(pm),
+            payment_intent=self.render(pi),
+            payment_method=self.render(pm),
         )
 
     def _keep_or_consume(self, pi: dict, pm: dict) -> None:

@@ -346,6 +346,11 @@ class ZnodeClient:
             raise exc.ConnectorUnavailable(f"{operation}: Znode answered {status} without JSON")
         return body
 
+    def _get_write(self, path: str, *, operation: str, refused: str) -> None:
+        """One of 9.x's GET routes that write (path values, a TrueFalseResponse)."""
+        if not self._is_success(self.request("GET", path, operation=operation)):
+            raise exc.BusinessRuleError(refused)
+
     @staticmethod
     def _is_success(body: dict[str, Any] | None) -> bool:
         if not body:
@@ -542,33 +547,27 @@ class ZnodeClient:
         current = self.get_order(order_id, expand=())
         if str(current.get("TransactionId") or "") == transaction_id:
             return False
-        body = self.request(
-            "GET",
+        self._get_write(
             f"orders/updateordertransactionid/{int(order_id)}/{_path(transaction_id)}",
             operation="znode.order.update_transaction_id",
+            refused=f"Znode did not store transaction id for {order_id}",
         )
-        if not self._is_success(body):
-            raise exc.BusinessRuleError(f"Znode did not store transaction id for {order_id}")
         return True
 
     def update_tracking_number(self, *, order_id: int, tracking_number: str) -> None:
-        body = self.request(
-            "GET",
+        self._get_write(
             f"orders/updatetrackingnumber/{int(order_id)}/{_path(tracking_number)}",
             operation="znode.order.update_tracking",
+            refused=f"Znode did not store tracking number for {order_id}",
         )
-        if not self._is_success(body):
-            raise exc.BusinessRuleError(f"Znode did not store tracking number for {order_id}")
 
     def update_payment_status(self, *, order_id: int, status_name: str) -> None:
         row = self.state("payment", status_name)
-        body = self.request(
-            "GET",
+        self._get_write(
             f"orders/updateorderpaymentstatus/{int(order_id)}/{_path(row['Name'])}",
             operation="znode.order.update_payment_status",
+            refused=f"Znode did not set payment status {status_name}",
         )
-        if not self._is_success(body):
-            raise exc.BusinessRuleError(f"Znode did not set payment status {status_name}")
 
     def local_time(self, moment: datetime) -> str:
         """A moment as Znode wants it: store-local wall time, no offset (§2.2)."""
