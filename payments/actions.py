@@ -30,7 +30,7 @@ from integrations.connectors.erp.client import erp_client
 from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
-from integrations.connectors.znode.client import ZnodeClient, history_rows, matching_rows
+from integrations.connectors.znode.client import ZnodeClient
 from integrations.mapping import apply_transform
 from integrations.registry import action
 from integrations.runtime import ActionContext
@@ -501,6 +501,8 @@ def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: A
     result = _create_intent(ctx, order, customer=customer, method="")
     if result["outcome"] != PENDING:
         return result
+    # Re-read for the client secret rather than pass it along: step outputs are
+    # stored on the job, and the secret must not be.
     intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(
         result["payment_intent"]
     )
@@ -648,16 +650,17 @@ def _record_in_znode(
 ) -> bool:
     """The payment record, exactly once for ours, never dropping someone else's."""
     payment = order.payments.filter(charge_id=charge).order_by("id").first()
-    baseline = payment.znode_history_baseline if payment else None
-    if payment is not None and baseline is None:
-        baseline = matching_rows(
-            history_rows(znode.get_order(order.znode_order_id, expand=())), amount, status
-        )
+
+    def baseline(now: int) -> int:
+        """Matching history rows before our first try: the first count seen, kept."""
+        if payment is None:
+            return now
         Payment.objects.filter(pk=payment.pk, znode_history_baseline__isnull=True).update(
-            znode_history_baseline=baseline
+            znode_history_baseline=now
         )
-        payment.refresh_from_db()
-        baseline = payment.znode_history_baseline
+        payment.refresh_from_db(fields=["znode_history_baseline"])
+        return payment.znode_history_baseline
+
     return znode.record_payment(
         order_id=order.znode_order_id,
         transaction_reference=charge,

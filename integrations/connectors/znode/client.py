@@ -26,7 +26,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -589,16 +589,17 @@ class ZnodeClient:
         payment_setting_id: int,
         transaction_date: datetime,
         remaining_amount: Decimal = Decimal(0),
-        baseline: int | None = None,
+        baseline: Callable[[int], int] | None = None,
     ) -> bool:
         """Add a payment record once. Returns False when it was already there.
 
         ``order/saveorderpaymentdetail`` always inserts (§12), so the history is read
         first. Rows normally carry ``TransactionReference`` and ours is found by it.
-        Some 9.x builds leave it out of the model; then ``baseline`` (how many rows of
-        this amount and status the order had before our first try, persisted by the
-        caller) tells ours from a customer's genuine second payment of the same amount:
-        the write is ours when there are more such rows than the baseline.
+        Some 9.x builds leave it out of the model; then ``baseline`` tells ours from a
+        customer's genuine second payment of the same amount: given how many rows of
+        this amount and status the order has now, it returns how many it had before
+        our first try (the caller persists the first count it is given). The write is
+        ours when there are more such rows than that.
         """
         if len(transaction_reference) > TRANSACTION_REFERENCE_LIMIT:
             raise exc.DataError(f"transaction reference over 50 chars: {transaction_reference}")
@@ -606,8 +607,10 @@ class ZnodeClient:
         if history_has_references(history):
             if any(str(r.get("TransactionReference")) == transaction_reference for r in history):
                 return False
-        elif baseline is not None and matching_rows(history, amount, status) > baseline:
-            return False
+        elif baseline is not None:
+            now = matching_rows(history, amount, status)
+            if now > baseline(now):
+                return False
         body = self.request(
             "POST",
             "order/saveorderpaymentdetail",
