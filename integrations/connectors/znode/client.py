@@ -38,6 +38,7 @@ from integrations import exceptions as exc
 from integrations.http import error_for_status, http_request, parse_retry_after
 from integrations.jsonutil import dumps_exact
 from integrations.redaction import redact_text
+from integrations.settings_schema import connection_setting
 from integrations.throttle import throttle
 
 if TYPE_CHECKING:
@@ -55,11 +56,37 @@ VOCABULARY_TTL = 300.0
 # 5 InvalidData, 6 NotFound, 7 NotPermitted, 8 IdLessThanOne, 301 ...) are business.
 TRANSIENT_ERROR_CODES = frozenset({9})
 
+# kind → (route, operation, list property, name column, id column) of a state list.
+VOCABULARIES = {
+    "order": (
+        "orderstate/list",
+        "znode.order_states",
+        "OrderStates",
+        "OrderStateName",
+        "OmsOrderStateId",
+    ),
+    "payment": (
+        "orders/getpaymentstatelist",
+        "znode.payment_states",
+        "PaymentStateList",
+        "Name",
+        "OmsPaymentStateId",
+    ),
+    "return": (
+        "rmareturn/getreturnstatuslist",
+        "znode.return_states",
+        "ReturnStates",
+        "ReturnStateName",
+        "RmaReturnStateId",
+    ),
+}
+
 _tokens: dict[int, tuple[str, float]] = {}
 _api_tokens: dict[int, tuple[str, float]] = {}
-# token/generatetoken tokens live TokenExpirationTime minutes (10 in the shipped
-# config, reference §1.2); we renew well before that, and once more on a 401.
-API_TOKEN_TTL = 300.0
+# token/generatetoken answers no lifetime; tokens live TokenExpirationTime minutes (10
+# in the shipped config, reference §1.2). Assume half of that (renewed a minute before,
+# and once more on a 401).
+API_TOKEN_LIFETIME = 300.0
 _vocabularies: dict[tuple[int, str], tuple[dict[str, dict], float]] = {}
 _cache_lock = threading.Lock()
 
@@ -192,18 +219,29 @@ class ZnodeClient:
             )
         return "Basic " + base64.b64encode(f"{domain}|{key}".encode()).decode()
 
-    def _bearer(self, *, renew: bool = False) -> str:
+    def _cached_token(
+        self,
+        store: dict[int, tuple[str, float]],
+        fetch: Callable[[], tuple[str, float]],
+        *,
+        renew: bool,
+    ) -> str:
+        """A token from ``store``, or a new one from ``fetch`` (token, seconds it
+        lives); refreshed a little before expiry so an in-flight call never carries a
+        dead token."""
         now = time.time()
         with _cache_lock:
-            cached = _tokens.get(self.connection.pk)
+            cached = store.get(self.connection.pk)
         if cached and not renew and cached[1] > now:
-            return f"Bearer {cached[0]}"
-        token, expires_in = self._fetch_token()
-        # Refresh a little before expiry so an in-flight call never carries a dead token.
+            return cached[0]
+        token, expires_in = fetch()
         margin = min(60.0, expires_in / 5)
         with _cache_lock:
-            _tokens[self.connection.pk] = (token, now + expires_in - margin)
-        return f"Bearer {token}"
+            store[self.connection.pk] = (token, now + expires_in - margin)
+        return token
+
+    def _bearer(self, *, renew: bool = False) -> str:
+        return "Bearer " + self._cached_token(_tokens, self._fetch_token, renew=renew)
 
     def _fetch_token(self) -> tuple[str, float]:
         token_url = self.settings.get("token_url") or f"{self.base}/oauth/token"
@@ -233,15 +271,9 @@ class ZnodeClient:
     def uses_api_token(self) -> bool:
         """EnableTokenBasedAuthorization (reference §1.2): a ``Token`` header from
         ``token/generatetoken`` on every call, and the Basic header still."""
-        value = self.settings.get("token_auth", False)
-        return value is True or str(value).lower() in ("1", "true", "yes")
+        return bool(connection_setting(self.connection, "token_auth"))
 
-    def _api_token(self, *, renew: bool = False) -> str:
-        now = time.time()
-        with _cache_lock:
-            cached = _api_tokens.get(self.connection.pk)
-        if cached and not renew and cached[1] > now:
-            return cached[0]
+    def _fetch_api_token(self) -> tuple[str, float]:
         throttle(self.connection)
         response = http_request(
             self.connection,
@@ -256,9 +288,7 @@ class ZnodeClient:
         token = body.get("Response")
         if response.status_code != 200 or not token:
             raise exc.Unauthorized("Znode token/generatetoken answered without a token")
-        with _cache_lock:
-            _api_tokens[self.connection.pk] = (str(token), now + API_TOKEN_TTL)
-        return str(token)
+        return str(token), API_TOKEN_LIFETIME
 
     def _headers(self, *, renew: bool = False) -> dict[str, str]:
         headers = {
@@ -266,7 +296,7 @@ class ZnodeClient:
             "Authorization": self._bearer(renew=renew) if self.uses_oauth else self._basic(),
         }
         if self.uses_api_token:
-            headers["Token"] = self._api_token(renew=renew)
+            headers["Token"] = self._cached_token(_api_tokens, self._fetch_api_token, renew=renew)
         if store := self.settings.get("store_domain"):
             headers["Znode-DomainName"] = str(store)
         if user := self.settings.get("acting_user_id"):
@@ -371,32 +401,12 @@ class ZnodeClient:
             cached = _vocabularies.get(key)
         if cached and cached[1] > now and not fresh:
             return cached[0]
-        params = build_params(fresh=True) if fresh else None
-        if kind == "order":
-            body = self.request(
-                "GET", "orderstate/list", operation="znode.order_states", params=params
-            )
-            rows = (body or {}).get("OrderStates") or []
-            names = {
-                str(r["OrderStateName"]).upper(): {"id": r["OmsOrderStateId"], **r} for r in rows
-            }
-        elif kind == "payment":
-            body = self.request(
-                "GET", "orders/getpaymentstatelist", operation="znode.payment_states", params=params
-            )
-            rows = (body or {}).get("PaymentStateList") or []
-            names = {str(r["Name"]).upper(): {"id": r["OmsPaymentStateId"], **r} for r in rows}
-        else:
-            body = self.request(
-                "GET",
-                "rmareturn/getreturnstatuslist",
-                operation="znode.return_states",
-                params=params,
-            )
-            rows = (body or {}).get("ReturnStates") or []
-            names = {
-                str(r["ReturnStateName"]).upper(): {"id": r["RmaReturnStateId"], **r} for r in rows
-            }
+        path, operation, list_key, name_key, id_key = VOCABULARIES[kind]
+        body = self.request(
+            "GET", path, operation=operation, params=build_params(fresh=True) if fresh else None
+        )
+        rows = (body or {}).get(list_key) or []
+        names = {str(r[name_key]).upper(): {"id": r[id_key], **r} for r in rows}
         with _cache_lock:
             _vocabularies[key] = (names, now + VOCABULARY_TTL)
         return names
