@@ -34,9 +34,11 @@ from integrations.connectors.znode.client import ZnodeClient
 from integrations.mapping import apply_transform
 from integrations.registry import action
 from integrations.runtime import ActionContext
+from integrations.settings_schema import integration_setting
 from payments import money
 from payments.choices import CollectionMode, OrderState, PaymentStatus
 from payments.models import Order, Payment
+from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
@@ -52,8 +54,10 @@ PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED = (
 )
 
 
-def _settings(ctx: ActionContext) -> dict[str, Any]:
-    return (ctx.integration.settings or {}) if ctx.integration else {}
+def _setting(ctx: ActionContext, name: str) -> Any:
+    """A typed integration setting (payments/settings.py declares them and their
+    defaults)."""
+    return integration_setting(ctx.integration, name)
 
 
 def _status(ctx: ActionContext, table: str, outcome: str) -> str:
@@ -111,34 +115,21 @@ def _address(raw: dict | None) -> dict[str, str]:
     return {k: v for k, v in result.items() if v}
 
 
-# Znode states an order can be in while it waits for its money. Only from these does a
-# payment outcome move the order state: an order already shipped stays shipped.
-BEFORE_PAYMENT_STATES = (
-    "SUBMITTED",
-    "PENDING PAYMENT",
-    "PENDING APPROVAL",
-    "IN REVIEW",
-    "FAILED",
-)
-
-
 def _before_payment(ctx: ActionContext, znode: ZnodeClient, order: Order) -> bool:
-    names = _settings(ctx).get("znode_states_before_payment") or BEFORE_PAYMENT_STATES
+    """Only from these states does a payment outcome move the order state: an order
+    already shipped stays shipped."""
+    names = _setting(ctx, "znode_states_before_payment") or BEFORE_PAYMENT_STATES
     current = str(
         znode.get_order(order.znode_order_id, expand=("omsorderstate",)).get("OrderState")
     )
     return current.upper() in {n.upper() for n in names}
 
 
-def _collection(settings: dict[str, Any], setting_id: int | None) -> tuple[str, bool]:
+def _collection(ctx: ActionContext, setting_id: int | None) -> tuple[str, bool]:
     """(collection mode, capture on shipment) for a Znode payment setting."""
-    modes = {str(k): v for k, v in (settings.get("collection_modes") or {}).items()}
-    mode = modes.get(str(setting_id), CollectionMode.NOT_OURS)
-    if mode not in CollectionMode.values:
-        raise exc.DataError(f"collection_modes: {mode!r} for payment setting {setting_id}")
-    manual = {int(s) for s in settings.get("manual_capture_payment_settings") or []}
-    capture_later = mode == CollectionMode.ADOPT or (setting_id in manual)
-    return mode, capture_later
+    mode = _setting(ctx, "collection_modes").get(str(setting_id), CollectionMode.NOT_OURS)
+    manual = setting_id in _setting(ctx, "manual_capture_payment_settings")
+    return mode, mode == CollectionMode.ADOPT or manual
 
 
 def _set_state(ctx: ActionContext, znode: ZnodeClient, order: Order, outcome: str) -> str:
@@ -181,7 +172,7 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         raise exc.DataError(f"order {raw.get('OrderNumber')}: {error}") from error
     total = Decimal(raw["Total"]) if not isinstance(raw["Total"], Decimal) else raw["Total"]
     setting_id = raw.get("PaymentSettingId")
-    mode, capture_later = _collection(_settings(ctx), setting_id)
+    mode, capture_later = _collection(ctx, setting_id)
     tracking = str(raw.get("TrackingNumber") or "")
     with transaction.atomic():
         order, _ = Order.objects.select_for_update().get_or_create(
@@ -431,7 +422,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         ),
         "capture_method": "manual" if order.capture_on_shipment else "automatic",
     }
-    if _settings(ctx).get("stripe_description", True):
+    if _setting(ctx, "stripe_description"):
         params["description"] = f"Order {order.order_number}"
     if method:
         params.update(payment_method=method, confirm=True, off_session=True)
@@ -487,7 +478,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
 def _collect_saved(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
     method = _saved_method(ctx, customer)
     if not method:
-        if _settings(ctx).get("saved_method_fallback") == CollectionMode.CUSTOMER_COMPLETES:
+        if _setting(ctx, "saved_method_fallback") == CollectionMode.CUSTOMER_COMPLETES:
             return _collect_customer(ctx, order, customer=customer)
         raise _cannot_collect(
             ctx,
@@ -667,7 +658,7 @@ def _record_in_znode(
         amount=amount,
         status=status,
         payment_setting_id=int(
-            order.znode_payment_setting_id or _settings(ctx).get("znode_payment_setting_id", 0) or 0
+            order.znode_payment_setting_id or _setting(ctx, "znode_payment_setting_id") or 0
         ),
         transaction_date=timezone.now(),
         baseline=baseline,
@@ -715,7 +706,7 @@ def erp_post_sale(
     if ctx.integration.erp_id is None:
         return {"skipped": "no ERP connection"}
     order = _order(ctx, order_number)
-    accounts = {"clearing": "1150", "sales": "4000", **_settings(ctx).get("gl_accounts", {})}
+    accounts = {**GL_ACCOUNTS, **_setting(ctx, "gl_accounts")}
     amount = str(money.from_minor_units(amount_received or order.amount_minor, order.currency))
     # The date comes from the event, so a retry after midnight sends the same entry.
     when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()

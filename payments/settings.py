@@ -9,7 +9,10 @@ from __future__ import annotations
 from integrations.settings_schema import Setting, register_integration_settings
 
 COLLECTION_MODES = ("adopt", "customer", "saved_method")
+# Znode states an order can be in while it waits for its money.
 BEFORE_PAYMENT_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN REVIEW", "FAILED"]
+# Accounts a stored gl_accounts does not name keep these.
+GL_ACCOUNTS = {"clearing": "1150", "sales": "4000"}
 
 register_integration_settings(
     Setting(
@@ -56,7 +59,7 @@ register_integration_settings(
     Setting(
         "gl_accounts",
         "dict[str,str]",
-        {"clearing": "1150", "sales": "4000"},
+        GL_ACCOUNTS,
         "GL account numbers of the ERP journal entries, by role (clearing, sales, ...).",
     ),
     Setting(

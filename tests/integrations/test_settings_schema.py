@@ -285,10 +285,12 @@ def test_stripe_and_erp_defaults_are_the_clients():
 
 
 def test_payments_defaults_are_the_actions():
-    from payments import actions
+    from payments import settings as payments_settings
 
     schema = integration_schema()
-    assert schema.value({}, "znode_states_before_payment") == list(actions.BEFORE_PAYMENT_STATES)
+    assert schema.value({}, "znode_states_before_payment") == list(
+        payments_settings.BEFORE_PAYMENT_STATES
+    )
     assert schema.value({}, "gl_accounts") == {"clearing": "1150", "sales": "4000"}
     assert schema.value({}, "stripe_description") is True
     assert schema.value({}, "saved_method_fallback") == "none"
