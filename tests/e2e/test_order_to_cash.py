@@ -18,7 +18,7 @@ from integrations.models import ApiCall, Job
 from payments.choices import OrderState
 from payments.models import Order
 from tests.e2e.conftest import saved_card_customer, stripe_client, wait_for
-from tests.support.shop import LINK_PAYMENT_SETTING_ID, SAVED_PAYMENT_SETTING_ID
+from tests.support.shop import LINK_PAYMENT_SETTING_ID, SAVED_PAYMENT_SETTING_ID, payment_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
 
@@ -41,15 +41,6 @@ def erp_entries(sandbox, reference=None):
         timeout=10,
     )
     return response.json()["results"]
-
-
-def history(znode_order: dict) -> list[dict]:
-    """Rows of the PaymentHistoryList list model (§3.3)."""
-    return (znode_order.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
-
-
-def ours(znode_order: dict, charge: str) -> list[dict]:
-    return [p for p in history(znode_order) if p.get("TransactionReference") == charge]
 
 
 def test_stock_card_order_is_adopted_then_captured_on_shipment(platform, sandbox):
@@ -86,7 +77,7 @@ def test_stock_card_order_is_adopted_then_captured_on_shipment(platform, sandbox
     assert znode["TrackingNumber"] == "1ZSTOCK"
     assert znode["PaymentStatus"] == "Captured"
     assert znode["TransactionId"] == charge_id
-    assert len(ours(znode, charge_id)) == 1
+    assert len(payment_rows(znode, charge_id)) == 1
     entries = erp_entries(sandbox, f"sale:{charge_id}")
     assert len(entries) == 1
     assert [line["debit"] for line in entries[0]["lines"]] == ["42.50", "0"]
@@ -110,7 +101,10 @@ def test_a_lowered_total_is_captured_lowered(platform, sandbox):
     flow_done(number, "order-updated-sync-payment")
     entry = erp_entries(sandbox, f"sale:{placed['TransactionId']}")[0]
     assert entry["lines"][0]["debit"] == "80.00"
-    assert ours(platform.shop.order(number), placed["TransactionId"])[0]["Amount"] in (80, "80")
+    assert payment_rows(platform.shop.order(number), placed["TransactionId"])[0]["Amount"] in (
+        80,
+        "80",
+    )
 
 
 def test_saved_card_order_is_paid_off_session(platform, sandbox, admin_client):
@@ -132,7 +126,7 @@ def test_saved_card_order_is_paid_off_session(platform, sandbox, admin_client):
     assert znode["OrderState"] == "SUBMITTED"  # the shipped table leaves the state alone
     assert znode["PaymentStatus"] == "Captured"
     assert znode["TransactionId"] == payment.charge_id
-    assert len(ours(znode, payment.charge_id)) == 1
+    assert len(payment_rows(znode, payment.charge_id)) == 1
     entries = erp_entries(sandbox, f"sale:{payment.charge_id}")
     assert len(entries) == 1
     assert [line["debit"] for line in entries[0]["lines"]] == ["42.50", "0"]
@@ -284,7 +278,7 @@ def test_znode_outage_during_the_status_update(platform, sandbox):
     znode = platform.shop.order(number)
     assert znode["PaymentStatus"] == "Captured"
     charge = Order.objects.get(order_number=number).payments.get().charge_id
-    assert len(ours(znode, charge)) == 1
+    assert len(payment_rows(znode, charge)) == 1
 
 
 def test_stock_store_under_after_commit_faults_on_every_znode_write(platform, sandbox):
@@ -348,7 +342,7 @@ def test_stock_store_under_after_commit_faults_on_every_znode_write(platform, sa
     flow_done(number, "order-updated-sync-payment")
     znode = platform.shop.order(number)
     charge_id = placed["TransactionId"]
-    assert len(ours(znode, charge_id)) == 1
+    assert len(payment_rows(znode, charge_id)) == 1
     assert len(erp_entries(sandbox, f"sale:{charge_id}")) == 1
     assert znode["TrackingNumber"] == "1ZFAULTS"
     assert znode["PaymentStatus"] == "Captured"
@@ -373,7 +367,7 @@ def test_duplicate_and_reordered_stripe_webhooks_change_nothing_twice(platform, 
     assert Job.objects.filter(reference=number, flow__key="payment-succeeded").count() == 1
     charge = Order.objects.get(order_number=number).payments.get().charge_id
     assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
-    assert len(ours(platform.shop.order(number), charge)) == 1
+    assert len(payment_rows(platform.shop.order(number), charge)) == 1
 
 
 def test_happy_path_against_localstripe(live_server, sandbox, localstripe, transactional_db):
@@ -455,7 +449,7 @@ def test_happy_path_against_localstripe(live_server, sandbox, localstripe, trans
     assert charge.startswith("ch_")
     znode_order = shop.order(number)
     assert znode_order["PaymentStatus"] == "Captured"
-    assert len(ours(znode_order, charge)) == 1
+    assert len(payment_rows(znode_order, charge)) == 1
     assert len(erp_entries(sandbox, f"sale:{charge}")) == 1
 
 

@@ -16,6 +16,13 @@ PURCHASE_ORDER_SETTING_ID = 2
 STORE_TIMEZONE = "America/Chicago"  # the sandbox store's clock (dates carry no offset)
 
 
+def payment_rows(order: dict, reference: str | None = None) -> list[dict]:
+    """Rows of an order's PaymentHistoryList, a list model (znode-api.md §3.3); only
+    those of ``reference`` when given."""
+    rows = (order.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
+    return [r for r in rows if reference is None or r.get("TransactionReference") == reference]
+
+
 class Shop:
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/") + "/_test"

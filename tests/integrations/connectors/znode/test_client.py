@@ -16,6 +16,7 @@ from tests.support.shop import (
     STORE_DOMAIN,
     STRIPE_PAYMENT_SETTING_ID,
     Shop,
+    payment_rows,
     store_connection,
 )
 
@@ -203,12 +204,11 @@ def record(znode, order_id, reference="ch_123", baseline=None):
 
 
 def history(shop, number):
-    """The rows of the PaymentHistoryList list model (§3.3)."""
-    return (shop.order(number).get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
+    return payment_rows(shop.order(number))
 
 
 def payments(shop, number, reference="ch_123"):
-    return [row for row in history(shop, number) if row.get("TransactionReference") == reference]
+    return payment_rows(shop.order(number), reference)
 
 
 def test_payment_record_is_written_once(znode, shop):

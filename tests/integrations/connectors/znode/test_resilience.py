@@ -8,7 +8,7 @@ from django.utils import timezone
 from integrations.choices import JobStatus
 from integrations.models import ApiCall, Flow, FlowStep, Integration, Job, Mapping, MappingField
 from integrations.services import jobs as job_services
-from tests.support.shop import Shop, store_connection
+from tests.support.shop import Shop, payment_rows, store_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -87,11 +87,7 @@ def test_writes_land_exactly_once_through_faults(sandbox, stripe_connection):
     for order in orders:
         stored = shop.order(order["OrderNumber"])
         reference = f"ch_{order['OrderNumber']}"
-        history = [
-            p
-            for p in (stored.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
-            if p.get("TransactionReference") == reference
-        ]
+        history = payment_rows(stored, reference)
         assert len(history) == 1, order["OrderNumber"]
         assert stored["PaymentStatus"] == "Captured"
         assert stored["OrderState"] == "IN REVIEW"
