@@ -326,19 +326,19 @@ def test_stock_store_under_after_commit_faults_on_every_znode_write(platform, sa
         ),
         message="the shipment's first attempt",
     )
-    for _ in range(80):
-        if settled():
-            break
-        for job in Job.objects.filter(reference=number, status=JobStatus.QUARANTINED):
-            job_requeue(job=job, note="the test's operator retries")
-        _run_due_jobs()
+
+    def operate(rounds: int) -> None:
+        """An operator retries what was quarantined; due retries run."""
+        for _ in range(rounds):
+            if settled():
+                return
+            for job in Job.objects.filter(reference=number, status=JobStatus.QUARANTINED):
+                job_requeue(job=job, note="the test's operator retries")
+            _run_due_jobs()
+
+    operate(80)
     sandbox.set_faults("znode", error_after_write_rate=0.0)
-    for _ in range(5):
-        if settled():
-            break
-        for job in Job.objects.filter(reference=number, status=JobStatus.QUARANTINED):
-            job_requeue(job=job, note="the test's operator retries")
-        _run_due_jobs()
+    operate(5)
     flow_done(number, "order-updated-sync-payment")
     znode = platform.shop.order(number)
     charge_id = placed["TransactionId"]

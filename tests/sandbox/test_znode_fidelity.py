@@ -18,7 +18,7 @@ import requests
 import stripe
 
 from tests.sandbox.test_stripe import make_client
-from tests.sandbox.test_znode_helpers import ALL_EXPANDS, BASE_FIELDS, Zn, body
+from tests.sandbox.test_znode_helpers import ALL_EXPANDS, BASE_FIELDS, MODEL_BASE, Zn, body
 from tests.support.shop import (
     LINK_PAYMENT_SETTING_ID,
     SAVED_PAYMENT_SETTING_ID,
@@ -28,18 +28,6 @@ from tests.support.shop import (
     Shop,
 )
 
-MODEL_BASE = {
-    "CreatedBy",
-    "CreatedDate",
-    "ModifiedBy",
-    "ModifiedDate",
-    "ActionMode",
-    "Custom1",
-    "Custom2",
-    "Custom3",
-    "Custom4",
-    "Custom5",
-}
 HISTORY_ROW = {
     "OrderPaymentId",
     "OmsOrderId",

@@ -16,12 +16,8 @@ STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
 OUTLET_DOMAIN = "sandbox-outlet.local"
 OUTLET_KEY = "c4d9e8f7-1a2b-4c3d-8e5f-6a7b8c9d0e1f"
 MIN_DATE = "0001-01-01T00:00:00"
-BASE_FIELDS = {
-    "ErrorCode",
-    "ErrorMessage",
-    "HasError",
-    "CustomModelState",
-    "ErrorDetailList",
+# BaseModel's properties (reference §2.2); BaseResponse extends BaseModel.
+MODEL_BASE = {
     "CreatedBy",
     "CreatedDate",
     "ModifiedBy",
@@ -33,6 +29,13 @@ BASE_FIELDS = {
     "Custom4",
     "Custom5",
 }
+BASE_FIELDS = {
+    "ErrorCode",
+    "ErrorMessage",
+    "HasError",
+    "CustomModelState",
+    "ErrorDetailList",
+} | MODEL_BASE
 ALL_EXPANDS = "omsorderstate,omspaymentstate,paymenttype,orderlineitems,ordernotes"
 
 
