@@ -102,36 +102,17 @@ class RefundsMixin:
             + (f" ({charge['description']})" if charge["description"] else ""),
             available_now=True,
         )
-        refund = {
-            "id": refund_id,
-            "object": "refund",
-            "amount": amount,
-            "balance_transaction": txn["id"],
-            "charge": charge["id"],
-            "created": self.now(),
-            "currency": charge["currency"],
-            "destination_details": {
-                "card": {
-                    "reference": None,
-                    "reference_status": "pending",
-                    "reference_type": "acquirer_reference_number",
-                    "type": "refund",
-                },
-                "type": "card",
-            },
-            "metadata": metadata,
-            "payment_intent": charge["payment_intent"],
-            "pending_reason": "processing" if behaviour == "pending" else None,
-            "reason": reason,
-            "receipt_number": None,
-            "source_transfer_reversal": None,
-            "status": "pending" if behaviour == "pending" else "succeeded",
-            "transfer_reversal": None,
-        }
-        self.insert(refund)
-        previous = self._sync_refunded(charge)
-        self.emit("charge.refunded", charge, previous)
-        self.emit("refund.created", refund)
+        refund = self._refund_object(
+            charge,
+            refund_id=refund_id,
+            amount=amount,
+            balance_transaction=txn["id"],
+            reversal=False,
+            reason=reason,
+            metadata=metadata,
+            pending=behaviour == "pending",
+        )
+        self._book_refund(refund, charge)
         if behaviour in ("pending", "fail"):
             delay = int(self.state["config"].get("async_settle_seconds", 60))
             self.schedule(delay, "settle_refund", refund_id)
@@ -152,38 +133,66 @@ class RefundsMixin:
                 "for an amount less than the original amount",
                 "amount",
             )
-        refund = {
-            "id": self.new_id("re"),
+        refund = self._refund_object(
+            charge,
+            refund_id=self.new_id("re"),
+            amount=charge["amount"],
+            balance_transaction=None,
+            reversal=True,
+            reason=reason,
+            metadata=metadata,
+            pending=False,
+        )
+        charge["payment_method_details"]["card"].pop("capture_before", None)
+        self._book_refund(refund, charge)
+        return self.render(refund, call.expand)
+
+    def _refund_object(
+        self,
+        charge: dict,
+        *,
+        refund_id: str,
+        amount: int,
+        balance_transaction: str | None,
+        reversal: bool,
+        reason: str | None,
+        metadata: dict,
+        pending: bool,
+    ) -> dict:
+        """A Refund as Stripe renders it. ``reversal``: an uncaptured authorization
+        released (no money moves, no acquirer reference)."""
+        return {
+            "id": refund_id,
             "object": "refund",
-            "amount": charge["amount"],
-            "balance_transaction": None,
+            "amount": amount,
+            "balance_transaction": balance_transaction,
             "charge": charge["id"],
             "created": self.now(),
             "currency": charge["currency"],
             "destination_details": {
                 "card": {
                     "reference": None,
-                    "reference_status": "unavailable",
+                    "reference_status": "unavailable" if reversal else "pending",
                     "reference_type": "acquirer_reference_number",
-                    "type": "reversal",
+                    "type": "reversal" if reversal else "refund",
                 },
                 "type": "card",
             },
             "metadata": metadata,
-            "payment_intent": None,
-            "pending_reason": None,
+            "payment_intent": None if reversal else charge["payment_intent"],
+            "pending_reason": "processing" if pending else None,
             "reason": reason,
             "receipt_number": None,
             "source_transfer_reversal": None,
-            "status": "succeeded",
+            "status": "pending" if pending else "succeeded",
             "transfer_reversal": None,
         }
+
+    def _book_refund(self, refund: dict, charge: dict) -> None:
         self.insert(refund)
-        charge["payment_method_details"]["card"].pop("capture_before", None)
         previous = self._sync_refunded(charge)
         self.emit("charge.refunded", charge, previous)
         self.emit("refund.created", refund)
-        return self.render(refund, call.expand)
 
     def settle_refund(self, refund_id: str) -> None:
         """Scheduled: a pending refund succeeds; a refundFail card's refund fails."""
