@@ -413,6 +413,18 @@ def test_long_keys_and_fingerprints_are_hashed_to_fit(integration, monkeypatch):
 
 
 # --- concurrency --------------------------------------------------------------------------
+def slow_verdicts(monkeypatch) -> None:
+    """Hold each change row a while once locked, so racing drains overlap."""
+    real_verdict = inbox._verdict
+
+    def slow_verdict(*args, **kwargs):
+        verdict = real_verdict(*args, **kwargs)
+        time.sleep(0.3)
+        return verdict
+
+    monkeypatch.setattr(inbox, "_verdict", slow_verdict)
+
+
 def race(drains: int, **kwargs) -> tuple[list[int], list[Exception]]:
     start = threading.Barrier(drains)
     routed, errors = [], []
@@ -455,14 +467,7 @@ def test_two_drains_racing_on_one_change_make_one_job(integration, monkeypatch):
 
     # Hold the change row a while once locked: without the lock both drains would
     # read the fingerprint of the creation and both create a job.
-    real_verdict = inbox._verdict
-
-    def slow_verdict(*args, **kwargs):
-        verdict = real_verdict(*args, **kwargs)
-        time.sleep(0.3)
-        return verdict
-
-    monkeypatch.setattr(inbox, "_verdict", slow_verdict)
+    slow_verdicts(monkeypatch)
     routed, errors = race(2, limit=1)
 
     assert errors == []
@@ -493,14 +498,7 @@ def test_drains_locking_the_same_orders_in_opposite_order_do_not_deadlock(integr
     for n in (1, 2, 2, 1):  # one drain takes (1, 2), the other (2, 1)
         deliver_order(store, "Updated", canceled[n])
 
-    real_verdict = inbox._verdict
-
-    def slow_verdict(*args, **kwargs):
-        verdict = real_verdict(*args, **kwargs)
-        time.sleep(0.3)
-        return verdict
-
-    monkeypatch.setattr(inbox, "_verdict", slow_verdict)
+    slow_verdicts(monkeypatch)
     routed, errors = race(2, limit=2)
 
     assert errors == []
