@@ -32,15 +32,7 @@ def test_connection_create_prints_webhook_path_and_stores_secrets(capsys):
 
 
 def test_connection_list_never_shows_secrets(capsys):
-    call_command(
-        "connection",
-        "create",
-        "--kind",
-        "znode",
-        "--name",
-        "store",
-        "--base-url",
-        "https://api.store.example",
+    _store(
         "--credential",
         "domain_name=store.example",
         "--credential",
@@ -48,7 +40,6 @@ def test_connection_list_never_shows_secrets(capsys):
         "--webhook-secret",
         "Bearer SHARED-SECRET",
     )
-    capsys.readouterr()
     call_command("connection", "list")
     out = capsys.readouterr().out
     assert "store\tznode\tdev\tenabled\thttps://api.store.example" in out
