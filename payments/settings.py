@@ -7,8 +7,10 @@ Registered with the engine at import (``PaymentsConfig.ready()``); read them wit
 from __future__ import annotations
 
 from integrations.settings_schema import Setting, register_integration_settings
+from payments.choices import CollectionMode
 
-COLLECTION_MODES = ("adopt", "customer", "saved_method")
+# What a payment setting may be mapped to; settings not mapped are not ours.
+COLLECTION_MODES = tuple(m for m in CollectionMode.values if m != CollectionMode.NOT_OURS)
 # Znode states an order can be in while it waits for its money.
 BEFORE_PAYMENT_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN REVIEW", "FAILED"]
 # Accounts a stored gl_accounts does not name keep these.
