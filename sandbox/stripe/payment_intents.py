@@ -135,17 +135,14 @@ class PaymentIntentsMixin:
             raise self._missing_pm()
         # Everything is valid: from here on the PaymentIntent exists.
         pm = self._usable_pm(pm_ref) if pm_ref else None
-        pi_id = self.new_id("pi")
-        pi = {
-            "id": pi_id,
-            "object": "payment_intent",
-            "amount": amount,
-            "amount_capturable": 0,
-            "amount_details": {"tip": {}},
-            "amount_received": 0,
-            "application": None,
-            "application_fee_amount": None,
-            "automatic_payment_methods": (
+        pi = self._new_intent(
+            amount,
+            currency,
+            customer_id,
+            changes,
+            pm=pm,
+            confirmation_method=confirmation_method,
+            automatic_payment_methods=(
                 {
                     "allow_redirects": automatic.get("allow_redirects") or "always",
                     "enabled": p.boolean(automatic, "enabled", False),
@@ -153,47 +150,7 @@ class PaymentIntentsMixin:
                 if automatic is not None
                 else None
             ),
-            "canceled_at": None,
-            "cancellation_reason": None,
-            "capture_method": "automatic_async",
-            "client_secret": f"{pi_id}_secret_{random_token(25)}",
-            "confirmation_method": confirmation_method,
-            "created": self.now(),
-            "currency": currency,
-            "customer": customer_id,
-            "description": None,
-            "last_payment_error": None,
-            "latest_charge": None,
-            "livemode": False,
-            "metadata": {},
-            "next_action": None,
-            "on_behalf_of": None,
-            "payment_method": pm["id"] if pm else None,
-            "payment_method_configuration_details": None,
-            "payment_method_options": {
-                "card": {
-                    "installments": None,
-                    "mandate_options": None,
-                    "network": None,
-                    "request_three_d_secure": "automatic",
-                }
-            },
-            "payment_method_types": ["card"],
-            "processing": None,
-            "receipt_email": None,
-            "review": None,
-            "setup_future_usage": None,
-            "shipping": None,
-            "source": None,
-            "statement_descriptor": None,
-            "statement_descriptor_suffix": None,
-            "status": "requires_confirmation" if pm else "requires_payment_method",
-            "transfer_data": None,
-            "transfer_group": None,
-        }
-        pi.update(changes)
-        self.insert(pi)
-        self.emit("payment_intent.created", pi)
+        )
         if confirm:
             self._confirm(pi, pm)
         return self.render(pi, call.expand)
@@ -328,7 +285,80 @@ class PaymentIntentsMixin:
                 "PaymentIntent with one of the following statuses may be canceled: "
                 f"{_listing([*CANCELABLE, 'processing'])}."
             )
-        if status == "requires_capture":
+        self._cancel_intent(pi, reason)
+        return self.render(pi, call.expand)
+
+    # --- the status machine -------------------------------------------------------------
+    def _new_intent(
+        self,
+        amount: int,
+        currency: str,
+        customer_id: str | None,
+        changes: dict,
+        *,
+        pm: dict | None = None,
+        confirmation_method: str = "automatic",
+        automatic_payment_methods: dict | None = None,
+    ) -> dict:
+        """Store a new PaymentIntent from validated values (``changes`` from ``_pi_common``)
+        and emit ``payment_intent.created``. Also used by Checkout when the customer pays."""
+        pi_id = self.new_id("pi")
+        pi = {
+            "id": pi_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_details": {"tip": {}},
+            "amount_received": 0,
+            "application": None,
+            "application_fee_amount": None,
+            "automatic_payment_methods": automatic_payment_methods,
+            "canceled_at": None,
+            "cancellation_reason": None,
+            "capture_method": "automatic_async",
+            "client_secret": f"{pi_id}_secret_{random_token(25)}",
+            "confirmation_method": confirmation_method,
+            "created": self.now(),
+            "currency": currency,
+            "customer": customer_id,
+            "description": None,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": {},
+            "next_action": None,
+            "on_behalf_of": None,
+            "payment_method": pm["id"] if pm else None,
+            "payment_method_configuration_details": None,
+            "payment_method_options": {
+                "card": {
+                    "installments": None,
+                    "mandate_options": None,
+                    "network": None,
+                    "request_three_d_secure": "automatic",
+                }
+            },
+            "payment_method_types": ["card"],
+            "processing": None,
+            "receipt_email": None,
+            "review": None,
+            "setup_future_usage": None,
+            "shipping": None,
+            "source": None,
+            "statement_descriptor": None,
+            "statement_descriptor_suffix": None,
+            "status": "requires_confirmation" if pm else "requires_payment_method",
+            "transfer_data": None,
+            "transfer_group": None,
+        }
+        pi.update(changes)
+        self.insert(pi)
+        self.emit("payment_intent.created", pi)
+        return pi
+
+    def _cancel_intent(self, pi: dict, reason: str | None) -> None:
+        """Cancel a PaymentIntent in one of CANCELABLE (an authorization is released)."""
+        if pi["status"] == "requires_capture":
             charge = self.get("charge", pi["latest_charge"])
             charge["_released"] = charge["amount"]
             previous = self._sync_refunded(charge)
@@ -341,9 +371,7 @@ class PaymentIntentsMixin:
             next_action=None,
         )
         self.emit("payment_intent.canceled", pi)
-        return self.render(pi, call.expand)
 
-    # --- the status machine -------------------------------------------------------------
     def _missing_pm(self) -> StripeError:
         return invalid(
             "You cannot confirm this PaymentIntent because it's missing a payment method. To "

@@ -149,18 +149,20 @@ class StoreMixin:
     def list_by_payment(self, kind: str, params: dict, url: str) -> dict:
         """A list filtered by ``charge``, ``payment_intent`` and ``created`` (refunds and
         disputes are listed the same way)."""
-        p.check_known(
-            params,
-            ("charge", "created", "ending_before", "limit", "payment_intent", "starting_after"),
-        )
-        charge = p.text(params, "charge")
-        intent = p.text(params, "payment_intent")
+        return self.list_filtered(kind, params, url, {"charge": None, "payment_intent": None})
+
+    def list_filtered(
+        self, kind: str, params: dict, url: str, filters: dict[str, Iterable[str] | None]
+    ) -> dict:
+        """A list of ``kind`` filtered by ``created`` and by the fields in ``filters`` (each
+        compared for equality; the value lists the choices a filter accepts, None for any)."""
+        p.check_known(params, (*filters, "created", "ending_before", "limit", "starting_after"))
+        wanted = {name: p.text(params, name, choices=choices) for name, choices in filters.items()}
+        wanted = {name: value for name, value in wanted.items() if value is not None}
         created = p.range_filter(params, "created")
 
         def keep(obj: dict) -> bool:
-            if charge is not None and obj["charge"] != charge:
-                return False
-            if intent is not None and obj["payment_intent"] != intent:
+            if any(obj[name] != value for name, value in wanted.items()):
                 return False
             return not created or created(obj["created"])
 
