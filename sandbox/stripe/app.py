@@ -101,6 +101,7 @@ ROUTES = (
     ("POST", "/v1/webhook_endpoints/{id}", "api_webhook_endpoints_update"),
     ("DELETE", "/v1/webhook_endpoints/{id}", "api_webhook_endpoints_delete"),
     ("GET", "/_test/clock", "hook_clock"),
+    ("POST", "/_test/clock", "hook_set_clock"),
     ("POST", "/_test/advance_time", "hook_advance_time"),
     ("POST", "/_test/settle", "hook_settle"),
     ("POST", "/_test/run_payouts", "hook_run_payouts"),

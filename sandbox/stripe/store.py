@@ -60,6 +60,7 @@ def kind_of(object_id: str) -> str | None:
 def empty_state() -> dict:
     return {
         "clock_offset": 0,
+        "clock_frozen": None,
         "objects": {kind: {} for kind in KINDS},
         "idempotency": {},
         "scheduled": [],
@@ -72,7 +73,11 @@ class StoreMixin:
 
     # --- time and ids -------------------------------------------------------------
     def now(self) -> int:
-        return int(time.time()) + int(self.state.get("clock_offset", 0))
+        """Wall-clock seconds plus the offset the test hooks added; while the clock is frozen
+        (``POST /_test/clock {"frozen": true}``) the wall-clock part stays at the freeze."""
+        frozen = self.state.get("clock_frozen")
+        base = int(time.time()) if frozen is None else int(frozen)
+        return base + int(self.state.get("clock_offset", 0))
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{random_token()}"

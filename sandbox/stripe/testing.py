@@ -1,7 +1,11 @@
 """Test hooks under ``/stripe/_test/`` (no API key needed; JSON or form bodies), the sandbox
 clock, and scheduled work (pending refunds settling, processing payments finishing).
 
-    GET  /stripe/_test/clock                       {"now", "offset"}
+    GET  /stripe/_test/clock                       {"now", "offset", "frozen"}
+    POST /stripe/_test/clock                       {"frozen": true}: stop the wall clock (only
+                                                    advance_time moves it: tests of due times
+                                                    are exact); {"frozen": false}: run on from
+                                                    there. A reset unfreezes it.
     POST /stripe/_test/advance_time                {"seconds": N}: move the clock, run what is due
     POST /stripe/_test/settle                      run every scheduled action now
     POST /stripe/_test/run_payouts                 in-transit payouts → paid; available → payout
@@ -14,8 +18,10 @@ clock, and scheduled work (pending refunds settling, processing payments finishi
 from __future__ import annotations
 
 import json
+import time
 
 from sandbox.http import decode_nested_form
+from sandbox.stripe import params as p
 from sandbox.stripe.errors import invalid
 
 ACTIONS = ("settle_payment", "settle_refund")
@@ -67,7 +73,33 @@ class TestingMixin:
 
     # --- hooks ------------------------------------------------------------------------
     def hook_clock(self, call) -> dict:
-        return {"now": self.now(), "offset": self.state["clock_offset"]}
+        return self._clock()
+
+    def _clock(self) -> dict:
+        return {
+            "now": self.now(),
+            "offset": self.state["clock_offset"],
+            "frozen": self.state.get("clock_frozen") is not None,
+        }
+
+    def hook_set_clock(self, call) -> dict:
+        data = hook_body(call.request)
+        for key in data:
+            if key != "frozen":
+                raise invalid(f"Unknown setting: {key}", key)
+        frozen = data.get("frozen")
+        if isinstance(frozen, str):
+            frozen = p.boolean(data, "frozen")
+        if not isinstance(frozen, bool):
+            raise invalid("frozen must be true or false", "frozen")
+        stopped_at = self.state.get("clock_frozen")
+        if frozen and stopped_at is None:
+            self.state["clock_frozen"] = int(time.time())
+        elif not frozen and stopped_at is not None:
+            # Run on from the frozen instant: the clock never jumps.
+            self.state["clock_offset"] += stopped_at - int(time.time())
+            self.state["clock_frozen"] = None
+        return self._clock()
 
     def hook_advance_time(self, call) -> dict:
         data = hook_body(call.request)
@@ -76,7 +108,7 @@ class TestingMixin:
             raise invalid("The sandbox clock only moves forward.", "seconds")
         self.state["clock_offset"] += seconds
         ran = self.run_due()
-        return {"now": self.now(), "offset": self.state["clock_offset"], "ran": ran}
+        return {**self._clock(), "ran": ran}
 
     def hook_settle(self, call) -> dict:
         return {"ran": self.run_due(force=True)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -499,8 +500,13 @@ def test_refund_needs_a_captured_charge(client):
 
 
 def test_pending_refund_settles_later(sandbox, client):
+    # The refund settles async_settle_seconds (60) after it is made. With the wall clock
+    # running, a second ticking between the refund and the first advance would settle it
+    # at "59": frozen, only advance_time moves the clock.
+    clock = hook(sandbox, "clock", {"frozen": True})
     pi = pay(client, token="pm_card_pendingRefund")
     refund = client.v1.refunds.create({"payment_intent": pi.id, "amount": 1000})
+    assert refund.created == clock["now"]
     assert (refund.status, refund.pending_reason) == ("pending", "processing")
     hook(sandbox, "advance_time", {"seconds": 59})
     assert client.v1.refunds.retrieve(refund.id).status == "pending"
@@ -510,6 +516,41 @@ def test_pending_refund_settles_later(sandbox, client):
     assert event_types(client)[-2:] == ["refund.updated", "charge.refund.updated"]
     updated = client.v1.events.list({"type": "refund.updated"}).data[0]
     assert updated.data.previous_attributes.status == "pending"
+
+
+class WallClock:
+    """Stands in for the ``time`` module of the sandbox's clock code (same process)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_the_clock_can_be_frozen(sandbox, monkeypatch):
+    wall = WallClock(1_900_000_000.0)
+    monkeypatch.setattr("sandbox.stripe.store.time", wall)
+    monkeypatch.setattr("sandbox.stripe.testing.time", wall)
+    assert hook(sandbox, "clock", {"frozen": True}) == {
+        "now": 1_900_000_000,
+        "offset": 0,
+        "frozen": True,
+    }
+    wall.now += 30  # the wall clock runs on; the sandbox's does not
+    assert hook(sandbox, "advance_time", {"seconds": 5})["now"] == 1_900_000_005
+    assert hook(sandbox, "clock", {"frozen": True})["now"] == 1_900_000_005  # already frozen
+    thawed = hook(sandbox, "clock", {"frozen": "false"})
+    assert (thawed["now"], thawed["frozen"]) == (1_900_000_005, False)  # on from there
+    wall.now += 2
+    assert hook(sandbox, "advance_time", {"seconds": 0})["now"] == 1_900_000_007
+    for body, param in (({"frozen": "maybe"}, "frozen"), ({"speed": 2}, "speed")):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            hook(sandbox, "clock", body)
+        assert json.loads(caught.value.read())["error"]["param"] == param
+    hook(sandbox, "clock", {"frozen": True})
+    sandbox.control("POST", "reset/stripe")
+    assert hook(sandbox, "advance_time", {"seconds": 0})["frozen"] is False  # a reset thaws it
 
 
 def test_refund_that_fails_later(sandbox, client):
