@@ -8,6 +8,9 @@
                   POST /v1/payment_methods/{id}/attach|detach
     PaymentIntent POST/GET /v1/payment_intents, GET/POST /v1/payment_intents/{id},
                   POST /v1/payment_intents/{id}/confirm|capture|cancel
+    Checkout      POST/GET /v1/checkout/sessions (payment mode, hosted page),
+                  GET/POST /v1/checkout/sessions/{id} (update: metadata),
+                  GET /v1/checkout/sessions/{id}/line_items, POST /v1/checkout/sessions/{id}/expire
     Charges       POST/GET /v1/charges (legacy create: source/payment_method, capture),
                   GET/POST /v1/charges/{id}, POST /v1/charges/{id}/capture
     Refunds       POST/GET /v1/refunds, GET/POST /v1/refunds/{id}, POST /v1/refunds/{id}/cancel
@@ -16,6 +19,8 @@
     Payouts       GET /v1/payouts, GET/POST /v1/payouts/{id}
     Events        GET /v1/events, GET /v1/events/{id}
     Webhooks      POST/GET /v1/webhook_endpoints, GET/POST/DELETE /v1/webhook_endpoints/{id}
+    Hosted page   GET /stripe/checkout/pay/{id} (no API key: the customer's browser; a
+                  session's ``url``, built from the request's Host header)
     Test hooks    /stripe/_test/... (see sandbox.stripe.testing)
 
 Errors have Stripe's shape and status codes; every response carries ``Request-Id``; POSTs
@@ -35,6 +40,7 @@ from sandbox.http import Request, Response, json_response
 from sandbox.stripe import params as p
 from sandbox.stripe.balance import BalanceMixin
 from sandbox.stripe.charges import ChargesMixin
+from sandbox.stripe.checkout import CheckoutMixin
 from sandbox.stripe.customers import CustomersMixin
 from sandbox.stripe.disputes import DisputesMixin
 from sandbox.stripe.errors import StripeError
@@ -72,6 +78,13 @@ ROUTES = (
     ("POST", "/v1/payment_intents/{id}/confirm", "api_payment_intents_confirm"),
     ("POST", "/v1/payment_intents/{id}/capture", "api_payment_intents_capture"),
     ("POST", "/v1/payment_intents/{id}/cancel", "api_payment_intents_cancel"),
+    ("POST", "/v1/checkout/sessions", "api_checkout_sessions_create"),
+    ("GET", "/v1/checkout/sessions", "api_checkout_sessions_list"),
+    ("GET", "/v1/checkout/sessions/{id}", "api_checkout_sessions_retrieve"),
+    ("POST", "/v1/checkout/sessions/{id}", "api_checkout_sessions_update"),
+    ("GET", "/v1/checkout/sessions/{id}/line_items", "api_checkout_sessions_line_items"),
+    ("POST", "/v1/checkout/sessions/{id}/expire", "api_checkout_sessions_expire"),
+    ("GET", "/checkout/pay/{id}", "page_checkout"),
     ("POST", "/v1/charges", "api_charges_create"),
     ("GET", "/v1/charges", "api_charges_list"),
     ("GET", "/v1/charges/{id}", "api_charges_retrieve"),
@@ -108,7 +121,10 @@ ROUTES = (
     ("POST", "/_test/config", "hook_config"),
     ("POST", "/_test/payouts/{id}/fail", "hook_fail_payout"),
     ("POST", "/_test/disputes/{id}/resolve", "hook_resolve_dispute"),
+    ("POST", "/_test/checkout/sessions/{id}/pay", "hook_pay_checkout_session"),
 )
+# Reached without an API key: the test hooks, and the hosted page a customer's browser opens.
+OPEN_PREFIXES = ("/_test/", "/checkout/pay/")
 
 
 @dataclass
@@ -141,6 +157,7 @@ def _api_key(request: Request) -> str:
 
 
 class Stripe(
+    CheckoutMixin,  # first: it follows its PaymentIntents through confirm, cancel and settling
     CustomersMixin,
     PaymentMethodsMixin,
     PaymentIntentsMixin,
@@ -197,7 +214,7 @@ class Stripe(
         )
 
     def authenticate(self, request: Request) -> Response | None:
-        if request.path.startswith(f"/{self.name}/_test/"):
+        if any(request.path.startswith(f"/{self.name}{open_}") for open_ in OPEN_PREFIXES):
             return None
         key = _api_key(request)
         if not key:
@@ -245,7 +262,8 @@ class Stripe(
                 if replay is not None:
                     return replay
                 self.call = call
-                response = json_response(handler(call), 200)
+                result = handler(call)  # a page or a redirect comes as a Response
+                response = result if isinstance(result, Response) else json_response(result)
             except StripeError as exc:
                 response = json_response(exc.body(), exc.status)
             finally:

@@ -26,6 +26,7 @@ KINDS = (
     "payout",
     "event",
     "webhook_endpoint",
+    "checkout.session",
 )
 PREFIXES = {
     "cus": "customer",
@@ -42,7 +43,10 @@ PREFIXES = {
     "po": "payout",
     "evt": "event",
     "we": "webhook_endpoint",
+    "cs": "checkout.session",  # cs_test_<token>: the mode sits between prefix and token
 }
+# Kinds whose ids carry the mode after the prefix, as Stripe's do (``cs_test_a1B2...``).
+MODE_IN_ID = frozenset({"cs"})
 DAY = 86400
 _ALPHABET = string.ascii_letters + string.digits
 _ids = random.SystemRandom()
@@ -54,6 +58,10 @@ def random_token(length: int = 24) -> str:
 
 def kind_of(object_id: str) -> str | None:
     prefix, _, rest = object_id.partition("_")
+    if prefix in MODE_IN_ID:
+        mode, _, rest = rest.partition("_")
+        if mode != "test":
+            return None
     return PREFIXES.get(prefix) if rest else None
 
 
@@ -80,11 +88,14 @@ class StoreMixin:
         return base + int(self.state.get("clock_offset", 0))
 
     def new_id(self, prefix: str) -> str:
+        if prefix in MODE_IN_ID:
+            return f"{prefix}_test_{random_token(58)}"
         return f"{prefix}_{random_token()}"
 
     # --- objects --------------------------------------------------------------------
     def table(self, kind: str) -> dict[str, dict]:
-        return self.state["objects"][kind]
+        # setdefault: a state saved before a kind existed still loads
+        return self.state["objects"].setdefault(kind, {})
 
     def insert(self, obj: dict) -> dict:
         self.table(obj["object"])[obj["id"]] = obj
@@ -136,6 +147,8 @@ class StoreMixin:
                 "total_count": len(refunds),
                 "url": f"/v1/charges/{node['id']}/refunds",
             }
+        if head == "line_items" and node.get("object") == "checkout.session":
+            node.setdefault("line_items", self.session_line_items(node["id"]))
         if head not in node:
             raise invalid(f"This property cannot be expanded ({head}).", "expand")
         value = node[head]

@@ -1,5 +1,6 @@
 """Test hooks under ``/stripe/_test/`` (no API key needed; JSON or form bodies), the sandbox
-clock, and scheduled work (pending refunds settling, processing payments finishing).
+clock, and scheduled work (pending refunds settling, processing payments finishing, Checkout
+Sessions expiring).
 
     GET  /stripe/_test/clock                       {"now", "offset", "frozen"}
     POST /stripe/_test/clock                       {"frozen": true}: stop the wall clock (only
@@ -7,12 +8,26 @@ clock, and scheduled work (pending refunds settling, processing payments finishi
                                                     are exact); {"frozen": false}: run on from
                                                     there. A reset unfreezes it.
     POST /stripe/_test/advance_time                {"seconds": N}: move the clock, run what is due
-    POST /stripe/_test/settle                      run every scheduled action now
+    POST /stripe/_test/settle                      run every scheduled action now (not expiries:
+                                                    a Checkout Session expires with the clock)
     POST /stripe/_test/run_payouts                 in-transit payouts → paid; available → payout
     POST /stripe/_test/config                      {"settlement_days", "async_settle_seconds",
                                                     "webhook_retry_delays": [..]}
     POST /stripe/_test/payouts/{id}/fail           {"failure_code": "account_closed"}
     POST /stripe/_test/disputes/{id}/resolve       {"status": "won" | "lost"}
+    POST /stripe/_test/checkout/sessions/{id}/pay  {"payment_method": "pm_card_visa"}: the
+                                                    customer submits the hosted page with that
+                                                    card (any test PaymentMethod id, or a pm_
+                                                    the session's customer may use). 200: the
+                                                    completed session; 402: the card error of
+                                                    the decline (the session stays open, its
+                                                    payment_intent set; pay again to retry);
+                                                    400: the session is not open, or a bad
+                                                    payment_method; 404: no such session. With
+                                                    "redirect": "true" (the page's form) it
+                                                    answers 303: to success_url (with
+                                                    {CHECKOUT_SESSION_ID} filled in) on success,
+                                                    else back to the page, which shows why.
 """
 
 from __future__ import annotations
@@ -20,11 +35,13 @@ from __future__ import annotations
 import json
 import time
 
-from sandbox.http import decode_nested_form
+from sandbox.http import Response, decode_nested_form
 from sandbox.stripe import params as p
-from sandbox.stripe.errors import invalid
+from sandbox.stripe.errors import StripeError, invalid
 
-ACTIONS = ("settle_payment", "settle_refund")
+ACTIONS = ("settle_payment", "settle_refund", "expire_checkout_session")
+CLOCK_ONLY = frozenset({"expire_checkout_session"})
+"""Actions that only the clock runs: ``/_test/settle`` leaves them scheduled."""
 
 
 def hook_body(request) -> dict:
@@ -62,7 +79,7 @@ class TestingMixin:
     def run_due(self, force: bool = False) -> int:
         now = self.now()
         scheduled = self.state["scheduled"]
-        due = [a for a in scheduled if force or a["at"] <= now]
+        due = [a for a in scheduled if a["at"] <= now or (force and a["action"] not in CLOCK_ONLY)]
         if due:
             self.state["scheduled"] = [a for a in scheduled if a not in due]
             for action in sorted(due, key=lambda a: a["at"]):
@@ -143,3 +160,17 @@ class TestingMixin:
         data = hook_body(call.request)
         dispute = self.get("dispute", call.path["id"])
         return self.render(self.resolve_dispute(dispute, str(data.get("status", ""))))
+
+    def hook_pay_checkout_session(self, call) -> dict | Response:
+        data = hook_body(call.request)
+        session = self.get("checkout.session", call.path["id"])
+        pm_ref = p.text(data, "payment_method")
+        if str(data.get("redirect", "")).lower() != "true":
+            return self.render(self.pay_checkout_session(session, pm_ref))
+        try:
+            self.pay_checkout_session(session, pm_ref)
+        except StripeError:
+            location = f"/{self.name}/checkout/pay/{session['id']}"  # the page says why
+        else:
+            location = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+        return Response(303, b"", {"Location": location, "Content-Type": "text/html"})
