@@ -10,7 +10,9 @@ setting ``collection_modes``, reference znode-api.md §9.1), never guessed:
   order ships, and reflect its status;
 * ``saved_method``: a PaymentIntent confirmed off-session with the Stripe customer's
   saved default payment method;
-* ``customer``: a PaymentIntent the customer completes.
+* ``customer``: the customer pays: by default on a Stripe-hosted page (a Checkout
+  Session, emailed and noted on the order; its PaymentIntent carries the order's
+  metadata), or with Stripe.js in the storefront (``customer_payment_page``).
 
 Stripe and Znode events are hints: the object is re-read before money or state moves.
 """
@@ -412,14 +414,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         "amount": order.amount_minor,
         "currency": money.stripe_currency(order.currency),
         "customer": customer,
-        "metadata": stripe_metadata(
-            {
-                METADATA_ORDER_NUMBER: order.order_number,
-                "znode_order_id": order.znode_order_id,
-                "znode_user_id": order.znode_user_id,
-                METADATA_INTEGRATION: ctx.integration.name,
-            }
-        ),
+        "metadata": _order_metadata(ctx, order),
         "capture_method": "manual" if order.capture_on_shipment else "automatic",
     }
     if _setting(ctx, "stripe_description"):
@@ -489,6 +484,8 @@ def _collect_saved(ctx: ActionContext, order: Order, *, customer: str, **_: Any)
 
 
 def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
+    if _setting(ctx, "customer_payment_page") == "checkout":
+        return _collect_on_hosted_page(ctx, order, customer=customer)
     result = _create_intent(ctx, order, customer=customer, method="")
     if result["outcome"] != PENDING:
         return result
@@ -506,6 +503,176 @@ def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: A
         dedupe_key=f"pi:{intent['id']}",
     )
     return {**result, "client_secret_handed_to_storefront": True}
+
+
+def _order_metadata(ctx: ActionContext, order: Order) -> dict[str, str]:
+    return stripe_metadata(
+        {
+            METADATA_ORDER_NUMBER: order.order_number,
+            "znode_order_id": order.znode_order_id,
+            "znode_user_id": order.znode_user_id,
+            METADATA_INTEGRATION: ctx.integration.name,
+        }
+    )
+
+
+def _checkout_params(ctx: ActionContext, order: Order, customer: str) -> dict[str, Any]:
+    success_url = _setting(ctx, "checkout_success_url")
+    if not success_url:
+        raise exc.BusinessRuleError(
+            f"order {order.order_number}: the integration has no checkout_success_url, so "
+            "Stripe's hosted payment page cannot be created (set it, then re-drive the job)"
+        )
+    metadata = _order_metadata(ctx, order)
+    intent_data: dict[str, Any] = {
+        "metadata": metadata,
+        "capture_method": "manual" if order.capture_on_shipment else "automatic",
+    }
+    if _setting(ctx, "stripe_description"):
+        intent_data["description"] = f"Order {order.order_number}"
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": money.stripe_currency(order.currency),
+                    "unit_amount": order.amount_minor,
+                    "product_data": {"name": f"Order {order.order_number}"},
+                },
+                "quantity": 1,
+            }
+        ],
+        "client_reference_id": order.order_number,
+        "metadata": metadata,
+        "payment_intent_data": intent_data,
+        "success_url": success_url,
+    }
+    if _setting(ctx, "checkout_cancel_url"):
+        params["cancel_url"] = _setting(ctx, "checkout_cancel_url")
+    if customer:
+        params["customer"] = customer
+    elif order.email:
+        params["customer_email"] = order.email
+    return params
+
+
+def _collect_on_hosted_page(ctx: ActionContext, order: Order, *, customer: str) -> dict:
+    """A Stripe Checkout Session for the order's total, sent to the customer by email
+    and as an order note. Its PaymentIntent, created by Stripe when the customer pays,
+    carries the order's metadata, so the payment events book it like any other.
+
+    One open page per order: a re-run re-sends nothing new (note and email are once
+    per page); a new page is made only after the last one was closed (new total,
+    expired), under a key counting the pages, so a lost answer replays the same one."""
+    gateway = StripeGateway(ctx.connection("stripe"))
+    pages = order.payments.filter(adopted=False).exclude(checkout_session_id="")
+    current = pages.order_by("-id").first()
+    if current and current.status != PaymentStatus.CANCELED:
+        session = gateway.checkout_session_retrieve(current.checkout_session_id)
+    else:
+        try:
+            money.check_chargeable(order.amount_minor, order.currency)
+        except money.MoneyError as error:
+            raise exc.DataError(f"order {order.order_number}: {error}") from error
+        session = gateway.checkout_session_create(
+            params=_checkout_params(ctx, order, customer),
+            idempotency_key=ctx.idempotency_key(
+                "checkout", ctx.integration.name, order.order_number, pages.count()
+            ),
+        )
+        current, _ = Payment.objects.get_or_create(
+            checkout_session_id=session["id"],
+            defaults={
+                "order": order,
+                "amount_minor": int(session.get("amount_total") or order.amount_minor),
+                "currency": order.currency,
+            },
+        )
+        _move(order, OrderState.PAYMENT_PENDING)
+        order.refresh_from_db()
+        if order.state == OrderState.CANCELED:
+            # Canceled in the store while the page was being made: close it now.
+            _close_hosted_page(ctx, current)
+            return {"outcome": SKIPPED, "checkout_session": session["id"], "status": "canceled"}
+    if session.get("status") == "open" and session.get("url"):
+        _send_payment_link(ctx, order, session)
+    return {
+        "outcome": PENDING,
+        "checkout_session": session["id"],
+        "status": session.get("status", ""),
+        "payment_intent": _id(session.get("payment_intent")),
+    }
+
+
+def _send_payment_link(ctx: ActionContext, order: Order, session: dict) -> None:
+    """The page's link as an order note and, unless turned off, by email (each once)."""
+    from payments.notifications import payment_link_email
+
+    amount = int(session.get("amount_total") or order.amount_minor)
+    shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
+    ZnodeClient(ctx.connection("znode")).add_order_note(
+        order_id=order.znode_order_id,
+        note=f"Stripe payment page for {shown} sent to the customer: {session['url']}",
+        dedupe_key=f"checkout:{session['id']}",
+    )
+    if _setting(ctx, "notify_customer"):
+        payment_link_email(
+            order=order, url=session["url"], amount_minor=amount, dedupe_key=session["id"]
+        )
+
+
+def _close_hosted_page(ctx: ActionContext, payment: Payment) -> dict:
+    """Expire the page so it can no longer be paid; the session as Stripe has it after.
+
+    A page the customer already paid cannot be expired: then the session names its
+    PaymentIntent, which is taken onto the payment row for the caller to handle."""
+    gateway = StripeGateway(ctx.connection("stripe"))
+    try:
+        session = gateway.checkout_session_expire(
+            payment.checkout_session_id,
+            idempotency_key=ctx.idempotency_key("expire", payment.checkout_session_id),
+        )
+    except exc.BadRequest:
+        session = gateway.checkout_session_retrieve(payment.checkout_session_id)
+    if session.get("status") == "expired":
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+        payment.status = PaymentStatus.CANCELED
+    intent = _id(session.get("payment_intent"))
+    if intent and not payment.payment_intent_id:
+        _claim_intent(payment, intent)
+    if session.get("status") == "complete" and payment.payment_intent_id:
+        status = gateway.payment_intent_retrieve(payment.payment_intent_id).get("status")
+        with transaction.atomic():
+            locked = Payment.objects.select_for_update().get(pk=payment.pk)
+            if status in PaymentStatus.values and locked.can_move_to(status):
+                locked.status = status
+                locked.save(update_fields=["status", "updated_at"])
+        payment.refresh_from_db()
+    return session
+
+
+def _claim_intent(payment: Payment, payment_intent: str) -> None:
+    """The hosted page's PaymentIntent, made by Stripe when the customer paid."""
+    if not Payment.objects.filter(payment_intent_id=payment_intent).exists():
+        Payment.objects.filter(pk=payment.pk, payment_intent_id__isnull=True).update(
+            payment_intent_id=payment_intent
+        )
+    payment.refresh_from_db()
+
+
+def _page_payment(
+    ctx: ActionContext, order: Order, payment_intent: str
+) -> tuple[Payment | None, dict]:
+    """The hosted-page payment row whose session Stripe says made ``payment_intent``,
+    and that session (re-read); ``(None, {})`` when no page of the order made it."""
+    gateway = StripeGateway(ctx.connection("stripe"))
+    pages = order.payments.filter(payment_intent_id__isnull=True).exclude(checkout_session_id="")
+    for page in pages.order_by("-id"):
+        session = gateway.checkout_session_retrieve(page.checkout_session_id)
+        if _id(session.get("payment_intent")) == payment_intent:
+            _claim_intent(page, payment_intent)
+            return page, session
+    return None, {}
 
 
 def _not_ours(ctx: ActionContext, order: Order, **_: Any) -> dict:
@@ -609,6 +776,8 @@ def record_success(
             "(minor units); not marked paid"
         )
     target_status = PaymentStatus.SUCCEEDED if outcome == PAID else PaymentStatus.REQUIRES_CAPTURE
+    if not Payment.objects.filter(payment_intent_id=payment_intent).exists():
+        _page_payment(ctx, order, payment_intent)  # paid on the hosted page
     payment, _ = Payment.objects.get_or_create(
         payment_intent_id=payment_intent,
         defaults={"order": order, "amount_minor": intent["amount"], "currency": order.currency},
@@ -748,6 +917,9 @@ def record_failure(
 
     order = _order(ctx, order_number)
     payment = Payment.objects.filter(payment_intent_id=payment_intent).first()
+    page: dict = {}
+    if payment is None:
+        payment, page = _page_payment(ctx, order, payment_intent)
     if payment and payment.status != PaymentStatus.SUCCEEDED:
         Payment.objects.filter(pk=payment.pk).update(
             decline_code=decline_code or failure_code, failure_message=message[:500]
@@ -769,8 +941,42 @@ def record_failure(
         status_name=_status(ctx, PAYMENT_STATUS_TABLE, "payment_failed"),
     )
     state = _set_state(ctx, znode, order, "payment_failed")
-    emailed = payment_failed_email(order=order, reason=shown, dedupe_key=payment_intent)
+    # On the hosted page the customer may simply try another card: the email says where.
+    retry_url = page.get("url") if page.get("status") == "open" else ""
+    emailed = _setting(ctx, "notify_customer") and payment_failed_email(
+        order=order, reason=shown, dedupe_key=payment_intent, retry_url=retry_url or ""
+    )
     return {"state": state, "shown_to_customer": shown, "emailed": emailed}
+
+
+@action(
+    "payments.hosted_page_expired",
+    description="A payment page expired unpaid: close it here, note it in Znode.",
+)
+def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_session: str) -> dict:
+    """Re-read the session (the event is a hint). The order keeps waiting for its money;
+    re-driving its order-created job sends the customer a new page."""
+    order = _order(ctx, order_number)
+    page = order.payments.filter(checkout_session_id=checkout_session).first()
+    if page is None:
+        return {"skipped": "not a payment page of this order"}
+    session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(checkout_session)
+    if session.get("status") != "expired":
+        return {"skipped": f"the page is {session.get('status')}"}
+    Payment.objects.filter(pk=page.pk).exclude(status=PaymentStatus.SUCCEEDED).update(
+        status=PaymentStatus.CANCELED
+    )
+    newest = order.payments.exclude(checkout_session_id="").order_by("-id").first()
+    if newest != page or order.state not in (OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED):
+        # Closed by us (a new total, a cancellation) or paid another way.
+        return {"page": "closed", "noted": False}
+    ZnodeClient(ctx.connection("znode")).add_order_note(
+        order_id=order.znode_order_id,
+        note=f"The Stripe payment page {checkout_session} expired unpaid. Re-drive the "
+        "order's collect-payment job to send the customer a new one.",
+        dedupe_key=f"expired:{checkout_session}",
+    )
+    return {"page": "expired", "noted": True}
 
 
 # --- order changed in Znode ---------------------------------------------------------------
@@ -829,6 +1035,10 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
 def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
+    page_open = payment and payment.checkout_session_id and not payment.payment_intent_id
+    if page_open and payment.status != PaymentStatus.CANCELED:
+        # Close the hosted page first; one already paid hands over its PaymentIntent.
+        _close_hosted_page(ctx, payment)
     if payment and not payment.adopted and not (payment.payment_intent_id or "").startswith("pi_"):
         # A decline recorded without a PaymentIntent: nothing to release in Stripe.
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
@@ -845,6 +1055,24 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
     _move(order, OrderState.CANCELED)
     return {"action": "canceled" if payment else "none", "order_state": order.state}
+
+
+def _new_hosted_page(ctx: ActionContext, order: Order, page: Payment, amount_minor: int) -> dict:
+    """The total changed before the customer paid: close the page sent, send a new one
+    for the new total. A page paid meanwhile is not replaced: the payment events book
+    it and refuse an amount that is not the order's."""
+    session = _close_hosted_page(ctx, page)
+    if session.get("status") != "expired":
+        raise exc.BusinessRuleError(
+            f"{order.order_number}: the total changed to {amount_minor} (minor units) but the "
+            f"customer already paid the page for {session.get('amount_total')}"
+        )
+    Order.objects.filter(pk=order.pk).update(
+        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+    )
+    order.refresh_from_db()
+    result = _collect_on_hosted_page(ctx, order, customer=_id(session.get("customer")))
+    return {**result, "action": "amount_updated", "amount_minor": amount_minor}
 
 
 @action(
@@ -874,6 +1102,8 @@ def sync_order_change(
             raise exc.BusinessRuleError(
                 f"{order_number}: total changed while the payment is {payment.status}"
             )
+        if payment and payment.checkout_session_id and not payment.payment_intent_id:
+            return _new_hosted_page(ctx, order, payment, amount_minor)
         if payment and (payment.payment_intent_id or "").startswith("pi_"):
             # One key per Znode change: the same amount can come back later (20 → 25 →
             # 20 → 25) and must then be applied again, not replayed from the cache.

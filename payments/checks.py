@@ -1,4 +1,5 @@
-"""Setup checks of order-to-cash: do the status tables name states the store has?"""
+"""Setup checks of order-to-cash: do the status tables name states the store has, and
+can the configured collection modes work?"""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import TYPE_CHECKING
 from integrations.connectors.znode.client import ZnodeClient
 from integrations.models import LookupTable
 from integrations.registry import setup_check
+from integrations.settings_schema import integration_setting
+from payments.choices import CollectionMode
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -29,3 +32,29 @@ def status_tables_check(*, integration: Integration) -> list[str]:
         names = sorted({str(v) for v in (table.entries if table else {}).values() if v})
         problems.extend(f"{key}: {p}" for p in client.check_states(kind, names))
     return problems
+
+
+def customer_pays_on_hosted_page(integration: Integration) -> bool:
+    """Some orders are paid by the customer on Stripe's hosted page (Checkout)."""
+    modes = set((integration_setting(integration, "collection_modes") or {}).values())
+    fallback = integration_setting(integration, "saved_method_fallback")
+    if CollectionMode.SAVED_METHOD in modes and fallback == CollectionMode.CUSTOMER_COMPLETES:
+        modes.add(CollectionMode.CUSTOMER_COMPLETES)
+    return (
+        CollectionMode.CUSTOMER_COMPLETES in modes
+        and integration_setting(integration, "customer_payment_page") == "checkout"
+    )
+
+
+@setup_check
+def checkout_page_check(*, integration: Integration) -> list[str]:
+    """Stripe's hosted page needs somewhere to send the customer after paying."""
+    if customer_pays_on_hosted_page(integration) and not integration_setting(
+        integration, "checkout_success_url"
+    ):
+        return [
+            "checkout_success_url: customer-mode orders get a Stripe-hosted payment page, "
+            "which needs the URL the customer returns to after paying "
+            "(manage.py integration update NAME --setting checkout_success_url=https://...)"
+        ]
+    return []

@@ -30,7 +30,7 @@ class CollectionMode(models.TextChoices):
     integration setting ``collection_modes``), never guessed (reference §9.1)."""
 
     ADOPT = "adopt", "Adopt the charge Znode's payment app made; capture on shipment"
-    CUSTOMER_COMPLETES = "customer", "The customer completes the PaymentIntent"
+    CUSTOMER_COMPLETES = "customer", "The customer pays: Stripe-hosted page or the storefront"
     SAVED_METHOD = "saved_method", "Charge the Stripe customer's saved default method"
     NOT_OURS = "none", "Not collected by the platform (purchase order, COD...)"
 

@@ -153,6 +153,27 @@ register_default_flow(
 
 register_default_flow(
     FlowSpec(
+        key="payment-page-expired",
+        name="Stripe payment page expired unpaid → note in Znode",
+        trigger_source="stripe",
+        trigger_event="checkout.session.expired",
+        condition=OURS,
+        version=1,
+        steps=(
+            StepSpec(
+                "page",
+                "payments.hosted_page_expired",
+                (
+                    Rule("order_number", OURS, required=True),
+                    Rule("checkout_session", "event.object_id", required=True),
+                ),
+            ),
+        ),
+    )
+)
+
+register_default_flow(
+    FlowSpec(
         key="order-updated-sync-payment",
         name="Znode order changed → cancel, re-amount or capture the PaymentIntent",
         trigger_source="znode",

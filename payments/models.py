@@ -72,9 +72,17 @@ class Payment(models.Model):
         unique=True,
         null=True,
         blank=True,
-        help_text="Stripe PaymentIntent; empty for a charge adopted from Znode's payment app.",
+        help_text="Stripe PaymentIntent; empty for a charge adopted from Znode's payment app "
+        "and for a hosted payment page the customer has not paid yet.",
     )
     charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    checkout_session_id = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Stripe Checkout Session: the hosted payment page sent to the customer "
+        "(its PaymentIntent is created when the customer pays).",
+    )
     adopted = models.BooleanField(
         default=False, help_text="A charge Znode's payment app made, not one we created."
     )
@@ -102,7 +110,7 @@ class Payment(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return self.payment_intent_id or self.charge_id
+        return self.payment_intent_id or self.charge_id or self.checkout_session_id
 
     def can_move_to(self, status: str) -> bool:
         if self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):

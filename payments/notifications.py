@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from integrations.exceptions import TransientError
 from payments.models import Notification, Order
+from payments.money import format_money, from_minor_units
 
 DECLINE_TEXT = {
     "insufficient_funds": "your card has insufficient funds",
@@ -18,31 +19,57 @@ DECLINE_TEXT = {
 }
 
 
-def payment_failed_email(*, order: Order, reason: str, dedupe_key: str) -> bool:
-    """Tell the customer; fraud-type declines arrive here already as generic."""
+def _send_once(*, order: Order, kind: str, dedupe_key: str, subject: str, body: str) -> bool:
+    """Send and record in one transaction: False when already sent (or no address)."""
     if not order.email:
         return False
-    subject = f"Payment for order {order.order_number} did not go through"
     try:
         with transaction.atomic():
             Notification.objects.create(
                 order=order,
-                kind="payment_failed",
-                key=f"payment_failed:{dedupe_key}",
+                kind=kind,
+                key=f"{kind}:{dedupe_key}",
                 recipient=order.email,
                 subject=subject,
             )
-            explanation = DECLINE_TEXT.get(reason, DECLINE_TEXT["generic_decline"])
-            send_mail(
-                subject,
-                f"Hello,\n\nwe could not collect the payment for your order "
-                f"{order.order_number} because {explanation}. Your order is kept; please pay "
-                f"again with another card from your account.\n",
-                settings.DEFAULT_FROM_EMAIL,
-                [order.email],
-            )
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [order.email])
     except IntegrityError:
         return False  # already told
     except OSError as error:  # SMTP down, refused, timed out: nothing was recorded
         raise TransientError(f"could not send the email to {order.email}: {error}") from error
     return True
+
+
+def payment_failed_email(
+    *, order: Order, reason: str, dedupe_key: str, retry_url: str = ""
+) -> bool:
+    """Tell the customer; fraud-type declines arrive here already as generic.
+    ``retry_url``: the hosted payment page, still open, where they can pay again."""
+    explanation = DECLINE_TEXT.get(reason, DECLINE_TEXT["generic_decline"])
+    again = (
+        f"please pay again with another card here:\n\n{retry_url}\n"
+        if retry_url
+        else "please pay again with another card from your account.\n"
+    )
+    return _send_once(
+        order=order,
+        kind="payment_failed",
+        dedupe_key=dedupe_key,
+        subject=f"Payment for order {order.order_number} did not go through",
+        body=f"Hello,\n\nwe could not collect the payment for your order "
+        f"{order.order_number} because {explanation}. Your order is kept; {again}",
+    )
+
+
+def payment_link_email(*, order: Order, url: str, amount_minor: int, dedupe_key: str) -> bool:
+    """The Stripe-hosted page where the customer pays the order (one email per page)."""
+    amount = format_money(from_minor_units(amount_minor, order.currency), order.currency)
+    return _send_once(
+        order=order,
+        kind="payment_link",
+        dedupe_key=dedupe_key,
+        subject=f"Pay for your order {order.order_number}",
+        body=f"Hello,\n\nyour order {order.order_number} of {amount} is waiting for its "
+        f"payment. Please pay securely with Stripe here:\n\n{url}\n\n"
+        "The link is valid for 24 hours.\n",
+    )

@@ -65,10 +65,20 @@ register_integration_settings(
         "GL account numbers of the ERP journal entries, by role (clearing, sales, ...).",
     ),
     Setting(
+        "customer_payment_page",
+        "choice",
+        "checkout",
+        "How a customer-mode order is paid: checkout emails the customer a Stripe-hosted "
+        "payment page (Checkout Session) and notes it on the order; storefront leaves the "
+        "PaymentIntent's client secret in an order note for a storefront using Stripe.js.",
+        choices=("checkout", "storefront"),
+    ),
+    Setting(
         "checkout_success_url",
         "url",
         None,
-        "Where Stripe's hosted payment page sends the customer after paying.",
+        "Where Stripe's hosted payment page sends the customer after paying (needed by "
+        "customer_payment_page=checkout).",
     ),
     Setting(
         "checkout_cancel_url",

@@ -7,7 +7,7 @@ from integrations.connectors.znode.client import forget_cached
 from integrations.models import Integration, LookupTable
 from integrations.services.connections import connection_test
 from integrations.services.flows import lookups_install_defaults
-from payments.checks import status_tables_check
+from payments.checks import checkout_page_check, status_tables_check
 from tests.support.shop import store_connection
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +52,30 @@ def test_unusable_and_missing_states_are_named(wired, capsys):
     err = capsys.readouterr().err
     assert err.count("WARNING stock: ") == 3
     assert "'APPROVED' is not an order state" in err
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"collection_modes": {"10": "customer"}}, True),
+        (
+            {"collection_modes": {"10": "customer"}, "checkout_success_url": "https://s.io/ok"},
+            False,
+        ),
+        ({"collection_modes": {"10": "customer"}, "customer_payment_page": "storefront"}, False),
+        ({"collection_modes": {"11": "saved_method"}, "saved_method_fallback": "customer"}, True),
+        ({"collection_modes": {"11": "saved_method"}}, False),
+        ({"collection_modes": {"7": "adopt"}}, False),
+    ],
+)
+def test_a_hosted_payment_page_needs_a_success_url(wired, settings, problem):
+    """Customer-mode orders (directly, or as the saved-method fallback) get Stripe's
+    hosted page, which cannot be created without a success URL: said at setup, not at
+    the first order."""
+    wired.settings = settings
+    wired.save(update_fields=["settings"])
+    problems = checkout_page_check(integration=wired)
+    assert bool(problems) is problem
+    if problem:
+        assert problems[0].startswith("checkout_success_url: customer-mode orders get a Stripe")
+        assert "checkout_success_url" in connection_test(connection=wired.znode).message

@@ -281,6 +281,34 @@ class StripeGateway:
             idempotency_key=idempotency_key,
         )
 
+    # --- checkout sessions (the Stripe-hosted payment page) ----------------------------------
+    def checkout_session_create(self, *, params: dict, idempotency_key: str) -> dict:
+        return self._write(
+            "checkout.session.create",
+            self.client.v1.checkout.sessions.create,
+            params=params,
+            idempotency_key=idempotency_key,
+        )
+
+    def checkout_session_retrieve(self, session_id: str, *, expand: list[str] = ()) -> dict:
+        params = {"expand": list(expand)} if expand else {}
+        return self._read(
+            "checkout.session.retrieve",
+            self.client.v1.checkout.sessions.retrieve,
+            session_id,
+            params=params,
+        )
+
+    def checkout_session_expire(self, session_id: str, *, idempotency_key: str) -> dict:
+        """Close an open hosted payment page (a complete or expired one is refused: 400)."""
+        return self._write(
+            "checkout.session.expire",
+            self.client.v1.checkout.sessions.expire,
+            session_id,
+            params={},
+            idempotency_key=idempotency_key,
+        )
+
     # --- charges and refunds ---------------------------------------------------------------
     def charge_retrieve(self, charge_id: str, *, expand: list[str] = ()) -> dict:
         params = {"expand": list(expand)} if expand else {}

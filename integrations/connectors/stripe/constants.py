@@ -42,6 +42,14 @@ CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.d
 PAYMENT_METHOD_EVENTS = frozenset(
     {"payment_method.attached", "payment_method.detached", "payment_method.updated"}
 )
+CHECKOUT_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.expired",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+    }
+)
 PAYOUT_EVENTS = frozenset(
     {
         "payout.created",
@@ -60,6 +68,7 @@ SUPPORTED_EVENTS = (
     | DISPUTE_EVENTS
     | CUSTOMER_EVENTS
     | PAYMENT_METHOD_EVENTS
+    | CHECKOUT_EVENTS
     | PAYOUT_EVENTS
 )
 
