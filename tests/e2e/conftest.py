@@ -20,6 +20,7 @@ STRIPE_KEY = "sk_test_e2e_platform_key"
 # 2 purchase orders).
 E2E_SETTINGS = {
     "collection_modes": {"7": "adopt", "8": "adopt", "10": "customer", "11": "saved_method"},
+    "checkout_success_url": "https://shop.example.com/checkout/thanks",
 }
 ZNODE_AUTH = "Bearer e2e-platform-znode-token"
 

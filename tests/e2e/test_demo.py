@@ -44,4 +44,8 @@ def test_headless_demo_settles_consistently(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "all orders settled and consistent" in result.stdout
     assert "pending or inconsistent 0" in result.stdout
+    # Every way of paying is in the run: adopted, saved card (paid and declined), link.
+    assert "on the Stripe payment page" in result.stdout
+    for paid_by in ("adopted", "saved", "link"):
+        assert f" {paid_by} " in result.stdout
     assert "admin login: admin / " in result.stdout

@@ -16,7 +16,7 @@ from django.core import mail
 from integrations.choices import JobStatus
 from integrations.models import ApiCall, Job
 from payments.choices import OrderState
-from payments.models import Order
+from payments.models import Order, Payment
 from tests.e2e.conftest import saved_card_customer, stripe_client, wait_for
 from tests.support.shop import LINK_PAYMENT_SETTING_ID, SAVED_PAYMENT_SETTING_ID, payment_rows
 
@@ -146,7 +146,13 @@ def test_saved_card_order_is_paid_off_session(platform, sandbox, admin_client):
     assert positions == sorted(positions)
 
 
-def test_declined_saved_card_sets_the_payment_status_and_tells_the_customer(platform, sandbox):
+@pytest.mark.parametrize("notify", [True, False], ids=["notify", "notify_customer=false"])
+def test_declined_saved_card_sets_the_payment_status_and_tells_the_customer(
+    platform, sandbox, notify
+):
+    """``notify_customer=false``: Znode still shows the decline, nobody is emailed."""
+    platform.settings = {**platform.settings, "notify_customer": notify}
+    platform.save(update_fields=["settings"])
     saved_card_customer(
         sandbox, user_id=13, email="carla@example.com", card="pm_card_chargeCustomerFail"
     )
@@ -161,7 +167,7 @@ def test_declined_saved_card_sets_the_payment_status_and_tells_the_customer(plat
     assert znode["PaymentStatus"] == "Declined"
     notes = [n["Notes"] for n in znode["OrderNotes"] or []]
     assert any("Payment failed" in n for n in notes)
-    assert len(mail.outbox) == 1
+    assert len(mail.outbox) == (1 if notify else 0)
     assert not any(number in entry["memo"] for entry in erp_entries(sandbox))  # no sale
 
 
@@ -193,6 +199,9 @@ def test_purchase_orders_are_not_charged(platform):
 
 
 def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sandbox):
+    """A storefront that pays with Stripe.js gets the client secret in an order note."""
+    platform.settings = {**platform.settings, "customer_payment_page": "storefront"}
+    platform.save(update_fields=["settings"])
     placed = platform.shop.place_order(total="20.00", payment_setting_id=LINK_PAYMENT_SETTING_ID)
     number = placed["OrderNumber"]
     order = wait_for(
@@ -220,6 +229,137 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         message="canceled",
     )
     assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
+
+
+# --- the customer pays on Stripe's hosted page (Checkout) -------------------------------------
+def _page(number: str, *, after: int = 0):
+    """The order's newest hosted payment page row, once the link went out."""
+    return wait_for(
+        lambda: (
+            Payment.objects.filter(order__order_number=number, id__gt=after)
+            .exclude(checkout_session_id="")
+            .order_by("-id")
+            .first()
+        ),
+        message=f"a payment page for {number}",
+    )
+
+
+def _notes(platform, number: str) -> list[str]:
+    return [n["Notes"] for n in platform.shop.order(number)["OrderNotes"] or []]
+
+
+def _pay_page(sandbox, session_id: str, card: str) -> requests.Response:
+    """What Stripe does when the customer submits the hosted page with ``card``."""
+    return requests.post(
+        f"{sandbox.system_url('stripe')}/_test/checkout/sessions/{session_id}/pay",
+        json={"payment_method": card},
+        timeout=10,
+    )
+
+
+def _link_emails(number: str) -> list:
+    return [m for m in mail.outbox if m.subject == f"Pay for your order {number}"]
+
+
+def test_customer_pays_on_the_hosted_page(platform, sandbox):
+    """Issue 7 #12 "customer completes": a Checkout Session for the total, its link
+    emailed and noted on the order; paying it books the order exactly once."""
+    placed = platform.shop.place_order(total="42.50", payment_setting_id=LINK_PAYMENT_SETTING_ID)
+    number = placed["OrderNumber"]
+    page = _page(number)
+    client = stripe_client(sandbox)
+    session = client.v1.checkout.sessions.retrieve(page.checkout_session_id)
+    assert (session.status, session.amount_total, session.currency) == ("open", 4250, "usd")
+    assert session.metadata["znode_order_number"] == number
+    assert session.client_reference_id == number
+    assert session.success_url == "https://shop.example.com/checkout/thanks"
+    wait_for(lambda: any(session.url in n for n in _notes(platform, number)), message="link note")
+    wait_for(lambda: _link_emails(number), message="link email")
+    (email,) = _link_emails(number)
+    assert session.url in email.body and "42.50 USD" in email.body
+    assert Order.objects.get(order_number=number).state == OrderState.PAYMENT_PENDING
+
+    assert _pay_page(sandbox, session.id, "pm_card_visa").status_code == 200
+    flow_done(number, "payment-succeeded")
+    order = Order.objects.get(order_number=number)
+    assert order.state == OrderState.PAID
+    payment = order.payments.get()  # the page's row took its PaymentIntent: no second row
+    intent = client.v1.checkout.sessions.retrieve(session.id).payment_intent
+    assert (payment.payment_intent_id, payment.checkout_session_id) == (intent, session.id)
+    assert payment.charge_id.startswith(("ch_", "py_"))
+    znode_order = platform.shop.order(number)
+    assert znode_order["PaymentStatus"] == "Captured"
+    assert len(payment_rows(znode_order, payment.charge_id)) == 1
+    assert len(erp_entries(sandbox, f"sale:{payment.charge_id}")) == 1
+    assert len(_link_emails(number)) == 1  # re-runs and echoes sent nothing twice
+
+
+def test_a_decline_on_the_hosted_page_can_be_paid_again(platform, sandbox):
+    placed = platform.shop.place_order(total="15.00", payment_setting_id=LINK_PAYMENT_SETTING_ID)
+    number = placed["OrderNumber"]
+    page = _page(number)
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_chargeDeclined").status_code == 402
+    flow_done(number, "payment-failed")
+    assert Order.objects.get(order_number=number).state == OrderState.PAYMENT_FAILED
+    failed = wait_for(
+        lambda: [m for m in mail.outbox if "did not go through" in m.subject],
+        message="decline email",
+    )
+    url = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id).url
+    assert url and url in failed[0].body  # pay again on the same, still open, page
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 200
+    flow_done(number, "payment-succeeded")
+    assert Order.objects.get(order_number=number).state == OrderState.PAID
+    assert platform.shop.order(number)["PaymentStatus"] == "Captured"
+
+
+def test_a_new_total_replaces_the_page_and_a_cancel_closes_it(platform, sandbox):
+    placed = platform.shop.place_order(total="20.00", payment_setting_id=LINK_PAYMENT_SETTING_ID)
+    number = placed["OrderNumber"]
+    first = _page(number)
+    wait_for(lambda: _link_emails(number), message="first link")
+    client = stripe_client(sandbox)
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
+    second = _page(number, after=first.id)
+    assert client.v1.checkout.sessions.retrieve(first.checkout_session_id).status == "expired"
+    session = client.v1.checkout.sessions.retrieve(second.checkout_session_id)
+    assert (session.status, session.amount_total) == ("open", 2500)
+    wait_for(lambda: len(_link_emails(number)) == 2, message="a link for the new total")
+    assert session.url in _link_emails(number)[1].body
+    assert Order.objects.get(order_number=number).amount_minor == 2500
+    # The old page cannot be paid any more.
+    assert _pay_page(sandbox, first.checkout_session_id, "pm_card_visa").status_code == 400
+
+    platform.shop.cancel(number)
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.CANCELED).exists(),
+        message="canceled",
+    )
+    assert client.v1.checkout.sessions.retrieve(second.checkout_session_id).status == "expired"
+    assert set(
+        Payment.objects.filter(order__order_number=number).values_list("status", flat=True)
+    ) == {"canceled"}
+    flow_done(number, "payment-page-expired")
+    assert not any("expired unpaid" in n for n in _notes(platform, number))  # we closed them
+
+
+def test_an_unpaid_page_that_expires_is_noted_for_an_operator(platform, sandbox):
+    platform.settings = {**platform.settings, "notify_customer": False}
+    platform.save(update_fields=["settings"])
+    placed = platform.shop.place_order(total="9.00", payment_setting_id=LINK_PAYMENT_SETTING_ID)
+    number = placed["OrderNumber"]
+    page = _page(number)
+    wait_for(lambda: _notes(platform, number), message="link note")
+    assert _link_emails(number) == []  # notify_customer=false: the note only
+    requests.post(
+        f"{sandbox.system_url('stripe')}/_test/advance_time", json={"seconds": 86400}, timeout=10
+    )
+    flow_done(number, "payment-page-expired")
+    page.refresh_from_db()
+    assert page.status == "canceled"
+    assert any(f"{page.checkout_session_id} expired unpaid" in n for n in _notes(platform, number))
+    assert Order.objects.get(order_number=number).state == OrderState.PAYMENT_PENDING
 
 
 def _run_due_jobs():
@@ -404,8 +544,13 @@ def test_happy_path_against_localstripe(live_server, sandbox, localstripe, trans
         znode=znode,
         stripe=stripe_conn,
         erp=erp,
-        # localstripe refuses PaymentIntent descriptions (reference/localstripe.md §2.4)
-        settings={**E2E_SETTINGS, "stripe_description": False},
+        # localstripe refuses PaymentIntent descriptions and has no Checkout Sessions
+        # (reference/localstripe.md §2.4): the storefront completes the PaymentIntent.
+        settings={
+            **E2E_SETTINGS,
+            "stripe_description": False,
+            "customer_payment_page": "storefront",
+        },
     )
     lookups_install_defaults()
     flows_install_defaults()

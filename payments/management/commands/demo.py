@@ -10,7 +10,8 @@ sandbox's webhooks, then places orders at a steady pace, as a stock Znode 9.x st
 takes them (reference znode-api.md §9.1): most are card orders that Znode's payment
 app authorizes at checkout, which the platform adopts and captures when the store
 ships them; some are charged off-session to a card the customer saved in Stripe, and
-one customer's saved card is declined. With
+one customer's saved card is declined; some customers pay on the Stripe-hosted page
+whose link the platform emails them (the demo plays the customer and pays it). With
 ``--exit-when-settled`` it waits until every order has settled, prints whether
 Znode, Stripe and the ERP agree about each one, and exits 0 only if they all do.
 """
@@ -43,8 +44,16 @@ STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
 STRIPE_KEY = "sk_test_demo_platform_key"
 ERP_TOKEN = "sandbox-erp-token"
 STORE_TIMEZONE = "America/Chicago"  # the sandbox store's clock (reference §2.2)
-GATEWAY_SETTING, GATEWAY_AUTHORIZE_SETTING, SAVED_SETTING = 7, 8, 11
-COLLECTION_MODES = '{"7": "adopt", "8": "adopt", "11": "saved_method"}'
+GATEWAY_SETTING, GATEWAY_AUTHORIZE_SETTING, LINK_SETTING, SAVED_SETTING = 7, 8, 10, 11
+ADOPTED_SETTINGS = (GATEWAY_SETTING, GATEWAY_AUTHORIZE_SETTING)
+COLLECTION_MODES = '{"7": "adopt", "8": "adopt", "10": "customer", "11": "saved_method"}'
+PAID_BY = {
+    GATEWAY_SETTING: "adopted",
+    GATEWAY_AUTHORIZE_SETTING: "adopted",
+    LINK_SETTING: "link",
+    SAVED_SETTING: "saved",
+}
+CHECKOUT_SUCCESS_URL = f"https://{STORE_DOMAIN}/checkout/thanks"
 # Znode users with a card saved in Stripe, and that card.
 SAVED_CARDS = {
     12: ("bob@example.com", "pm_card_visa"),
@@ -53,10 +62,11 @@ SAVED_CARDS = {
 
 # (card typed at checkout or saved, user, payment setting, expected outcome, share)
 SCENARIOS = [
-    ("pm_card_visa", 11, GATEWAY_SETTING, "paid", 0.45),
+    ("pm_card_visa", 11, GATEWAY_SETTING, "paid", 0.40),
     ("pm_card_mastercard", 11, GATEWAY_AUTHORIZE_SETTING, "paid", 0.20),
-    ("saved", 12, SAVED_SETTING, "paid", 0.25),
+    ("saved", 12, SAVED_SETTING, "paid", 0.20),
     ("saved", 13, SAVED_SETTING, "failed", 0.10),
+    ("link", 11, LINK_SETTING, "paid", 0.10),
 ]
 
 
@@ -70,6 +80,7 @@ class DemoOrder:
     expected: str
     placed_at: float
     shipped: bool = False
+    paid_on_page: bool = False
     checks: dict[str, bool] = field(default_factory=dict)
 
 
@@ -215,7 +226,10 @@ class Command(BaseCommand):
         connection("demo-erp", "erp", f"{self.sandbox}/erp", {"token": ERP_TOKEN}, {})
         self.znode_secret = znode.secret_list()[0]
         self.stripe_secret = stripe.secret_list()[0]
-        settings_ = [f"--setting=collection_modes={COLLECTION_MODES}"]
+        settings_ = [
+            f"--setting=collection_modes={COLLECTION_MODES}",
+            f"--setting=checkout_success_url={CHECKOUT_SUCCESS_URL}",
+        ]
         if not Integration.objects.filter(name="demo").exists():
             call_command(
                 "integration",
@@ -273,15 +287,18 @@ class Command(BaseCommand):
     def place_orders(self, count: int, interval: float) -> list[DemoOrder]:
         placed = []
         weights = [s[4] for s in SCENARIOS]
-        for _ in range(count):
-            token, user, setting, expected, _share = self.rng.choices(SCENARIOS, weights)[0]
+        for index in range(count):
+            # Every way of paying once first, then shoppers in their usual shares.
+            scenario = SCENARIOS[index] if index < len(SCENARIOS) else None
+            scenario = scenario or self.rng.choices(SCENARIOS, weights)[0]
+            token, user, setting, expected, _share = scenario
             total = Decimal(self.rng.randrange(500, 25000)) / 100
             body = {
                 "user_id": user,
                 "lines": [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": str(total)}],
                 "payment_setting_id": setting,
             }
-            if token != "saved":
+            if token not in ("saved", "link"):
                 body["card"] = token  # typed into Znode's checkout
             response = requests.post(f"{self.sandbox}/znode/_test/orders", json=body, timeout=10)
             response.raise_for_status()
@@ -308,7 +325,7 @@ class Command(BaseCommand):
         from payments.models import Order
 
         for demo in placed:
-            if demo.setting == SAVED_SETTING or demo.shipped:
+            if demo.setting not in ADOPTED_SETTINGS or demo.shipped:
                 continue
             if Order.objects.filter(order_number=demo.number, state=OrderState.AUTHORIZED).exists():
                 requests.post(
@@ -319,11 +336,34 @@ class Command(BaseCommand):
                 demo.shipped = True
                 self.stdout.write(f"shipped {demo.number}")
 
+    def pay_links(self, placed: list[DemoOrder]) -> None:
+        """Customers who got the payment page's link pay there with their card."""
+        from payments.models import Payment
+
+        for demo in placed:
+            if demo.setting != LINK_SETTING or demo.paid_on_page:
+                continue
+            page = (
+                Payment.objects.filter(order__order_number=demo.number)
+                .exclude(checkout_session_id="")
+                .first()
+            )
+            if page is None:
+                continue  # the link has not gone out yet
+            requests.post(
+                f"{self.sandbox}/stripe/_test/checkout/sessions/{page.checkout_session_id}/pay",
+                json={"payment_method": "pm_card_visa"},
+                timeout=10,
+            ).raise_for_status()
+            demo.paid_on_page = True
+            self.stdout.write(f"paid {demo.number} on the Stripe payment page")
+
     # --- checking ----------------------------------------------------------------------------
     def settle(self, placed: list[DemoOrder], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             self.ship_authorized(placed)
+            self.pay_links(placed)
             for demo in placed:
                 demo.checks = self.verify_order(demo)
             done = sum(all(d.checks.values()) for d in placed)
@@ -349,7 +389,7 @@ class Command(BaseCommand):
         minor = money.to_minor_units(demo.total, "USD")
         stripe_ok = erp_ok = znode_ok = False
         auth = {"Authorization": f"Bearer {STRIPE_KEY}"}
-        if demo.setting != SAVED_SETTING:
+        if demo.setting in ADOPTED_SETTINGS:
             # Adopted: the payment app's charge, captured by us, never a second payment.
             charge = requests.get(
                 f"{self.sandbox}/stripe/v1/charges/{demo.charge}", headers=auth, timeout=10
@@ -398,13 +438,14 @@ class Command(BaseCommand):
         mark = {True: "ok", False: "--"}
         self.stdout.write("")
         self.stdout.write(
-            f"{'order':<12} {'amount':>9}  {'expected':<8} {'platform':<8} {'znode':<6} "
-            f"{'stripe':<6} {'erp':<4} agree"
+            f"{'order':<12} {'amount':>9}  {'paid by':<9} {'expected':<8} {'platform':<8} "
+            f"{'znode':<6} {'stripe':<6} {'erp':<4} agree"
         )
         for demo in placed:
             c = demo.checks
             self.stdout.write(
-                f"{demo.number:<12} {demo.total:>9}  {demo.expected:<8} {mark[c['platform']]:<8} "
+                f"{demo.number:<12} {demo.total:>9}  {PAID_BY[demo.setting]:<9} "
+                f"{demo.expected:<8} {mark[c['platform']]:<8} "
                 f"{mark[c['znode']]:<6} {mark[c['stripe']]:<6} {mark[c['erp']]:<4} "
                 f"{'yes' if all(c.values()) else 'NO'}"
             )
