@@ -485,7 +485,7 @@ def _collect_saved(ctx: ActionContext, order: Order, *, customer: str, **_: Any)
 
 def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
     if _setting(ctx, "customer_payment_page") == "checkout":
-        return _collect_on_hosted_page(ctx, order, customer=customer)
+        return _ensure_page(ctx, order, customer=customer)
     result = _create_intent(ctx, order, customer=customer, method="")
     if result["outcome"] != PENDING:
         return result
@@ -556,108 +556,173 @@ def _checkout_params(ctx: ActionContext, order: Order, customer: str) -> dict[st
     return params
 
 
-def _collect_on_hosted_page(ctx: ActionContext, order: Order, *, customer: str) -> dict:
-    """A Stripe Checkout Session for the order's total, sent to the customer by email
-    and as an order note. Its PaymentIntent, created by Stripe when the customer pays,
-    carries the order's metadata, so the payment events book it like any other.
+def _pages(order: Order):
+    return order.payments.filter(adopted=False).exclude(checkout_session_id="")
 
-    One open page per order: a re-run re-sends nothing new (note and email are once
-    per page); a new page is made only after the last one was closed (new total,
-    expired), under a key counting the pages, so a lost answer replays the same one."""
-    gateway = StripeGateway(ctx.connection("stripe"))
-    pages = order.payments.filter(adopted=False).exclude(checkout_session_id="")
-    current = pages.order_by("-id").first()
+
+def _linked_customer(ctx: ActionContext, order: Order) -> str:
+    from customers.models import CustomerLink
+
+    link = CustomerLink.objects.filter(
+        integration=ctx.integration, znode_user_id=order.znode_user_id
+    ).first()
+    return link.stripe_customer_id if link else ""
+
+
+def _ensure_page(ctx: ActionContext, order: Order, *, customer: str = "") -> dict:
+    """Exactly one live hosted page for the order's current total, its link sent.
+
+    A live page for another total is closed first (a page the customer already paid
+    is never replaced: that is refused, for an operator). A re-run creates and sends
+    nothing twice: the link is sent once per page, and a page's key counts the pages
+    before it and digests its parameters, so a lost answer replays the same page and a
+    changed order gets a new one (an unsent page nobody has the link of just expires)."""
+    current = _pages(order).order_by("-id").first()
     if current and current.status != PaymentStatus.CANCELED:
-        session = gateway.checkout_session_retrieve(current.checkout_session_id)
-    else:
-        try:
-            money.check_chargeable(order.amount_minor, order.currency)
-        except money.MoneyError as error:
-            raise exc.DataError(f"order {order.order_number}: {error}") from error
-        session = gateway.checkout_session_create(
-            params=_checkout_params(ctx, order, customer),
-            idempotency_key=ctx.idempotency_key(
-                "checkout", ctx.integration.name, order.order_number, pages.count()
-            ),
-        )
-        current, _ = Payment.objects.get_or_create(
-            checkout_session_id=session["id"],
-            defaults={
-                "order": order,
-                "amount_minor": int(session.get("amount_total") or order.amount_minor),
-                "currency": order.currency,
-            },
-        )
-        _move(order, OrderState.PAYMENT_PENDING)
-        order.refresh_from_db()
-        if order.state == OrderState.CANCELED:
-            # Canceled in the store while the page was being made: close it now.
+        if current.amount_minor == order.amount_minor:
+            if current.link_sent_at:
+                return _page_result(current, status="open")
+            session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
+                current.checkout_session_id
+            )
+            if session.get("status") != "expired":
+                return _deliver_page(ctx, order, current, session)
+            Payment.objects.filter(pk=current.pk).update(status=PaymentStatus.CANCELED)
+        else:
             _close_hosted_page(ctx, current)
-            return {"outcome": SKIPPED, "checkout_session": session["id"], "status": "canceled"}
-    if session.get("status") == "open" and session.get("url"):
-        _send_payment_link(ctx, order, session)
-    return {
-        "outcome": PENDING,
-        "checkout_session": session["id"],
-        "status": session.get("status", ""),
-        "payment_intent": _id(session.get("payment_intent")),
-    }
+        current.refresh_from_db()
+        if current.status != PaymentStatus.CANCELED:
+            raise _paid_refused(ctx, order, current, "the order total changed")
+    return _open_page(ctx, order, customer or _linked_customer(ctx, order))
 
 
-def _send_payment_link(ctx: ActionContext, order: Order, session: dict) -> None:
+def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
+    try:
+        money.check_chargeable(order.amount_minor, order.currency)
+    except money.MoneyError as error:
+        raise exc.DataError(f"order {order.order_number}: {error}") from error
+    params = _checkout_params(ctx, order, customer)
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    key = ctx.idempotency_key(
+        "checkout", ctx.integration.name, order.order_number, _pages(order).count(), digest
+    )
+    session = StripeGateway(ctx.connection("stripe")).checkout_session_create(
+        params=params, idempotency_key=key
+    )
+    page, _ = Payment.objects.get_or_create(
+        checkout_session_id=session["id"],
+        defaults={
+            "order": order,
+            "amount_minor": int(session.get("amount_total") or order.amount_minor),
+            "currency": order.currency,
+        },
+    )
+    _move(order, OrderState.PAYMENT_PENDING)
+    order.refresh_from_db()
+    if order.state == OrderState.CANCELED:
+        # Canceled in the store while the page was being made: close it, send nothing.
+        _close_hosted_page(ctx, page)
+        return {"outcome": SKIPPED, "checkout_session": page.checkout_session_id}
+    return _deliver_page(ctx, order, page, session)
+
+
+def _deliver_page(ctx: ActionContext, order: Order, page: Payment, session: dict) -> dict:
     """The page's link as an order note and, unless turned off, by email (each once)."""
     from payments.notifications import payment_link_email
 
-    amount = int(session.get("amount_total") or order.amount_minor)
-    shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
+    if session.get("status") == "open" and session.get("url") and not page.link_sent_at:
+        amount = int(session.get("amount_total") or page.amount_minor)
+        shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
+        ZnodeClient(ctx.connection("znode")).add_order_note(
+            order_id=order.znode_order_id,
+            note=f"Stripe payment page for {shown} sent to the customer: {session['url']}",
+            dedupe_key=f"checkout:{session['id']}",
+        )
+        if _setting(ctx, "notify_customer"):
+            payment_link_email(
+                order=order,
+                url=session["url"],
+                amount_minor=amount,
+                expires_at=session.get("expires_at"),
+                dedupe_key=session["id"],
+            )
+        Payment.objects.filter(pk=page.pk).update(link_sent_at=timezone.now())
+        page.refresh_from_db()
+    return _page_result(page, status=str(session.get("status") or ""))
+
+
+def _page_result(page: Payment, *, status: str) -> dict:
+    return {
+        "outcome": PENDING,
+        "checkout_session": page.checkout_session_id,
+        "status": status,
+        "link_sent": page.link_sent_at is not None,
+    }
+
+
+def _paid_refused(
+    ctx: ActionContext, order: Order, page: Payment, why: str
+) -> exc.BusinessRuleError:
+    """The customer paid (or is paying) for an order that changed under the payment (a
+    new total, a cancellation): nothing is decided for the merchant (refunds follow
+    their own rules); Znode gets a note and the job waits for an operator."""
+    amount = money.format_money(
+        money.from_minor_units(page.amount_minor, order.currency), order.currency
+    )
+    where = (
+        f"on the Stripe payment page {page.checkout_session_id}"
+        if page.checkout_session_id
+        else "in Stripe"
+    )
+    reference = page.payment_intent_id or page.charge_id or "payment in progress"
+    reason = (
+        f"{why}, but the customer already paid {amount} {where} ({reference}); "
+        "refund or adjust it in Stripe"
+    )
     ZnodeClient(ctx.connection("znode")).add_order_note(
         order_id=order.znode_order_id,
-        note=f"Stripe payment page for {shown} sent to the customer: {session['url']}",
-        dedupe_key=f"checkout:{session['id']}",
+        note=f"Order {order.order_number}: {reason}.",
+        dedupe_key=f"paid:{page.pk}:{why}",
     )
-    if _setting(ctx, "notify_customer"):
-        payment_link_email(
-            order=order, url=session["url"], amount_minor=amount, dedupe_key=session["id"]
-        )
+    return exc.BusinessRuleError(f"order {order.order_number}: {reason}")
 
 
-def _close_hosted_page(ctx: ActionContext, payment: Payment) -> dict:
+def _close_hosted_page(ctx: ActionContext, page: Payment) -> dict:
     """Expire the page so it can no longer be paid; the session as Stripe has it after.
 
-    A page the customer already paid cannot be expired: then the session names its
-    PaymentIntent, which is taken onto the payment row for the caller to handle."""
+    A page the customer already paid cannot be expired: then its PaymentIntent is taken
+    onto the row, with its status, for the caller to decide."""
     gateway = StripeGateway(ctx.connection("stripe"))
     try:
         session = gateway.checkout_session_expire(
-            payment.checkout_session_id,
-            idempotency_key=ctx.idempotency_key("expire", payment.checkout_session_id),
+            page.checkout_session_id,
+            idempotency_key=ctx.idempotency_key("expire", page.checkout_session_id),
         )
     except exc.BadRequest:
-        session = gateway.checkout_session_retrieve(payment.checkout_session_id)
+        session = gateway.checkout_session_retrieve(page.checkout_session_id)
     if session.get("status") == "expired":
-        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
-        payment.status = PaymentStatus.CANCELED
+        Payment.objects.filter(pk=page.pk).update(status=PaymentStatus.CANCELED)
     intent = _id(session.get("payment_intent"))
-    if intent and not payment.payment_intent_id:
-        _claim_intent(payment, intent)
-    if session.get("status") == "complete" and payment.payment_intent_id:
-        status = gateway.payment_intent_retrieve(payment.payment_intent_id).get("status")
+    if intent and not page.payment_intent_id:
+        _claim_intent(page, intent)
+    if session.get("status") == "complete" and page.payment_intent_id:
+        status = gateway.payment_intent_retrieve(page.payment_intent_id).get("status")
         with transaction.atomic():
-            locked = Payment.objects.select_for_update().get(pk=payment.pk)
+            locked = Payment.objects.select_for_update().get(pk=page.pk)
             if status in PaymentStatus.values and locked.can_move_to(status):
                 locked.status = status
                 locked.save(update_fields=["status", "updated_at"])
-        payment.refresh_from_db()
+    page.refresh_from_db()
     return session
 
 
-def _claim_intent(payment: Payment, payment_intent: str) -> None:
+def _claim_intent(page: Payment, payment_intent: str) -> None:
     """The hosted page's PaymentIntent, made by Stripe when the customer paid."""
     if not Payment.objects.filter(payment_intent_id=payment_intent).exists():
-        Payment.objects.filter(pk=payment.pk, payment_intent_id__isnull=True).update(
+        Payment.objects.filter(pk=page.pk, payment_intent_id__isnull=True).update(
             payment_intent_id=payment_intent
         )
-    payment.refresh_from_db()
+    page.refresh_from_db()
 
 
 def _page_payment(
@@ -666,8 +731,7 @@ def _page_payment(
     """The hosted-page payment row whose session Stripe says made ``payment_intent``,
     and that session (re-read); ``(None, {})`` when no page of the order made it."""
     gateway = StripeGateway(ctx.connection("stripe"))
-    pages = order.payments.filter(payment_intent_id__isnull=True).exclude(checkout_session_id="")
-    for page in pages.order_by("-id"):
+    for page in _pages(order).filter(payment_intent_id__isnull=True).order_by("-id"):
         session = gateway.checkout_session_retrieve(page.checkout_session_id)
         if _id(session.get("payment_intent")) == payment_intent:
             _claim_intent(page, payment_intent)
@@ -782,6 +846,8 @@ def record_success(
         payment_intent_id=payment_intent,
         defaults={"order": order, "amount_minor": intent["amount"], "currency": order.currency},
     )
+    if order.state == OrderState.CANCELED:
+        return _paid_after_cancel(ctx, order, payment, intent)
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.can_move_to(target_status):
@@ -803,6 +869,24 @@ def record_success(
         if outcome == PAID
         else int(intent.get("amount_capturable") or 0),
     }
+
+
+def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, intent: dict) -> dict:
+    """Money for an order canceled in the store: an authorization is released; a
+    payment is never booked against it (note in Znode, quarantined for an operator)."""
+    if intent.get("status") == PaymentStatus.REQUIRES_CAPTURE:
+        StripeGateway(ctx.connection("stripe")).payment_intent_cancel(
+            intent["id"],
+            params={"cancellation_reason": "requested_by_customer"},
+            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
+        )
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+        return {"outcome": SKIPPED, "reason": "order canceled: authorization released"}
+    Payment.objects.filter(pk=payment.pk).update(
+        status=PaymentStatus.SUCCEEDED, charge_id=_id(intent.get("latest_charge"))
+    )
+    payment.refresh_from_db()
+    raise _paid_refused(ctx, order, payment, "the order was canceled in Znode")
 
 
 def _record_in_znode(
@@ -917,9 +1001,18 @@ def record_failure(
 
     order = _order(ctx, order_number)
     payment = Payment.objects.filter(payment_intent_id=payment_intent).first()
-    page: dict = {}
+    session: dict = {}
     if payment is None:
-        payment, page = _page_payment(ctx, order, payment_intent)
+        payment, session = _page_payment(ctx, order, payment_intent)
+    if payment and payment.checkout_session_id:
+        newest = _pages(order).order_by("-id").first()
+        if payment.status == PaymentStatus.CANCELED or newest != payment:
+            # A decline on a page since closed (a new total, a cancellation): the
+            # customer was sent the page that counts; this one tells nothing.
+            return {"ignored": "the payment page was closed"}
+        session = session or StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
+            payment.checkout_session_id
+        )
     if payment and payment.status != PaymentStatus.SUCCEEDED:
         Payment.objects.filter(pk=payment.pk).update(
             decline_code=decline_code or failure_code, failure_message=message[:500]
@@ -942,7 +1035,7 @@ def record_failure(
     )
     state = _set_state(ctx, znode, order, "payment_failed")
     # On the hosted page the customer may simply try another card: the email says where.
-    retry_url = page.get("url") if page.get("status") == "open" else ""
+    retry_url = session.get("url") if session.get("status") == "open" else ""
     emailed = _setting(ctx, "notify_customer") and payment_failed_email(
         order=order, reason=shown, dedupe_key=payment_intent, retry_url=retry_url or ""
     )
@@ -955,7 +1048,7 @@ def record_failure(
 )
 def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_session: str) -> dict:
     """Re-read the session (the event is a hint). The order keeps waiting for its money;
-    re-driving its order-created job sends the customer a new page."""
+    replaying its order.created event, or any change of the order, sends a new page."""
     order = _order(ctx, order_number)
     page = order.payments.filter(checkout_session_id=checkout_session).first()
     if page is None:
@@ -966,14 +1059,15 @@ def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_sessi
     Payment.objects.filter(pk=page.pk).exclude(status=PaymentStatus.SUCCEEDED).update(
         status=PaymentStatus.CANCELED
     )
-    newest = order.payments.exclude(checkout_session_id="").order_by("-id").first()
+    newest = _pages(order).order_by("-id").first()
     if newest != page or order.state not in (OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED):
         # Closed by us (a new total, a cancellation) or paid another way.
         return {"page": "closed", "noted": False}
     ZnodeClient(ctx.connection("znode")).add_order_note(
         order_id=order.znode_order_id,
-        note=f"The Stripe payment page {checkout_session} expired unpaid. Re-drive the "
-        "order's collect-payment job to send the customer a new one.",
+        note=f"The Stripe payment page {checkout_session} expired unpaid. To send the "
+        "customer a new one, replay the order's order.created event (admin: Events) or "
+        "change the order.",
         dedupe_key=f"expired:{checkout_session}",
     )
     return {"page": "expired", "noted": True}
@@ -1035,10 +1129,12 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
 def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
-    page_open = payment and payment.checkout_session_id and not payment.payment_intent_id
-    if page_open and payment.status != PaymentStatus.CANCELED:
-        # Close the hosted page first; one already paid hands over its PaymentIntent.
+    if payment and payment.checkout_session_id and payment.status != PaymentStatus.CANCELED:
+        # Close the hosted page first (Checkout owns its PaymentIntent while it is
+        # open); a page already paid hands over its PaymentIntent and status.
         _close_hosted_page(ctx, payment)
+    if payment and payment.status == PaymentStatus.SUCCEEDED:
+        raise _paid_refused(ctx, order, payment, "the order was canceled in Znode")
     if payment and not payment.adopted and not (payment.payment_intent_id or "").startswith("pi_"):
         # A decline recorded without a PaymentIntent: nothing to release in Stripe.
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
@@ -1057,22 +1153,18 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
     return {"action": "canceled" if payment else "none", "order_state": order.state}
 
 
-def _new_hosted_page(ctx: ActionContext, order: Order, page: Payment, amount_minor: int) -> dict:
-    """The total changed before the customer paid: close the page sent, send a new one
-    for the new total. A page paid meanwhile is not replaced: the payment events book
-    it and refuse an amount that is not the order's."""
-    session = _close_hosted_page(ctx, page)
-    if session.get("status") != "expired":
-        raise exc.BusinessRuleError(
-            f"{order.order_number}: the total changed to {amount_minor} (minor units) but the "
-            f"customer already paid the page for {session.get('amount_total')}"
+def _sync_hosted_page(ctx: ActionContext, order: Order, amount_minor: int) -> dict:
+    """The order's total is Znode's, stored first (a payment for another total is then
+    refused when it is booked); the page follows it. Safe to re-run: whether a new page
+    is needed is decided by the pages, not by what was stored."""
+    changed = amount_minor != order.amount_minor
+    if changed:
+        Order.objects.filter(pk=order.pk).update(
+            amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
         )
-    Order.objects.filter(pk=order.pk).update(
-        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
-    )
-    order.refresh_from_db()
-    result = _collect_on_hosted_page(ctx, order, customer=_id(session.get("customer")))
-    return {**result, "action": "amount_updated", "amount_minor": amount_minor}
+        order.refresh_from_db()
+    result = _ensure_page(ctx, order)
+    return {**result, "action": "amount_updated" if changed else "none"}
 
 
 @action(
@@ -1091,19 +1183,16 @@ def sync_order_change(
         return _cancel(ctx, order, payment)
     if payment and state == "SHIPPED" and payment.status == PaymentStatus.REQUIRES_CAPTURE:
         return _capture(ctx, order, payment, amount_minor)
-    if amount_minor != order.amount_minor and order.state in (
-        OrderState.NEW,
-        OrderState.PAYMENT_PENDING,
-        OrderState.PAYMENT_FAILED,
-    ):
+    waiting = order.state in (OrderState.NEW, OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
+    if waiting and payment and payment.checkout_session_id:
+        return _sync_hosted_page(ctx, order, amount_minor)
+    if amount_minor != order.amount_minor and waiting:
         updatable = (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION)
         if payment and payment.status not in updatable:
             # Processing or awaiting action: Stripe cannot take a new amount now.
             raise exc.BusinessRuleError(
                 f"{order_number}: total changed while the payment is {payment.status}"
             )
-        if payment and payment.checkout_session_id and not payment.payment_intent_id:
-            return _new_hosted_page(ctx, order, payment, amount_minor)
         if payment and (payment.payment_intent_id or "").startswith("pi_"):
             # One key per Znode change: the same amount can come back later (20 → 25 →
             # 20 → 25) and must then be applied again, not replayed from the cache.

@@ -83,6 +83,12 @@ class Payment(models.Model):
         help_text="Stripe Checkout Session: the hosted payment page sent to the customer "
         "(its PaymentIntent is created when the customer pays).",
     )
+    link_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the hosted page's link went out (order note, and email unless "
+        "notify_customer is off).",
+    )
     adopted = models.BooleanField(
         default=False, help_text="A charge Znode's payment app made, not one we created."
     )
@@ -108,6 +114,13 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkout_session_id"],
+                condition=~models.Q(checkout_session_id=""),
+                name="payment_one_row_per_checkout_session",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.payment_intent_id or self.charge_id or self.checkout_session_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -61,15 +63,22 @@ def payment_failed_email(
     )
 
 
-def payment_link_email(*, order: Order, url: str, amount_minor: int, dedupe_key: str) -> bool:
+def payment_link_email(
+    *, order: Order, url: str, amount_minor: int, expires_at: int | None, dedupe_key: str
+) -> bool:
     """The Stripe-hosted page where the customer pays the order (one email per page)."""
     amount = format_money(from_minor_units(amount_minor, order.currency), order.currency)
+    until = (
+        "The link is valid until "
+        f"{datetime.fromtimestamp(expires_at, tz=UTC):%Y-%m-%d %H:%M} UTC.\n"
+        if expires_at
+        else ""
+    )
     return _send_once(
         order=order,
         kind="payment_link",
         dedupe_key=dedupe_key,
         subject=f"Pay for your order {order.order_number}",
         body=f"Hello,\n\nyour order {order.order_number} of {amount} is waiting for its "
-        f"payment. Please pay securely with Stripe here:\n\n{url}\n\n"
-        "The link is valid for 24 hours.\n",
+        f"payment. Please pay securely with Stripe here:\n\n{url}\n\n{until}",
     )

@@ -471,7 +471,8 @@ class CheckoutMixin:
 
     # --- PaymentIntents that belong to a session ----------------------------------------
     def _refuse_while_open(self, pi_id: str) -> None:
-        """Checkout confirms and cancels its own PaymentIntent while the session is open."""
+        """Checkout confirms, updates and cancels its own PaymentIntent while the session
+        is open (the stricter reading for updates: the page shows the session's total)."""
         pi = self.find("payment_intent", pi_id)
         session = self.find("checkout.session", (pi or {}).get("_checkout_session"))
         if session is not None and session["status"] == "open":
@@ -484,6 +485,10 @@ class CheckoutMixin:
     def api_payment_intents_cancel(self, call) -> dict:
         self._refuse_while_open(call.path["id"])
         return super().api_payment_intents_cancel(call)
+
+    def api_payment_intents_update(self, call) -> dict:
+        self._refuse_while_open(call.path["id"])
+        return super().api_payment_intents_update(call)
 
     # --- the customer paying, and expiry ------------------------------------------------
     def pay_checkout_session(self, session: dict, pm_ref: str | None) -> dict:

@@ -102,6 +102,7 @@ def platform(live_server, sandbox, transactional_db):
         {"url": live_server.url + stripe_conn.webhook_path, "secret": WHSEC},
     )
     integration.shop = Shop(sandbox.system_url("znode"))
+    integration.url = live_server.url
     return integration
 
 

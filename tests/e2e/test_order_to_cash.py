@@ -6,6 +6,7 @@ which leaves a Stripe charge id in ``TransactionId`` and its own GUID in
 ``PaymentTransactionToken`` (§9.1); APPROVED is a quote state (§4.1); the store clock
 is not UTC (§2.2)."""
 
+import json
 import re
 import uuid
 
@@ -21,6 +22,20 @@ from tests.e2e.conftest import saved_card_customer, stripe_client, wait_for
 from tests.support.shop import LINK_PAYMENT_SETTING_ID, SAVED_PAYMENT_SETTING_ID, payment_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
+
+
+def _duplicate_delivered(sandbox, number: str) -> None:
+    """Flush the sandbox's held Stripe webhooks; wait for the second delivery of the
+    order's payment_intent.succeeded."""
+    from integrations.models import InboundEvent
+
+    sandbox.control("POST", "webhooks/stripe/flush")
+    wait_for(
+        lambda: InboundEvent.objects.filter(
+            event_type="payment_intent.succeeded", reference=number, deliveries=2
+        ).exists(),
+        message="the duplicate delivery",
+    )
 
 
 def flow_done(number: str, flow: str, timeout: float = 20.0) -> Job:
@@ -264,7 +279,11 @@ def _link_emails(number: str) -> list:
 
 def test_customer_pays_on_the_hosted_page(platform, sandbox):
     """Issue 7 #12 "customer completes": a Checkout Session for the total, its link
-    emailed and noted on the order; paying it books the order exactly once."""
+    emailed and noted on the order; paying it books the order exactly once, with every
+    Stripe and Znode webhook delivered twice and reordered."""
+
+    for system in ("stripe", "znode"):
+        sandbox.set_faults(system, webhook_duplicate_rate=1.0, webhook_reorder_window=2)
     placed = platform.shop.place_order(total="42.50", payment_setting_id=LINK_PAYMENT_SETTING_ID)
     number = placed["OrderNumber"]
     page = _page(number)
@@ -282,6 +301,11 @@ def test_customer_pays_on_the_hosted_page(platform, sandbox):
 
     assert _pay_page(sandbox, session.id, "pm_card_visa").status_code == 200
     flow_done(number, "payment-succeeded")
+    _duplicate_delivered(sandbox, number)
+    assert Job.objects.filter(reference=number, flow__key="payment-succeeded").count() == 1
+    assert (
+        Job.objects.filter(reference=number, flow__key="order-created-collect-payment").count() == 1
+    )
     order = Order.objects.get(order_number=number)
     assert order.state == OrderState.PAID
     payment = order.payments.get()  # the page's row took its PaymentIntent: no second row
@@ -360,6 +384,220 @@ def test_an_unpaid_page_that_expires_is_noted_for_an_operator(platform, sandbox)
     assert page.status == "canceled"
     assert any(f"{page.checkout_session_id} expired unpaid" in n for n in _notes(platform, number))
     assert Order.objects.get(order_number=number).state == OrderState.PAYMENT_PENDING
+
+
+def _page_order(platform, total: str):
+    placed = platform.shop.place_order(total=total, payment_setting_id=LINK_PAYMENT_SETTING_ID)
+    number = placed["OrderNumber"]
+    page = _page(number)
+    wait_for(lambda: Payment.objects.get(pk=page.pk).link_sent_at, message="link sent")
+    return number, page
+
+
+def _sync_job(number: str, status: str) -> Job:
+    return wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="order-updated-sync-payment", status=status
+        ).first(),
+        message=f"order-updated job {status} for {number}",
+    )
+
+
+def test_a_declined_page_is_closed_by_a_cancel(platform, sandbox):
+    """Checkout owns its PaymentIntent while the page is open: a cancel after a decline
+    expires the page (it must not be payable for a canceled order)."""
+    number, page = _page_order(platform, "15.00")
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_chargeDeclined").status_code == 402
+    flow_done(number, "payment-failed")
+    platform.shop.cancel(number)
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, state=OrderState.CANCELED).exists(),
+        message="canceled",
+    )
+    client = stripe_client(sandbox)
+    assert client.v1.checkout.sessions.retrieve(page.checkout_session_id).status == "expired"
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 400
+    assert not Job.objects.filter(reference=number, status=JobStatus.QUARANTINED).exists()
+
+
+def test_a_declined_page_gets_a_new_page_for_a_new_total(platform, sandbox):
+    """After a decline the page's PaymentIntent exists, but the page shows its own
+    total: a new total is a new page, never a re-amounted PaymentIntent behind it. A
+    late decline of the closed page changes nothing."""
+    number, first = _page_order(platform, "20.00")
+    declined = _pay_page(sandbox, first.checkout_session_id, "pm_card_chargeDeclined")
+    assert declined.status_code == 402
+    failed = flow_done(number, "payment-failed")
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
+    second = _page(number, after=first.id)
+    client = stripe_client(sandbox)
+    assert client.v1.checkout.sessions.retrieve(first.checkout_session_id).status == "expired"
+    assert client.v1.checkout.sessions.retrieve(second.checkout_session_id).amount_total == 2500
+    wait_for(lambda: len(_link_emails(number)) == 2, message="a link for the new total")
+    emails = len(mail.outbox)
+
+    from integrations.services.inbox import event_replay
+
+    event_replay(event=failed.event)  # the old page's decline, delivered again
+    wait_for(
+        lambda: (
+            Job.objects.filter(
+                reference=number, flow__key="payment-failed", status=JobStatus.SUCCEEDED
+            ).count()
+            == 2
+        ),
+        message="the replayed decline handled",
+    )
+    replayed = Job.objects.filter(reference=number, flow__key="payment-failed").latest("id")
+    assert replayed.step_outputs["failure"] == {"ignored": "the payment page was closed"}
+    assert len(mail.outbox) == emails
+    assert _pay_page(sandbox, second.checkout_session_id, "pm_card_visa").status_code == 200
+    flow_done(number, "payment-succeeded")
+    order = Order.objects.get(order_number=number)
+    assert (order.state, order.amount_minor) == (OrderState.PAID, 2500)
+
+
+def test_a_page_paid_before_the_cancel_is_never_booked_silently(platform, sandbox):
+    """The customer paid; then the store cancels: the money is not kept quietly as a
+    canceled order's, nor refunded by guess: a note in Znode and a quarantined job."""
+    number, page = _page_order(platform, "30.00")
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 200
+    flow_done(number, "payment-succeeded")
+    platform.shop.cancel(number)
+    job = _sync_job(number, JobStatus.QUARANTINED)
+    assert "the order was canceled in Znode, but the customer already paid 30.00 USD" in (
+        job.last_error
+    )
+    assert any("refund or adjust it in Stripe" in n for n in _notes(platform, number))
+    assert Order.objects.get(order_number=number).state == OrderState.PAID
+
+
+def test_a_page_paid_while_the_total_changes_is_not_booked_for_the_old_total(platform, sandbox):
+    """Stripe's webhooks are held while the customer pays the old page and the store
+    raises the total: the change is refused with a note, and the late payment is not
+    marked paid for a total the order no longer has."""
+    number, page = _page_order(platform, "20.00")
+    sandbox.set_faults("stripe", webhooks_enabled=False)
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 200
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
+    job = _sync_job(number, JobStatus.QUARANTINED)
+    assert "the order total changed, but the customer already paid 20.00 USD" in job.last_error
+    assert Order.objects.get(order_number=number).amount_minor == 2500
+    sandbox.set_faults("stripe", webhooks_enabled=True)
+    intent = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
+    _deliver_stripe_event(platform, sandbox, "payment_intent.succeeded", intent.payment_intent)
+    paid = wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
+        ).first(),
+        message="the late payment refused",
+    )
+    assert "Stripe received 2000 usd but the order is 2500 USD" in paid.last_error
+    assert Order.objects.get(order_number=number).state != OrderState.PAID
+    assert platform.shop.order(number)["PaymentStatus"] != "Captured"
+
+
+def _deliver_stripe_event(platform, sandbox, event_type: str, object_id: str) -> None:
+    """Re-send Stripe's stored event for ``object_id`` to the platform, signed."""
+    from sandbox.stripe.events import signature_header
+    from tests.e2e.conftest import WHSEC
+
+    event = next(
+        e
+        for e in stripe_client(sandbox).v1.events.list(params={"type": event_type}).data
+        if e.data.object.id == object_id
+    )
+    body = json.dumps(event.to_dict()).encode()
+    response = requests.post(
+        platform.url + platform.stripe.webhook_path,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "Stripe-Signature": signature_header(body, WHSEC),
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_an_expired_page_and_a_new_total_send_a_page_for_the_new_total(platform, sandbox):
+    number, first = _page_order(platform, "9.00")
+    requests.post(
+        f"{sandbox.system_url('stripe')}/_test/advance_time", json={"seconds": 86400}, timeout=10
+    )
+    flow_done(number, "payment-page-expired")
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "12.00"})
+    second = _page(number, after=first.id)
+    wait_for(lambda: Payment.objects.get(pk=second.pk).link_sent_at, message="new link sent")
+    session = stripe_client(sandbox).v1.checkout.sessions.retrieve(second.checkout_session_id)
+    assert (session.status, session.amount_total) == ("open", 1200)
+    assert session.url in _link_emails(number)[-1].body
+    assert Order.objects.get(order_number=number).amount_minor == 1200
+
+
+def test_a_new_page_that_fails_to_go_out_is_sent_on_the_retry(platform, sandbox, monkeypatch):
+    """The page for a new total is made, but its email fails (SMTP down): the retry
+    sends that page, it does not decide that nothing changed."""
+    from django.core.mail.backends.locmem import EmailBackend
+
+    number, first = _page_order(platform, "20.00")
+    real_send = EmailBackend.send_messages
+    monkeypatch.setattr(
+        EmailBackend,
+        "send_messages",
+        lambda self, messages: (_ for _ in ()).throw(OSError("SMTP down")),
+    )
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "26.00"})
+    _sync_job(number, JobStatus.RETRYING)
+    second = _page(number, after=first.id)
+    assert second.link_sent_at is None
+    monkeypatch.setattr(EmailBackend, "send_messages", real_send)
+    _run_due_jobs()
+    _sync_job(number, JobStatus.SUCCEEDED)
+    session = stripe_client(sandbox).v1.checkout.sessions.retrieve(second.checkout_session_id)
+    emails = _link_emails(number)
+    assert len(emails) == 2 and session.url in emails[1].body and "26.00 USD" in emails[1].body
+    assert _pages_open(sandbox, number) == [second.checkout_session_id]
+
+
+def _pages_open(sandbox, number: str) -> list[str]:
+    sessions = stripe_client(sandbox).v1.checkout.sessions.list(params={"status": "open"}).data
+    return [s.id for s in sessions if s.client_reference_id == number]
+
+
+def test_a_lost_page_answer_and_a_new_total_do_not_stick(platform, sandbox):
+    """Stripe makes the page but the answer is lost, and the total changes before the
+    retry: the retry's key digests its parameters, so it gets a page for the new total
+    instead of an idempotency error forever. The lost page was never sent to anyone."""
+    # A returning customer: found by a read, so the page is the first write.
+    saved_card_customer(sandbox, user_id=11, email="alice@example.com")
+    sandbox.set_faults("stripe", error_after_write_rate=1.0)
+    placed = platform.shop.place_order(
+        user_id=11, total="20.00", payment_setting_id=LINK_PAYMENT_SETTING_ID
+    )
+    number = placed["OrderNumber"]
+    lost = wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="order-created-collect-payment", status=JobStatus.RETRYING
+        ).first(),
+        message="the page's answer lost",
+    )
+    assert "customer" in lost.step_outputs and "payment" not in lost.step_outputs
+    sandbox.set_faults("stripe", error_after_write_rate=0.0)
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "22.00"})
+    wait_for(
+        lambda: Order.objects.filter(order_number=number, amount_minor=2200).exists(),
+        message="the new total stored",
+    )
+    _run_due_jobs()
+    flow_done(number, "order-created-collect-payment")
+    page = Payment.objects.get(order__order_number=number)
+    session = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
+    assert session.amount_total == 2200
+    (email,) = _link_emails(number)
+    assert session.url in email.body
+    # The lost page (20.00) exists only in Stripe, unsent, and expires on its own.
+    assert len(_pages_open(sandbox, number)) == 2
 
 
 def _run_due_jobs():
@@ -490,20 +728,13 @@ def test_stock_store_under_after_commit_faults_on_every_znode_write(platform, sa
 
 
 def test_duplicate_and_reordered_stripe_webhooks_change_nothing_twice(platform, sandbox):
-    from integrations.models import InboundEvent
 
     saved_card_customer(sandbox, user_id=11, email="alice@example.com")
     sandbox.set_faults("stripe", webhook_duplicate_rate=1.0, webhook_reorder_window=2)
     placed = platform.shop.place_order(total="18.00", payment_setting_id=SAVED_PAYMENT_SETTING_ID)
     number = placed["OrderNumber"]
     flow_done(number, "payment-succeeded")
-    sandbox.control("POST", "webhooks/stripe/flush")
-    wait_for(
-        lambda: InboundEvent.objects.filter(
-            event_type="payment_intent.succeeded", reference=number, deliveries=2
-        ).exists(),
-        message="the duplicate delivery",
-    )
+    _duplicate_delivered(sandbox, number)
     assert Job.objects.filter(reference=number, flow__key="payment-succeeded").count() == 1
     charge = Order.objects.get(order_number=number).payments.get().charge_id
     assert len(erp_entries(sandbox, f"sale:{charge}")) == 1

@@ -112,3 +112,97 @@ def test_booking_is_exactly_once_without_references_and_keeps_their_payment(
     rows = znode.payment_history(placed["OmsOrderId"])
     assert [r["TransactionStatus"] for r in rows] == ["Captured", "Captured"]
     forget_cached()
+
+
+@pytest.fixture
+def canceled_order(sandbox):
+    """An order the store canceled, wired to the sandbox's Znode and Stripe."""
+    from integrations.connectors.znode.client import forget_cached
+    from integrations.services.connections import connection_create
+    from integrations.services.flows import lookups_install_defaults
+    from tests.support.shop import Shop, store_connection
+
+    forget_cached()
+    lookups_install_defaults()
+    stripe_conn = connection_create(
+        name="stripe-sbx",
+        kind="stripe",
+        base_url=sandbox.system_url("stripe"),
+        credentials={"api_key": "sk_test_actions_canceled"},
+        rate_limit_per_second=500,
+    )
+    from integrations.models import Integration
+
+    wired = Integration.objects.create(
+        name="canceled", znode=store_connection(sandbox), stripe=stripe_conn
+    )
+    shop = Shop(sandbox.system_url("znode"))
+    placed = shop.place_order(total="12.00", payment_setting_id=11)
+    shop.cancel(placed["OrderNumber"])
+    order = Order.objects.create(
+        integration=wired,
+        znode_order_id=placed["OmsOrderId"],
+        order_number=placed["OrderNumber"],
+        currency="USD",
+        total=Decimal("12.00"),
+        amount_minor=1200,
+        state=OrderState.CANCELED,
+    )
+    flow = make_flow("late-money", steps=[("a", "tests.echo", {})])
+    job = Job.objects.create(flow=flow, integration=wired, max_attempts=1)
+    ctx = ActionContext(job=job, step=flow.steps.get(), attempt=None, document={})
+    yield ctx, order, shop
+    forget_cached()
+
+
+def _intent(ctx, order, *, capture_method: str) -> dict:
+    from integrations.connectors.stripe.client import StripeGateway
+
+    return StripeGateway(ctx.integration.stripe).payment_intent_create(
+        params={
+            "amount": 1200,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "capture_method": capture_method,
+            "metadata": {"znode_order_number": order.order_number, "integration": "canceled"},
+        },
+        idempotency_key=f"test-{capture_method}",
+    )
+
+
+def test_an_authorization_for_a_canceled_order_is_released(canceled_order):
+    """Rule: money that arrives after the store canceled the order is never booked; an
+    authorization of it is released at once."""
+    from integrations.connectors.stripe.client import StripeGateway
+    from payments.models import Payment
+
+    ctx, order, _shop = canceled_order
+    intent = _intent(ctx, order, capture_method="manual")
+    result = get_action("payments.record_success").call(
+        ctx, {"order_number": order.order_number, "payment_intent": intent["id"]}
+    )
+    assert result == {"outcome": "skipped", "reason": "order canceled: authorization released"}
+    released = StripeGateway(ctx.integration.stripe).payment_intent_retrieve(intent["id"])
+    assert released["status"] == "canceled"
+    assert Payment.objects.get(payment_intent_id=intent["id"]).status == "canceled"
+    assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
+
+
+def test_a_payment_for_a_canceled_order_waits_for_an_operator(canceled_order):
+    """Rule: a captured payment for a canceled order is not refunded by guess nor
+    booked: the step fails for an operator, with a note on the Znode order."""
+    from integrations import exceptions as exc
+    from payments.models import Payment
+
+    ctx, order, shop = canceled_order
+    intent = _intent(ctx, order, capture_method="automatic")
+    with pytest.raises(exc.BusinessRuleError, match="the order was canceled in Znode, but the"):
+        get_action("payments.record_success").call(
+            ctx, {"order_number": order.order_number, "payment_intent": intent["id"]}
+        )
+    payment = Payment.objects.get(payment_intent_id=intent["id"])
+    assert (payment.status, payment.charge_id) == ("succeeded", intent["latest_charge"])
+    assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
+    notes = [n["Notes"] for n in shop.order(order.order_number)["OrderNotes"] or []]
+    assert any("already paid 12.00 USD in Stripe" in n for n in notes)

@@ -634,13 +634,17 @@ def test_checkouts_intent_is_not_the_merchants_while_the_session_is_open(sandbox
     for call in (
         lambda: client.v1.payment_intents.confirm(pi_id, {"payment_method": "pm_card_visa"}),
         lambda: client.v1.payment_intents.cancel(pi_id),
+        # The page shows the session's total: its PaymentIntent cannot be re-amounted
+        # behind it (stricter reading).
+        lambda: client.v1.payment_intents.update(pi_id, {"amount": 9999}),
     ):
         with pytest.raises(stripe.InvalidRequestError) as caught:
             call()
         assert caught.value.user_message == (
             "You cannot perform this action on PaymentIntents created by Checkout."
         )
-    assert client.v1.payment_intents.retrieve(pi_id).status == "requires_payment_method"
+    intent = client.v1.payment_intents.retrieve(pi_id)
+    assert (intent.status, intent.amount) == ("requires_payment_method", created.amount_total)
 
 
 def test_paying_needs_an_open_session_and_a_payment_method(sandbox, client):
