@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -572,27 +573,30 @@ def _linked_customer(ctx: ActionContext, order: Order) -> str:
 def _ensure_page(ctx: ActionContext, order: Order, *, customer: str = "") -> dict:
     """Exactly one live hosted page for the order's current total, its link sent.
 
-    A live page for another total is closed first (a page the customer already paid
+    Live pages for another total are closed first (a page the customer already paid
     is never replaced: that is refused, for an operator). A re-run creates and sends
     nothing twice: the link is sent once per page, and a page's key counts the pages
     before it and digests its parameters, so a lost answer replays the same page and a
-    changed order gets a new one (an unsent page nobody has the link of just expires)."""
-    current = _pages(order).order_by("-id").first()
-    if current and current.status != PaymentStatus.CANCELED:
-        if current.amount_minor == order.amount_minor:
-            if current.link_sent_at:
-                return _page_result(current, status="open")
-            session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
-                current.checkout_session_id
-            )
-            if session.get("status") != "expired":
-                return _deliver_page(ctx, order, current, session)
-            Payment.objects.filter(pk=current.pk).update(status=PaymentStatus.CANCELED)
-        else:
-            _close_hosted_page(ctx, current)
-        current.refresh_from_db()
-        if current.status != PaymentStatus.CANCELED:
-            raise _paid_refused(ctx, order, current, "the order total changed")
+    changed order gets a new one (an unsent page nobody has the link of just expires).
+    Two jobs deciding at once converge in ``_deliver_page``."""
+    order.refresh_from_db()
+    keep = None
+    for page in _pages(order).exclude(status=PaymentStatus.CANCELED).order_by("id"):
+        if keep is None and page.amount_minor == order.amount_minor:
+            keep = page
+            continue
+        _close_hosted_page(ctx, page)
+        if page.status != PaymentStatus.CANCELED:
+            raise _paid_refused(ctx, order, page, "the order total changed")
+    if keep is not None:
+        if keep.link_sent_at:
+            return _page_result(keep, status="open")
+        session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
+            keep.checkout_session_id
+        )
+        if session.get("status") != "expired":
+            return _deliver_page(ctx, order, keep, session)
+        Payment.objects.filter(pk=keep.pk).update(status=PaymentStatus.CANCELED)
     return _open_page(ctx, order, customer or _linked_customer(ctx, order))
 
 
@@ -617,19 +621,32 @@ def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
             "currency": order.currency,
         },
     )
-    _move(order, OrderState.PAYMENT_PENDING)
-    order.refresh_from_db()
-    if order.state == OrderState.CANCELED:
-        # Canceled in the store while the page was being made: close it, send nothing.
-        _close_hosted_page(ctx, page)
-        return {"outcome": SKIPPED, "checkout_session": page.checkout_session_id}
     return _deliver_page(ctx, order, page, session)
 
 
 def _deliver_page(ctx: ActionContext, order: Order, page: Payment, session: dict) -> dict:
-    """The page's link as an order note and, unless turned off, by email (each once)."""
+    """The page's link as an order note and, unless turned off, by email (each once).
+
+    Decided under the order's row lock, on the order as it is now: a page made for a
+    total the order no longer has, for a canceled order, or after an older live page
+    for the same total (two jobs at once) is closed instead of sent."""
     from payments.notifications import payment_link_email
 
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        older = (
+            _pages(locked)
+            .filter(id__lt=page.id, amount_minor=locked.amount_minor)
+            .exclude(status=PaymentStatus.CANCELED)
+            .exists()
+        )
+        stale = (
+            locked.state == OrderState.CANCELED or page.amount_minor != locked.amount_minor or older
+        )
+    if stale:
+        _close_hosted_page(ctx, page)
+        return {**_page_result(page, status="replaced"), "outcome": SKIPPED}
+    _move(order, OrderState.PAYMENT_PENDING)
     if session.get("status") == "open" and session.get("url") and not page.link_sent_at:
         amount = int(session.get("amount_total") or page.amount_minor)
         shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
@@ -666,9 +683,8 @@ def _paid_refused(
     """The customer paid (or is paying) for an order that changed under the payment (a
     new total, a cancellation): nothing is decided for the merchant (refunds follow
     their own rules); Znode gets a note and the job waits for an operator."""
-    amount = money.format_money(
-        money.from_minor_units(page.amount_minor, order.currency), order.currency
-    )
+    paid = page.amount_received_minor or page.amount_minor
+    amount = money.format_money(money.from_minor_units(paid, order.currency), order.currency)
     where = (
         f"on the Stripe payment page {page.checkout_session_id}"
         if page.checkout_session_id
@@ -829,16 +845,6 @@ def record_success(
         or (charge.get("amount") if charge.get("captured") and charge.get("paid") else 0)
         or 0
     )
-    if outcome == PAID and (
-        received != order.amount_minor
-        or str(intent.get("currency") or "").upper()
-        != money.stripe_currency(order.currency).upper()
-    ):
-        raise exc.BusinessRuleError(
-            f"order {order.order_number}: Stripe received {received} "
-            f"{intent.get('currency')} but the order is {order.amount_minor} {order.currency} "
-            "(minor units); not marked paid"
-        )
     target_status = PaymentStatus.SUCCEEDED if outcome == PAID else PaymentStatus.REQUIRES_CAPTURE
     if not Payment.objects.filter(payment_intent_id=payment_intent).exists():
         _page_payment(ctx, order, payment_intent)  # paid on the hosted page
@@ -855,6 +861,16 @@ def record_success(
         payment.charge_id = charge_id or payment.charge_id
         payment.amount_received_minor = max(payment.amount_received_minor, received)
         payment.save()
+    order.refresh_from_db()
+    if outcome == PAID and (
+        received != order.amount_minor
+        or str(intent.get("currency") or "").upper()
+        != money.stripe_currency(order.currency).upper()
+    ):
+        # Stripe's truth is kept on the payment; the order is not marked paid for a
+        # total it no longer has (a new total raced the customer's payment).
+        total = money.format_money(order.total, order.currency)
+        raise _paid_refused(ctx, order, payment, f"the order total is now {total}")
     moved = _move(
         order,
         OrderState.AUTHORIZED if outcome == AUTHORIZED else OrderState.PAID,
@@ -883,10 +899,12 @@ def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, inten
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
         return {"outcome": SKIPPED, "reason": "order canceled: authorization released"}
     Payment.objects.filter(pk=payment.pk).update(
-        status=PaymentStatus.SUCCEEDED, charge_id=_id(intent.get("latest_charge"))
+        status=PaymentStatus.SUCCEEDED,
+        charge_id=_id(intent.get("latest_charge")),
+        amount_received_minor=int(intent.get("amount_received") or 0),
     )
     payment.refresh_from_db()
-    raise _paid_refused(ctx, order, payment, "the order was canceled in Znode")
+    raise _paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
 
 
 def _record_in_znode(
@@ -1046,9 +1064,13 @@ def record_failure(
     "payments.hosted_page_expired",
     description="A payment page expired unpaid: close it here, note it in Znode.",
 )
-def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_session: str) -> dict:
+def hosted_page_expired(
+    *, ctx: ActionContext, order_number: str, checkout_session: str, occurred_at: int = 0
+) -> dict:
     """Re-read the session (the event is a hint). The order keeps waiting for its money;
-    replaying its order.created event, or any change of the order, sends a new page."""
+    replaying its order.created event, or any change of the order, sends a new page.
+    Only a page that ran out of time (``expires_at`` reached by the event's time) is
+    noted: one we closed (new total, cancellation) expired before its time."""
     order = _order(ctx, order_number)
     page = order.payments.filter(checkout_session_id=checkout_session).first()
     if page is None:
@@ -1060,7 +1082,9 @@ def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_sessi
         status=PaymentStatus.CANCELED
     )
     newest = _pages(order).order_by("-id").first()
-    if newest != page or order.state not in (OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED):
+    ran_out = int(session.get("expires_at") or 0) <= (occurred_at or int(time.time()))
+    waiting = order.state in (OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
+    if not ran_out or newest != page or not waiting:
         # Closed by us (a new total, a cancellation) or paid another way.
         return {"page": "closed", "noted": False}
     ZnodeClient(ctx.connection("znode")).add_order_note(
@@ -1075,6 +1099,7 @@ def hosted_page_expired(*, ctx: ActionContext, order_number: str, checkout_sessi
 
 # --- order changed in Znode ---------------------------------------------------------------
 CANCELED_STATES = ("CANCELED", "CANCELLED")
+CANCELED_IN_ZNODE = "the order was canceled in Znode"
 
 
 def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: int) -> dict:
@@ -1127,30 +1152,90 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
 
 
 def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
+    """Release whatever the order's payment still holds. Money already taken (or still
+    settling) is never kept quietly for a canceled order, nor refunded by guess: our
+    order follows Znode to canceled, so a late success is held too (record_success),
+    and the merchant gets a note; taken money waits for an operator."""
     gateway = StripeGateway(ctx.connection("stripe"))
     key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
     if payment and payment.checkout_session_id and payment.status != PaymentStatus.CANCELED:
         # Close the hosted page first (Checkout owns its PaymentIntent while it is
         # open); a page already paid hands over its PaymentIntent and status.
         _close_hosted_page(ctx, payment)
-    if payment and payment.status == PaymentStatus.SUCCEEDED:
-        raise _paid_refused(ctx, order, payment, "the order was canceled in Znode")
+    if payment and payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
+        return _canceled_with_money(ctx, order, payment)
     if payment and not payment.adopted and not (payment.payment_intent_id or "").startswith("pi_"):
-        # A decline recorded without a PaymentIntent: nothing to release in Stripe.
+        # A decline recorded without a PaymentIntent, or a closed page: nothing to release.
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
-    elif payment and payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED):
+    elif payment and payment.status != PaymentStatus.CANCELED:
         if payment.adopted:
             # Releasing an uncaptured charge is a refund of it (Znode's own "void").
             gateway.refund_create(params={"charge": payment.charge_id}, idempotency_key=key)
         else:
-            gateway.payment_intent_cancel(
-                payment.payment_intent_id,
-                params={"cancellation_reason": "requested_by_customer"},
-                idempotency_key=key,
-            )
+            try:
+                gateway.payment_intent_cancel(
+                    payment.payment_intent_id,
+                    params={"cancellation_reason": "requested_by_customer"},
+                    idempotency_key=key,
+                )
+            except exc.BadRequest:
+                # Our status was behind: Stripe says why it cannot be canceled.
+                intent = gateway.payment_intent_retrieve(payment.payment_intent_id)
+                if intent.get("status") not in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
+                    raise
+                Payment.objects.filter(pk=payment.pk).update(
+                    status=intent["status"],
+                    charge_id=_id(intent.get("latest_charge")) or payment.charge_id,
+                    amount_received_minor=int(intent.get("amount_received") or 0),
+                )
+                payment.refresh_from_db()
+                return _canceled_with_money(ctx, order, payment)
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
     _move(order, OrderState.CANCELED)
     return {"action": "canceled" if payment else "none", "order_state": order.state}
+
+
+def _canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> dict:
+    _move(order, OrderState.CANCELED)  # a paid (booked) order stays paid: final
+    if payment.status == PaymentStatus.PROCESSING:
+        ZnodeClient(ctx.connection("znode")).add_order_note(
+            order_id=order.znode_order_id,
+            note=f"Order {order.order_number} was canceled while its Stripe payment "
+            f"{payment.payment_intent_id} is still settling: if it succeeds it is held for "
+            "an operator, never booked.",
+            dedupe_key=f"settling:{payment.pk}",
+        )
+        return {"action": "canceled", "settling": payment.payment_intent_id}
+    if payment.charge_id and _fully_refunded(ctx, payment):
+        return {"action": "canceled", "refunded": payment.charge_id}
+    raise _paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+
+
+def _fully_refunded(ctx: ActionContext, payment: Payment) -> bool:
+    """Stripe shows the charge refunded already (e.g. by Znode's own payment app)."""
+    charge = StripeGateway(ctx.connection("stripe")).charge_retrieve(payment.charge_id)
+    return bool(charge.get("refunded"))
+
+
+def _pays_on_page(ctx: ActionContext, order: Order) -> bool:
+    return (
+        order.collection_mode == CollectionMode.CUSTOMER_COMPLETES
+        and _setting(ctx, "customer_payment_page") == "checkout"
+    )
+
+
+def _total_changed_after_payment(ctx: ActionContext, order: Order, amount_minor: int) -> dict:
+    """Znode's total moved after the money was taken and booked: the booking stands,
+    the merchant is told (once per total) to collect or refund the difference."""
+    shown = money.format_money(money.from_minor_units(amount_minor, order.currency), order.currency)
+    paid = money.format_money(order.total, order.currency)
+    ZnodeClient(ctx.connection("znode")).add_order_note(
+        order_id=order.znode_order_id,
+        note=f"Order {order.order_number}: the total changed to {shown} after the customer "
+        f"paid {paid}; collect or refund the difference in Stripe.",
+        dedupe_key=f"total-after-paid:{amount_minor}",
+    )
+    return {"action": "noted", "paid_minor": order.amount_minor, "znode_minor": amount_minor}
 
 
 def _sync_hosted_page(ctx: ActionContext, order: Order, amount_minor: int) -> dict:
@@ -1184,8 +1269,10 @@ def sync_order_change(
     if payment and state == "SHIPPED" and payment.status == PaymentStatus.REQUIRES_CAPTURE:
         return _capture(ctx, order, payment, amount_minor)
     waiting = order.state in (OrderState.NEW, OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
-    if waiting and payment and payment.checkout_session_id:
+    if waiting and (payment.checkout_session_id if payment else _pays_on_page(ctx, order)):
         return _sync_hosted_page(ctx, order, amount_minor)
+    if order.state == OrderState.PAID and amount_minor != order.amount_minor:
+        return _total_changed_after_payment(ctx, order, amount_minor)
     if amount_minor != order.amount_minor and waiting:
         updatable = (PaymentStatus.REQUIRES_PAYMENT_METHOD, PaymentStatus.REQUIRES_CONFIRMATION)
         if payment and payment.status not in updatable:

@@ -166,6 +166,7 @@ register_default_flow(
                 (
                     Rule("order_number", OURS, required=True),
                     Rule("checkout_session", "event.object_id", required=True),
+                    Rule("occurred_at", "event.data.created", "int", default=0),
                 ),
             ),
         ),

@@ -492,9 +492,99 @@ def test_a_page_paid_while_the_total_changes_is_not_booked_for_the_old_total(pla
         ).first(),
         message="the late payment refused",
     )
-    assert "Stripe received 2000 usd but the order is 2500 USD" in paid.last_error
+    assert "the order total is now 25.00 USD, but the customer already paid 20.00 USD" in (
+        paid.last_error
+    )
     assert Order.objects.get(order_number=number).state != OrderState.PAID
     assert platform.shop.order(number)["PaymentStatus"] != "Captured"
+
+
+def _no_booking(platform, sandbox, number: str) -> None:
+    assert platform.shop.order(number)["PaymentStatus"] != "Captured"
+    assert not any(number in entry["memo"] for entry in erp_entries(sandbox))
+
+
+def test_a_payment_that_lands_after_the_cancel_is_held(platform, sandbox):
+    """Stripe's webhooks are held: the customer pays, the store cancels, then the
+    payment's event arrives. Our order follows Znode to canceled first, so the late
+    success is held for an operator and never booked in Znode or the ERP."""
+    number, page = _page_order(platform, "31.00")
+    sandbox.set_faults("stripe", webhooks_enabled=False)
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 200
+    platform.shop.cancel(number)
+    refused = _sync_job(number, JobStatus.QUARANTINED)
+    assert "the order was canceled in Znode, but the customer already paid 31.00 USD" in (
+        refused.last_error
+    )
+    assert Order.objects.get(order_number=number).state == OrderState.CANCELED
+    sandbox.set_faults("stripe", webhooks_enabled=True)
+    intent = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
+    _deliver_stripe_event(platform, sandbox, "payment_intent.succeeded", intent.payment_intent)
+    held = wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
+        ).first(),
+        message="the late payment held",
+    )
+    assert "the order was canceled in Znode" in held.last_error
+    _no_booking(platform, sandbox, number)
+    notes = [n for n in _notes(platform, number) if "already paid 31.00 USD" in n]
+    assert len(notes) == 1  # one note for both refusals
+
+
+def test_a_cancel_while_the_payment_settles_holds_it(platform, sandbox):
+    """A payment still processing cannot be canceled in Stripe: the order is canceled
+    here with a note, and when the money lands it is held, never booked."""
+    number, page = _page_order(platform, "17.00")
+    card = "pm_card_sandboxProcessingSucceeds"
+    assert _pay_page(sandbox, page.checkout_session_id, card).status_code == 200
+    platform.shop.cancel(number)
+    _sync_job(number, JobStatus.SUCCEEDED)
+    assert Order.objects.get(order_number=number).state == OrderState.CANCELED
+    assert any("is still settling" in n for n in _notes(platform, number))
+    requests.post(f"{sandbox.system_url('stripe')}/_test/settle", timeout=10)
+    held = wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
+        ).first(),
+        message="the settled payment held",
+    )
+    assert "the order was canceled in Znode" in held.last_error
+    _no_booking(platform, sandbox, number)
+
+
+def test_a_total_changed_after_payment_is_noted_not_failed(platform, sandbox):
+    number, page = _page_order(platform, "20.00")
+    assert _pay_page(sandbox, page.checkout_session_id, "pm_card_visa").status_code == 200
+    flow_done(number, "payment-succeeded")
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "25.00"})
+    job = _sync_job(number, JobStatus.SUCCEEDED)
+    assert job.step_outputs["sync"]["action"] == "noted"
+    assert any(
+        "the total changed to 25.00 USD after the customer paid 20.00 USD" in n
+        for n in _notes(platform, number)
+    )
+    assert Order.objects.get(order_number=number).amount_minor == 2000  # what was paid
+
+
+def test_a_total_changed_while_the_first_page_is_made_gets_one_page(platform, sandbox):
+    """The store changes the total before the first page exists: whichever job decides
+    first, exactly one live page goes out, for the new total."""
+    saved_card_customer(sandbox, user_id=11, email="alice@example.com")
+    sandbox.set_faults("stripe", latency_ms=300)  # the first page takes its time
+    placed = platform.shop.place_order(
+        user_id=11, total="20.00", payment_setting_id=LINK_PAYMENT_SETTING_ID
+    )
+    number = placed["OrderNumber"]
+    platform.shop._post(f"/orders/{number}/update_total", {"total": "23.00"})
+    wait_for(lambda: _pages_open(sandbox, number) and _link_emails(number), message="a link")
+    sandbox.set_faults("stripe", latency_ms=0)
+    for flow in ("order-created-collect-payment", "order-updated-sync-payment"):
+        flow_done(number, flow)
+    (live,) = _pages_open(sandbox, number)
+    assert stripe_client(sandbox).v1.checkout.sessions.retrieve(live).amount_total == 2300
+    emails = _link_emails(number)
+    assert len(emails) == 1 and "23.00 USD" in emails[0].body
 
 
 def _deliver_stripe_event(platform, sandbox, event_type: str, object_id: str) -> None:
