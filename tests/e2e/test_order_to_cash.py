@@ -483,20 +483,26 @@ def test_a_page_paid_while_the_total_changes_is_not_booked_for_the_old_total(pla
     job = _sync_job(number, JobStatus.QUARANTINED)
     assert "the order total changed, but the customer already paid 20.00 USD" in job.last_error
     assert Order.objects.get(order_number=number).amount_minor == 2500
-    sandbox.set_faults("stripe", webhooks_enabled=True)
-    intent = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
-    _deliver_stripe_event(platform, sandbox, "payment_intent.succeeded", intent.payment_intent)
-    paid = wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
-        ).first(),
-        message="the late payment refused",
-    )
+    paid = _late_success_held(platform, sandbox, number, page)
     assert "the order total is now 25.00 USD, but the customer already paid 20.00 USD" in (
         paid.last_error
     )
     assert Order.objects.get(order_number=number).state != OrderState.PAID
     assert platform.shop.order(number)["PaymentStatus"] != "Captured"
+
+
+def _late_success_held(platform, sandbox, number: str, page) -> Job:
+    """Stripe's webhooks back on: the page's held payment_intent.succeeded arrives and
+    its job is quarantined."""
+    sandbox.set_faults("stripe", webhooks_enabled=True)
+    intent = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
+    _deliver_stripe_event(platform, sandbox, "payment_intent.succeeded", intent.payment_intent)
+    return wait_for(
+        lambda: Job.objects.filter(
+            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
+        ).first(),
+        message="the late payment held",
+    )
 
 
 def _no_booking(platform, sandbox, number: str) -> None:
@@ -517,15 +523,7 @@ def test_a_payment_that_lands_after_the_cancel_is_held(platform, sandbox):
         refused.last_error
     )
     assert Order.objects.get(order_number=number).state == OrderState.CANCELED
-    sandbox.set_faults("stripe", webhooks_enabled=True)
-    intent = stripe_client(sandbox).v1.checkout.sessions.retrieve(page.checkout_session_id)
-    _deliver_stripe_event(platform, sandbox, "payment_intent.succeeded", intent.payment_intent)
-    held = wait_for(
-        lambda: Job.objects.filter(
-            reference=number, flow__key="payment-succeeded", status=JobStatus.QUARANTINED
-        ).first(),
-        message="the late payment held",
-    )
+    held = _late_success_held(platform, sandbox, number, page)
     assert "the order was canceled in Znode" in held.last_error
     _no_booking(platform, sandbox, number)
     notes = [n for n in _notes(platform, number) if "already paid 31.00 USD" in n]
