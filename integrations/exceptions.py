@@ -89,6 +89,27 @@ class BusinessRuleError(PermanentError):
     code = "business_rule"
 
 
+class PaymentDeclined(BusinessRuleError):
+    """The card was declined: a business outcome, never retried by the engine."""
+
+    code = "card_declined"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        decline_code: str = "",
+        error_code: str = "",
+        payment_intent: str = "",
+        charge: str = "",
+    ):
+        super().__init__(message)
+        self.decline_code = decline_code
+        self.error_code = error_code
+        self.payment_intent = payment_intent
+        self.charge = charge
+
+
 class DataError(PermanentError):
     """The input data is malformed or incomplete."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -96,6 +97,16 @@ class Connection(models.Model):
 
     def credential(self, key: str, default: str | None = None) -> str | None:
         return (reveal(self.credentials) or {}).get(key, default)
+
+    def client(self) -> Any:
+        """This connection's client, from its connector (the registry): the only way
+        domain code reaches an external system. One per loaded row."""
+        cached = self.__dict__.get("_client")
+        if cached is None:
+            from integrations.connectors import registry
+
+            cached = self.__dict__["_client"] = registry.get(self.kind).client(self)
+        return cached
 
 
 class Integration(models.Model):

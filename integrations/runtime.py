@@ -47,5 +47,9 @@ class ActionContext:
             raise ConnectorConfigurationError(f"connection {connection.name} is disabled")
         return connection
 
+    def client(self, kind: str) -> Any:
+        """The client of the integration's ``kind`` connection (``connection.client()``)."""
+        return self.connection(kind).client()
+
     def idempotency_key(self, *parts: object) -> str:
         return make_idempotency_key(*parts)

@@ -29,11 +29,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import exceptions as exc
-from integrations.connectors.erp.client import erp_client
-from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
-from integrations.connectors.znode.client import ZnodeClient
+from integrations.exceptions import PaymentDeclined
 from integrations.mapping import apply_transform
 from integrations.registry import action
 from integrations.runtime import ActionContext
@@ -118,13 +116,12 @@ def _address(raw: dict | None) -> dict[str, str]:
     return {k: v for k, v in result.items() if v}
 
 
-def _before_payment(ctx: ActionContext, znode: ZnodeClient, order: Order) -> bool:
+def _before_payment(ctx: ActionContext, order: Order) -> bool:
     """Only from these states does a payment outcome move the order state: an order
     already shipped stays shipped."""
     names = _setting(ctx, "znode_states_before_payment") or BEFORE_PAYMENT_STATES
-    current = str(
-        znode.get_order(order.znode_order_id, expand=("omsorderstate",)).get("OrderState")
-    )
+    order_now = ctx.client("znode").get_order(order.znode_order_id, expand=("omsorderstate",))
+    current = str(order_now.get("OrderState"))
     return current.upper() in {n.upper() for n in names}
 
 
@@ -135,15 +132,16 @@ def _collection(ctx: ActionContext, setting_id: int | None) -> tuple[str, bool]:
     return mode, mode == CollectionMode.ADOPT or manual
 
 
-def _set_state(ctx: ActionContext, znode: ZnodeClient, order: Order, outcome: str) -> str:
+def _set_state(ctx: ActionContext, order: Order, outcome: str) -> str:
     """The order state for ``outcome`` by the status table, as the last Znode write.
 
     A state the store refuses (missing, or not an order state) never blocks what was
     already written (the payment record, the journal): it becomes a note in Znode and
     a line in the step's output for an operator. Transient errors still retry."""
     state = _status(ctx, ORDER_STATUS_TABLE, outcome)
-    if not state or not _before_payment(ctx, znode, order):
+    if not state or not _before_payment(ctx, order):
         return ""
+    znode = ctx.client("znode")
     try:
         znode.update_order_state(
             order_number=order.order_number,
@@ -163,7 +161,7 @@ def _set_state(ctx: ActionContext, znode: ZnodeClient, order: Order, outcome: st
 # --- order created ----------------------------------------------------------------------
 @action("payments.fetch_order", description="Re-read the order from Znode (events are hints).")
 def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
-    znode = ZnodeClient(ctx.connection("znode"))
+    znode = ctx.client("znode")
     raw = znode.get_order(int(order_id))
     currency = str(raw.get("CurrencyCode") or "").upper()
     if raw.get("Total") is None:
@@ -223,12 +221,13 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
     }
 
 
-def _find_customer(gateway: StripeGateway, user_id: int, email: str) -> str:
+def _find_customer(ctx: ActionContext, user_id: int, email: str) -> str:
     """An existing Stripe customer for this Znode user: by our metadata, then by
     email (only a customer that names no other Znode user). Empty when none.
 
     Callers that charge a saved card pass no email: anyone can type an email into a
     checkout, so only our metadata may lead to someone's saved payment method."""
+    gateway = ctx.client("stripe")
     try:
         found = gateway.customer_search(query=f"metadata['znode_user_id']:'{int(user_id)}'")
     except exc.NotFound:
@@ -274,9 +273,9 @@ def ensure_customer(
     link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
     if link:
         return {"customer": link.stripe_customer_id, "created": False}
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     existing = _find_customer(
-        gateway, user_id, "" if collection_mode == CollectionMode.SAVED_METHOD else email
+        ctx, user_id, "" if collection_mode == CollectionMode.SAVED_METHOD else email
     )
     if existing:
         _link_customer(ctx, user_id, existing, email)
@@ -308,7 +307,7 @@ def ensure_customer(
 
 def _cannot_collect(ctx: ActionContext, order: Order, reason: str) -> CannotCollect:
     """Tell Znode (a note) and return the error that quarantines the job."""
-    ZnodeClient(ctx.connection("znode")).add_order_note(
+    ctx.client("znode").add_order_note(
         order_id=order.znode_order_id,
         note=f"The platform cannot collect this payment: {reason}",
         dedupe_key=f"cannot-collect:{order.order_number}",
@@ -345,7 +344,7 @@ def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_
             ctx, order, f"the charge {charge_id} already pays another order; never booked twice"
         )
     try:
-        charge = StripeGateway(ctx.connection("stripe")).charge_retrieve(charge_id)
+        charge = ctx.client("stripe").charge_retrieve(charge_id)
     except exc.NotFound as error:
         raise _cannot_collect(ctx, order, f"Stripe has no charge {charge_id}") from error
     outcome = _charge_outcome(charge)
@@ -391,7 +390,7 @@ def _saved_method(ctx: ActionContext, customer: str) -> str:
     """The Stripe customer's default payment method, re-read (empty when none)."""
     if not customer:
         return ""
-    found = StripeGateway(ctx.connection("stripe")).customer_retrieve(customer)
+    found = ctx.client("stripe").customer_retrieve(customer)
     method = (found.get("invoice_settings") or {}).get("default_payment_method")
     if isinstance(method, dict):
         method = method.get("id")
@@ -422,7 +421,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         params["description"] = f"Order {order.order_number}"
     if method:
         params.update(payment_method=method, confirm=True, off_session=True)
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     key = ctx.idempotency_key("pi", ctx.integration.name, order.order_number)
     try:
         intent = gateway.payment_intent_create(params=params, idempotency_key=key)
@@ -492,12 +491,10 @@ def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: A
         return result
     # Re-read for the client secret rather than pass it along: step outputs are
     # stored on the job, and the secret must not be.
-    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(
-        result["payment_intent"]
-    )
+    intent = ctx.client("stripe").payment_intent_retrieve(result["payment_intent"])
     # The storefront completes the payment with Stripe.js; the client secret is meant
     # for the customer's browser (our logs and ApiCall rows redact it).
-    ZnodeClient(ctx.connection("znode")).add_order_note(
+    ctx.client("znode").add_order_note(
         order_id=order.znode_order_id,
         note=f"Stripe payment {intent['id']} awaits the customer. "
         f"client_secret={intent.get('client_secret', '')}",
@@ -591,9 +588,7 @@ def _ensure_page(ctx: ActionContext, order: Order, *, customer: str = "") -> dic
     if keep is not None:
         if keep.link_sent_at:
             return _page_result(keep, status="open")
-        session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
-            keep.checkout_session_id
-        )
+        session = ctx.client("stripe").checkout_session_retrieve(keep.checkout_session_id)
         if session.get("status") != "expired":
             return _deliver_page(ctx, order, keep, session)
         Payment.objects.filter(pk=keep.pk).update(status=PaymentStatus.CANCELED)
@@ -610,9 +605,7 @@ def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
     key = ctx.idempotency_key(
         "checkout", ctx.integration.name, order.order_number, _pages(order).count(), digest
     )
-    session = StripeGateway(ctx.connection("stripe")).checkout_session_create(
-        params=params, idempotency_key=key
-    )
+    session = ctx.client("stripe").checkout_session_create(params=params, idempotency_key=key)
     page, _ = Payment.objects.get_or_create(
         checkout_session_id=session["id"],
         defaults={
@@ -650,7 +643,7 @@ def _deliver_page(ctx: ActionContext, order: Order, page: Payment, session: dict
     if session.get("status") == "open" and session.get("url") and not page.link_sent_at:
         amount = int(session.get("amount_total") or page.amount_minor)
         shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
-        ZnodeClient(ctx.connection("znode")).add_order_note(
+        ctx.client("znode").add_order_note(
             order_id=order.znode_order_id,
             note=f"Stripe payment page for {shown} sent to the customer: {session['url']}",
             dedupe_key=f"checkout:{session['id']}",
@@ -695,7 +688,7 @@ def _paid_refused(
         f"{why}, but the customer already paid {amount} {where} ({reference}); "
         "refund or adjust it in Stripe"
     )
-    ZnodeClient(ctx.connection("znode")).add_order_note(
+    ctx.client("znode").add_order_note(
         order_id=order.znode_order_id,
         note=f"Order {order.order_number}: {reason}.",
         dedupe_key=f"paid:{page.pk}:{why}",
@@ -708,7 +701,7 @@ def _close_hosted_page(ctx: ActionContext, page: Payment) -> dict:
 
     A page the customer already paid cannot be expired: then its PaymentIntent is taken
     onto the row, with its status, for the caller to decide."""
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     try:
         session = gateway.checkout_session_expire(
             page.checkout_session_id,
@@ -746,7 +739,7 @@ def _page_payment(
 ) -> tuple[Payment | None, dict]:
     """The hosted-page payment row whose session Stripe says made ``payment_intent``,
     and that session (re-read); ``(None, {})`` when no page of the order made it."""
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     for page in _pages(order).filter(payment_intent_id__isnull=True).order_by("-id"):
         session = gateway.checkout_session_retrieve(page.checkout_session_id)
         if _id(session.get("payment_intent")) == payment_intent:
@@ -822,9 +815,7 @@ def record_success(
     amount come from Stripe now, so a stale, reordered or forged event cannot mark an
     order paid (``charge``, ``amount_received`` and ``status`` are hints only)."""
     order = _order(ctx, order_number)
-    intent = StripeGateway(ctx.connection("stripe")).payment_intent_retrieve(
-        payment_intent, expand=["latest_charge"]
-    )
+    intent = ctx.client("stripe").payment_intent_retrieve(payment_intent, expand=["latest_charge"])
     metadata = intent.get("metadata") or {}
     owner = metadata.get(METADATA_INTEGRATION)
     if str(metadata.get(METADATA_ORDER_NUMBER) or "") != order.order_number or (
@@ -891,7 +882,7 @@ def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, inten
     """Money for an order canceled in the store: an authorization is released; a
     payment is never booked against it (note in Znode, quarantined for an operator)."""
     if intent.get("status") == PaymentStatus.REQUIRES_CAPTURE:
-        StripeGateway(ctx.connection("stripe")).payment_intent_cancel(
+        ctx.client("stripe").payment_intent_cancel(
             intent["id"],
             params={"cancellation_reason": "requested_by_customer"},
             idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
@@ -908,7 +899,7 @@ def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, inten
 
 
 def _record_in_znode(
-    ctx: ActionContext, znode: ZnodeClient, order: Order, charge: str, amount: Decimal, status: str
+    ctx: ActionContext, order: Order, charge: str, amount: Decimal, status: str
 ) -> bool:
     """The payment record, exactly once for ours, never dropping someone else's."""
     payment = order.payments.filter(charge_id=charge).order_by("id").first()
@@ -923,7 +914,7 @@ def _record_in_znode(
         payment.refresh_from_db(fields=["znode_history_baseline"])
         return payment.znode_history_baseline
 
-    return znode.record_payment(
+    return ctx.client("znode").record_payment(
         order_id=order.znode_order_id,
         transaction_reference=charge,
         amount=amount,
@@ -955,16 +946,16 @@ def znode_mark_paid(
         # A late "capturable" event after the capture (or a cancel): Znode already
         # shows the newer truth; never write the older one over it.
         return {"skipped": f"order is {order.state}"}
-    znode = ZnodeClient(ctx.connection("znode"))
+    znode = ctx.client("znode")
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
     recorded = False
     if outcome == PAID and charge:
         amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
-        recorded = _record_in_znode(ctx, znode, order, charge, amount, payment_status)
+        recorded = _record_in_znode(ctx, order, charge, amount, payment_status)
     if charge:
         znode.update_transaction_id(order_id=order.znode_order_id, transaction_id=charge)
     znode.update_payment_status(order_id=order.znode_order_id, status_name=payment_status)
-    state = _set_state(ctx, znode, order, outcome)
+    state = _set_state(ctx, order, outcome)
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
 
 
@@ -1001,7 +992,7 @@ def erp_post_sale(
             },
         ],
     }
-    document = erp_client(ctx.connection("erp")).journal_entry_post(entry=entry)
+    document = ctx.client("erp").journal_entry_post(entry=entry)
     return {"journal_entry": document.get("id"), "amount": amount}
 
 
@@ -1028,7 +1019,7 @@ def record_failure(
             # A decline on a page since closed (a new total, a cancellation): the
             # customer was sent the page that counts; this one tells nothing.
             return {"ignored": "the payment page was closed"}
-        session = session or StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(
+        session = session or ctx.client("stripe").checkout_session_retrieve(
             payment.checkout_session_id
         )
     if payment and payment.status != PaymentStatus.SUCCEEDED:
@@ -1040,7 +1031,7 @@ def record_failure(
         # Decided under the row lock: a late or concurrent failure never overwrites
         # an authorization, a payment or a cancellation (in Znode or by email).
         return {"ignored": f"order is {order.state}"}
-    znode = ZnodeClient(ctx.connection("znode"))
+    znode = ctx.client("znode")
     shown = customer_facing_decline(decline_code or failure_code)
     znode.add_order_note(
         order_id=order.znode_order_id,
@@ -1051,7 +1042,7 @@ def record_failure(
         order_id=order.znode_order_id,
         status_name=_status(ctx, PAYMENT_STATUS_TABLE, "payment_failed"),
     )
-    state = _set_state(ctx, znode, order, "payment_failed")
+    state = _set_state(ctx, order, "payment_failed")
     # On the hosted page the customer may simply try another card: the email says where.
     retry_url = session.get("url") if session.get("status") == "open" else ""
     emailed = _setting(ctx, "notify_customer") and payment_failed_email(
@@ -1075,7 +1066,7 @@ def hosted_page_expired(
     page = order.payments.filter(checkout_session_id=checkout_session).first()
     if page is None:
         return {"skipped": "not a payment page of this order"}
-    session = StripeGateway(ctx.connection("stripe")).checkout_session_retrieve(checkout_session)
+    session = ctx.client("stripe").checkout_session_retrieve(checkout_session)
     if session.get("status") != "expired":
         return {"skipped": f"the page is {session.get('status')}"}
     Payment.objects.filter(pk=page.pk).exclude(status=PaymentStatus.SUCCEEDED).update(
@@ -1087,7 +1078,7 @@ def hosted_page_expired(
     if not ran_out or newest != page or not waiting:
         # Closed by us (a new total, a cancellation) or paid another way.
         return {"page": "closed", "noted": False}
-    ZnodeClient(ctx.connection("znode")).add_order_note(
+    ctx.client("znode").add_order_note(
         order_id=order.znode_order_id,
         note=f"The Stripe payment page {checkout_session} expired unpaid. To send the "
         "customer a new one, replay the order's order.created event (admin: Events) or "
@@ -1110,7 +1101,7 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
             f"order {order.order_number}: the total {amount_minor} is above the "
             f"{payment.amount_minor} authorized (minor units); not captured"
         )
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     key = ctx.idempotency_key("capture", ctx.integration.name, order.order_number)
     if payment.adopted:
         try:
@@ -1156,7 +1147,7 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
     settling) is never kept quietly for a canceled order, nor refunded by guess: our
     order follows Znode to canceled, so a late success is held too (record_success),
     and the merchant gets a note; taken money waits for an operator."""
-    gateway = StripeGateway(ctx.connection("stripe"))
+    gateway = ctx.client("stripe")
     key = ctx.idempotency_key("cancel", ctx.integration.name, order.order_number)
     if payment and payment.checkout_session_id and payment.status != PaymentStatus.CANCELED:
         # Close the hosted page first (Checkout owns its PaymentIntent while it is
@@ -1198,7 +1189,7 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
 def _canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> dict:
     _move(order, OrderState.CANCELED)  # a paid (booked) order stays paid: final
     if payment.status == PaymentStatus.PROCESSING:
-        ZnodeClient(ctx.connection("znode")).add_order_note(
+        ctx.client("znode").add_order_note(
             order_id=order.znode_order_id,
             note=f"Order {order.order_number} was canceled while its Stripe payment "
             f"{payment.payment_intent_id} is still settling: if it succeeds it is held for "
@@ -1213,7 +1204,7 @@ def _canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> 
 
 def _fully_refunded(ctx: ActionContext, payment: Payment) -> bool:
     """Stripe shows the charge refunded already (e.g. by Znode's own payment app)."""
-    charge = StripeGateway(ctx.connection("stripe")).charge_retrieve(payment.charge_id)
+    charge = ctx.client("stripe").charge_retrieve(payment.charge_id)
     return bool(charge.get("refunded"))
 
 
@@ -1229,7 +1220,7 @@ def _total_changed_after_payment(ctx: ActionContext, order: Order, amount_minor:
     the merchant is told (once per total) to collect or refund the difference."""
     shown = money.format_money(money.from_minor_units(amount_minor, order.currency), order.currency)
     paid = money.format_money(order.total, order.currency)
-    ZnodeClient(ctx.connection("znode")).add_order_note(
+    ctx.client("znode").add_order_note(
         order_id=order.znode_order_id,
         note=f"Order {order.order_number}: the total changed to {shown} after the customer "
         f"paid {paid}; collect or refund the difference in Stripe.",
@@ -1284,7 +1275,7 @@ def sync_order_change(
             # One key per Znode change: the same amount can come back later (20 → 25 →
             # 20 → 25) and must then be applied again, not replayed from the cache.
             change = ctx.event.external_id if ctx.event else f"job{ctx.job.pk}"
-            updated = StripeGateway(ctx.connection("stripe")).payment_intent_update(
+            updated = ctx.client("stripe").payment_intent_update(
                 payment.payment_intent_id,
                 params={"amount": amount_minor},
                 idempotency_key=ctx.idempotency_key(

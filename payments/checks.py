@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from integrations.connectors.znode.client import ZnodeClient
 from integrations.models import LookupTable
 from integrations.registry import setup_check
 from integrations.settings_schema import integration_setting
@@ -25,7 +24,7 @@ def status_tables_check(*, integration: Integration) -> list[str]:
     anything else is refused at the first payment instead of now."""
     if integration.znode is None:
         return []
-    client = ZnodeClient(integration.znode)
+    client = integration.znode.client()
     problems = []
     for key, kind in STATUS_TABLES:
         table = LookupTable.objects.filter(key=key).first()

@@ -9,7 +9,10 @@ configured instance. To add a system, subclass :class:`Connector` in
   connection's active secrets) or raise ``WebhookVerificationError``;
 * ``parse()`` — turn a verified body into a :class:`ParsedEvent`, or raise
   ``WebhookPayloadError``; no database access;
-* ``test_connection()`` — one cheap authenticated read, returning a short summary.
+* ``client()`` — the connector's client for one connection; domain code reaches it
+  only as ``connection.client()`` (or ``ctx.client(kind)`` in an action);
+* ``test_connection()`` — one cheap authenticated read through that client,
+  returning a short summary.
 
 and, where one object is reported by several sources (webhooks and a poller) or our
 own writes echo back as "updated" events:
@@ -124,6 +127,10 @@ class Connector:
         return None
 
     # --- outbound -----------------------------------------------------------------
+    def client(self, connection: Connection) -> Any:
+        """The client that speaks to this connection's system (HTTP, auth, errors)."""
+        raise NotImplementedError
+
     def test_connection(self, connection: Connection) -> str:
         raise NotImplementedError
 

@@ -21,7 +21,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from integrations.choices import ConnectionKind, EventSource
-from integrations.connectors.znode.client import ZnodeClient
 from integrations.connectors.znode.webhooks import parse
 from integrations.models import Connection, PollCursor, PolledOrder
 from integrations.redaction import redact_text
@@ -81,7 +80,7 @@ def znode_poll(*, connection: Connection, now: datetime | None = None) -> PollRe
     overlap = timedelta(seconds=int(settings.get("poll_overlap_seconds", DEFAULT_OVERLAP.seconds)))
     final = {s.upper() for s in settings.get("final_states", FINAL_STATES)}
     since = (cursor.watermark or now - DEFAULT_LOOKBACK) - overlap
-    client = ZnodeClient(connection)
+    client = connection.client()
     created = updated = 0
     watermark = cursor.watermark
     error = "interrupted"

@@ -6,7 +6,7 @@ Upstream test server through the recorded HTTP helper, like a connector would.
 
 from __future__ import annotations
 
-from integrations.connectors.erp.connector import auth_headers
+from integrations.connectors.erp.client import auth_headers
 from integrations.http import http_request
 from integrations.registry import action
 from integrations.runtime import ActionContext

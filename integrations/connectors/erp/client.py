@@ -28,12 +28,27 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.utils.module_loading import import_string
 
 from integrations import exceptions as exc
-from integrations.connectors.erp.connector import auth_headers
 from integrations.http import http_request
 from integrations.throttle import throttle
 
 if TYPE_CHECKING:
     from integrations.models import Connection
+
+
+def auth_headers(connection: Connection) -> dict[str, str]:
+    """Bearer token, or HTTP Basic from username/password."""
+    import base64
+
+    if token := connection.credential("token"):
+        return {"Authorization": f"Bearer {token}"}
+    user, password = connection.credential("username"), connection.credential("password")
+    if user and password:
+        return {
+            "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        }
+    raise exc.ConnectorConfigurationError(
+        f"connection {connection.name} needs credentials token, or username and password"
+    )
 
 
 class ErpClient:
@@ -117,6 +132,18 @@ class ErpClient:
 
     def credit_memo_find(self, external_reference: str) -> dict | None:
         return self._find("credit_memos", external_reference, operation="erp.credit_memo.find")
+
+    def health(self, path: str = "/") -> int:
+        """One authenticated GET of ``path`` (test connection): the HTTP status."""
+        throttle(self.connection)
+        response = http_request(
+            self.connection,
+            "GET",
+            self.base + path,
+            operation="test",
+            headers=auth_headers(self.connection),
+        )
+        return response.status_code
 
     def trial_balance(self) -> dict[str, Any]:
         return self._request("GET", "trial_balance", operation="erp.trial_balance").json()

@@ -17,6 +17,7 @@ import stripe
 
 from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import API_VERSION
+from integrations.exceptions import PaymentDeclined
 from integrations.http import record_api_call
 from integrations.throttle import throttle
 
@@ -27,27 +28,6 @@ _operation: ContextVar[str] = ContextVar("stripe_operation", default="")
 
 # Our own pacing for 429s inside one call, before the job-level retry takes over.
 RATE_LIMIT_BACKOFF = (0.5, 1.0, 2.0)
-
-
-class PaymentDeclined(exc.BusinessRuleError):
-    """The card was declined: a business outcome, never retried by the engine."""
-
-    code = "card_declined"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        decline_code: str = "",
-        error_code: str = "",
-        payment_intent: str = "",
-        charge: str = "",
-    ):
-        super().__init__(message)
-        self.decline_code = decline_code
-        self.error_code = error_code
-        self.payment_intent = payment_intent
-        self.charge = charge
 
 
 class RecordingHTTPClient(stripe.RequestsClient):

@@ -35,8 +35,11 @@ class StripeConnector(Connector):
     def parse(self, body: bytes) -> ParsedEvent:
         return webhooks.parse(body)
 
+    def client(self, connection: Connection) -> StripeGateway:
+        return StripeGateway(connection)
+
     def test_connection(self, connection: Connection) -> str:
-        balance = StripeGateway(connection).balance_retrieve()
+        balance = connection.client().balance_retrieve()
         available = ", ".join(
             f"{b['amount']} {b['currency']}" for b in balance.get("available", [])
         )

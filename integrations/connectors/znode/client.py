@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone as dj_timezone
 
 from integrations import exceptions as exc
+from integrations.connectors.znode.mapping import history_rows
 from integrations.http import error_for_status, http_request, parse_retry_after
 from integrations.jsonutil import dumps_exact
 from integrations.redaction import redact_text
@@ -179,19 +180,6 @@ def is_order_state(row: dict) -> bool:
     """Whether a row of ``orderstate/list`` is an order state (IsOrderState=1)."""
     flag = row.get("IsOrderState")
     return flag is None or flag is True or str(flag).lower() in ("1", "true")
-
-
-def history_rows(order: dict) -> list[dict]:
-    """The rows of an order's ``PaymentHistoryList``.
-
-    It is a list model (§3.3, §9): ``{"PaymentHistoryList": [...], paging}``, not a
-    bare list; null when the order has none."""
-    history = order.get("PaymentHistoryList")
-    if isinstance(history, dict):
-        history = history.get("PaymentHistoryList")
-    if not isinstance(history, list):
-        return []
-    return [row for row in history if isinstance(row, dict)]
 
 
 class ZnodeClient:

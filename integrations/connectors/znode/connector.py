@@ -37,12 +37,15 @@ class ZnodeConnector(Connector):
     ) -> ChangeFingerprint | None:
         return mapping.order_change_fingerprint(event_type, payload)
 
+    def client(self, connection: Connection) -> ZnodeClient:
+        return ZnodeClient(connection)
+
     def test_connection(self, connection: Connection) -> str:
         from integrations.exceptions import DataError
         from integrations.models import Integration
         from integrations.registry import setup_problems
 
-        states = ZnodeClient(connection).order_states()
+        states = connection.client().order_states()
         problems = [
             f"{integration.name}: {problem}"
             for integration in Integration.objects.filter(znode=connection)

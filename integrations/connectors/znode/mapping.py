@@ -88,3 +88,16 @@ def order_change_fingerprint(
         creates=creates,
         update_event_type=ORDER_UPDATED if creates else "",
     )
+
+
+def history_rows(order: dict) -> list[dict]:
+    """The rows of an order's ``PaymentHistoryList``.
+
+    It is a list model (§3.3, §9): ``{"PaymentHistoryList": [...], paging}``, not a
+    bare list; null when the order has none."""
+    history = order.get("PaymentHistoryList")
+    if isinstance(history, dict):
+        history = history.get("PaymentHistoryList")
+    if not isinstance(history, list):
+        return []
+    return [row for row in history if isinstance(row, dict)]

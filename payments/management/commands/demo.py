@@ -35,7 +35,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations import processes
-from integrations.connectors.znode.client import history_rows
+from integrations.connectors.znode.mapping import history_rows
 from integrations.models import Connection, Integration
 from payments import money
 

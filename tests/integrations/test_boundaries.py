@@ -1,0 +1,54 @@
+"""The connector boundary (issue 8): domain apps reach a system only through
+``connection.client()``, never by importing a connector's client module."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from integrations.connectors.erp.client import ErpClient
+from integrations.connectors.stripe.client import StripeGateway
+from integrations.connectors.znode.client import ZnodeClient
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN_APPS = ("payments", "customers", "reconciliation")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_domain_apps_import_no_connector_client():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for app in DOMAIN_APPS
+        for path in sorted((ROOT / app).rglob("*.py"))
+        for name in sorted(_imports(path))
+        if name.startswith("integrations.connectors.")
+        and (name.endswith(".client") or ".client." in name)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fixture", "client_class"),
+    [
+        ("stripe_connection", StripeGateway),
+        ("erp_connection", ErpClient),
+        ("znode_connection", ZnodeClient),
+    ],
+)
+def test_a_connection_gives_its_connectors_client_once(request, fixture, client_class):
+    connection = request.getfixturevalue(fixture)
+    client = connection.client()
+    assert type(client) is client_class and client.connection is connection
+    assert connection.client() is client  # one per loaded row
