@@ -31,6 +31,7 @@ from django.utils import timezone
 from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
+from integrations.connectors.znode.mapping import history_rows
 from integrations.exceptions import PaymentDeclined
 from integrations.mapping import apply_transform
 from integrations.registry import action
@@ -85,6 +86,20 @@ def _order(ctx: ActionContext, order_number: str) -> Order:
     if order is None:
         raise OrderNotYetKnown(f"order {order_number} is not known here yet")
     return order
+
+
+def _note(
+    ctx: ActionContext, order: Order, *, note: str, dedupe_key: str, first: bool = False
+) -> bool:
+    """A note on the Znode order, once per key (the details id known from the fetch
+    spares Znode a read; ``first``: the caller knows no note with this key can exist)."""
+    return ctx.client("znode").add_order_note(
+        order_id=order.znode_order_id,
+        note=note,
+        dedupe_key=dedupe_key,
+        details_id=order.znode_order_details_id,
+        first=first,
+    )
 
 
 def _move(order: Order, state: str, **fields: Any) -> bool:
@@ -149,8 +164,9 @@ def _set_state(ctx: ActionContext, order: Order, outcome: str) -> str:
             tracking_number=order.tracking_number,
         )
     except (exc.DataError, exc.BusinessRuleError) as error:
-        znode.add_order_note(
-            order_id=order.znode_order_id,
+        _note(
+            ctx,
+            order,
             note=f"The platform could not set the order state {state}: {error}",
             dedupe_key=f"state:{outcome}:{state}",
         )
@@ -190,12 +206,20 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
             },
         )
         order.znode_user_id = raw.get("UserId")
+        order.znode_order_details_id = raw.get("OmsOrderDetailsId") or order.znode_order_details_id
         order.email = raw.get("Email") or raw.get("EmailAddress") or order.email
         order.znode_state = str(raw.get("OrderState") or "")
         # Persisted before any write of ours: a state write may clear it in Znode.
         order.tracking_number = tracking or order.tracking_number
         order.save(
-            update_fields=["znode_user_id", "email", "znode_state", "tracking_number", "updated_at"]
+            update_fields=[
+                "znode_user_id",
+                "znode_order_details_id",
+                "email",
+                "znode_state",
+                "tracking_number",
+                "updated_at",
+            ]
         )
     billing = raw.get("BillingAddress") or {}
     return {
@@ -218,6 +242,10 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         "known_state": order.state,
         "known_amount_minor": order.amount_minor,
         "payment_setting_id": setting_id,
+        # The order as read now, for the booking steps of this same attempt (a retry
+        # resumes after this step, so they read Znode again).
+        "payment_history": history_rows(raw),
+        "read_in_attempt": ctx.attempt.pk if ctx.attempt else None,
     }
 
 
@@ -307,8 +335,9 @@ def ensure_customer(
 
 def _cannot_collect(ctx: ActionContext, order: Order, reason: str) -> CannotCollect:
     """Tell Znode (a note) and return the error that quarantines the job."""
-    ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"The platform cannot collect this payment: {reason}",
         dedupe_key=f"cannot-collect:{order.order_number}",
     )
@@ -401,10 +430,17 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
     """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
     existing = order.payments.filter(adopted=False).order_by("id").first()
     if existing:
+        # A re-run: hand the booking steps what Stripe answered the first time.
+        outcome = {
+            PaymentStatus.SUCCEEDED: PAID,
+            PaymentStatus.REQUIRES_CAPTURE: AUTHORIZED,
+        }.get(existing.status, PENDING)
         return {
-            "outcome": PENDING,
+            "outcome": outcome if order.state != OrderState.CANCELED else PENDING,
             "payment_intent": existing.payment_intent_id,
             "status": existing.status,
+            "charge": existing.charge_id,
+            "amount_received": existing.amount_received_minor,
         }
     try:
         money.check_chargeable(order.amount_minor, order.currency)
@@ -455,6 +491,10 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
             "currency": order.currency,
         },
     )
+    if _intent_outcome(intent) != SKIPPED:
+        # Confirmed off-session: Stripe's answer is the fresh read; settle and book now
+        # (the payment_intent.succeeded that follows finds it settled).
+        return {**_settle(ctx, order, intent), "payment_intent": intent["id"]}
     _move(order, OrderState.PAYMENT_PENDING)
     order.refresh_from_db()
     if order.state == OrderState.CANCELED and intent["status"] != PaymentStatus.SUCCEEDED:
@@ -494,8 +534,9 @@ def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: A
     intent = ctx.client("stripe").payment_intent_retrieve(result["payment_intent"])
     # The storefront completes the payment with Stripe.js; the client secret is meant
     # for the customer's browser (our logs and ApiCall rows redact it).
-    ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"Stripe payment {intent['id']} awaits the customer. "
         f"client_secret={intent.get('client_secret', '')}",
         dedupe_key=f"pi:{intent['id']}",
@@ -606,7 +647,7 @@ def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
         "checkout", ctx.integration.name, order.order_number, _pages(order).count(), digest
     )
     session = ctx.client("stripe").checkout_session_create(params=params, idempotency_key=key)
-    page, _ = Payment.objects.get_or_create(
+    page, created = Payment.objects.get_or_create(
         checkout_session_id=session["id"],
         defaults={
             "order": order,
@@ -614,10 +655,13 @@ def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
             "currency": order.currency,
         },
     )
-    return _deliver_page(ctx, order, page, session)
+    # A page's note is written only once its row exists: a new row has none yet.
+    return _deliver_page(ctx, order, page, session, new_page=created)
 
 
-def _deliver_page(ctx: ActionContext, order: Order, page: Payment, session: dict) -> dict:
+def _deliver_page(
+    ctx: ActionContext, order: Order, page: Payment, session: dict, *, new_page: bool = False
+) -> dict:
     """The page's link as an order note and, unless turned off, by email (each once).
 
     Decided under the order's row lock, on the order as it is now: a page made for a
@@ -643,10 +687,12 @@ def _deliver_page(ctx: ActionContext, order: Order, page: Payment, session: dict
     if session.get("status") == "open" and session.get("url") and not page.link_sent_at:
         amount = int(session.get("amount_total") or page.amount_minor)
         shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
-        ctx.client("znode").add_order_note(
-            order_id=order.znode_order_id,
+        _note(
+            ctx,
+            order,
             note=f"Stripe payment page for {shown} sent to the customer: {session['url']}",
             dedupe_key=f"checkout:{session['id']}",
+            first=new_page,
         )
         if _setting(ctx, "notify_customer"):
             payment_link_email(
@@ -688,8 +734,9 @@ def _paid_refused(
         f"{why}, but the customer already paid {amount} {where} ({reference}); "
         "refund or adjust it in Stripe"
     )
-    ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"Order {order.order_number}: {reason}.",
         dedupe_key=f"paid:{page.pk}:{why}",
     )
@@ -815,6 +862,11 @@ def record_success(
     amount come from Stripe now, so a stale, reordered or forged event cannot mark an
     order paid (``charge``, ``amount_received`` and ``status`` are hints only)."""
     order = _order(ctx, order_number)
+    known = order.payments.filter(payment_intent_id=payment_intent).first()
+    if known and known.status == PaymentStatus.SUCCEEDED and order.state == OrderState.PAID:
+        # Settled already from Stripe's own answer (an off-session confirm) or an
+        # earlier delivery: nothing moves, so nothing needs re-reading.
+        return {"outcome": SKIPPED, "reason": "already settled"}
     intent = ctx.client("stripe").payment_intent_retrieve(payment_intent, expand=["latest_charge"])
     metadata = intent.get("metadata") or {}
     owner = metadata.get(METADATA_INTEGRATION)
@@ -822,6 +874,13 @@ def record_success(
         owner and owner != ctx.integration.name
     ):
         return {"outcome": SKIPPED, "reason": "the PaymentIntent belongs to another order"}
+    return _settle(ctx, order, intent)
+
+
+def _settle(ctx: ActionContext, order: Order, intent: dict) -> dict:
+    """Stripe's answer about a PaymentIntent of ours (a fresh read, or the answer to
+    our own create): the payment row, then the order, moved by what it says."""
+    payment_intent = intent["id"]
     outcome = _intent_outcome(intent)
     if outcome == SKIPPED:
         return {"outcome": SKIPPED, "reason": f"the PaymentIntent is {intent.get('status')}"}
@@ -867,6 +926,10 @@ def record_success(
         OrderState.AUTHORIZED if outcome == AUTHORIZED else OrderState.PAID,
         failure_reason="",
     )
+    if not moved:
+        # Another job (the collect step that saw Stripe's answer, or an earlier
+        # delivery) settled it and books it: exactly one booker.
+        return {"outcome": SKIPPED, "reason": f"settled already ({order.state})"}
     return {
         "outcome": outcome,
         "order_state": order.state,
@@ -899,7 +962,7 @@ def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, inten
 
 
 def _record_in_znode(
-    ctx: ActionContext, order: Order, charge: str, amount: Decimal, status: str
+    ctx: ActionContext, order: Order, charge: str, amount: Decimal, status: str, current: dict
 ) -> bool:
     """The payment record, exactly once for ours, never dropping someone else's."""
     payment = order.payments.filter(charge_id=charge).order_by("id").first()
@@ -924,6 +987,7 @@ def _record_in_znode(
         ),
         transaction_date=timezone.now(),
         baseline=baseline,
+        current=current,
     )
 
 
@@ -935,10 +999,20 @@ def znode_mark_paid(
     charge: str = "",
     amount_received: int = 0,
     outcome: str = PAID,
+    znode_payment_status: str | None = None,
+    znode_transaction_id: str | None = None,
+    znode_payment_history: list | None = None,
+    znode_read_in_attempt: int | None = None,
 ) -> dict:
     """Writes in the order that keeps the money's evidence first: the payment record,
     the transaction id, the payment status, and the order state last (a state the
-    store refuses never blocks the others)."""
+    store refuses never blocks the others).
+
+    What Znode shows decides what is written. The order as the flow's fetch step read
+    it (``znode_*`` inputs) serves when that read was made in this very attempt (as
+    fresh as a read now); an authorization records nothing, so its older read is
+    enough too (a stale value only causes a harmless re-write). Otherwise one fresh
+    read serves every decision."""
     if outcome not in (PAID, AUTHORIZED):
         return {"skipped": f"outcome {outcome or 'none'}"}
     order = _order(ctx, order_number)
@@ -948,13 +1022,28 @@ def znode_mark_paid(
         return {"skipped": f"order is {order.state}"}
     znode = ctx.client("znode")
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
+    read_now = ctx.attempt is not None and znode_read_in_attempt == ctx.attempt.pk
+    if znode_payment_status is not None and (
+        outcome == AUTHORIZED or (read_now and znode_payment_history is not None)
+    ):
+        current = {
+            "PaymentStatus": znode_payment_status,
+            "TransactionId": znode_transaction_id,
+            "PaymentHistoryList": znode_payment_history or [],
+        }
+    else:
+        current = znode.get_order(order.znode_order_id, expand=("omspaymentstate",))
     recorded = False
     if outcome == PAID and charge:
         amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
-        recorded = _record_in_znode(ctx, order, charge, amount, payment_status)
+        recorded = _record_in_znode(ctx, order, charge, amount, payment_status, current)
     if charge:
-        znode.update_transaction_id(order_id=order.znode_order_id, transaction_id=charge)
-    znode.update_payment_status(order_id=order.znode_order_id, status_name=payment_status)
+        znode.update_transaction_id(
+            order_id=order.znode_order_id, transaction_id=charge, current=current
+        )
+    znode.update_payment_status(
+        order_id=order.znode_order_id, status_name=payment_status, current=current
+    )
     state = _set_state(ctx, order, outcome)
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
 
@@ -1033,8 +1122,9 @@ def record_failure(
         return {"ignored": f"order is {order.state}"}
     znode = ctx.client("znode")
     shown = customer_facing_decline(decline_code or failure_code)
-    znode.add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"Payment failed ({decline_code or failure_code or 'declined'}): {message}",
         dedupe_key=f"failed:{payment_intent}",
     )
@@ -1078,8 +1168,9 @@ def hosted_page_expired(
     if not ran_out or newest != page or not waiting:
         # Closed by us (a new total, a cancellation) or paid another way.
         return {"page": "closed", "noted": False}
-    ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"The Stripe payment page {checkout_session} expired unpaid. To send the "
         "customer a new one, replay the order's order.created event (admin: Events) or "
         "change the order.",
@@ -1189,8 +1280,9 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
 def _canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> dict:
     _move(order, OrderState.CANCELED)  # a paid (booked) order stays paid: final
     if payment.status == PaymentStatus.PROCESSING:
-        ctx.client("znode").add_order_note(
-            order_id=order.znode_order_id,
+        _note(
+            ctx,
+            order,
             note=f"Order {order.order_number} was canceled while its Stripe payment "
             f"{payment.payment_intent_id} is still settling: if it succeeds it is held for "
             "an operator, never booked.",
@@ -1220,8 +1312,9 @@ def _total_changed_after_payment(ctx: ActionContext, order: Order, amount_minor:
     the merchant is told (once per total) to collect or refund the difference."""
     shown = money.format_money(money.from_minor_units(amount_minor, order.currency), order.currency)
     paid = money.format_money(order.total, order.currency)
-    ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
+    _note(
+        ctx,
+        order,
         note=f"Order {order.order_number}: the total changed to {shown} after the customer "
         f"paid {paid}; collect or refund the difference in Stripe.",
         dedupe_key=f"total-after-paid:{amount_minor}",

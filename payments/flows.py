@@ -31,7 +31,8 @@ register_default_lookup(
 
 
 def _booking(step: str, order_step: str = "") -> tuple[Rule, ...]:
-    """Inputs of the booking steps, from the step that re-read the payment."""
+    """Inputs of the booking steps, from the step that re-read the payment (and the
+    order as the fetch step read it, where the flow has one)."""
     number = f"steps.{order_step}.order_number" if order_step else OURS
     return (
         Rule("order_number", number, required=True),
@@ -41,13 +42,26 @@ def _booking(step: str, order_step: str = "") -> tuple[Rule, ...]:
     )
 
 
+def _mark_paid(step: str, order_step: str = "") -> tuple[Rule, ...]:
+    """The Znode booking step's inputs: the booking ones, and what Znode showed."""
+    if not order_step:
+        return _booking(step)
+    return (
+        *_booking(step, order_step),
+        Rule("znode_payment_status", f"steps.{order_step}.payment_status"),
+        Rule("znode_transaction_id", f"steps.{order_step}.transaction_id"),
+        Rule("znode_payment_history", f"steps.{order_step}.payment_history"),
+        Rule("znode_read_in_attempt", f"steps.{order_step}.read_in_attempt"),
+    )
+
+
 register_default_flow(
     FlowSpec(
         key="order-created-collect-payment",
         name="Znode order created → Stripe PaymentIntent",
         trigger_source="znode",
         trigger_event="order.created",
-        version=2,
+        version=3,
         steps=(
             StepSpec(
                 "fetch",
@@ -76,7 +90,7 @@ register_default_flow(
                 ),
             ),
             # An adopted charge that Stripe already shows captured is booked at once.
-            StepSpec("znode", "payments.znode_mark_paid", _booking("payment", "fetch")),
+            StepSpec("znode", "payments.znode_mark_paid", _mark_paid("payment", "fetch")),
             StepSpec("erp", "payments.erp_post_sale", _booking("payment", "fetch")),
         ),
     )
@@ -179,7 +193,7 @@ register_default_flow(
         name="Znode order changed → cancel, re-amount or capture the PaymentIntent",
         trigger_source="znode",
         trigger_event="order.updated",
-        version=2,
+        version=3,
         steps=(
             StepSpec(
                 "fetch",
@@ -196,7 +210,7 @@ register_default_flow(
                 ),
             ),
             # A charge adopted from Znode's payment app and captured here on shipment.
-            StepSpec("znode", "payments.znode_mark_paid", _booking("sync", "fetch")),
+            StepSpec("znode", "payments.znode_mark_paid", _mark_paid("sync", "fetch")),
             StepSpec("erp", "payments.erp_post_sale", _booking("sync", "fetch")),
         ),
     )

@@ -539,10 +539,13 @@ class ZnodeClient:
             after["TrackingNumber"] = tracking
         return after
 
-    def update_transaction_id(self, *, order_id: int, transaction_id: str) -> bool:
+    def update_transaction_id(
+        self, *, order_id: int, transaction_id: str, current: dict | None = None
+    ) -> bool:
         """Set the order's ``TransactionId`` (the gateway id, §3.3) unless it already
         holds it. Returns whether a write was made."""
-        current = self.get_order(order_id, expand=())
+        if current is None:
+            current = self.get_order(order_id, expand=())
         if str(current.get("TransactionId") or "") == transaction_id:
             return False
         self._get_write(
@@ -559,13 +562,21 @@ class ZnodeClient:
             refused=f"Znode did not store tracking number for {order_id}",
         )
 
-    def update_payment_status(self, *, order_id: int, status_name: str) -> None:
+    def update_payment_status(
+        self, *, order_id: int, status_name: str, current: dict | None = None
+    ) -> bool:
+        """Set the payment status by name; False when ``current`` (a fresh read of the
+        order) already shows it."""
         row = self.state("payment", status_name)
+        shown = str((current or {}).get("PaymentStatus") or "")
+        if shown and shown.casefold() == str(row["Name"]).casefold():
+            return False
         self._get_write(
             f"orders/updateorderpaymentstatus/{int(order_id)}/{_path(row['Name'])}",
             operation="znode.order.update_payment_status",
             refused=f"Znode did not set payment status {status_name}",
         )
+        return True
 
     def local_time(self, moment: datetime) -> str:
         """A moment as Znode wants it: store-local wall time, no offset (§2.2)."""
@@ -588,6 +599,7 @@ class ZnodeClient:
         transaction_date: datetime,
         remaining_amount: Decimal = Decimal(0),
         baseline: Callable[[int], int] | None = None,
+        current: dict | None = None,
     ) -> bool:
         """Add a payment record once. Returns False when it was already there.
 
@@ -597,11 +609,12 @@ class ZnodeClient:
         customer's genuine second payment of the same amount: given how many rows of
         this amount and status the order has now, it returns how many it had before
         our first try (the caller persists the first count it is given). The write is
-        ours when there are more such rows than that.
+        ours when there are more such rows than that. ``current``: the order, read
+        fresh by the caller for this decision (spares a read).
         """
         if len(transaction_reference) > TRANSACTION_REFERENCE_LIMIT:
             raise exc.DataError(f"transaction reference over 50 chars: {transaction_reference}")
-        history = self.payment_history(order_id)
+        history = history_rows(current) if current is not None else self.payment_history(order_id)
         if history_has_references(history):
             if any(str(r.get("TransactionReference")) == transaction_reference for r in history):
                 return False
@@ -627,21 +640,32 @@ class ZnodeClient:
             raise exc.BusinessRuleError(f"Znode refused the payment record for order {order_id}")
         return True
 
-    def add_order_note(self, *, order_id: int, note: str, dedupe_key: str = "") -> bool:
+    def add_order_note(
+        self,
+        *,
+        order_id: int,
+        note: str,
+        dedupe_key: str = "",
+        details_id: int | None = None,
+        first: bool = False,
+    ) -> bool:
         """Add a note once. Returns False when a note with ``dedupe_key`` already exists.
 
         ``orders/addordernote`` always inserts, so a retry after a lost response would
-        write the note twice; the key is appended to the text and looked up first.
+        write the note twice; the key is appended to the text and looked up first
+        (unless ``first``: the caller knows this is the key's first write).
         """
         if not note.strip():
             raise exc.DataError("an order note cannot be empty")
         marker = f" [ref:{dedupe_key}]" if dedupe_key else ""
-        if marker and any(
-            marker in str(n.get("Notes")) for n in self.order_notes(order_id=order_id)
+        if (
+            marker
+            and not first
+            and any(marker in str(n.get("Notes")) for n in self.order_notes(order_id=order_id))
         ):
             return False
-        order = self.get_order(order_id, expand=())
-        details_id = order.get("OmsOrderDetailsId")
+        if not details_id:  # notes are keyed by the order's details row (§3.1)
+            details_id = self.get_order(order_id, expand=()).get("OmsOrderDetailsId")
         if not details_id:
             raise exc.DataError(f"Znode order {order_id} has no OmsOrderDetailsId")
         text = note[: NOTE_LIMIT - len(marker)] + marker

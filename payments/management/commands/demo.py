@@ -453,3 +453,28 @@ class Command(BaseCommand):
         failed = sum(d.expected == "failed" and all(d.checks.values()) for d in placed)
         pending = len(placed) - paid - failed
         self.stdout.write(f"\npaid {paid}, failed {failed}, pending or inconsistent {pending}")
+        self.report_calls(placed)
+
+    def report_calls(self, placed: list[DemoOrder]) -> None:
+        """Outbound calls (ApiCall rows of the order's jobs) per paid order, by how it was
+        paid: the cost of the integration in round trips."""
+        from django.db.models import Count
+
+        from integrations.models import ApiCall
+
+        paid = [d for d in placed if d.expected == "paid" and all(d.checks.values())]
+        counts = dict(
+            ApiCall.objects.filter(job__reference__in=[d.number for d in paid])
+            .values_list("job__reference")
+            .annotate(n=Count("id"))
+        )
+        by_mode: dict[str, list[int]] = {}
+        for demo in paid:
+            by_mode.setdefault(PAID_BY[demo.setting], []).append(counts.get(demo.number, 0))
+        total = sum(counts.values())
+        detail = ", ".join(f"{mode} {sum(n) / len(n):.1f}" for mode, n in sorted(by_mode.items()))
+        if paid:
+            self.stdout.write(
+                f"outbound calls: {total / len(paid):.1f} per paid order "
+                f"({total} calls for {len(paid)} paid orders; {detail})"
+            )
