@@ -18,12 +18,20 @@ class IntegrationError(Exception):
     code: str = "integration_error"
 
     def __init__(
-        self, message: str = "", *, retry_after: float | None = None, extra: dict | None = None
+        self,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        extra: dict | None = None,
+        http_status: int | None = None,
     ):
         super().__init__(message or self.__class__.__doc__ or self.code)
         self.message = message or (self.__class__.__doc__ or self.code).strip()
         self.retry_after = retry_after
         self.extra = extra or {}
+        # The HTTP status the system answered, when it answered: callers decide on
+        # it, never on the message text.
+        self.http_status = http_status
 
 
 # --- retryable -----------------------------------------------------------------------

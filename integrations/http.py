@@ -110,18 +110,21 @@ def parse_retry_after(value: str | None) -> float | None:
 def error_for_status(
     status: int, message: str, retry_after: float | None = None
 ) -> exc.IntegrationError:
-    """Map an HTTP status onto the taxonomy (see DESIGN.md, "Errors")."""
+    """Map an HTTP status onto the taxonomy (see DESIGN.md, "Errors"); the error keeps
+    the status as ``http_status``."""
     if status == 429:
-        return exc.RateLimited(message, retry_after=retry_after)
-    if status == 409:
-        return exc.ConflictRetry(message, retry_after=retry_after)
-    if status in (408,) or status >= 500:
-        return exc.ConnectorUnavailable(message, retry_after=retry_after)
-    if status in (401, 403):
-        return exc.Unauthorized(message)
-    if status == 404:
-        return exc.NotFound(message)
-    return exc.BadRequest(message)
+        cls = exc.RateLimited
+    elif status == 409:
+        cls = exc.ConflictRetry
+    elif status == 408 or status >= 500:
+        cls = exc.ConnectorUnavailable
+    elif status in (401, 403):
+        cls = exc.Unauthorized
+    elif status == 404:
+        cls = exc.NotFound
+    else:
+        cls = exc.BadRequest
+    return cls(message, retry_after=retry_after if cls.retryable else None, http_status=status)
 
 
 def http_request(

@@ -27,6 +27,7 @@ def test_status_codes_map_onto_the_taxonomy(erp_connection, upstream, status, er
     with pytest.raises(error) as caught:
         http_request(erp_connection, "GET", upstream.url + "/x", operation="probe")
     assert caught.value.retryable is retryable
+    assert caught.value.http_status == status  # callers decide on it, not on the text
     if retryable:
         assert caught.value.retry_after == 7
     call = ApiCall.objects.get()

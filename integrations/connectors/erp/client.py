@@ -98,7 +98,7 @@ class ErpClient:
                 "POST", kind, operation=operation, json=body, idempotency_key=str(reference)
             )
         except exc.BadRequest as error:
-            if "HTTP 422" in str(error):
+            if error.http_status == 422:
                 raise exc.BusinessRuleError(
                     f"{operation}: the ERP already holds {reference} with different content"
                 ) from error

@@ -71,7 +71,14 @@ def build_client(connection: Connection) -> stripe.StripeClient:
 
 
 def map_error(error: stripe.StripeError) -> exc.IntegrationError:
-    """SDK exception → taxonomy. Card errors are business outcomes, not failures."""
+    """SDK exception → taxonomy (keeping the HTTP status). Card errors are business
+    outcomes, not failures."""
+    mapped = _map_error(error)
+    mapped.http_status = error.http_status
+    return mapped
+
+
+def _map_error(error: stripe.StripeError) -> exc.IntegrationError:
     message = f"Stripe: {error.user_message or error}"
     if isinstance(error, stripe.CardError):
         body = getattr(error, "error", None)

@@ -119,8 +119,9 @@ def test_writes_without_idempotency_key_are_refused(backend):
 
 
 def test_unknown_object_is_not_found(backend):
-    with pytest.raises(exc.NotFound):
+    with pytest.raises(exc.NotFound) as caught:
         gateway(backend).payment_intent_retrieve("pi_doesnotexist")
+    assert caught.value.http_status == 404
 
 
 def test_bad_key_is_unauthorized(backend):
