@@ -88,6 +88,10 @@ class Connection(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()}, {self.get_environment_display()})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop("_client", None)  # a client is built from the saved values
+        super().save(*args, **kwargs)
+
     @property
     def webhook_path(self) -> str:
         return f"/webhooks/{self.kind}/{self.url_token}/"
@@ -97,6 +101,10 @@ class Connection(models.Model):
 
     def credential(self, key: str, default: str | None = None) -> str | None:
         return (reveal(self.credentials) or {}).get(key, default)
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop("_client", None)  # built from the old values
+        super().refresh_from_db(*args, **kwargs)
 
     def client(self) -> Any:
         """This connection's client, from its connector (the registry): the only way

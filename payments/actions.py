@@ -31,7 +31,6 @@ from django.utils import timezone
 from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
-from integrations.connectors.znode.mapping import history_rows
 from integrations.exceptions import PaymentDeclined
 from integrations.mapping import apply_transform
 from integrations.registry import action
@@ -91,14 +90,10 @@ def _order(ctx: ActionContext, order_number: str) -> Order:
 def _note(
     ctx: ActionContext, order: Order, *, note: str, dedupe_key: str, first: bool = False
 ) -> bool:
-    """A note on the Znode order, once per key (the details id known from the fetch
-    spares Znode a read; ``first``: the caller knows no note with this key can exist)."""
+    """A note on the Znode order, once per key (``first``: the caller knows no note
+    with this key can exist yet, which spares the lookup)."""
     return ctx.client("znode").add_order_note(
-        order_id=order.znode_order_id,
-        note=note,
-        dedupe_key=dedupe_key,
-        details_id=order.znode_order_details_id,
-        first=first,
+        order_id=order.znode_order_id, note=note, dedupe_key=dedupe_key, first=first
     )
 
 
@@ -206,20 +201,12 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
             },
         )
         order.znode_user_id = raw.get("UserId")
-        order.znode_order_details_id = raw.get("OmsOrderDetailsId") or order.znode_order_details_id
         order.email = raw.get("Email") or raw.get("EmailAddress") or order.email
         order.znode_state = str(raw.get("OrderState") or "")
         # Persisted before any write of ours: a state write may clear it in Znode.
         order.tracking_number = tracking or order.tracking_number
         order.save(
-            update_fields=[
-                "znode_user_id",
-                "znode_order_details_id",
-                "email",
-                "znode_state",
-                "tracking_number",
-                "updated_at",
-            ]
+            update_fields=["znode_user_id", "email", "znode_state", "tracking_number", "updated_at"]
         )
     billing = raw.get("BillingAddress") or {}
     return {
@@ -242,10 +229,6 @@ def fetch_order(*, ctx: ActionContext, order_id: int) -> dict:
         "known_state": order.state,
         "known_amount_minor": order.amount_minor,
         "payment_setting_id": setting_id,
-        # The order as read now, for the booking steps of this same attempt (a retry
-        # resumes after this step, so they read Znode again).
-        "payment_history": history_rows(raw),
-        "read_in_attempt": ctx.attempt.pk if ctx.attempt else None,
     }
 
 
@@ -430,17 +413,10 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
     """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
     existing = order.payments.filter(adopted=False).order_by("id").first()
     if existing:
-        # A re-run: hand the booking steps what Stripe answered the first time.
-        outcome = {
-            PaymentStatus.SUCCEEDED: PAID,
-            PaymentStatus.REQUIRES_CAPTURE: AUTHORIZED,
-        }.get(existing.status, PENDING)
         return {
-            "outcome": outcome if order.state != OrderState.CANCELED else PENDING,
+            "outcome": PENDING,
             "payment_intent": existing.payment_intent_id,
             "status": existing.status,
-            "charge": existing.charge_id,
-            "amount_received": existing.amount_received_minor,
         }
     try:
         money.check_chargeable(order.amount_minor, order.currency)
@@ -491,10 +467,6 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
             "currency": order.currency,
         },
     )
-    if _intent_outcome(intent) != SKIPPED:
-        # Confirmed off-session: Stripe's answer is the fresh read; settle and book now
-        # (the payment_intent.succeeded that follows finds it settled).
-        return {**_settle(ctx, order, intent), "payment_intent": intent["id"]}
     _move(order, OrderState.PAYMENT_PENDING)
     order.refresh_from_db()
     if order.state == OrderState.CANCELED and intent["status"] != PaymentStatus.SUCCEEDED:
@@ -862,11 +834,6 @@ def record_success(
     amount come from Stripe now, so a stale, reordered or forged event cannot mark an
     order paid (``charge``, ``amount_received`` and ``status`` are hints only)."""
     order = _order(ctx, order_number)
-    known = order.payments.filter(payment_intent_id=payment_intent).first()
-    if known and known.status == PaymentStatus.SUCCEEDED and order.state == OrderState.PAID:
-        # Settled already from Stripe's own answer (an off-session confirm) or an
-        # earlier delivery: nothing moves, so nothing needs re-reading.
-        return {"outcome": SKIPPED, "reason": "already settled"}
     intent = ctx.client("stripe").payment_intent_retrieve(payment_intent, expand=["latest_charge"])
     metadata = intent.get("metadata") or {}
     owner = metadata.get(METADATA_INTEGRATION)
@@ -926,10 +893,6 @@ def _settle(ctx: ActionContext, order: Order, intent: dict) -> dict:
         OrderState.AUTHORIZED if outcome == AUTHORIZED else OrderState.PAID,
         failure_reason="",
     )
-    if not moved:
-        # Another job (the collect step that saw Stripe's answer, or an earlier
-        # delivery) settled it and books it: exactly one booker.
-        return {"outcome": SKIPPED, "reason": f"settled already ({order.state})"}
     return {
         "outcome": outcome,
         "order_state": order.state,
@@ -1001,18 +964,16 @@ def znode_mark_paid(
     outcome: str = PAID,
     znode_payment_status: str | None = None,
     znode_transaction_id: str | None = None,
-    znode_payment_history: list | None = None,
-    znode_read_in_attempt: int | None = None,
 ) -> dict:
     """Writes in the order that keeps the money's evidence first: the payment record,
     the transaction id, the payment status, and the order state last (a state the
     store refuses never blocks the others).
 
-    What Znode shows decides what is written. The order as the flow's fetch step read
-    it (``znode_*`` inputs) serves when that read was made in this very attempt (as
-    fresh as a read now); an authorization records nothing, so its older read is
-    enough too (a stale value only causes a harmless re-write). Otherwise one fresh
-    read serves every decision."""
+    What Znode shows decides what is written. A payment record needs the history read
+    fresh, right before it (the record is not idempotent): that one read serves every
+    decision. An authorization records nothing: there the order as the flow's fetch
+    step read it (``znode_*`` inputs) is enough to skip writes Znode already shows (a
+    stale value only causes a harmless re-write)."""
     if outcome not in (PAID, AUTHORIZED):
         return {"skipped": f"outcome {outcome or 'none'}"}
     order = _order(ctx, order_number)
@@ -1022,15 +983,8 @@ def znode_mark_paid(
         return {"skipped": f"order is {order.state}"}
     znode = ctx.client("znode")
     payment_status = _status(ctx, PAYMENT_STATUS_TABLE, outcome)
-    read_now = ctx.attempt is not None and znode_read_in_attempt == ctx.attempt.pk
-    if znode_payment_status is not None and (
-        outcome == AUTHORIZED or (read_now and znode_payment_history is not None)
-    ):
-        current = {
-            "PaymentStatus": znode_payment_status,
-            "TransactionId": znode_transaction_id,
-            "PaymentHistoryList": znode_payment_history or [],
-        }
+    if outcome == AUTHORIZED and znode_payment_status is not None:
+        current = {"PaymentStatus": znode_payment_status, "TransactionId": znode_transaction_id}
     else:
         current = znode.get_order(order.znode_order_id, expand=("omspaymentstate",))
     recorded = False

@@ -50,8 +50,6 @@ def _mark_paid(step: str, order_step: str = "") -> tuple[Rule, ...]:
         *_booking(step, order_step),
         Rule("znode_payment_status", f"steps.{order_step}.payment_status"),
         Rule("znode_transaction_id", f"steps.{order_step}.transaction_id"),
-        Rule("znode_payment_history", f"steps.{order_step}.payment_history"),
-        Rule("znode_read_in_attempt", f"steps.{order_step}.read_in_attempt"),
     )
 
 

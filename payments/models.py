@@ -19,9 +19,6 @@ class Order(models.Model):
     znode_order_id = models.BigIntegerField(help_text="Znode OmsOrderId.")
     order_number = models.CharField(max_length=100, db_index=True, help_text="Znode OrderNumber.")
     znode_user_id = models.BigIntegerField(null=True, blank=True)
-    znode_order_details_id = models.BigIntegerField(
-        null=True, blank=True, help_text="Znode OmsOrderDetailsId (the row notes are keyed by)."
-    )
     email = models.EmailField(max_length=512, blank=True)
     currency = models.CharField(max_length=3)
     total = models.DecimalField(max_digits=18, decimal_places=6, help_text="Znode Total.")

@@ -52,3 +52,15 @@ def test_a_connection_gives_its_connectors_client_once(request, fixture, client_
     client = connection.client()
     assert type(client) is client_class and client.connection is connection
     assert connection.client() is client  # one per loaded row
+
+
+@pytest.mark.django_db
+def test_a_saved_or_reloaded_connection_builds_a_new_client(erp_connection):
+    """A client is built from the row's values: after an update it must not outlive them."""
+    first = erp_connection.client()
+    erp_connection.base_url = "http://erp.example.invalid"
+    erp_connection.save()
+    second = erp_connection.client()
+    assert second is not first and second.base == "http://erp.example.invalid"
+    erp_connection.refresh_from_db()
+    assert erp_connection.client() is not second
