@@ -1306,6 +1306,16 @@ def sync_order_change(
         return _cancel(ctx, order, payment)
     if payment and state == "SHIPPED" and payment.status == PaymentStatus.REQUIRES_CAPTURE:
         return _capture(ctx, order, payment, amount_minor)
+    if payment and state == "SHIPPED" and payment.adopted and order.state == OrderState.PAID:
+        # Captured here already: a re-run after the capture's answer was stored but not
+        # the step's (a lost lease, a crash) hands the booking steps the capture again;
+        # they are idempotent (payment record by history, journal by charge id).
+        return {
+            "action": "captured",
+            "outcome": PAID,
+            "charge": payment.charge_id,
+            "amount_received": payment.amount_received_minor,
+        }
     waiting = order.state in (OrderState.NEW, OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
     if waiting and (payment.checkout_session_id if payment else _pays_on_page(ctx, order)):
         return _sync_hosted_page(ctx, order, amount_minor)

@@ -206,3 +206,30 @@ def test_a_payment_for_a_canceled_order_waits_for_an_operator(canceled_order):
     assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
     notes = [n["Notes"] for n in shop.order(order.order_number)["OrderNotes"] or []]
     assert any("already paid 12.00 USD in Stripe" in n for n in notes)
+
+
+def test_a_rerun_after_an_adopted_capture_still_books_it(ctx, integration):
+    """The capture committed (payment succeeded, order paid) but the step's output was
+    lost with the worker: the re-run hands the booking steps the capture again, without
+    calling Stripe, instead of deciding that nothing changed."""
+    from payments.models import Payment
+
+    paid = order(integration, OrderState.PAID)
+    Payment.objects.create(
+        order=paid,
+        charge_id="ch_adopted",
+        adopted=True,
+        amount_minor=1000,
+        amount_received_minor=1000,
+        currency="USD",
+        status="succeeded",
+    )
+    result = get_action("payments.sync_order_change").call(
+        ctx, {"order_number": "ORD-9", "state": "SHIPPED", "amount_minor": 1000}
+    )
+    assert result == {
+        "action": "captured",
+        "outcome": "paid",
+        "charge": "ch_adopted",
+        "amount_received": 1000,
+    }
