@@ -11,8 +11,9 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from integrations.choices import JobStatus
-from integrations.exceptions import DataError
 from integrations.fields import reveal
+from integrations.kernel.exceptions import DataError
+from integrations.kernel.redaction import redact_data, redact_text
 from integrations.models import (
     ApiCall,
     Attempt,
@@ -27,7 +28,6 @@ from integrations.models import (
     MappingField,
     RoutedChange,
 )
-from integrations.redaction import redact_data, redact_text
 from integrations.services import jobs as job_services
 from integrations.services.connections import connection_test, rate_limit
 from integrations.services.inbox import event_replay

@@ -1,6 +1,6 @@
 import logging
 
-from integrations.redaction import redact_text
+from integrations.kernel.redaction import redact_text
 
 
 class RedactSecretsFilter(logging.Filter):

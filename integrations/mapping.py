@@ -14,7 +14,7 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from integrations.exceptions import MappingError
+from integrations.kernel.exceptions import MappingError
 from integrations.registry import get_transform, transform
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from integrations.exceptions import ActionNotRegistered, MappingError
+from integrations.kernel.exceptions import ActionNotRegistered, MappingError
 
 
 @dataclass(frozen=True)

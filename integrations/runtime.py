@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from integrations.exceptions import ConnectorConfigurationError
+from integrations.kernel.exceptions import ConnectorConfigurationError
 
 if TYPE_CHECKING:
     from integrations.models import Attempt, Connection, FlowStep, InboundEvent, Integration, Job

@@ -17,9 +17,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from integrations.choices import EventStatus
 from integrations.connectors import registry as connectors
-from integrations.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.redaction import redact_headers
 from integrations.models import Connection
-from integrations.redaction import redact_headers
 from integrations.services.inbox import inbox_event_receive
 
 logger = logging.getLogger("integrations.webhooks")

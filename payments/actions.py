@@ -28,10 +28,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
 from integrations.connectors.stripe.mapping import customer_facing_decline, stripe_metadata
-from integrations.exceptions import PaymentDeclined
+from integrations.kernel import exceptions as exc
+from integrations.kernel.exceptions import PaymentDeclined
 from integrations.mapping import apply_transform
 from integrations.registry import action
 from integrations.runtime import ActionContext

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
-from integrations.exceptions import TransientError
+from integrations.kernel.exceptions import TransientError
 from payments.models import Notification, Order
 from payments.money import format_money, from_minor_units
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from integrations.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 
 @dataclass(frozen=True)

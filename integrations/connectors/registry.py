@@ -6,7 +6,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from integrations.connectors.base import Connector
-from integrations.exceptions import ConnectorConfigurationError
+from integrations.kernel.exceptions import ConnectorConfigurationError
 
 _connectors: dict[str, Connector] = {}
 

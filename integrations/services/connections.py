@@ -14,10 +14,10 @@ from django.db import models, transaction
 from integrations import crypto
 from integrations.choices import ConnectionKind, Environment
 from integrations.connectors import registry as connectors
-from integrations.exceptions import DataError
 from integrations.fields import EncryptedJSONField
+from integrations.kernel.exceptions import DataError
+from integrations.kernel.redaction import redact_text
 from integrations.models import Connection
-from integrations.redaction import redact_text
 from integrations.settings_schema import connection_schema
 
 # simple_history keeps the change reason in a CharField(max_length=100).
@@ -141,9 +141,24 @@ class ConnectionTestResult:
 
 
 def connection_test(*, connection: Connection) -> ConnectionTestResult:
-    """One cheap authenticated call; the outcome is recorded as an ApiCall."""
+    """One cheap authenticated call (recorded as an ApiCall), then the setup checks of
+    every integration that uses the connection: the system answering is not enough if
+    the configuration cannot work with it."""
+    from django.db.models import Q
+
+    from integrations.models import Integration
+    from integrations.registry import setup_problems
+
     try:
         message = connectors.get(connection.kind).test_connection(connection)
+        uses = Q(znode=connection) | Q(stripe=connection) | Q(erp=connection)
+        problems = [
+            f"{integration.name}: {problem}"
+            for integration in Integration.objects.filter(uses)
+            for problem in setup_problems(integration=integration)
+        ]
+        if problems:
+            raise DataError(f"{message.split(';')[0]}, but " + "; ".join(problems))
     except Exception as exc:
         text = redact_text(f"{type(exc).__name__}: {exc}")
         logger.warning(

@@ -26,7 +26,7 @@ from integrations import mapping
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
-from integrations.exceptions import IntegrationError, MappingError, WebhookPayloadError
+from integrations.kernel.exceptions import IntegrationError, MappingError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
 from integrations.services.intake_writer import insert_events, writer

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection
 
-from integrations.exceptions import TransientError
+from integrations.kernel.exceptions import TransientError
 from integrations.models import InboundEvent
 
 logger = logging.getLogger("integrations.inbox")

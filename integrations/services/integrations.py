@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from integrations.choices import ConnectionKind
-from integrations.exceptions import DataError
+from integrations.kernel.exceptions import DataError
 from integrations.models import Connection, Integration
 from integrations.services.connections import change_reason, full_clean
 from integrations.settings_schema import integration_schema

@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from integrations import mapping
 from integrations.choices import AttemptOutcome, EventStatus, JobStatus
-from integrations.context import RunContext, current_run
-from integrations.exceptions import DataError, error_summary, is_retryable
+from integrations.kernel.context import RunContext, current_run
+from integrations.kernel.exceptions import DataError, error_summary, is_retryable
+from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, InboundEvent, Job
-from integrations.redaction import redact_text
 from integrations.registry import get_action
 from integrations.retry import RetryPolicy
 from integrations.runtime import ActionContext

@@ -21,9 +21,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from integrations.choices import ConnectionKind, EventSource
-from integrations.connectors.znode.webhooks import parse
+from integrations.connectors import registry as connectors
+from integrations.kernel.redaction import redact_text
 from integrations.models import Connection, PollCursor, PolledOrder
-from integrations.redaction import redact_text
 from integrations.services.inbox import inbox_event_receive
 
 logger = logging.getLogger("integrations.polling")
@@ -173,7 +173,7 @@ def _emit(connection: Connection, row: dict, name: str, version: int) -> None:
     ).encode()
     inbox_event_receive(
         connection_obj=connection,
-        parsed=parse(body),
+        parsed=connectors.get("znode").parse(body),
         body=body,
         headers={},
         source=EventSource.POLL,

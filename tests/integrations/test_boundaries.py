@@ -38,6 +38,28 @@ def test_domain_apps_import_no_connector_client():
     assert offenders == []
 
 
+def _engine_imports(package: str, allowed: tuple[str, ...]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(_imports(path))
+        if name.startswith("integrations")
+        and not name.startswith(allowed)
+        and name != "integrations"
+    ]
+
+
+def test_the_kernel_imports_nothing_above_it():
+    assert _engine_imports("integrations/kernel", ("integrations.kernel",)) == []
+
+
+def test_connectors_stand_on_the_kernel_only():
+    """Not the engine's models, services, registry or settings: the engine reaches
+    the connectors through the registry, never the other way round."""
+    allowed = ("integrations.kernel", "integrations.connectors")
+    assert _engine_imports("integrations/connectors", allowed) == []
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("fixture", "client_class"),

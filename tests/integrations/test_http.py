@@ -1,7 +1,7 @@
 import pytest
 
-from integrations import exceptions as exc
-from integrations.http import http_request, parse_retry_after
+from integrations.kernel import exceptions as exc
+from integrations.kernel.http import http_request, parse_retry_after
 from integrations.models import ApiCall
 from tests.support.upstream import Reply
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.jsonutil import dumps_exact
+from integrations.kernel.jsonutil import dumps_exact
 
 
 def test_decimals_become_exact_json_numbers():

@@ -22,7 +22,7 @@ def test_secrets_are_masked_in_log_records(caplog):
 
 
 def test_client_secrets_of_payment_and_setup_intents_are_masked():
-    from integrations.redaction import redact_text
+    from integrations.kernel.redaction import redact_text
 
     text = redact_text("pi_3Abc_secret_XyZ and seti_1Def_secret_QrS")
     assert text == "[redacted] and [redacted]"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.exceptions import MappingError
+from integrations.kernel.exceptions import MappingError
 from integrations.mapping import Rule, evaluate
 
 DOC = {

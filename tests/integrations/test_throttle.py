@@ -1,8 +1,8 @@
 import pytest
 from pyrate_limiter import Rate
 
-from integrations.exceptions import RateLimited
-from integrations.throttle import rate_for, throttle
+from integrations.kernel.exceptions import RateLimited
+from integrations.kernel.throttle import rate_for, throttle
 
 
 def test_fractional_rates():

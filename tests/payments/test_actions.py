@@ -192,7 +192,7 @@ def test_an_authorization_for_a_canceled_order_is_released(canceled_order):
 def test_a_payment_for_a_canceled_order_waits_for_an_operator(canceled_order):
     """Rule: a captured payment for a canceled order is not refunded by guess nor
     booked: the step fails for an operator, with a note on the Znode order."""
-    from integrations import exceptions as exc
+    from integrations.kernel import exceptions as exc
     from payments.models import Payment
 
     ctx, order, shop = canceled_order

@@ -7,7 +7,7 @@ Upstream test server through the recorded HTTP helper, like a connector would.
 from __future__ import annotations
 
 from integrations.connectors.erp.client import auth_headers
-from integrations.http import http_request
+from integrations.kernel.http import http_request
 from integrations.registry import action
 from integrations.runtime import ActionContext
 
@@ -37,7 +37,7 @@ def call_upstream(*, ctx: ActionContext, reference: str, path: str = "/write") -
 
 @action("tests.fail", description="Always raises the named error.")
 def fail(*, ctx: ActionContext, error: str = "transient") -> dict:
-    from integrations import exceptions
+    from integrations.kernel import exceptions
 
     raise {
         "transient": exceptions.ConnectorUnavailable("upstream down"),

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils.module_loading import import_string
 
-from integrations import exceptions as exc
-from integrations.http import http_request
-from integrations.throttle import throttle
+from integrations.kernel import exceptions as exc
+from integrations.kernel.http import http_request
+from integrations.kernel.throttle import throttle
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 
 def auth_headers(connection: Connection) -> dict[str, str]:

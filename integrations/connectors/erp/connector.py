@@ -5,10 +5,10 @@ from typing import TYPE_CHECKING, ClassVar
 from integrations.connectors.base import Connector
 from integrations.connectors.erp.client import ErpClient, erp_client
 from integrations.connectors.erp.settings import SETTINGS
-from integrations.settings_schema import Schema
+from integrations.kernel.settings import Schema
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 
 class ErpConnector(Connector):

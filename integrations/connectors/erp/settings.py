@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from integrations.settings_schema import Setting
+from integrations.kernel.settings import Setting
 
 SETTINGS = (
     Setting(

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
-from integrations import exceptions as exc
 from integrations.connectors.stripe.constants import API_VERSION
-from integrations.exceptions import PaymentDeclined
-from integrations.http import record_api_call
-from integrations.throttle import throttle
+from integrations.kernel import exceptions as exc
+from integrations.kernel.exceptions import PaymentDeclined
+from integrations.kernel.http import record_api_call
+from integrations.kernel.throttle import throttle
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 _operation: ContextVar[str] = ContextVar("stripe_operation", default="")
 

@@ -10,10 +10,10 @@ from integrations.connectors.stripe import webhooks
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.connectors.stripe.constants import SUPPORTED_EVENTS
 from integrations.connectors.stripe.settings import SETTINGS
-from integrations.settings_schema import Schema
+from integrations.kernel.settings import Schema
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 
 class StripeConnector(Connector):

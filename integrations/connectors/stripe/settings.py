@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from integrations.connectors.stripe.constants import API_VERSION
-from integrations.settings_schema import Setting
+from integrations.kernel.settings import Setting
 
 SETTINGS = (
     Setting(

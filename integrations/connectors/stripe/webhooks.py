@@ -9,7 +9,7 @@ import stripe
 
 from integrations.connectors.base import ParsedEvent, load_json_object
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
-from integrations.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 
 SIGNATURE_META = "HTTP_STRIPE_SIGNATURE"
 

@@ -34,18 +34,18 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone as dj_timezone
 
-from integrations import exceptions as exc
 from integrations.connectors.znode.mapping import history_rows
-from integrations.http import error_for_status, http_request, parse_retry_after
-from integrations.jsonutil import dumps_exact
-from integrations.redaction import redact_text
-from integrations.settings_schema import connection_setting
-from integrations.throttle import throttle
+from integrations.connectors.znode.settings import SCHEMA
+from integrations.kernel import exceptions as exc
+from integrations.kernel.http import error_for_status, http_request, parse_retry_after
+from integrations.kernel.jsonutil import dumps_exact
+from integrations.kernel.redaction import redact_text
+from integrations.kernel.throttle import throttle
 
 if TYPE_CHECKING:
     import requests
 
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 ORDER_EXPANDS = ("omsorderstate", "omspaymentstate", "paymenttype", "ordernotes", "orderlineitems")
 RETURN_EXPANDS = ("returnitemlist",)
@@ -259,7 +259,7 @@ class ZnodeClient:
     def uses_api_token(self) -> bool:
         """EnableTokenBasedAuthorization (reference §1.2): a ``Token`` header from
         ``token/generatetoken`` on every call, and the Basic header still."""
-        return bool(connection_setting(self.connection, "token_auth"))
+        return bool(SCHEMA.value(self.connection.settings, "token_auth"))
 
     def _fetch_api_token(self) -> tuple[str, float]:
         throttle(self.connection)

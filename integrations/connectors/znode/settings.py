@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings as dj_settings
 
-from integrations.settings_schema import Setting
+from integrations.kernel.settings import Schema, Setting
 
 # The same values as integrations/services/polling.py (a test keeps them equal; the
 # connector must not import the engine's services).
@@ -83,3 +83,5 @@ SETTINGS = (
         "Order states after which the poller stops re-reading an order.",
     ),
 )
+
+SCHEMA = Schema(SETTINGS)

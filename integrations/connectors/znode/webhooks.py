@@ -18,7 +18,7 @@ from django.utils.crypto import constant_time_compare
 
 from integrations.connectors.base import ParsedEvent, load_json_object
 from integrations.connectors.znode.constants import AUTHORIZATION_META, SIGNATURE_META
-from integrations.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 
 
 def sign(body: bytes, secret: str) -> str:

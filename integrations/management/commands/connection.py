@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.choices import ConnectionKind, Environment
-from integrations.exceptions import DataError
+from integrations.kernel.exceptions import DataError
 from integrations.models import Connection
 from integrations.services.connections import (
     connection_by_name,

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from integrations.exceptions import IntegrationError
+from integrations.kernel.exceptions import IntegrationError
 from integrations.models import Integration
 from integrations.registry import setup_problems
 from integrations.services.flows import flows_install_defaults, lookups_install_defaults

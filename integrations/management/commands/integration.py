@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.choices import ConnectionKind
-from integrations.exceptions import DataError
+from integrations.kernel.exceptions import DataError
 from integrations.models import Integration
 from integrations.services.connections import connection_by_name
 from integrations.services.integrations import integration_create, integration_update

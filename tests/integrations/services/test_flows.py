@@ -59,7 +59,7 @@ def test_upgrade_never_overwrites_operator_changes(edited):
 
 
 def test_unknown_action_fails_before_writing():
-    from integrations.exceptions import ActionNotRegistered
+    from integrations.kernel.exceptions import ActionNotRegistered
 
     bad = FlowSpec("bad", "Bad", "stripe", "x", steps=(StepSpec("s", "no.such.action"),))
     with pytest.raises(ActionNotRegistered):

@@ -231,7 +231,7 @@ def test_discard_and_quarantine_are_recorded(integration, admin_user):
 
 
 def test_succeeded_job_cannot_be_requeued(integration, upstream):
-    from integrations.exceptions import DataError
+    from integrations.kernel.exceptions import DataError
 
     job = make_job(write_flow(), integration)
     services.job_run(job_id=job.pk)

@@ -101,7 +101,7 @@ def test_a_second_poller_does_not_run_concurrently(store):
 
 
 def test_outage_keeps_the_watermark_and_releases_the_lease(store, shop, sandbox):
-    from integrations import exceptions as exc
+    from integrations.kernel import exceptions as exc
 
     znode_poll(connection=store)
     cursor = PollCursor.objects.get(connection=store)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from integrations import exceptions as exc
 from integrations.connectors.erp.client import ErpClient, erp_client
+from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall
 from integrations.services.connections import connection_create
 

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from integrations import exceptions as exc
 from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
+from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ from urllib.parse import unquote_plus
 import pytest
 from django.utils import timezone
 
-from integrations import exceptions as exc
 from integrations.connectors.znode.client import ZnodeClient, build_params, forget_cached
+from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall
 from tests.support.shop import (
     OAUTH_CLIENT_ID,

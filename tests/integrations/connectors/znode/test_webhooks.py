@@ -4,7 +4,7 @@ import pytest
 
 from integrations.choices import EventStatus
 from integrations.connectors.znode.webhooks import parse, sign
-from integrations.exceptions import WebhookPayloadError
+from integrations.kernel.exceptions import WebhookPayloadError
 from integrations.models import InboundEvent, Job
 from tests.conftest import ZNODE_TOKEN, make_flow, post_znode, znode_event
 from tests.integrations.webhook_contract import WebhookSecurityContract, snapshot

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from pyrate_limiter import Limiter, Rate
 
-from integrations.exceptions import RateLimited
+from integrations.kernel.exceptions import RateLimited
 
 if TYPE_CHECKING:
-    from integrations.models import Connection
+    from integrations.kernel.types import Connection
 
 _limiters: dict[tuple[int, str], Limiter] = {}
 _lock = threading.Lock()

@@ -7,7 +7,7 @@ Connector clients call :func:`http_request` (plain REST) or wrap SDK calls in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 from django.conf import settings
 
-from integrations import exceptions as exc
-from integrations.context import current_run
-from integrations.redaction import redact_body, redact_headers, redact_text
+from integrations.kernel import exceptions as exc
+from integrations.kernel.context import current_run
+from integrations.kernel.redaction import redact_body, redact_headers, redact_text
 
 if TYPE_CHECKING:
-    from integrations.models import ApiCall, Connection
+    from integrations.kernel.types import Connection
+
+_recorder: Callable[[CallRecord], Any] | None = None
 
 _session = requests.Session()
 
@@ -39,7 +41,8 @@ class CallRecord:
     status_code: int | None = None
     response_body: str | bytes | None = None
     error: str = ""
-    saved: ApiCall | None = None
+    duration_ms: int = 0
+    saved: Any = None
 
 
 @contextmanager
@@ -54,8 +57,6 @@ def record_api_call(
     request_body: str | bytes | None = None,
 ) -> Iterator[CallRecord]:
     """Time a call and store it (redacted) whatever the outcome."""
-    from integrations.models import ApiCall
-
     record = CallRecord(
         connection=connection,
         method=method.upper(),
@@ -72,24 +73,37 @@ def record_api_call(
         record.error = record.error or f"{type(error).__name__}: {redact_text(str(error))}"
         raise
     finally:
-        limit = settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]
-        run = current_run.get()
-        record.saved = ApiCall.objects.create(
-            connection=connection,
-            job_id=run.job_id,
-            attempt_id=run.attempt_id,
-            method=record.method,
-            url=redact_text(record.url)[:2000],
-            operation=record.operation,
-            idempotency_key=record.idempotency_key,
-            request_headers=redact_headers(dict(record.request_headers)),
-            request_body=redact_body(record.request_body, limit),
-            status_code=record.status_code,
-            response_body=redact_body(record.response_body, limit),
-            error=record.error[:4000],
-            duration_ms=int((time.perf_counter() - started) * 1000),
-            reference=run.reference[:255],
-        )
+        record.duration_ms = int((time.perf_counter() - started) * 1000)
+        if _recorder is not None:
+            record.saved = _recorder(record)
+
+
+def set_call_recorder(recorder: Callable[[CallRecord], Any] | None) -> None:
+    """Where finished calls are stored (the engine's ApiCall table); none: not stored."""
+    global _recorder
+    _recorder = recorder
+
+
+def redacted(record: CallRecord) -> dict[str, Any]:
+    """The record's fields as they may be stored: secrets masked, bodies bounded."""
+    limit = settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]
+    run = current_run.get()
+    return {
+        "connection": record.connection,
+        "job_id": run.job_id,
+        "attempt_id": run.attempt_id,
+        "method": record.method,
+        "url": redact_text(record.url)[:2000],
+        "operation": record.operation,
+        "idempotency_key": record.idempotency_key,
+        "request_headers": redact_headers(dict(record.request_headers)),
+        "request_body": redact_body(record.request_body, limit),
+        "status_code": record.status_code,
+        "response_body": redact_body(record.response_body, limit),
+        "error": record.error[:4000],
+        "duration_ms": record.duration_ms,
+        "reference": run.reference[:255],
+    }
 
 
 def parse_retry_after(value: str | None) -> float | None:
