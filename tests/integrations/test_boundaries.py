@@ -86,3 +86,16 @@ def test_a_saved_or_reloaded_connection_builds_a_new_client(erp_connection):
     assert second is not first and second.base == "http://erp.example.invalid"
     erp_connection.refresh_from_db()
     assert erp_connection.client() is not second
+
+
+def test_webhooks_are_received_by_a_lean_drf_view():
+    """The design card's DRF, with the signature as the only gate: no authentication
+    classes, no parsers before the signature holds, a named permission."""
+    from django.urls import resolve
+
+    from integrations.views import SignedByTheSystem, WebhookView
+
+    view = resolve("/webhooks/stripe/any-token/").func.view_class
+    assert view is WebhookView
+    assert view.authentication_classes == () and view.parser_classes == ()
+    assert view.permission_classes == (SignedByTheSystem,)
