@@ -94,6 +94,7 @@ class SignedByTheSystem(BasePermission):
 
 
 class WebhookView(APIView):
+    http_method_names = ["post"]  # no OPTIONS metadata, no HEAD: 405 for all but POST
     authentication_classes = ()
     permission_classes = (SignedByTheSystem,)
     parser_classes = ()

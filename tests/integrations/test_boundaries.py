@@ -99,3 +99,14 @@ def test_webhooks_are_received_by_a_lean_drf_view():
     assert view is WebhookView
     assert view.authentication_classes == () and view.parser_classes == ()
     assert view.permission_classes == (SignedByTheSystem,)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "options", "head", "put", "delete"])
+def test_the_webhook_view_answers_nothing_but_post(client, stripe_connection, method):
+    """No DRF metadata (OPTIONS) or other verb reaches the view: 405, nothing stored."""
+    from integrations.models import InboundEvent
+
+    response = getattr(client, method)(stripe_connection.webhook_path)
+    assert response.status_code == 405
+    assert InboundEvent.objects.count() == 0
