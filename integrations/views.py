@@ -87,7 +87,7 @@ class SignedByTheSystem(BasePermission):
     """Who may post a webhook: whoever the system's signature (checked in the view,
     against the connection's active secrets, before anything is stored) vouches for.
     There is no user to authenticate, so this grants the request and leaves the gate
-    to the signature; every rejection is a 4xx that stores nothing."""
+    to the signature; every rejection is answered before anything is stored."""
 
     def has_permission(self, request, view) -> bool:
         return True
