@@ -42,15 +42,31 @@ def _booking(step: str, order_step: str = "") -> tuple[Rule, ...]:
     )
 
 
-def _mark_paid(step: str, order_step: str = "") -> tuple[Rule, ...]:
-    """The Znode booking step's inputs: the booking ones, and what Znode showed."""
-    if not order_step:
-        return _booking(step)
+def _mark_paid(step: str, order_step: str) -> tuple[Rule, ...]:
+    """The Znode booking step's inputs in a flow that read the order: the booking
+    ones, and what Znode showed."""
     return (
         *_booking(step, order_step),
         Rule("znode_payment_status", f"steps.{order_step}.payment_status"),
         Rule("znode_transaction_id", f"steps.{order_step}.transaction_id"),
     )
+
+
+# Steps two flows share: the order re-read from Znode (events are hints), and the
+# PaymentIntent re-read from Stripe.
+FETCH_ORDER = StepSpec(
+    "fetch",
+    "payments.fetch_order",
+    (Rule("order_id", "event.data.object.OmsOrderId", "int", required=True),),
+)
+RECORD_PAYMENT = StepSpec(
+    "record",
+    "payments.record_success",
+    (
+        Rule("order_number", OURS, required=True),
+        Rule("payment_intent", "event.object_id", required=True),
+    ),
+)
 
 
 register_default_flow(
@@ -61,11 +77,7 @@ register_default_flow(
         trigger_event="order.created",
         version=3,
         steps=(
-            StepSpec(
-                "fetch",
-                "payments.fetch_order",
-                (Rule("order_id", "event.data.object.OmsOrderId", "int", required=True),),
-            ),
+            FETCH_ORDER,
             StepSpec(
                 "customer",
                 "payments.ensure_customer",
@@ -103,14 +115,7 @@ register_default_flow(
         condition=OURS,
         version=2,
         steps=(
-            StepSpec(
-                "record",
-                "payments.record_success",
-                (
-                    Rule("order_number", OURS, required=True),
-                    Rule("payment_intent", "event.object_id", required=True),
-                ),
-            ),
+            RECORD_PAYMENT,
             StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
             StepSpec("erp", "payments.erp_post_sale", _booking("record")),
         ),
@@ -126,14 +131,7 @@ register_default_flow(
         condition=OURS,
         version=2,
         steps=(
-            StepSpec(
-                "record",
-                "payments.record_success",
-                (
-                    Rule("order_number", OURS, required=True),
-                    Rule("payment_intent", "event.object_id", required=True),
-                ),
-            ),
+            RECORD_PAYMENT,
             StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
         ),
     )
@@ -193,11 +191,7 @@ register_default_flow(
         trigger_event="order.updated",
         version=3,
         steps=(
-            StepSpec(
-                "fetch",
-                "payments.fetch_order",
-                (Rule("order_id", "event.data.object.OmsOrderId", "int", required=True),),
-            ),
+            FETCH_ORDER,
             StepSpec(
                 "sync",
                 "payments.sync_order_change",
