@@ -97,6 +97,22 @@ def _note(
     )
 
 
+def _store_total(order: Order, amount_minor: int) -> None:
+    """The order's total as Znode (or the capture) now has it, in minor units."""
+    Order.objects.filter(pk=order.pk).update(
+        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+    )
+
+
+def _release_intent(ctx: ActionContext, order: Order, payment_intent: str) -> dict:
+    """Cancel the order's PaymentIntent (one key per order: a retry replays it)."""
+    return ctx.client("stripe").payment_intent_cancel(
+        payment_intent,
+        params={"cancellation_reason": "requested_by_customer"},
+        idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
+    )
+
+
 def _move(order: Order, state: str, **fields: Any) -> bool:
     """Monotonic state change under a row lock; returns whether it moved."""
     with transaction.atomic():
@@ -264,6 +280,14 @@ def _link_customer(ctx: ActionContext, user_id: int, customer_id: str, email: st
     )
 
 
+def _linked_customer(ctx: ActionContext, user_id: int | None) -> str:
+    """The Stripe customer this integration linked to the Znode user (empty: none)."""
+    from customers.models import CustomerLink
+
+    link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
+    return link.stripe_customer_id if link else ""
+
+
 @action("payments.ensure_customer", description="Find or create the Stripe customer.")
 def ensure_customer(
     *,
@@ -275,15 +299,14 @@ def ensure_customer(
     address: dict | None = None,
     collection_mode: str = "",
 ) -> dict:
-    from customers.models import CustomerLink
 
     if collection_mode in (CollectionMode.NOT_OURS, CollectionMode.ADOPT):
         # Znode's payment app keeps its own Stripe customer for adopted charges, and
         # orders we do not collect need none.
         return {"customer": "", "created": False, "skipped": collection_mode}
-    link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
-    if link:
-        return {"customer": link.stripe_customer_id, "created": False}
+    linked = _linked_customer(ctx, user_id)
+    if linked:
+        return {"customer": linked, "created": False}
     gateway = ctx.client("stripe")
     existing = _find_customer(
         ctx, user_id, "" if collection_mode == CollectionMode.SAVED_METHOD else email
@@ -472,11 +495,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
     if order.state == OrderState.CANCELED and intent["status"] != PaymentStatus.SUCCEEDED:
         # The store canceled the order while we were creating its payment: release
         # it now (the cancel flow may have run before this PaymentIntent existed).
-        gateway.payment_intent_cancel(
-            intent["id"],
-            params={"cancellation_reason": "requested_by_customer"},
-            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
-        )
+        _release_intent(ctx, order, intent["id"])
         Payment.objects.filter(payment_intent_id=intent["id"]).update(status=PaymentStatus.CANCELED)
         return {"outcome": SKIPPED, "payment_intent": intent["id"], "status": "canceled"}
     return {"outcome": PENDING, "payment_intent": intent["id"], "status": intent["status"]}
@@ -571,13 +590,8 @@ def _pages(order: Order):
     return order.payments.filter(adopted=False).exclude(checkout_session_id="")
 
 
-def _linked_customer(ctx: ActionContext, order: Order) -> str:
-    from customers.models import CustomerLink
-
-    link = CustomerLink.objects.filter(
-        integration=ctx.integration, znode_user_id=order.znode_user_id
-    ).first()
-    return link.stripe_customer_id if link else ""
+def _newest_page(order: Order) -> Payment | None:
+    return _pages(order).order_by("-id").first()
 
 
 def _ensure_page(ctx: ActionContext, order: Order, *, customer: str = "") -> dict:
@@ -605,7 +619,7 @@ def _ensure_page(ctx: ActionContext, order: Order, *, customer: str = "") -> dic
         if session.get("status") != "expired":
             return _deliver_page(ctx, order, keep, session)
         Payment.objects.filter(pk=keep.pk).update(status=PaymentStatus.CANCELED)
-    return _open_page(ctx, order, customer or _linked_customer(ctx, order))
+    return _open_page(ctx, order, customer or _linked_customer(ctx, order.znode_user_id))
 
 
 def _open_page(ctx: ActionContext, order: Order, customer: str) -> dict:
@@ -658,7 +672,7 @@ def _deliver_page(
     _move(order, OrderState.PAYMENT_PENDING)
     if session.get("status") == "open" and session.get("url") and not page.link_sent_at:
         amount = int(session.get("amount_total") or page.amount_minor)
-        shown = money.format_money(money.from_minor_units(amount, order.currency), order.currency)
+        shown = money.format_minor(amount, order.currency)
         _note(
             ctx,
             order,
@@ -695,7 +709,7 @@ def _paid_refused(
     new total, a cancellation): nothing is decided for the merchant (refunds follow
     their own rules); Znode gets a note and the job waits for an operator."""
     paid = page.amount_received_minor or page.amount_minor
-    amount = money.format_money(money.from_minor_units(paid, order.currency), order.currency)
+    amount = money.format_minor(paid, order.currency)
     where = (
         f"on the Stripe payment page {page.checkout_session_id}"
         if page.checkout_session_id
@@ -908,11 +922,7 @@ def _paid_after_cancel(ctx: ActionContext, order: Order, payment: Payment, inten
     """Money for an order canceled in the store: an authorization is released; a
     payment is never booked against it (note in Znode, quarantined for an operator)."""
     if intent.get("status") == PaymentStatus.REQUIRES_CAPTURE:
-        ctx.client("stripe").payment_intent_cancel(
-            intent["id"],
-            params={"cancellation_reason": "requested_by_customer"},
-            idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
-        )
+        _release_intent(ctx, order, intent["id"])
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
         return {"outcome": SKIPPED, "reason": "order canceled: authorization released"}
     Payment.objects.filter(pk=payment.pk).update(
@@ -1057,7 +1067,7 @@ def record_failure(
     if payment is None:
         payment, session = _page_payment(ctx, order, payment_intent)
     if payment and payment.checkout_session_id:
-        newest = _pages(order).order_by("-id").first()
+        newest = _newest_page(order)
         if payment.status == PaymentStatus.CANCELED or newest != payment:
             # A decline on a page since closed (a new total, a cancellation): the
             # customer was sent the page that counts; this one tells nothing.
@@ -1116,7 +1126,7 @@ def hosted_page_expired(
     Payment.objects.filter(pk=page.pk).exclude(status=PaymentStatus.SUCCEEDED).update(
         status=PaymentStatus.CANCELED
     )
-    newest = _pages(order).order_by("-id").first()
+    newest = _newest_page(order)
     ran_out = int(session.get("expires_at") or 0) <= (occurred_at or int(time.time()))
     waiting = order.state in (OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
     if not ran_out or newest != page or not waiting:
@@ -1165,9 +1175,7 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
                 locked.status = PaymentStatus.SUCCEEDED
             locked.amount_received_minor = received
             locked.save()
-        Order.objects.filter(pk=order.pk).update(
-            amount_minor=received, total=money.from_minor_units(received, order.currency)
-        )
+        _store_total(order, received)
         _move(order, OrderState.PAID)
         return {
             "action": "captured",
@@ -1177,9 +1185,7 @@ def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: i
         }
     # The amount first: payment_intent.succeeded may be handled before this returns,
     # and it checks what was received against the order.
-    Order.objects.filter(pk=order.pk).update(
-        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
-    )
+    _store_total(order, amount_minor)
     captured = gateway.payment_intent_capture(
         payment.payment_intent_id, params={"amount_to_capture": amount_minor}, idempotency_key=key
     )
@@ -1209,11 +1215,7 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
             gateway.refund_create(params={"charge": payment.charge_id}, idempotency_key=key)
         else:
             try:
-                gateway.payment_intent_cancel(
-                    payment.payment_intent_id,
-                    params={"cancellation_reason": "requested_by_customer"},
-                    idempotency_key=key,
-                )
+                _release_intent(ctx, order, payment.payment_intent_id)
             except exc.BadRequest:
                 # Our status was behind: Stripe says why it cannot be canceled.
                 intent = gateway.payment_intent_retrieve(payment.payment_intent_id)
@@ -1264,7 +1266,7 @@ def _pays_on_page(ctx: ActionContext, order: Order) -> bool:
 def _total_changed_after_payment(ctx: ActionContext, order: Order, amount_minor: int) -> dict:
     """Znode's total moved after the money was taken and booked: the booking stands,
     the merchant is told (once per total) to collect or refund the difference."""
-    shown = money.format_money(money.from_minor_units(amount_minor, order.currency), order.currency)
+    shown = money.format_minor(amount_minor, order.currency)
     paid = money.format_money(order.total, order.currency)
     _note(
         ctx,
@@ -1282,9 +1284,7 @@ def _sync_hosted_page(ctx: ActionContext, order: Order, amount_minor: int) -> di
     is needed is decided by the pages, not by what was stored."""
     changed = amount_minor != order.amount_minor
     if changed:
-        Order.objects.filter(pk=order.pk).update(
-            amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
-        )
+        _store_total(order, amount_minor)
         order.refresh_from_db()
     result = _ensure_page(ctx, order)
     return {**result, "action": "amount_updated" if changed else "none"}
@@ -1344,8 +1344,6 @@ def sync_order_change(
                     f"Stripe kept {updated.get('amount')} for {order_number}, not {amount_minor}"
                 )
             Payment.objects.filter(pk=payment.pk).update(amount_minor=amount_minor)
-        Order.objects.filter(pk=order.pk).update(
-            amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
-        )
+        _store_total(order, amount_minor)
         return {"action": "amount_updated", "amount_minor": amount_minor}
     return {"action": "none"}

@@ -598,3 +598,8 @@ def format_money(amount: Decimal | str | int, code: str) -> str:
     if shown.is_zero():
         shown = shown.copy_abs()
     return f"{shown:,f} {cur.code}"
+
+
+def format_minor(minor: int, code: str) -> str:
+    """:func:`format_money` of an amount in minor units: ``(4250, "USD")`` → ``"42.50 USD"``."""
+    return format_money(from_minor_units(minor, code), code)

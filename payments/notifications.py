@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from integrations.kernel.exceptions import TransientError
 from payments.models import Notification, Order
-from payments.money import format_money, from_minor_units
+from payments.money import format_minor
 
 DECLINE_TEXT = {
     "insufficient_funds": "your card has insufficient funds",
@@ -67,7 +67,7 @@ def payment_link_email(
     *, order: Order, url: str, amount_minor: int, expires_at: int | None, dedupe_key: str
 ) -> bool:
     """The Stripe-hosted page where the customer pays the order (one email per page)."""
-    amount = format_money(from_minor_units(amount_minor, order.currency), order.currency)
+    amount = format_minor(amount_minor, order.currency)
     until = (
         "The link is valid until "
         f"{datetime.fromtimestamp(expires_at, tz=UTC):%Y-%m-%d %H:%M} UTC.\n"
