@@ -855,13 +855,6 @@ def record_success(
         owner and owner != ctx.integration.name
     ):
         return {"outcome": SKIPPED, "reason": "the PaymentIntent belongs to another order"}
-    return _settle(ctx, order, intent)
-
-
-def _settle(ctx: ActionContext, order: Order, intent: dict) -> dict:
-    """Stripe's answer about a PaymentIntent of ours (a fresh read, or the answer to
-    our own create): the payment row, then the order, moved by what it says."""
-    payment_intent = intent["id"]
     outcome = _intent_outcome(intent)
     if outcome == SKIPPED:
         return {"outcome": SKIPPED, "reason": f"the PaymentIntent is {intent.get('status')}"}
