@@ -14,6 +14,9 @@ configured instance. To add a system, subclass :class:`Connector` in
 * ``test_connection()`` — one cheap authenticated read through that client,
   returning a short summary.
 
+* ``event_facts()`` — the business facts of an event (``payment``, ``order``) that
+  shipped mappings read, so no flow reads a wire path;
+
 and, where one object is reported by several sources (webhooks and a poller) or our
 own writes echo back as "updated" events:
 
@@ -125,6 +128,18 @@ class Connector:
         state of the object.
         """
         return None
+
+    def event_facts(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The business facts of an event, by name, as plain JSON: what shipped
+        mappings and flow conditions read instead of wire paths (``payment.order_number``
+        rather than ``data.object.metadata.znode_order_number``). The engine adds them to
+        the document beside ``event`` (which keeps the raw payload).
+
+        ``payload`` is :attr:`ParsedEvent.payload`. Pure: no database or network
+        access, and odd values give what can be read rather than an error. Names the
+        engine uses itself (``event``, ``connection``, ``integration``, ``steps``) are
+        not allowed. Default: none."""
+        return {}
 
     # --- outbound -----------------------------------------------------------------
     def client(self, connection: Connection) -> Any:

@@ -198,7 +198,23 @@ def event_document(
     }
     if routed_as and routed_as != event.event_type:
         document["event"]["routed_as"] = routed_as
+    document.update(_event_facts(event, parsed))
     return document
+
+
+RESERVED_DOCUMENT_NAMES = frozenset({"event", "connection", "integration", "steps"})
+
+
+def _event_facts(event: InboundEvent, parsed: ParsedEvent) -> dict[str, Any]:
+    """The connector's business facts of the event (``payment``, ``order`` ...); a
+    connector bug leaves them out (the flow's required inputs then say what is missing)
+    rather than stopping the inbox."""
+    try:
+        facts = connectors.get(event.connection.kind).event_facts(event.event_type, parsed.payload)
+    except Exception:
+        logger.exception("integrations.inbox.event_facts_failed event=%s", event.pk)
+        return {}
+    return {k: v for k, v in (facts or {}).items() if k not in RESERVED_DOCUMENT_NAMES}
 
 
 def flows_matching(*, source: str, event_type: str) -> list[Flow]:
