@@ -25,13 +25,18 @@ def run_sweeper() -> dict[str, int]:
     return sweep()
 
 
-def poll_znode(connection_id: int) -> dict[str, int]:
+def poll_connection(connection_id: int) -> dict[str, int]:
     from integrations.models import Connection
-    from integrations.services.polling import znode_poll
+    from integrations.services.polling import connection_poll
 
     retry_waker.ensure()
     connection = Connection.objects.filter(pk=connection_id).first()
     if connection is None:
         return {"skipped": 1}
-    result = znode_poll(connection=connection)
+    result = connection_poll(connection=connection)
     return {"created": result.created, "updated": result.updated, "skipped": int(result.skipped)}
+
+
+# Schedules and queued tasks written before polling went through the connector
+# registry name this; the next schedule sync renames them.
+poll_znode = poll_connection

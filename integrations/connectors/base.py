@@ -22,6 +22,11 @@ own writes echo back as "updated" events:
 
 * ``change_fingerprint()`` — reduce an event to the object it is about and a hash of
   only what flows act on, so the inbox creates no job for a change it already routed.
+
+A system that sends no webhooks (or not reliably) is polled: set ``supports_polling``
+and implement ``poll()`` (in the connector's ``sync.py``) and ``poll_every_minutes()``.
+The engine schedules the polls, holds the lease on the connection's cursor and hands
+``poll()`` a :class:`PollStore`: all the poller reads and writes goes through it.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from integrations.kernel.types import Connection
 
 
@@ -75,6 +82,53 @@ class ChangeFingerprint:
     differs from the last one routed (a poller's first sight of an order that changed
     since its webhook): the event type whose flows run for that change. Blank: such a
     repeat is only a duplicate."""
+
+
+@dataclass(frozen=True)
+class SeenOrder:
+    """What a poller remembers of one order between two polls."""
+
+    order_id: int
+    order_number: str
+    fingerprint: str
+    """Hash of what a change must touch to be worth an event (the poller's own)."""
+    version: int
+    """1 when first seen, one more for every change reported since; the poller puts
+    it in the event id, so each version is one inbox row."""
+    state: str = ""
+    open: bool = True
+    """Not in a final state: re-read on every poll, whatever its date."""
+
+
+class PollStore(Protocol):
+    """What a connector's poller reads and writes, given by the engine for one poll of
+    one connection (which only one worker polls at a time). Implemented by
+    ``integrations.services.polling``; a connector never touches the engine's rows.
+    """
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The newest change time earlier polls saw (None: never polled)."""
+        ...
+
+    def advance(self, watermark: datetime) -> None:
+        """Move the watermark; the engine keeps it when the poll ends, failed or not."""
+        ...
+
+    def known_order(self, order_id: int) -> SeenOrder | None: ...
+
+    def open_orders(self, *, exclude: Collection[int], limit: int) -> list[int]:
+        """Ids of known open orders not in ``exclude``, the longest unchecked first."""
+        ...
+
+    def order_checked(self, order_id: int, *, open: bool) -> None:
+        """The order was read again and nothing that matters changed."""
+        ...
+
+    def order_changed(self, order: SeenOrder, *, parsed: ParsedEvent, body: bytes) -> None:
+        """Remember ``order`` (new, or a new version) and store its event (``body``, as
+        ``parse()`` read it into ``parsed``) in the inbox: both or neither."""
+        ...
 
 
 class Connector:
@@ -140,6 +194,20 @@ class Connector:
         engine uses itself (``event``, ``connection``, ``integration``, ``steps``) are
         not allowed. Default: none."""
         return {}
+
+    # --- polling ------------------------------------------------------------------
+    supports_polling: ClassVar[bool] = False
+    """The engine polls this kind's connections: it calls :meth:`poll`."""
+
+    def poll_every_minutes(self, connection: Connection) -> int | None:
+        """Minutes between two scheduled polls of ``connection``; None: no schedule."""
+        return None
+
+    def poll(self, connection: Connection, store: PollStore, *, now: datetime) -> None:
+        """Read what changed since ``store.watermark`` and report each change through
+        ``store`` as a normalized event (the shape ``parse()`` reads). Raise the
+        client's errors: the engine records them and keeps the watermark reached."""
+        raise NotImplementedError
 
     # --- outbound -----------------------------------------------------------------
     def client(self, connection: Connection) -> Any:

@@ -1,18 +1,16 @@
-"""Polling Znode for orders: the 9.x way (no webhooks) and the 10.x safety net.
+"""The engine's side of polling: schedules, the cursor's lease, and the rows a poller
+keeps between polls.
 
-Each poll reads ``orders/list`` from the watermark minus an overlap, re-reads the
-open orders it knows, and emits the same normalized events the webhook endpoint
-produces (``order.created`` / ``order.updated``) into the inbox, deduplicated by an
-event id made of the order id and a per-order version. Where Znode 10 webhooks are on
-as well, the inbox recognises a change both sources report (the connector's
-``change_fingerprint``) and creates its jobs once.
+What to read from a system and how to turn it into events is its connector's
+(``Connector.poll``, e.g. ``integrations/connectors/znode/sync.py``), reached only
+through the connector registry. The engine hands it a :class:`PollStore` over the
+cursor (watermark) and the seen-order rows, and stores its events in the inbox.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,18 +18,16 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrations.choices import ConnectionKind, EventSource
+from integrations.choices import EventSource
 from integrations.connectors import registry as connectors
+from integrations.connectors.base import ParsedEvent, PollStore, SeenOrder
 from integrations.kernel.redaction import redact_text
 from integrations.models import Connection, PollCursor, PolledOrder
 from integrations.services.inbox import inbox_event_receive
 
 logger = logging.getLogger("integrations.polling")
 
-DEFAULT_OVERLAP = timedelta(minutes=10)
-DEFAULT_LOOKBACK = timedelta(days=1)
-FINAL_STATES = ("CANCELED", "CANCELLED", "RETURNED", "EXPIRED", "REJECTED", "FAILED")
-OPEN_BATCH = 50
+LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -39,23 +35,6 @@ class PollResult:
     created: int = 0
     updated: int = 0
     skipped: bool = False
-
-
-def _order_date(row: dict, tz) -> datetime | None:
-    value = row.get("OrderDate")
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, tz)
-
-
-def fingerprint(row: dict) -> str:
-    """What a change must touch to be worth an event (our own ExternalId writes are not)."""
-    relevant = {k: row.get(k) for k in ("OrderState", "PaymentStatus", "Total", "CurrencyCode")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _claim(connection: Connection, now: datetime, lease: timedelta) -> PollCursor | None:
@@ -69,41 +48,93 @@ def _claim(connection: Connection, now: datetime, lease: timedelta) -> PollCurso
     return cursor
 
 
-def znode_poll(*, connection: Connection, now: datetime | None = None) -> PollResult:
-    if connection.kind != ConnectionKind.ZNODE or not connection.enabled:
+class _CursorStore(PollStore):
+    """One poll's :class:`PollStore`: the cursor's watermark (written back when the
+    poll ends), the connection's ``PolledOrder`` rows, and the inbox."""
+
+    def __init__(self, connection: Connection, cursor: PollCursor) -> None:
+        self.connection = connection
+        self._watermark = cursor.watermark
+        self.created = self.updated = 0
+
+    @property
+    def watermark(self) -> datetime | None:
+        return self._watermark
+
+    def advance(self, watermark: datetime) -> None:
+        self._watermark = watermark
+
+    def _rows(self):
+        return PolledOrder.objects.filter(connection=self.connection)
+
+    def known_order(self, order_id: int) -> SeenOrder | None:
+        row = self._rows().filter(order_id=order_id).first()
+        if row is None:
+            return None
+        return SeenOrder(
+            order_id=row.order_id,
+            order_number=row.order_number,
+            fingerprint=row.fingerprint,
+            version=row.version,
+            state=row.state,
+            open=row.open,
+        )
+
+    def open_orders(self, *, exclude: Collection[int], limit: int) -> list[int]:
+        return list(
+            self._rows()
+            .filter(open=True)
+            .exclude(order_id__in=exclude)
+            .order_by(F("checked_at").asc(nulls_first=True))
+            .values_list("order_id", flat=True)[:limit]
+        )
+
+    def order_checked(self, order_id: int, *, open: bool) -> None:
+        self._rows().filter(order_id=order_id).update(checked_at=timezone.now(), open=open)
+
+    def order_changed(self, order: SeenOrder, *, parsed: ParsedEvent, body: bytes) -> None:
+        # The seen-order row and its inbox event commit together, or neither does: a
+        # failed event write must not leave the order looking already reported.
+        with transaction.atomic():
+            changed = {
+                "version": order.version,
+                "fingerprint": order.fingerprint,
+                "state": order.state,
+                "open": order.open,
+                "checked_at": timezone.now(),
+            }
+            if self._rows().filter(order_id=order.order_id).update(**changed):
+                self.updated += 1
+            else:
+                PolledOrder.objects.create(
+                    connection=self.connection,
+                    order_id=order.order_id,
+                    order_number=order.order_number,
+                    **changed,
+                )
+                self.created += 1
+            inbox_event_receive(
+                connection_obj=self.connection,
+                parsed=parsed,
+                body=body,
+                headers={},
+                source=EventSource.POLL,
+            )
+
+
+def connection_poll(*, connection: Connection, now: datetime | None = None) -> PollResult:
+    """Poll one connection through its connector, unless another worker is at it."""
+    connector = connectors.find(connection.kind)
+    if connector is None or not connector.supports_polling or not connection.enabled:
         return PollResult(skipped=True)
     now = now or timezone.now()
-    cursor = _claim(connection, now, timedelta(minutes=5))
+    cursor = _claim(connection, now, LEASE)
     if cursor is None:
         return PollResult(skipped=True)  # another worker is polling this store
-    settings = connection.settings or {}
-    overlap = timedelta(seconds=int(settings.get("poll_overlap_seconds", DEFAULT_OVERLAP.seconds)))
-    final = {s.upper() for s in settings.get("final_states", FINAL_STATES)}
-    since = (cursor.watermark or now - DEFAULT_LOOKBACK) - overlap
-    client = connection.client()
-    created = updated = 0
-    watermark = cursor.watermark
+    store = _CursorStore(connection, cursor)
     error = "interrupted"
     try:
-        seen: set[int] = set()
-        for row in client.list_orders(since=since):
-            seen.add(int(row["OmsOrderId"]))
-            c, u = _observe(connection, row, final)
-            created, updated = created + c, updated + u
-            when = _order_date(row, client.timezone)
-            if when and (watermark is None or when > watermark):
-                watermark = when
-        open_ids = list(
-            PolledOrder.objects.filter(connection=connection, open=True)
-            .exclude(order_id__in=seen)
-            .order_by(F("checked_at").asc(nulls_first=True))
-            .values_list("order_id", flat=True)[:OPEN_BATCH]
-        )
-        if open_ids:
-            rows = client.list_orders(filters=[("omsorderid", "in", open_ids)])
-            for row in rows:
-                c, u = _observe(connection, row, final)
-                created, updated = created + c, updated + u
+        connector.poll(connection, store, now=now)
         error = ""
     except Exception as exc:
         error = redact_text(f"{type(exc).__name__}: {exc}")
@@ -111,87 +142,26 @@ def znode_poll(*, connection: Connection, now: datetime | None = None) -> PollRe
         raise
     finally:
         PollCursor.objects.filter(pk=cursor.pk).update(
-            watermark=watermark,
+            watermark=store.watermark,
             lease_until=None,
             last_run_at=now,
-            last_emitted=created + updated,
+            last_emitted=store.created + store.updated,
             last_error=error,
         )
-    return PollResult(created=created, updated=updated)
-
-
-def _observe(connection: Connection, row: dict, final: set[str]) -> tuple[int, int]:
-    # The seen-order row and its inbox event commit together, or neither does: a
-    # failed event write must not leave the order looking already reported.
-    with transaction.atomic():
-        return _observe_locked(connection, row, final)
-
-
-def _observe_locked(connection: Connection, row: dict, final: set[str]) -> tuple[int, int]:
-    order_id = int(row["OmsOrderId"])
-    mark = fingerprint(row)
-    state = str(row.get("OrderState") or "")
-    is_open = state.upper() not in final
-    known = PolledOrder.objects.filter(connection=connection, order_id=order_id).first()
-    now = timezone.now()
-    if known is None:
-        known = PolledOrder.objects.create(
-            connection=connection,
-            order_id=order_id,
-            order_number=str(row.get("OrderNumber") or ""),
-            fingerprint=mark,
-            state=state,
-            open=is_open,
-            checked_at=now,
-        )
-        _emit(connection, row, "Created", known.version)
-        return 1, 0
-    if known.fingerprint == mark:
-        PolledOrder.objects.filter(pk=known.pk).update(checked_at=now, open=is_open)
-        return 0, 0
-    known.version += 1
-    known.fingerprint, known.state, known.open, known.checked_at = mark, state, is_open, now
-    known.save(update_fields=["version", "fingerprint", "state", "open", "checked_at"])
-    _emit(connection, row, "Updated", known.version)
-    return 0, 1
-
-
-def _emit(connection: Connection, row: dict, name: str, version: int) -> None:
-    """Shape the change like a Znode 10 webhook so one parser serves both sources."""
-    body = json.dumps(
-        {
-            "EventId": f"poll:order:{row['OmsOrderId']}:v{version}",
-            "EventModule": "Order",
-            "EventName": name,
-            "EventDataId": row["OmsOrderId"],
-            "EventDataCode": row.get("OrderNumber"),
-            "EventPayload": json.dumps(row, default=str),
-            "EventTimeStamp": timezone.now().isoformat(),
-            "EventVersion": "poll",
-        },
-        default=str,
-    ).encode()
-    inbox_event_receive(
-        connection_obj=connection,
-        parsed=connectors.get("znode").parse(body),
-        body=body,
-        headers={},
-        source=EventSource.POLL,
-    )
+    return PollResult(created=store.created, updated=store.updated)
 
 
 def poll_schedules_sync() -> int:
-    """One django-q2 schedule per polling Znode connection; stale ones removed."""
+    """One django-q2 schedule per polled connection (its connector says how often);
+    stale ones removed."""
     from django_q.models import Schedule
 
+    polled = [kind for kind, c in connectors.all_connectors().items() if c.supports_polling]
     wanted = {}
-    for connection in Connection.objects.filter(kind=ConnectionKind.ZNODE, enabled=True):
-        settings = connection.settings or {}
-        if settings.get("poll", True) and connection.base_url:
-            wanted[f"integrations.poll:{connection.pk}"] = (
-                connection,
-                int(settings.get("poll_every_minutes", 1)),
-            )
+    for connection in Connection.objects.filter(kind__in=polled, enabled=True):
+        minutes = connectors.get(connection.kind).poll_every_minutes(connection)
+        if minutes is not None:
+            wanted[f"integrations.poll:{connection.pk}"] = (connection, minutes)
     Schedule.objects.filter(name__startswith="integrations.poll:").exclude(
         name__in=list(wanted)
     ).delete()
@@ -199,7 +169,7 @@ def poll_schedules_sync() -> int:
         Schedule.objects.update_or_create(
             name=name,
             defaults={
-                "func": "integrations.tasks.poll_znode",
+                "func": "integrations.tasks.poll_connection",
                 "args": str(connection.pk),
                 "schedule_type": Schedule.MINUTES,
                 "minutes": minutes,

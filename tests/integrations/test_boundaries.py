@@ -60,6 +60,38 @@ def test_connectors_stand_on_the_kernel_only():
     assert _engine_imports("integrations/connectors", allowed) == []
 
 
+def test_the_engine_reaches_connectors_only_through_the_registry():
+    """The engine imports the registry and the base classes (events, fingerprints,
+    the poll store), never a connector's own modules: not its client, nor its
+    poller (``sync.py``), which runs as ``Connector.poll``."""
+    allowed = ("integrations.connectors.registry", "integrations.connectors.base")
+    engine = [
+        path
+        for path in sorted((ROOT / "integrations").rglob("*.py"))
+        if not path.is_relative_to(ROOT / "integrations" / "connectors")
+    ]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in engine
+        for name in sorted(_imports(path))
+        if name.startswith("integrations.connectors.") and not name.startswith(allowed)
+    ]
+    assert engine and offenders == []
+
+
+def test_nothing_outside_a_connector_imports_its_poller():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in ("integrations", *DOMAIN_APPS)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(_imports(path))
+        if ".sync" in name
+        and name.startswith("integrations.connectors.")
+        and not path.is_relative_to(ROOT / "integrations" / "connectors")
+    ]
+    assert offenders == []
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("fixture", "client_class"),

@@ -263,11 +263,11 @@ def test_unknown_connection_kind():
 
 # --- the declared schemas match the code ----------------------------------------------------
 def test_znode_defaults_are_the_pollers():
-    from integrations.services import polling
+    from integrations.connectors.znode import sync
 
     znode = connection_schema("znode")
-    assert znode.value({}, "poll_overlap_seconds") == polling.DEFAULT_OVERLAP.seconds == 600
-    assert znode.value({}, "final_states") == list(polling.FINAL_STATES)
+    assert znode.value({}, "poll_overlap_seconds") == sync.DEFAULT_OVERLAP.seconds == 600
+    assert znode.value({}, "final_states") == list(sync.FINAL_STATES)
     assert znode.value({}, "poll") is True
     assert znode.value({}, "poll_every_minutes") == 1
     assert znode.value({}, "auth") == "basic"
@@ -314,8 +314,6 @@ def _read_keys(paths: list[Path]) -> set[str]:
 @pytest.mark.parametrize("kind", ["znode", "stripe", "erp"])
 def test_every_connection_setting_the_code_reads_is_declared(kind):
     paths = sorted((ROOT / "integrations" / "connectors" / kind).glob("*.py"))
-    if kind == "znode":
-        paths.append(ROOT / "integrations" / "services" / "polling.py")
     read = _read_keys(paths)
     assert read, "the pattern still finds the reads"
     assert read - set(connection_schema(kind).names) == set()

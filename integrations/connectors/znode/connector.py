@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
-from integrations.connectors.znode import mapping, webhooks
+from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent, PollStore
+from integrations.connectors.znode import mapping, sync, webhooks
 from integrations.connectors.znode.client import ZnodeClient
 from integrations.connectors.znode.constants import (
     AUTHORIZATION_META,
@@ -25,6 +26,7 @@ class ZnodeConnector(Connector):
     signature_headers = (AUTHORIZATION_META, SIGNATURE_META)
     credential_keys = ("domain_name", "domain_key")
     settings_schema: ClassVar[Schema] = SCHEMA
+    supports_polling = True
 
     def verify(self, *, body: bytes, meta: Mapping[str, str], secrets: list[str]) -> None:
         webhooks.verify(body=body, meta=meta, secrets=secrets)
@@ -36,6 +38,12 @@ class ZnodeConnector(Connector):
         self, event_type: str, payload: dict[str, Any]
     ) -> ChangeFingerprint | None:
         return mapping.order_change_fingerprint(event_type, payload)
+
+    def poll_every_minutes(self, connection: Connection) -> int | None:
+        return sync.poll_every_minutes(connection)
+
+    def poll(self, connection: Connection, store: PollStore, *, now: datetime) -> None:
+        sync.poll(connection, store, now=now)
 
     def client(self, connection: Connection) -> ZnodeClient:
         return ZnodeClient(connection)

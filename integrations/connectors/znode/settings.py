@@ -7,8 +7,7 @@ from django.conf import settings as dj_settings
 
 from integrations.kernel.settings import Schema, Setting
 
-# The same values as integrations/services/polling.py (a test keeps them equal; the
-# connector must not import the engine's services).
+# The poller's defaults (sync.py reads them from here).
 DEFAULT_POLL_OVERLAP_SECONDS = 600
 DEFAULT_FINAL_STATES = ["CANCELED", "CANCELLED", "RETURNED", "EXPIRED", "REJECTED", "FAILED"]
 

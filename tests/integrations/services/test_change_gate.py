@@ -18,11 +18,12 @@ import requests
 from integrations.choices import EventSource, EventStatus
 from integrations.connectors.znode.client import forget_cached
 from integrations.connectors.znode.mapping import order_change_fingerprint
+from integrations.connectors.znode.sync import order_event_body
 from integrations.connectors.znode.webhooks import parse
 from integrations.models import InboundEvent, Integration, Job, RoutedChange
-from integrations.services import inbox, polling
+from integrations.services import inbox
 from integrations.services.inbox import inbox_drain
-from integrations.services.polling import znode_poll
+from integrations.services.polling import connection_poll
 from tests.conftest import ZNODE_TOKEN, make_flow, post_znode, znode_event
 from tests.support.shop import STORE_DOMAIN, STORE_KEY, Shop, store_connection
 
@@ -148,7 +149,7 @@ def both(store, stripe_connection):
     Integration.objects.create(name="both", znode=store, stripe=stripe_connection)
     make_flow("order-created", source="znode", event="order.created")
     make_flow("order-updated", source="znode", event="order.updated")
-    znode_poll(connection=store)  # the seeded history: known before the test starts
+    connection_poll(connection=store)  # the seeded history: known before the test starts
     inbox_drain()
     return store
 
@@ -191,12 +192,12 @@ def test_one_order_from_a_signed_webhook_and_the_poller_is_one_job(
     placed = shop.place_order(total="42.50")
     number = placed["OrderNumber"]
     if poller_first:
-        assert znode_poll(connection=both).created == 1
+        assert connection_poll(connection=both).created == 1
         inbox_drain()
         webhook(client, both, "Created", placed)
     else:
         webhook(client, both, "Created", placed)
-        assert znode_poll(connection=both).created == 1
+        assert connection_poll(connection=both).created == 1
     inbox_drain()
 
     assert jobs_of(number) == ["order-created"]
@@ -221,7 +222,7 @@ def test_one_order_from_a_signed_webhook_and_the_poller_is_one_job(
 def routed_order(client, both, shop):
     placed = shop.place_order(total="42.50")
     webhook(client, both, "Created", placed)
-    znode_poll(connection=both)
+    connection_poll(connection=both)
     inbox_drain()
     assert jobs_of(placed["OrderNumber"]) == ["order-created"]
     return placed
@@ -248,7 +249,7 @@ def test_echoes_of_our_own_writes_make_no_job(client, both, shop, sandbox, route
         after = shop.order(number)
         modified.append(after["OrderModifiedDate"])
         webhook(client, both, "Updated", after)  # what Znode 10 sends after the write
-    assert znode_poll(connection=both).updated == 1  # the poller sees "Captured"
+    assert connection_poll(connection=both).updated == 1  # the poller sees "Captured"
     jobs_before = Job.objects.count()
 
     inbox_drain()
@@ -292,7 +293,7 @@ def test_a_real_change_from_both_sources_is_exactly_one_job(
         ("SUBMITTED", True),
     }
     update = webhook(client, both, "Updated", after)
-    assert znode_poll(connection=both).updated == 1
+    assert connection_poll(connection=both).updated == 1
 
     inbox_drain()
 
@@ -317,7 +318,7 @@ def test_a_creation_after_an_update_still_runs_the_created_flow(client, both, sh
     inbox_drain()
     webhook(client, both, "Created", placed)
     inbox_drain()
-    znode_poll(connection=both)  # the poller's creation: a duplicate by now
+    connection_poll(connection=both)  # the poller's creation: a duplicate by now
     inbox_drain()
     assert jobs_of(number) == ["order-updated", "order-created"]
     assert events_of(number, "order.created")[-1].status == EventStatus.DUPLICATE
@@ -331,7 +332,7 @@ def test_the_pollers_first_sight_of_a_changed_order_runs_the_update_flows(client
     webhook(client, both, "Created", placed)
     inbox_drain()
     shop.cancel(number)
-    assert znode_poll(connection=both).created == 1
+    assert connection_poll(connection=both).created == 1
     inbox_drain()
     assert jobs_of(number) == ["order-created", "order-updated"]
     polled = events_of(number, "order.created")[-1]
@@ -449,7 +450,14 @@ def race(drains: int, **kwargs) -> tuple[list[int], list[Exception]]:
 
 
 def poll_shaped(connection, row: dict, version: int) -> None:
-    polling._emit(connection, row, "Updated", version)
+    body = order_event_body(row, "Updated", version)
+    inbox.inbox_event_receive(
+        connection_obj=connection,
+        parsed=parse(body),
+        body=body,
+        headers={},
+        source=EventSource.POLL,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
