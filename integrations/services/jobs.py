@@ -12,8 +12,9 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -291,14 +292,38 @@ def _operator_note(job: Job, *, operator, note: str) -> Attempt:
     )
 
 
-def _locked(job: Job) -> Job:
-    """Re-read the job under a row lock; callers hold a transaction."""
-    return Job.objects.select_for_update(of=("self",)).select_related("flow").get(pk=job.pk)
-
-
 def _settle_event(job: Job) -> None:
     if job.event_id:
         event_status_refresh(job.event_id)
+
+
+def _operator_transition(
+    job: Job,
+    *,
+    refused: Mapping[str, str],
+    changes: Mapping[str, Any],
+    operator,
+    note: str | Callable[[Job], str],
+) -> Job:
+    """One operator action on a job, in the caller's transaction: re-read the job
+    under a row lock, refuse the statuses in ``refused`` (status → why; ``{status}``
+    names it), write ``changes``, leave the note as evidence, settle the event.
+
+    A change's value, and the note, may be a function of the job as locked."""
+    job = Job.objects.select_for_update(of=("self",)).select_related("flow").get(pk=job.pk)
+    if job.status in refused:
+        raise DataError(refused[job.status].format(status=job.status))
+    note = note(job) if callable(note) else note
+    for name, value in changes.items():
+        setattr(job, name, value(job) if callable(value) else value)
+    job.save(update_fields=[*changes, "updated_at"])
+    _operator_note(job, operator=operator, note=note)
+    _settle_event(job)
+    return job
+
+
+def _fresh_budget(job: Job) -> int:
+    return job.attempts + RetryPolicy.for_flow(job.flow).max_attempts
 
 
 @transaction.atomic
@@ -308,66 +333,78 @@ def job_requeue(*, job: Job, operator=None, note: str = "") -> Job:
     Steps that already succeeded stay done; the retry resumes at the first
     unfinished step.
     """
-    job = _locked(job)
-    if job.status == JobStatus.RUNNING:
-        raise DataError("job is running; wait for it or for its lease to expire")
-    if job.status == JobStatus.SUCCEEDED:
-        raise DataError("job already succeeded; replay its event instead")
-    job.status = JobStatus.PENDING
-    job.next_attempt_at = None
-    job.finished_at = None
-    job.max_attempts = job.attempts + RetryPolicy.for_flow(job.flow).max_attempts
-    job.save(
-        update_fields=["status", "next_attempt_at", "finished_at", "max_attempts", "updated_at"]
+    job = _operator_transition(
+        job,
+        refused={
+            JobStatus.RUNNING: "job is running; wait for it or for its lease to expire",
+            JobStatus.SUCCEEDED: "job already succeeded; replay its event instead",
+        },
+        changes={
+            "status": JobStatus.PENDING,
+            "next_attempt_at": None,
+            "finished_at": None,
+            "max_attempts": _fresh_budget,
+        },
+        operator=operator,
+        note=f"retry requested. {note}".strip(),
     )
-    _operator_note(job, operator=operator, note=f"retry requested. {note}".strip())
-    _settle_event(job)
     transaction.on_commit(lambda: jobs_enqueue([job.pk]))
     return job
 
 
 @transaction.atomic
 def job_quarantine(*, job: Job, operator=None, note: str = "") -> Job:
-    job = _locked(job)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.QUARANTINED):
-        raise DataError(f"job is {job.status}; nothing to quarantine")
-    job.status = JobStatus.QUARANTINED
-    job.next_attempt_at = None
-    job.lease_expires_at = None
-    job.locked_by = ""  # fences out a worker still running it
-    job.last_error = f"quarantined by operator: {note}".strip()
-    job.finished_at = timezone.now()
-    job.save()
-    _operator_note(job, operator=operator, note=f"quarantined. {note}".strip())
-    _settle_event(job)
-    return job
+    finished = (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.QUARANTINED)
+    return _operator_transition(
+        job,
+        refused=dict.fromkeys(finished, "job is {status}; nothing to quarantine"),
+        changes={
+            "status": JobStatus.QUARANTINED,
+            "next_attempt_at": None,
+            "lease_expires_at": None,
+            "locked_by": "",  # fences out a worker still running it
+            "last_error": f"quarantined by operator: {note}".strip(),
+            "finished_at": timezone.now(),
+        },
+        operator=operator,
+        note=f"quarantined. {note}".strip(),
+    )
 
 
 @transaction.atomic
 def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
-    job = _locked(job)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.RUNNING):
-        raise DataError(f"job is {job.status}; it cannot be discarded")
-    job.status = JobStatus.DISCARDED
-    job.next_attempt_at = None
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "next_attempt_at", "finished_at", "updated_at"])
-    _operator_note(job, operator=operator, note=f"discarded. {note}".strip())
-    _settle_event(job)
-    return job
+    unfit = (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.RUNNING)
+    return _operator_transition(
+        job,
+        refused=dict.fromkeys(unfit, "job is {status}; it cannot be discarded"),
+        changes={
+            "status": JobStatus.DISCARDED,
+            "next_attempt_at": None,
+            "finished_at": timezone.now(),
+        },
+        operator=operator,
+        note=f"discarded. {note}".strip(),
+    )
 
 
 @transaction.atomic
 def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") -> Job:
     """Edit the input document of a quarantined job (audited), then retry it."""
-    job = _locked(job)
-    if job.status != JobStatus.QUARANTINED:
-        raise DataError("only quarantined jobs can be edited")
-    before = json.dumps(job.context, sort_keys=True, cls=DjangoJSONEncoder)
-    job.context = context
-    job.save(update_fields=["context", "updated_at"])
-    _operator_note(
-        job, operator=operator, note=f"context edited. {note}\nprevious context: {before}"[:20000]
+
+    def audit(locked: Job) -> str:
+        before = json.dumps(locked.context, sort_keys=True, cls=DjangoJSONEncoder)
+        return f"context edited. {note}\nprevious context: {before}"[:20000]
+
+    job = _operator_transition(
+        job,
+        refused={
+            status: "only quarantined jobs can be edited"
+            for status in JobStatus.values
+            if status != JobStatus.QUARANTINED
+        },
+        changes={"context": context},
+        operator=operator,
+        note=audit,
     )
     return job_requeue(job=job, operator=operator, note="after edit")
 
