@@ -1,20 +1,98 @@
-"""Shipped default flows: domain apps register them; install adds and upgrades them
-without ever overwriting what an operator changed."""
+"""Flows, in one place: which flows an event triggers (match), how a job runs its
+flow's steps (run), and the shipped default flows, which install adds and upgrades
+without ever overwriting what an operator changed.
+
+The inbox asks :func:`flows_matching` and :func:`flow_condition_holds` which jobs to
+make; the job runner (``services/jobs.py``, which owns claims, leases, retries and
+quarantine) calls :func:`flow_run_steps`.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from integrations import mapping
+from integrations.kernel.exceptions import DataError
 from integrations.mapping import Rule
-from integrations.models import Flow, FlowStep, Mapping, MappingField
+from integrations.models import Attempt, Flow, FlowStep, Job, Mapping, MappingField
 from integrations.registry import get_action
+from integrations.runtime import ActionContext
 
 logger = logging.getLogger("integrations.flows")
 
 
+# --- match: the flows an event triggers -----------------------------------------------
+def flows_matching(*, source: str, event_type: str) -> list[Flow]:
+    """Enabled flows whose trigger (source, event type pattern) fits the event."""
+    candidates = Flow.objects.filter(enabled=True, trigger_source=source).prefetch_related("steps")
+    return [f for f in candidates if fnmatch.fnmatchcase(event_type, f.trigger_event)]
+
+
+def flow_condition_holds(flow: Flow, document: dict[str, Any]) -> bool:
+    """The flow's condition (JMESPath over the event document) holds, or it has none.
+    Raises ``MappingError`` for a condition that cannot be evaluated."""
+    return not flow.condition or bool(mapping.search(flow.condition, document))
+
+
+# --- run: a job's steps, in order -------------------------------------------------------
+class StepHooks(Protocol):
+    """What the job runner does around each step (its lease, its fenced writes)."""
+
+    def starting(self, step: FlowStep) -> None: ...
+
+    def finished(self, step: FlowStep, output: dict) -> None: ...
+
+
+def flow_run_steps(*, job: Job, attempt: Attempt, hooks: StepHooks) -> None:
+    """Run the steps of the job's flow that have not succeeded yet, in order.
+
+    Each step's mapping builds its action's input from the job's document (the event
+    document and the earlier steps' outputs, ``steps.<name>``); its output must be
+    JSON-able. A step finished in an earlier attempt is never repeated. Errors
+    propagate: retrying or quarantining is the runner's.
+    """
+    steps = list(FlowStep.objects.filter(flow=job.flow).select_related("mapping"))
+    document = {**job.context, "steps": dict(job.step_outputs)}
+    for step in steps:
+        if step.name in job.step_outputs:
+            continue  # finished in an earlier attempt: never repeated
+        hooks.starting(step)
+        spec = get_action(step.action)
+        inputs = mapping.evaluate(_rules(step), document) if step.mapping_id else {}
+        ctx = ActionContext(job=job, step=step, attempt=attempt, document=document)
+        output = _json_safe(spec.call(ctx, inputs))
+        document["steps"][step.name] = output
+        hooks.finished(step, output)
+
+
+def _rules(step: FlowStep) -> list[Rule]:
+    return [
+        Rule(
+            target=f.target,
+            source=f.source,
+            transform=f.transform,
+            default=f.default,
+            required=f.required,
+        )
+        for f in step.mapping.fields.all()
+    ]
+
+
+def _json_safe(value: object) -> dict:
+    try:
+        return json.loads(json.dumps(value if value is not None else {}, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"action output is not JSON-able: {exc}") from exc
+
+
+# --- install: the shipped defaults ------------------------------------------------------
 @dataclass(frozen=True)
 class StepSpec:
     name: str
@@ -119,20 +197,20 @@ def _build(spec: FlowSpec, flow: Flow) -> None:
     old_mappings = list(Mapping.objects.filter(flowstep__flow=flow).distinct())
     for step in flow.steps.all():
         step.delete()
-    for mapping in old_mappings:
-        if not mapping.flowstep_set.exists():
-            mapping.delete()
+    for old in old_mappings:
+        if not old.flowstep_set.exists():
+            old.delete()
     for position, step_spec in enumerate(spec.steps, start=1):
-        mapping = None
+        step_mapping = None
         if step_spec.fields:
-            mapping, _ = Mapping.objects.update_or_create(
+            step_mapping, _ = Mapping.objects.update_or_create(
                 key=f"{spec.key}.{step_spec.name}",
                 defaults={"description": f"Input of step {step_spec.name} of {spec.key}"},
             )
-            mapping.fields.all().delete()
+            step_mapping.fields.all().delete()
             for index, f in enumerate(step_spec.fields):
                 MappingField.objects.create(
-                    mapping=mapping,
+                    mapping=step_mapping,
                     position=index,
                     target=f.target,
                     source=f.source,
@@ -145,5 +223,5 @@ def _build(spec: FlowSpec, flow: Flow) -> None:
             position=position,
             name=step_spec.name,
             action=step_spec.action,
-            mapping=mapping,
+            mapping=step_mapping,
         )

@@ -7,7 +7,6 @@ turn received rows into jobs.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
@@ -22,13 +21,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations import mapping
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
 from integrations.kernel.exceptions import IntegrationError, MappingError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
+from integrations.services.flows import flow_condition_holds, flows_matching
 from integrations.services.intake_writer import insert_events, writer
 from integrations.services.jobs import job_requeue, jobs_enqueue
 
@@ -217,11 +216,6 @@ def _event_facts(event: InboundEvent, parsed: ParsedEvent) -> dict[str, Any]:
     return {k: v for k, v in (facts or {}).items() if k not in RESERVED_DOCUMENT_NAMES}
 
 
-def flows_matching(*, source: str, event_type: str) -> list[Flow]:
-    candidates = Flow.objects.filter(enabled=True, trigger_source=source).prefetch_related("steps")
-    return [f for f in candidates if fnmatch.fnmatchcase(event_type, f.trigger_event)]
-
-
 # --- the change gate: one job per change, whichever source reports it ---------------------
 @dataclass(frozen=True)
 class _Verdict:
@@ -394,7 +388,7 @@ def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> li
         for integration in integrations:
             document = event_document(event, integration, parsed=parsed, routed_as=route_as)
             for flow in flows:
-                if flow.condition and not mapping.search(flow.condition, document):
+                if not flow_condition_holds(flow, document):
                     continue
                 job, created = Job.objects.get_or_create(
                     event=event,

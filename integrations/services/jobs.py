@@ -1,6 +1,7 @@
-"""Running jobs: claim with a row lock and a lease, run the unfinished steps, record
-every attempt, retry with backoff or quarantine. Operator actions add evidence and
-never delete it.
+"""Running jobs: claim with a row lock and a lease, have the flow run its unfinished
+steps (:func:`~integrations.services.flows.flow_run_steps`) while the lease holds,
+record every attempt, retry with backoff or quarantine. Operator actions add evidence
+and never delete it.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from integrations import mapping
 from integrations.choices import AttemptOutcome, EventStatus, JobStatus
 from integrations.kernel.context import RunContext, current_run
 from integrations.kernel.exceptions import DataError, error_summary, is_retryable
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, InboundEvent, Job
-from integrations.registry import get_action
 from integrations.retry import RetryPolicy
-from integrations.runtime import ActionContext
+from integrations.services.flows import flow_run_steps
 
 logger = logging.getLogger("integrations.jobs")
 
@@ -143,45 +142,42 @@ def job_run(*, job_id: int, worker: str | None = None) -> str:
         current_run.reset(token)
 
 
-def _json_safe(value: object) -> dict:
-    try:
-        return json.loads(json.dumps(value if value is not None else {}, cls=DjangoJSONEncoder))
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"action output is not JSON-able: {exc}") from exc
+class _Leased:
+    """The runner's side of each step of :func:`flow_run_steps`: renew the lease
+    before it, store its output after it, both only while the lease is ours."""
+
+    def __init__(self, job: Job, worker: str) -> None:
+        self.job, self.worker = job, worker
+        self.step = ""  # the step started last, for the attempt's record
+
+    def starting(self, step: FlowStep) -> None:
+        self.step = step.name
+        _renew_lease(self.job, self.worker)
+
+    def finished(self, step: FlowStep, output: dict) -> None:
+        self.job.step_outputs[step.name] = output
+        if not _fenced(self.job, self.worker).update(
+            step_outputs=self.job.step_outputs, updated_at=timezone.now()
+        ):
+            raise LeaseLost
 
 
 def _execute(job: Job, attempt: Attempt, worker: str) -> str:
     started = time.perf_counter()
-    steps = list(FlowStep.objects.filter(flow=job.flow).select_related("mapping"))
-    document = {**job.context, "steps": dict(job.step_outputs)}
-    step_name = ""
+    leased = _Leased(job, worker)
     try:
-        for step in steps:
-            if step.name in job.step_outputs:
-                continue  # finished in an earlier attempt: never repeated
-            step_name = step.name
-            _renew_lease(job, worker)
-            spec = get_action(step.action)
-            inputs = mapping.evaluate(_rules(step), document) if step.mapping_id else {}
-            ctx = ActionContext(job=job, step=step, attempt=attempt, document=document)
-            output = _json_safe(spec.call(ctx, inputs))
-            job.step_outputs[step.name] = output
-            document["steps"][step.name] = output
-            if not _fenced(job, worker).update(
-                step_outputs=job.step_outputs, updated_at=timezone.now()
-            ):
-                raise LeaseLost
+        flow_run_steps(job=job, attempt=attempt, hooks=leased)
     except LeaseLost:
         _finish_attempt(
             attempt,
             started,
             AttemptOutcome.LEASE_EXPIRED,
-            step=step_name,
+            step=leased.step,
             note="lease lost to another worker; stopped without further writes",
         )
         return "lease_lost"
     except Exception as exc:
-        return _fail(job, attempt, worker, exc, step_name, started)
+        return _fail(job, attempt, worker, exc, leased.step, started)
     now = timezone.now()
     with transaction.atomic():
         updated = _fenced(job, worker).update(
@@ -196,23 +192,10 @@ def _execute(job: Job, attempt: Attempt, worker: str) -> str:
             attempt,
             started,
             AttemptOutcome.SUCCEEDED if updated else AttemptOutcome.LEASE_EXPIRED,
-            step=step_name,
+            step=leased.step,
         )
         _settle_event(job)
     return JobStatus.SUCCEEDED if updated else "lease_lost"
-
-
-def _rules(step: FlowStep) -> list[mapping.Rule]:
-    return [
-        mapping.Rule(
-            target=f.target,
-            source=f.source,
-            transform=f.transform,
-            default=f.default,
-            required=f.required,
-        )
-        for f in step.mapping.fields.all()
-    ]
 
 
 def _fail(
