@@ -27,6 +27,7 @@ from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEve
 from integrations.kernel.exceptions import IntegrationError, MappingError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
+from integrations.services.events import Routed, event_intake_status, event_settle
 from integrations.services.flows import flow_condition_holds, flows_matching
 from integrations.services.intake_writer import insert_events, writer
 from integrations.services.jobs import job_requeue, jobs_enqueue
@@ -58,7 +59,7 @@ def inbox_event_receive(
     """
     connector = connectors.get(connection_obj.kind)
     known = connector.is_known_event(parsed.event_type)
-    status = EventStatus.RECEIVED if known else EventStatus.IGNORED
+    status, reason = event_intake_status(known=known, event_type=parsed.event_type)
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     values = {
         "connection": connection_obj.pk,
@@ -66,7 +67,7 @@ def inbox_event_receive(
         "event_type": parsed.event_type[:120],
         "source": source,
         "status": status,
-        "status_reason": "" if known else f"{parsed.event_type} is not an event we handle",
+        "status_reason": reason,
         "object_id": parsed.object_id,
         "reference": parsed.reference,
         "headers": headers,
@@ -302,22 +303,6 @@ def _record_change(
     RoutedChange.objects.filter(pk=row.pk).update(**values)
 
 
-def _mark_duplicate(
-    event: InboundEvent, change: ChangeFingerprint, verdict: _Verdict, now: datetime
-) -> None:
-    # Kept as evidence, visible in the admin with the event it repeats; never dropped.
-    event.status, event.status_reason = EventStatus.DUPLICATE, verdict.reason[:500]
-    event.duplicate_of_id = verdict.duplicate_of
-    event.processed_at = now
-    event.save(update_fields=["status", "status_reason", "duplicate_of", "processed_at"])
-    logger.info(
-        "integrations.inbox.duplicate_change event=%s object=%s of=%s",
-        event.pk,
-        change.object_key,
-        verdict.duplicate_of,
-    )
-
-
 def _lock_changes_in_order(batch: list[InboundEvent]) -> dict[int, ParsedEvent]:
     """Lock every change row a batch will touch, in one global order.
 
@@ -345,8 +330,9 @@ def _lock_changes_in_order(batch: list[InboundEvent]) -> dict[int, ParsedEvent]:
 
 
 def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> list[Job]:
-    """Create the jobs an event triggers; mark it ignored when nothing wants it, and
-    duplicate when the change it reports was routed already (connector's
+    """Create the jobs an event triggers, then settle its status
+    (:func:`~integrations.services.events.event_settle`): ignored when nothing wants
+    it, duplicate when the change it reports was routed already (connector's
     ``change_fingerprint``).
 
     Runs inside the caller's transaction, with the event row locked. ``parsed``: the
@@ -379,7 +365,17 @@ def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> li
             gate = _lock_change(conn.pk, change.object_key)
             verdict = _verdict(event, change, gate)
             if not verdict.route_as:
-                _mark_duplicate(event, change, verdict, now)
+                # Kept as evidence, visible in the admin with the event it repeats.
+                event_settle(
+                    event.pk,
+                    routed=Routed(reason=verdict.reason, duplicate_of=verdict.duplicate_of),
+                )
+                logger.info(
+                    "integrations.inbox.duplicate_change event=%s object=%s of=%s",
+                    event.pk,
+                    change.object_key,
+                    verdict.duplicate_of,
+                )
                 return []
             route_as = verdict.route_as
         flows = flows_matching(source=conn.kind, event_type=route_as)
@@ -404,13 +400,7 @@ def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> li
                     jobs.append(job)
     if jobs and change is not None and gate is not None:
         _record_change(gate, change, event, now)
-    if jobs:
-        event.status, event.status_reason = EventStatus.PROCESSING, ""
-    elif not Job.objects.filter(event=event).exists():
-        event.status = EventStatus.IGNORED
-        event.status_reason = reason or "no flow condition matched"
-        event.processed_at = timezone.now()
-    event.save(update_fields=["status", "status_reason", "processed_at"])
+    event_settle(event.pk, routed=Routed(reason=reason))
     return jobs
 
 
@@ -440,10 +430,7 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
                         routed_jobs = event_route(event, parsed=parsed.get(event.pk))
                         job_ids.extend(job.pk for job in routed_jobs)
                 except (MappingError, WebhookPayloadError, IntegrationError) as error:
-                    InboundEvent.objects.filter(pk=event.pk).update(
-                        status=EventStatus.FAILED,
-                        status_reason=f"could not route: {error}"[:500],
-                    )
+                    event_settle(event.pk, routed=Routed(failure=str(error)))
                     logger.error(
                         "integrations.inbox.route_failed event=%s error=%s", event.pk, error
                     )

@@ -1,7 +1,8 @@
 """Running jobs: claim with a row lock and a lease, have the flow run its unfinished
 steps (:func:`~integrations.services.flows.flow_run_steps`) while the lease holds,
 record every attempt, retry with backoff or quarantine. Operator actions add evidence
-and never delete it.
+and never delete it. After every change of a job, its event's status is settled
+(:func:`~integrations.services.events.event_settle`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,16 @@ from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from integrations.choices import AttemptOutcome, EventStatus, JobStatus
+from integrations.choices import AttemptOutcome, JobStatus
 from integrations.kernel.context import RunContext, current_run
 from integrations.kernel.exceptions import DataError, error_summary, is_retryable
 from integrations.kernel.redaction import redact_text
-from integrations.models import Attempt, FlowStep, InboundEvent, Job
+from integrations.models import Attempt, FlowStep, Job
 from integrations.retry import RetryPolicy
+from integrations.services.events import event_settle
 from integrations.services.flows import flow_run_steps
 
 logger = logging.getLogger("integrations.jobs")
-
-ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING)
 
 
 class LeaseLost(Exception):
@@ -277,7 +277,7 @@ def _operator_note(job: Job, *, operator, note: str) -> Attempt:
 
 def _settle_event(job: Job) -> None:
     if job.event_id:
-        event_status_refresh(job.event_id)
+        event_settle(job.event_id)
 
 
 def _operator_transition(
@@ -390,32 +390,6 @@ def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") 
         note=audit,
     )
     return job_requeue(job=job, operator=operator, note="after edit")
-
-
-def event_status_refresh(event_id: int) -> None:
-    """Derive an event's status from its jobs (under the event's row lock, so two
-    jobs finishing together cannot both compute from a stale snapshot)."""
-    with transaction.atomic():
-        list(InboundEvent.objects.select_for_update().filter(pk=event_id).values_list("pk"))
-        _event_status_refresh(event_id)
-
-
-def _event_status_refresh(event_id: int) -> None:
-    statuses = set(Job.objects.filter(event_id=event_id).values_list("status", flat=True))
-    if not statuses:
-        return
-    if statuses <= {JobStatus.SUCCEEDED, JobStatus.DISCARDED}:
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.PROCESSED, status_reason="", processed_at=timezone.now()
-        )
-    elif JobStatus.QUARANTINED in statuses and not statuses & set(ACTIVE):
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.FAILED, status_reason="a job is quarantined"
-        )
-    else:
-        InboundEvent.objects.filter(pk=event_id).update(
-            status=EventStatus.PROCESSING, status_reason=""
-        )
 
 
 # --- the sweeper -------------------------------------------------------------------------
