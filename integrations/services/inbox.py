@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
-from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
+from integrations.connectors.base import ChangeFingerprint, ParsedEvent
 from integrations.kernel.exceptions import IntegrationError, MappingError, WebhookPayloadError
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
@@ -303,40 +303,52 @@ def _record_change(
     RoutedChange.objects.filter(pk=row.pk).update(**values)
 
 
-def _lock_changes_in_order(batch: list[InboundEvent]) -> dict[int, ParsedEvent]:
+# --- routing: read each event once, lock its change, make its jobs -----------------------
+@dataclass(frozen=True)
+class EventReading:
+    """An event's stored body, parsed once for all the routing of one drain."""
+
+    parsed: ParsedEvent | None = None
+    error: str = ""
+    """Why the stored body can no longer be read (then ``parsed`` is None)."""
+    change: ChangeFingerprint | None = None
+    """What it changes, for the change gate (None: no gate)."""
+
+
+def event_read(event: InboundEvent) -> EventReading:
+    """Parse the stored body (through the connector registry) and reduce it to its
+    change: the one parse of this event in this process."""
+    connector = connectors.get(event.connection.kind)
+    try:
+        parsed = connector.parse(event.body.encode("utf-8"))
+    except (WebhookPayloadError, IntegrationError) as exc:
+        return EventReading(error=f"stored body can no longer be read: {exc}")
+    return EventReading(parsed=parsed, change=_change_of(event, parsed))
+
+
+def _lock_changes_in_order(readings: list[tuple[InboundEvent, EventReading]]) -> None:
     """Lock every change row a batch will touch, in one global order.
 
     A drain holds its locks until the batch commits; two drains locking the same
-    two objects in opposite orders would deadlock. Returns the parsed bodies so
-    routing does not parse them again.
+    two objects in opposite orders would deadlock.
     """
-    keys: set[tuple[int, str]] = set()
-    parsed_by_event: dict[int, ParsedEvent] = {}
-    for event in batch:
-        connector = connectors.get(event.connection.kind)
-        if type(connector).change_fingerprint is Connector.change_fingerprint:
-            continue  # this connector routes every event; nothing to lock
-        try:
-            parsed = connector.parse(event.body.encode("utf-8"))
-            change = _change_of(event, parsed)
-        except (WebhookPayloadError, IntegrationError):
-            continue  # routing reports it
-        parsed_by_event[event.pk] = parsed
-        if change is not None:
-            keys.add((event.connection_id, change.object_key))
+    keys = {
+        (event.connection_id, reading.change.object_key)
+        for event, reading in readings
+        if reading.change is not None
+    }
     for connection_id, object_key in sorted(keys):
         _lock_change(connection_id, object_key)
-    return parsed_by_event
 
 
-def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> list[Job]:
+def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> list[Job]:
     """Create the jobs an event triggers, then settle its status
     (:func:`~integrations.services.events.event_settle`): ignored when nothing wants
     it, duplicate when the change it reports was routed already (connector's
     ``change_fingerprint``).
 
-    Runs inside the caller's transaction, with the event row locked. ``parsed``: the
-    stored body, parsed, where the caller has it already.
+    Runs inside the caller's transaction, with the event row locked. ``reading``: the
+    stored body as :func:`event_read` read it, where the caller has it already.
     """
     conn = event.connection
     integrations = [
@@ -344,62 +356,54 @@ def event_route(event: InboundEvent, *, parsed: ParsedEvent | None = None) -> li
         for i in Integration.objects.filter(enabled=True).select_related("znode", "stripe", "erp")
         if conn.pk in i.connection_ids()
     ]
-    jobs: list[Job] = []
-    reason = ""
-    now = timezone.now()
-    change: ChangeFingerprint | None = None
-    gate: RoutedChange | None = None
-    route_as = event.event_type
     if not integrations:
         reason = f"connection {conn.name} belongs to no enabled integration"
-    else:
-        try:
-            if parsed is None:
-                parsed = connectors.get(conn.kind).parse(event.body.encode("utf-8"))
-        except (WebhookPayloadError, IntegrationError) as exc:
-            reason = f"stored body can no longer be read: {exc}"
-            parsed = None
-    if parsed is not None and integrations:
-        change = _change_of(event, parsed)
-        if change is not None:
-            gate = _lock_change(conn.pk, change.object_key)
-            verdict = _verdict(event, change, gate)
-            if not verdict.route_as:
-                # Kept as evidence, visible in the admin with the event it repeats.
-                event_settle(
-                    event.pk,
-                    routed=Routed(reason=verdict.reason, duplicate_of=verdict.duplicate_of),
-                )
-                logger.info(
-                    "integrations.inbox.duplicate_change event=%s object=%s of=%s",
-                    event.pk,
-                    change.object_key,
-                    verdict.duplicate_of,
-                )
-                return []
-            route_as = verdict.route_as
-        flows = flows_matching(source=conn.kind, event_type=route_as)
-        if not flows:
-            reason = f"no enabled flow is triggered by {conn.kind} {route_as}"
-        for integration in integrations:
-            document = event_document(event, integration, parsed=parsed, routed_as=route_as)
-            for flow in flows:
-                if not flow_condition_holds(flow, document):
-                    continue
-                job, created = Job.objects.get_or_create(
-                    event=event,
-                    flow=flow,
-                    integration=integration,
-                    defaults={
-                        "context": document,
-                        "max_attempts": _max_attempts(flow),
-                        "reference": event.reference,
-                    },
-                )
-                if created:
-                    jobs.append(job)
+        event_settle(event.pk, routed=Routed(reason=reason))
+        return []
+    reading = reading or event_read(event)
+    if reading.parsed is None:
+        event_settle(event.pk, routed=Routed(reason=reading.error))
+        return []
+    change, gate, route_as = reading.change, None, event.event_type
+    now = timezone.now()
+    if change is not None:
+        gate = _lock_change(conn.pk, change.object_key)
+        verdict = _verdict(event, change, gate)
+        if not verdict.route_as:
+            # Kept as evidence, visible in the admin with the event it repeats.
+            event_settle(
+                event.pk, routed=Routed(reason=verdict.reason, duplicate_of=verdict.duplicate_of)
+            )
+            logger.info(
+                "integrations.inbox.duplicate_change event=%s object=%s of=%s",
+                event.pk,
+                change.object_key,
+                verdict.duplicate_of,
+            )
+            return []
+        route_as = verdict.route_as
+    flows = flows_matching(source=conn.kind, event_type=route_as)
+    jobs: list[Job] = []
+    for integration in integrations:
+        document = event_document(event, integration, parsed=reading.parsed, routed_as=route_as)
+        for flow in flows:
+            if not flow_condition_holds(flow, document):
+                continue
+            job, created = Job.objects.get_or_create(
+                event=event,
+                flow=flow,
+                integration=integration,
+                defaults={
+                    "context": document,
+                    "max_attempts": _max_attempts(flow),
+                    "reference": event.reference,
+                },
+            )
+            if created:
+                jobs.append(job)
     if jobs and change is not None and gate is not None:
         _record_change(gate, change, event, now)
+    reason = "" if flows else f"no enabled flow is triggered by {conn.kind} {route_as}"
     event_settle(event.pk, routed=Routed(reason=reason))
     return jobs
 
@@ -409,7 +413,10 @@ def _max_attempts(flow: Flow) -> int:
 
 
 def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
-    """Route received events to jobs in batches; returns how many were routed."""
+    """Route received events to jobs in batches; returns how many were routed.
+
+    Each event of a batch is parsed once (:func:`event_read`), before its change row
+    is locked, and that reading serves all its routing."""
     routed = 0
     while True:
         cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
@@ -423,11 +430,12 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
                 .order_by("id")[:limit]
             )
             job_ids: list[int] = []
-            parsed = _lock_changes_in_order(batch)
-            for event in batch:
+            readings = [(event, event_read(event)) for event in batch]
+            _lock_changes_in_order(readings)
+            for event, reading in readings:
                 try:
                     with transaction.atomic():  # one bad event must not stop the inbox
-                        routed_jobs = event_route(event, parsed=parsed.get(event.pk))
+                        routed_jobs = event_route(event, reading=reading)
                         job_ids.extend(job.pk for job in routed_jobs)
                 except (MappingError, WebhookPayloadError, IntegrationError) as error:
                     event_settle(event.pk, routed=Routed(failure=str(error)))

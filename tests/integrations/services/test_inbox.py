@@ -169,3 +169,54 @@ def test_unknown_tokens_are_not_cached(client, stripe_connection):
             HTTP_STRIPE_SIGNATURE="t=1,v1=x",
         )
     assert len(views._cache) == 0
+
+
+def test_a_drained_event_is_parsed_once(
+    integration, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Issue 8: the change gate, the flows' documents and the connector's facts all
+    read one parse of each event per drain, whatever becomes of it."""
+    from collections import Counter
+
+    from integrations.connectors import registry as connectors
+    from integrations.connectors.znode import webhooks as znode_webhooks
+    from tests.conftest import znode_event
+
+    make_flow("paid", steps=[("a", "tests.echo", {})])
+    make_flow("created", source="znode", event="order.created", steps=[("a", "tests.echo", {})])
+    for _ in range(2):
+        receive(integration.stripe, stripe_event())  # a job each
+    receive(integration.stripe, stripe_event("charge.refunded"))  # no flow: ignored
+    order = {"OmsOrderId": 42, "OrderNumber": "ORD-42", "OrderState": "PENDING", "Total": 5}
+    znode_ids = []
+    for payload in (order, order, {**order, "OmsOrderId": 43}):
+        body = json.dumps(znode_event(payload=payload)).encode()
+        result = inbox.inbox_event_receive(
+            connection_obj=integration.znode,
+            parsed=znode_webhooks.parse(body),
+            body=body,
+            headers={},
+        )
+        znode_ids.append(result.event_id)
+    # The second creation of order 42 is a duplicate; order 43's body is unreadable.
+    InboundEvent.objects.filter(pk=znode_ids[-1]).update(body="{not json")
+
+    parsed = Counter()
+    for kind in ("stripe", "znode"):
+        connector = connectors.get(kind)
+
+        def counting(body, parse=connector.parse):
+            parsed[body] += 1
+            return parse(body)
+
+        monkeypatch.setattr(connector, "parse", counting)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert inbox.inbox_drain(limit=4) == 6
+
+    stored = {e.body.encode(): e.status for e in InboundEvent.objects.all()}
+    assert parsed == Counter(dict.fromkeys(stored, 1))
+    assert sorted(stored.values()) == sorted(
+        [EventStatus.PROCESSED] * 3
+        + [EventStatus.IGNORED] * 2  # no flow; the unreadable body
+        + [EventStatus.DUPLICATE]
+    )
