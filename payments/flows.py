@@ -9,8 +9,10 @@ from integrations.services.flows import (
     register_default_lookup,
 )
 
-PI = "event.data.data.object"
-OURS = f"{PI}.metadata.znode_order_number"
+# The event's business facts (the connectors' ``event_facts``): what a Stripe event's
+# PaymentIntent or payment page says, what a Znode event's order is. The raw payload
+# stays under ``event.data`` for an operator's own mappings.
+OURS = "payment.order_number"
 
 # A stock 9.x store accepts an order-state write only for states with IsOrderState=1
 # and ignores the others silently (reference §3.1, §4.1): APPROVED is a quote/account
@@ -44,11 +46,12 @@ def _booking(step: str, order_step: str = "") -> tuple[Rule, ...]:
 
 def _mark_paid(step: str, order_step: str) -> tuple[Rule, ...]:
     """The Znode booking step's inputs in a flow that read the order: the booking
-    ones, and what Znode showed."""
+    ones, and what Znode showed of the payment."""
     return (
         *_booking(step, order_step),
         Rule("znode_payment_status", f"steps.{order_step}.payment_status"),
         Rule("znode_transaction_id", f"steps.{order_step}.transaction_id"),
+        Rule("znode_payments", f"steps.{order_step}.payments"),
     )
 
 
@@ -57,14 +60,14 @@ def _mark_paid(step: str, order_step: str) -> tuple[Rule, ...]:
 FETCH_ORDER = StepSpec(
     "fetch",
     "payments.fetch_order",
-    (Rule("order_id", "event.data.object.OmsOrderId", "int", required=True),),
+    (Rule("order_id", "order.id", "int", required=True),),
 )
 RECORD_PAYMENT = StepSpec(
     "record",
     "payments.record_success",
     (
         Rule("order_number", OURS, required=True),
-        Rule("payment_intent", "event.object_id", required=True),
+        Rule("payment_intent", "payment.id", required=True),
     ),
 )
 
@@ -75,7 +78,7 @@ register_default_flow(
         name="Znode order created → Stripe PaymentIntent",
         trigger_source="znode",
         trigger_event="order.created",
-        version=3,
+        version=4,
         steps=(
             FETCH_ORDER,
             StepSpec(
@@ -113,7 +116,7 @@ register_default_flow(
         trigger_source="stripe",
         trigger_event="payment_intent.succeeded",
         condition=OURS,
-        version=2,
+        version=3,
         steps=(
             RECORD_PAYMENT,
             StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
@@ -129,7 +132,7 @@ register_default_flow(
         trigger_source="stripe",
         trigger_event="payment_intent.amount_capturable_updated",
         condition=OURS,
-        version=2,
+        version=3,
         steps=(
             RECORD_PAYMENT,
             StepSpec("znode", "payments.znode_mark_paid", _booking("record")),
@@ -144,17 +147,17 @@ register_default_flow(
         trigger_source="stripe",
         trigger_event="payment_intent.payment_failed",
         condition=OURS,
-        version=1,
+        version=2,
         steps=(
             StepSpec(
                 "failure",
                 "payments.record_failure",
                 (
                     Rule("order_number", OURS, required=True),
-                    Rule("payment_intent", "event.object_id", required=True),
-                    Rule("decline_code", f"{PI}.last_payment_error.decline_code", default=""),
-                    Rule("failure_code", f"{PI}.last_payment_error.code", default=""),
-                    Rule("message", f"{PI}.last_payment_error.message", default=""),
+                    Rule("payment_intent", "payment.id", required=True),
+                    Rule("decline_code", "payment.decline_code", default=""),
+                    Rule("failure_code", "payment.failure_code", default=""),
+                    Rule("message", "payment.failure_message", default=""),
                 ),
             ),
         ),
@@ -167,16 +170,16 @@ register_default_flow(
         name="Stripe payment page expired unpaid → note in Znode",
         trigger_source="stripe",
         trigger_event="checkout.session.expired",
-        condition=OURS,
-        version=1,
+        condition="page.order_number",
+        version=2,
         steps=(
             StepSpec(
                 "page",
                 "payments.hosted_page_expired",
                 (
-                    Rule("order_number", OURS, required=True),
-                    Rule("checkout_session", "event.object_id", required=True),
-                    Rule("occurred_at", "event.data.created", "int", default=0),
+                    Rule("order_number", "page.order_number", required=True),
+                    Rule("checkout_session", "page.id", required=True),
+                    Rule("occurred_at", "event.occurred_at", default=""),
                 ),
             ),
         ),
@@ -189,7 +192,7 @@ register_default_flow(
         name="Znode order changed → cancel, re-amount or capture the PaymentIntent",
         trigger_source="znode",
         trigger_event="order.updated",
-        version=3,
+        version=4,
         steps=(
             FETCH_ORDER,
             StepSpec(

@@ -99,6 +99,26 @@ class Payment(models.Model):
         "was first written (tells ours from a genuine second payment when rows carry no "
         "reference).",
     )
+    znode_booking_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a job first began writing this payment into Znode; any later "
+        "try reads the order's payment history fresh before writing.",
+    )
+    znode_booking_job = models.BigIntegerField(
+        null=True, blank=True, help_text="The job writing this payment into Znode."
+    )
+    znode_booked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When Znode was shown this payment (record, transaction id, status); "
+        "later jobs for the payment skip it.",
+    )
+    erp_booked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the ERP acknowledged this payment's sales journal entry.",
+    )
     status = models.CharField(
         max_length=30,
         choices=PaymentStatus.choices,

@@ -22,11 +22,12 @@ Point ``settings["client_class"]`` of the connection at the subclass.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils.module_loading import import_string
 
+from integrations.connectors.erp.constants import CREDIT_MEMOS, JOURNAL_ENTRIES, TRIAL_BALANCE
+from integrations.connectors.erp.mapping import JournalEntry, check_balanced, journal_entry_to_wire
 from integrations.kernel import exceptions as exc
 from integrations.kernel.http import http_request
 from integrations.kernel.throttle import throttle
@@ -53,9 +54,9 @@ def auth_headers(connection: Connection) -> dict[str, str]:
 
 class ErpClient:
     paths: ClassVar[dict[str, str]] = {
-        "journal_entries": "/api/journal-entries",
-        "credit_memos": "/api/credit-memos",
-        "trial_balance": "/api/trial-balance",
+        JOURNAL_ENTRIES: "/api/journal-entries",
+        CREDIT_MEMOS: "/api/credit-memos",
+        TRIAL_BALANCE: "/api/trial-balance",
     }
 
     def __init__(self, connection: Connection) -> None:
@@ -113,25 +114,27 @@ class ErpClient:
         return self.decode_document(results[0]) if results else None
 
     # --- operations ------------------------------------------------------------------------
-    def journal_entry_post(self, *, entry: dict[str, Any]) -> dict[str, Any]:
+    def journal_entry_post(self, *, entry: JournalEntry | dict[str, Any]) -> dict[str, Any]:
         """Post a balanced journal entry; safe to repeat with the same reference."""
+        if isinstance(entry, JournalEntry):
+            entry = journal_entry_to_wire(entry)
         check_balanced(entry.get("lines") or [])
         return self._post(
-            "journal_entries", self.encode_journal_entry(entry), operation="erp.journal_entry.post"
+            JOURNAL_ENTRIES, self.encode_journal_entry(entry), operation="erp.journal_entry.post"
         )
 
     def journal_entry_find(self, external_reference: str) -> dict | None:
-        return self._find("journal_entries", external_reference, operation="erp.journal_entry.find")
+        return self._find(JOURNAL_ENTRIES, external_reference, operation="erp.journal_entry.find")
 
     def credit_memo_post(self, *, memo: dict[str, Any]) -> dict[str, Any]:
         if memo.get("lines"):
             check_balanced(memo["lines"])
         return self._post(
-            "credit_memos", self.encode_credit_memo(memo), operation="erp.credit_memo.post"
+            CREDIT_MEMOS, self.encode_credit_memo(memo), operation="erp.credit_memo.post"
         )
 
     def credit_memo_find(self, external_reference: str) -> dict | None:
-        return self._find("credit_memos", external_reference, operation="erp.credit_memo.find")
+        return self._find(CREDIT_MEMOS, external_reference, operation="erp.credit_memo.find")
 
     def health(self, path: str = "/") -> int:
         """One authenticated GET of ``path`` (test connection): the HTTP status."""
@@ -146,17 +149,7 @@ class ErpClient:
         return response.status_code
 
     def trial_balance(self) -> dict[str, Any]:
-        return self._request("GET", "trial_balance", operation="erp.trial_balance").json()
-
-
-def check_balanced(lines: list[dict[str, Any]]) -> None:
-    """Refuse to send an entry that does not balance (Decimal, never float)."""
-    if len(lines) < 2:
-        raise exc.DataError("a journal entry needs at least two lines")
-    debit = sum((Decimal(str(line.get("debit") or 0)) for line in lines), Decimal(0))
-    credit = sum((Decimal(str(line.get("credit") or 0)) for line in lines), Decimal(0))
-    if debit != credit:
-        raise exc.DataError(f"journal entry does not balance: debit {debit} != credit {credit}")
+        return self._request("GET", TRIAL_BALANCE, operation="erp.trial_balance").json()
 
 
 def erp_client(connection: Connection) -> ErpClient:

@@ -329,9 +329,6 @@ class StripeGateway:
     def balance_retrieve(self) -> dict:
         return self._call("balance.retrieve", self.client.v1.balance.retrieve).to_dict()
 
-    def payout_retrieve(self, payout_id: str) -> dict:
-        return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)
-
     def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
         """Every balance transaction of an automatic payout, sources expanded."""
         page = self._call(
@@ -347,7 +344,3 @@ class StripeGateway:
             raise map_error(error) from error
         finally:
             _operation.reset(token)
-
-    def events_list(self, *, params: dict) -> list[dict]:
-        page = self._call("event.list", self.client.v1.events.list, params=params)
-        return [e.to_dict() for e in page.data]

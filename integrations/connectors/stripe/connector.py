@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 
 from integrations.connectors.base import Connector, ParsedEvent
-from integrations.connectors.stripe import webhooks
+from integrations.connectors.stripe import mapping, webhooks
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.connectors.stripe.constants import SUPPORTED_EVENTS
 from integrations.connectors.stripe.settings import SETTINGS
@@ -34,6 +34,9 @@ class StripeConnector(Connector):
 
     def parse(self, body: bytes) -> ParsedEvent:
         return webhooks.parse(body)
+
+    def event_facts(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return mapping.event_facts(payload)
 
     def client(self, connection: Connection) -> StripeGateway:
         return StripeGateway(connection)

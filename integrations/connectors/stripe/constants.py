@@ -74,3 +74,5 @@ SUPPORTED_EVENTS = (
 
 # Metadata keys we put on Stripe objects, read back to find the Znode order.
 METADATA_ORDER_NUMBER = "znode_order_number"
+METADATA_ZNODE_USER = "znode_user_id"
+METADATA_INTEGRATION = "integration"

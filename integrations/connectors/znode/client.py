@@ -26,7 +26,7 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,12 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone as dj_timezone
 
-from integrations.connectors.znode.mapping import history_rows
+from integrations.connectors.znode.mapping import (
+    PaymentRecord,
+    history_rows,
+    order_from_wire,
+    payment_records,
+)
 from integrations.connectors.znode.settings import SCHEMA
 from integrations.kernel import exceptions as exc
 from integrations.kernel.http import error_for_status, http_request, parse_retry_after
@@ -161,18 +166,18 @@ def build_params(
     return params
 
 
-def history_has_references(history: list[dict]) -> bool:
-    return any("TransactionReference" in row for row in history)
+def history_has_references(history: Sequence[PaymentRecord]) -> bool:
+    return any(record.reference is not None for record in history)
 
 
-def matching_rows(history: list[dict], amount: Decimal, status: str) -> int:
+def matching_rows(history: Sequence[PaymentRecord], amount: Decimal, status: str) -> int:
     """How many history rows have this amount and status."""
     return sum(
         1
-        for row in history
-        if row.get("Amount") is not None
-        and Decimal(str(row.get("Amount"))) == Decimal(amount)
-        and str(row.get("TransactionStatus") or "").lower() == status.lower()
+        for record in history
+        if record.amount is not None
+        and record.amount == Decimal(amount)
+        and record.status.lower() == status.lower()
     )
 
 
@@ -540,13 +545,14 @@ class ZnodeClient:
         return after
 
     def update_transaction_id(
-        self, *, order_id: int, transaction_id: str, current: dict | None = None
+        self, *, order_id: int, transaction_id: str, shown: str | None = None
     ) -> bool:
         """Set the order's ``TransactionId`` (the gateway id, §3.3) unless it already
-        holds it. Returns whether a write was made."""
-        if current is None:
-            current = self.get_order(order_id, expand=())
-        if str(current.get("TransactionId") or "") == transaction_id:
+        holds it (``shown``: what the caller read; None reads it). Returns whether a
+        write was made."""
+        if shown is None:
+            shown = order_from_wire(self.get_order(order_id, expand=())).transaction_id
+        if shown == transaction_id:
             return False
         self._get_write(
             f"orders/updateordertransactionid/{int(order_id)}/{_path(transaction_id)}",
@@ -563,12 +569,12 @@ class ZnodeClient:
         )
 
     def update_payment_status(
-        self, *, order_id: int, status_name: str, current: dict | None = None
+        self, *, order_id: int, status_name: str, shown: str | None = None
     ) -> bool:
-        """Set the payment status by name; False when ``current`` (a fresh read of the
-        order) already shows it."""
+        """Set the payment status by name; False when ``shown`` (the order's payment
+        status as the caller read it) already is that status."""
         row = self.state("payment", status_name)
-        shown = str((current or {}).get("PaymentStatus") or "")
+        shown = shown or ""
         if shown and shown.casefold() == str(row["Name"]).casefold():
             return False
         self._get_write(
@@ -599,7 +605,7 @@ class ZnodeClient:
         transaction_date: datetime,
         remaining_amount: Decimal = Decimal(0),
         baseline: Callable[[int], int] | None = None,
-        current: dict | None = None,
+        history: Sequence[PaymentRecord] | None = None,
     ) -> bool:
         """Add a payment record once. Returns False when it was already there.
 
@@ -609,14 +615,16 @@ class ZnodeClient:
         customer's genuine second payment of the same amount: given how many rows of
         this amount and status the order has now, it returns how many it had before
         our first try (the caller persists the first count it is given). The write is
-        ours when there are more such rows than that. ``current``: the order, read
-        fresh by the caller for this decision (spares a read).
+        ours when there are more such rows than that. ``history``: the order's records
+        as the caller read them, where it knows no record of ours can be missing from
+        them (spares a read); None reads them fresh.
         """
         if len(transaction_reference) > TRANSACTION_REFERENCE_LIMIT:
             raise exc.DataError(f"transaction reference over 50 chars: {transaction_reference}")
-        history = history_rows(current) if current is not None else self.payment_history(order_id)
+        if history is None:
+            history = payment_records(self.get_order(order_id, expand=()))
         if history_has_references(history):
-            if any(str(r.get("TransactionReference")) == transaction_reference for r in history):
+            if any(r.reference == transaction_reference for r in history):
                 return False
         elif baseline is not None:
             now = matching_rows(history, amount, status)

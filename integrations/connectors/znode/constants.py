@@ -4,7 +4,6 @@ Znode 10 webhook consumers send ``EventModule`` + ``EventName``; the 9.x poller 
 the same normalized types, so flows do not care where an event came from.
 """
 
-MODULES = ("order", "user", "address", "portal", "product", "return")
 NAMES = ("created", "updated", "deleted")
 
 ORDER_CREATED = "order.created"

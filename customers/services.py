@@ -1,0 +1,103 @@
+"""Customer links: the Stripe customer of a Znode user, found before it is created,
+so re-running never makes a second one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from customers.models import CustomerLink
+from customers.selectors import stripe_customer_linked
+from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.kernel import exceptions as exc
+from integrations.kernel.facts import PostalAddress
+from integrations.models import Integration
+from integrations.runtime import ActionContext
+
+
+def customer_link_create(
+    *, integration: Integration, znode_user_id: int, stripe_customer_id: str, email: str
+) -> CustomerLink:
+    """Link the user to the customer; an existing link for the user is kept."""
+    link, _ = CustomerLink.objects.get_or_create(
+        integration=integration,
+        znode_user_id=znode_user_id,
+        defaults={"stripe_customer_id": stripe_customer_id, "email": email[:512]},
+    )
+    return link
+
+
+def stripe_customer_find(*, ctx: ActionContext, znode_user_id: int, email: str) -> str:
+    """An existing Stripe customer for this Znode user: by our metadata, then by
+    email (only a customer that names no other Znode user). Empty when none.
+
+    Callers that charge a saved card pass no email: anyone can type an email into a
+    checkout, so only our metadata may lead to someone's saved payment method."""
+    gateway = ctx.client("stripe")
+    try:
+        found = gateway.customer_search(query=stripe_facts.customer_search_query(znode_user_id))
+    except exc.NotFound:
+        found = []  # an account or emulator without search: fall back to the email
+    if found:
+        return stripe_facts.customer_from_wire(found[0]).id
+    if not email:
+        return ""
+    for candidate in map(stripe_facts.customer_from_wire, gateway.customer_list(email=email)):
+        if candidate.znode_user_id in ("", str(znode_user_id)):
+            return candidate.id
+    return ""
+
+
+def stripe_customer_ensure(
+    *,
+    ctx: ActionContext,
+    znode_user_id: int,
+    email: str,
+    name: str = "",
+    phone: str = "",
+    address: PostalAddress | None = None,
+    by_email: bool = True,
+) -> tuple[str, bool]:
+    """(the user's Stripe customer, whether it was created now): the link, else one
+    found (``by_email``: an email match counts too), else a new one with the details."""
+    linked = stripe_customer_linked(integration=ctx.integration, znode_user_id=znode_user_id)
+    if linked:
+        return linked, False
+    existing = stripe_customer_find(
+        ctx=ctx, znode_user_id=znode_user_id, email=email if by_email else ""
+    )
+    if existing:
+        customer_link_create(
+            integration=ctx.integration,
+            znode_user_id=znode_user_id,
+            stripe_customer_id=existing,
+            email=email,
+        )
+        return existing, False
+    gateway = ctx.client("stripe")
+    # The create carries only what is the same for every order of this user (two
+    # concurrent first orders send identical requests under the same key); the
+    # order-specific details follow in an update with its own key.
+    customer = stripe_facts.customer_from_wire(
+        gateway.customer_create(
+            params=stripe_facts.customer_create_params(email=email, znode_user_id=znode_user_id),
+            idempotency_key=ctx.idempotency_key("customer", ctx.integration.name, znode_user_id),
+        )
+    )
+    details = stripe_facts.customer_details_params(
+        name=name, phone=phone, address=address or PostalAddress()
+    )
+    if details:
+        digest = hashlib.sha256(json.dumps(details, sort_keys=True).encode()).hexdigest()[:16]
+        gateway.customer_update(
+            customer.id,
+            params=details,
+            idempotency_key=ctx.idempotency_key("customer-details", customer.id, digest),
+        )
+    customer_link_create(
+        integration=ctx.integration,
+        znode_user_id=znode_user_id,
+        stripe_customer_id=customer.id,
+        email=email,
+    )
+    return customer.id, True

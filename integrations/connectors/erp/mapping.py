@@ -1,0 +1,77 @@
+"""ERP facts ⇄ wire: a journal entry as the platform books it, and the generic REST
+body it becomes (``client.py`` describes the contract; an ERP-specific client
+subclass re-encodes it with ``encode_journal_entry``). Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from integrations.kernel import exceptions as exc
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    account: str
+    debit: Decimal = Decimal(0)
+    credit: Decimal = Decimal(0)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A balanced entry; ``external_reference`` is its idempotency key in the ERP."""
+
+    external_reference: str
+    date: date
+    currency: str
+    memo: str
+    lines: tuple[JournalLine, ...]
+
+
+def journal_entry_to_wire(entry: JournalEntry) -> dict[str, Any]:
+    return {
+        "external_reference": entry.external_reference,
+        "date": entry.date.isoformat(),
+        "currency": entry.currency,
+        "memo": entry.memo,
+        "lines": [
+            {
+                "account": line.account,
+                "debit": str(line.debit),
+                "credit": str(line.credit),
+                "description": line.description,
+            }
+            for line in entry.lines
+        ],
+    }
+
+
+def check_balanced(lines: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse to send an entry that does not balance (Decimal, never float)."""
+    if len(lines) < 2:
+        raise exc.DataError("a journal entry needs at least two lines")
+    debit = sum((Decimal(str(line.get("debit") or 0)) for line in lines), Decimal(0))
+    credit = sum((Decimal(str(line.get("credit") or 0)) for line in lines), Decimal(0))
+    if debit != credit:
+        raise exc.DataError(f"journal entry does not balance: debit {debit} != credit {credit}")
+
+
+@dataclass(frozen=True)
+class ErpDocument:
+    """What the ERP answered for a posted document."""
+
+    id: str
+    external_reference: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def document_from_wire(raw: Mapping[str, Any]) -> ErpDocument:
+    return ErpDocument(
+        id=str(raw.get("id") or ""),
+        external_reference=str(raw.get("external_reference") or ""),
+        raw=raw,
+    )

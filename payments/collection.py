@@ -1,0 +1,293 @@
+"""Collecting an order's money by its mode (integration setting ``collection_modes``,
+reference znode-api.md §9.1), never guessed:
+
+* ``adopt``: Znode's payment app already authorized a Stripe charge (the order's
+  ``TransactionId``); we never create a second payment, capture that charge when the
+  order ships, and reflect its status;
+* ``saved_method``: a PaymentIntent confirmed off-session with the Stripe customer's
+  saved default payment method;
+* ``customer``: the customer pays: by default on a Stripe-hosted page (a Checkout
+  Session, emailed and noted on the order; its PaymentIntent carries the order's
+  metadata), or with Stripe.js in the storefront (``customer_payment_page``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.stripe.mapping import StripeCharge, StripePayment
+from integrations.kernel import exceptions as exc
+from integrations.kernel.exceptions import PaymentDeclined
+from integrations.runtime import ActionContext
+from payments import money
+from payments.checkout import hosted_page_ensure
+from payments.choices import CollectionMode, OrderState, PaymentStatus
+from payments.models import Order, Payment
+from payments.selectors import charge_pays_another_order, payment_adopted, payment_ours
+from payments.services import (
+    AUTHORIZED,
+    DECLINED,
+    PAID,
+    PENDING,
+    SKIPPED,
+    cannot_collect,
+    intent_release,
+    order_metadata,
+    order_move,
+    order_settle,
+    payment_advance,
+    setting,
+    znode_note,
+)
+
+
+def charge_outcome(charge: StripeCharge) -> str:
+    """PAID, AUTHORIZED, or why the charge cannot be adopted. A released
+    authorization or a refunded capture keeps ``status: succeeded``, so any refund
+    (a partial capture's released remainder included) is left to a person."""
+    if charge.refunded or charge.amount_refunded > 0:
+        return "refunded or released"
+    if charge.status == "succeeded" and charge.captured:
+        return PAID
+    if charge.status == "succeeded":
+        return AUTHORIZED
+    return charge.status or "unknown"
+
+
+def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_: Any) -> dict:
+    """Adopt the charge Znode's payment app made (the order's ``TransactionId``)."""
+    existing = payment_adopted(order)
+    charge_id = existing.charge_id if existing else transaction_id
+    if not charge_id.startswith(("ch_", "py_")):
+        raise cannot_collect(
+            ctx,
+            order,
+            f"its TransactionId {charge_id!r} is not a Stripe charge; Znode's payment app "
+            "must authorize the card before the platform can capture it",
+        )
+    if charge_pays_another_order(order, charge_id):
+        raise cannot_collect(
+            ctx, order, f"the charge {charge_id} already pays another order; never booked twice"
+        )
+    try:
+        charge = stripe_facts.charge_from_wire(ctx.client("stripe").charge_retrieve(charge_id))
+    except exc.NotFound as error:
+        raise cannot_collect(ctx, order, f"Stripe has no charge {charge_id}") from error
+    outcome = charge_outcome(charge)
+    if outcome not in (PAID, AUTHORIZED):
+        raise cannot_collect(ctx, order, f"Stripe charge {charge_id} is {outcome}")
+    currency = charge.currency.upper()
+    if currency != money.stripe_currency(order.currency).upper() or (
+        charge.amount < order.amount_minor
+    ):
+        raise cannot_collect(
+            ctx,
+            order,
+            f"charge {charge_id} is {charge.amount} {currency} but the order is "
+            f"{order.amount_minor} {order.currency} (minor units)",
+        )
+    status = PaymentStatus.SUCCEEDED if outcome == PAID else PaymentStatus.REQUIRES_CAPTURE
+    received = charge.amount_captured if outcome == PAID else 0
+    with transaction.atomic():
+        payment, _ = Payment.objects.select_for_update().get_or_create(
+            order=order,
+            charge_id=charge_id,
+            defaults={
+                "payment_intent_id": charge.payment_intent or None,
+                "adopted": True,
+                "amount_minor": charge.amount,
+                "currency": order.currency,
+            },
+        )
+        payment_advance(payment, status, received=received)
+    order_move(order, OrderState.PAID if outcome == PAID else OrderState.AUTHORIZED)
+    return {
+        "outcome": outcome,
+        "charge": charge_id,
+        "amount_received": received,
+        "payment_intent": payment.payment_intent_id or "",
+    }
+
+
+def _saved_method(ctx: ActionContext, customer: str) -> str:
+    """The Stripe customer's default payment method, re-read (empty when none)."""
+    if not customer:
+        return ""
+    found = stripe_facts.customer_from_wire(ctx.client("stripe").customer_retrieve(customer))
+    return found.default_payment_method
+
+
+def _declined(order: Order, declined: PaymentDeclined) -> dict:
+    """A business outcome, not a failure of the job: Stripe keeps the PaymentIntent;
+    the payment_failed event tells Znode and the customer."""
+    Payment.objects.get_or_create(
+        payment_intent_id=declined.payment_intent or f"declined:{order.order_number}",
+        defaults={
+            "order": order,
+            "amount_minor": order.amount_minor,
+            "currency": order.currency,
+            "decline_code": declined.decline_code or declined.error_code,
+            "failure_message": str(declined)[:500],
+            "charge_id": declined.charge or "",
+        },
+    )
+    order_move(order, OrderState.PAYMENT_FAILED, failure_reason=declined.decline_code)
+    return {
+        "outcome": DECLINED,
+        "payment_intent": declined.payment_intent,
+        "status": "declined",
+        "decline_code": declined.decline_code,
+    }
+
+
+def _settled_off_session(ctx: ActionContext, order: Order, payment: Payment) -> dict | None:
+    """A payment Stripe answered (or our row already shows) as succeeded is booked by
+    this job; the ``payment_intent.succeeded`` event that follows finds it booked.
+    Settled by the same rule as the event (``order_settle``): never for a total or a
+    state the order no longer has. None: not succeeded yet (the event books it)."""
+    if payment.status != PaymentStatus.SUCCEEDED or not payment.charge_id:
+        return None
+    return order_settle(ctx, order, payment, currency=money.stripe_currency(payment.currency))
+
+
+def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: str) -> dict:
+    """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
+    existing = payment_ours(order)
+    if existing:
+        settled = _settled_off_session(ctx, order, existing)
+        if settled is not None:
+            return settled
+        return {
+            "outcome": PENDING,
+            "payment_intent": existing.payment_intent_id,
+            "status": existing.status,
+        }
+    try:
+        money.check_chargeable(order.amount_minor, order.currency)
+    except money.MoneyError as error:
+        raise exc.DataError(f"order {order.order_number}: {error}") from error
+    params = stripe_facts.payment_intent_params(
+        amount_minor=order.amount_minor,
+        currency=money.stripe_currency(order.currency),
+        customer=customer,
+        metadata=order_metadata(ctx, order),
+        manual_capture=order.capture_on_shipment,
+        description=f"Order {order.order_number}" if setting(ctx, "stripe_description") else "",
+        payment_method=method,
+    )
+    key = ctx.idempotency_key("pi", ctx.integration.name, order.order_number)
+    try:
+        intent = stripe_facts.payment_from_wire(
+            ctx.client("stripe").payment_intent_create(params=params, idempotency_key=key)
+        )
+    except PaymentDeclined as declined:
+        return _declined(order, declined)
+    paid = intent.status == PaymentStatus.SUCCEEDED and intent.received > 0
+    payment, _ = Payment.objects.get_or_create(
+        payment_intent_id=intent.id,
+        defaults={
+            "order": order,
+            "status": intent.status,
+            "amount_minor": intent.amount,
+            "currency": order.currency,
+        },
+    )
+    order_move(order, OrderState.PAYMENT_PENDING)
+    order.refresh_from_db()
+    if order.state == OrderState.CANCELED and intent.status != PaymentStatus.SUCCEEDED:
+        # The store canceled the order while we were creating its payment: release
+        # it now (the cancel flow may have run before this PaymentIntent existed).
+        intent_release(ctx, order, intent.id)
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+        return {"outcome": SKIPPED, "payment_intent": intent.id, "status": "canceled"}
+    if paid:
+        # Stripe's own answer, not an event: the money is in.
+        payment_advance(
+            payment, PaymentStatus.SUCCEEDED, charge_id=intent.charge_id, received=intent.received
+        )
+        settled = _settled_off_session(ctx, order, payment)
+        if settled is not None:
+            return settled
+    return {"outcome": PENDING, "payment_intent": intent.id, "status": intent.status}
+
+
+def _collect_saved(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
+    method = _saved_method(ctx, customer)
+    if not method:
+        if setting(ctx, "saved_method_fallback") == CollectionMode.CUSTOMER_COMPLETES:
+            return _collect_customer(ctx, order, customer=customer)
+        raise cannot_collect(
+            ctx,
+            order,
+            f"the Stripe customer {customer or '(none)'} has no saved default payment method",
+        )
+    return _create_intent(ctx, order, customer=customer, method=method)
+
+
+def _collect_customer(ctx: ActionContext, order: Order, *, customer: str, **_: Any) -> dict:
+    if setting(ctx, "customer_payment_page") == "checkout":
+        return hosted_page_ensure(ctx, order, customer=customer)
+    result = _create_intent(ctx, order, customer=customer, method="")
+    payment = payment_ours(order)
+    if result.get("outcome") != PENDING or payment is None:
+        return result
+    # Re-read for the client secret rather than pass it along: step outputs are
+    # stored on the job, and the secret must not be.
+    intent: StripePayment = stripe_facts.payment_from_wire(
+        ctx.client("stripe").payment_intent_retrieve(payment.payment_intent_id)
+    )
+    # The storefront completes the payment with Stripe.js; the client secret is meant
+    # for the customer's browser (our logs and ApiCall rows redact it).
+    znode_note(
+        ctx,
+        order,
+        note=f"Stripe payment {intent.id} awaits the customer. "
+        f"client_secret={intent.client_secret}",
+        dedupe_key=f"pi:{intent.id}",
+    )
+    return {**result, "client_secret_handed_to_storefront": True}
+
+
+def _not_ours(ctx: ActionContext, order: Order, **_: Any) -> dict:
+    return {
+        "outcome": SKIPPED,
+        "reason": f"payment setting {order.znode_payment_setting_id} is not collected here",
+    }
+
+
+COLLECTORS = {
+    CollectionMode.ADOPT: _collect_adopt,
+    CollectionMode.SAVED_METHOD: _collect_saved,
+    CollectionMode.CUSTOMER_COMPLETES: _collect_customer,
+    CollectionMode.NOT_OURS: _not_ours,
+}
+
+
+def _paid_here(order: Order) -> dict:
+    """A re-run for an order already paid (a lost step output, a crash after the
+    money moved): the booking steps get the payment again; each does only what is
+    still missing (the payment's booking marks)."""
+    payment = order.payments.filter(status=PaymentStatus.SUCCEEDED).order_by("id").first()
+    if payment is None or not payment.charge_id:
+        return {"outcome": SKIPPED, "reason": order.state}
+    return {
+        "outcome": PAID,
+        "order_state": order.state,
+        "charge": payment.charge_id,
+        "amount_received": payment.amount_received_minor,
+    }
+
+
+def payment_collect(
+    ctx: ActionContext, order: Order, *, customer: str, transaction_id: str
+) -> dict:
+    """Collect the order's money by its mode."""
+    if order.state == OrderState.PAID:
+        return _paid_here(order)
+    if order.state == OrderState.CANCELED:
+        return {"outcome": SKIPPED, "reason": order.state}
+    collector = COLLECTORS[order.collection_mode]
+    return collector(ctx, order, customer=customer, transaction_id=transaction_id)

@@ -1,0 +1,438 @@
+"""Order-to-cash services: the order's state machine, the order from a Znode order,
+the payment rows, and the bookings (Znode's payment record and statuses, the ERP's
+sales journal entry). The collection modes, the hosted page and the reactions to
+Stripe and Znode build on these (``collection.py``, ``checkout.py``, ``outcomes.py``,
+``changes.py``); ``actions.py`` adapts them to flows.
+
+Services read facts (``integrations/connectors/*/mapping.py``), never wire paths, and
+reach other systems only through ``ctx.client(kind)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
+from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.znode.mapping import (
+    PaymentRecord,
+    PaymentView,
+    ZnodeOrder,
+    order_from_wire,
+)
+from integrations.kernel import exceptions as exc
+from integrations.mapping import apply_transform
+from integrations.runtime import ActionContext
+from integrations.settings_schema import integration_setting
+from payments import money
+from payments.choices import CollectionMode, OrderState, PaymentStatus
+from payments.exceptions import CannotCollect
+from payments.models import Order, Payment
+from payments.selectors import payment_by_charge
+from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
+
+ORDER_STATUS_TABLE = "znode-order-states"
+PAYMENT_STATUS_TABLE = "znode-payment-states"
+
+# Outcomes a collecting step hands to the booking steps after it.
+PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED = (
+    "paid",
+    "authorized",
+    "pending",
+    "declined",
+    "skipped",
+)
+CANCELED_IN_ZNODE = "the order was canceled in Znode"
+
+# A job that began writing a payment into Znode and went quiet for this long is taken
+# to have died; another job may then finish the booking (reading the history fresh).
+BOOKING_LEASE = timedelta(minutes=5)
+
+
+def setting(ctx: ActionContext, name: str) -> Any:
+    """A typed integration setting (payments/settings.py declares them and their
+    defaults)."""
+    return integration_setting(ctx.integration, name)
+
+
+def status_for(ctx: ActionContext, table: str, outcome: str) -> str:
+    """Translate our outcome through an operator-editable status table."""
+    return apply_transform(f"lookup:{table}", outcome, ctx.document)
+
+
+def znode_note(
+    ctx: ActionContext, order: Order, *, note: str, dedupe_key: str, first: bool = False
+) -> bool:
+    """A note on the Znode order, once per key (``first``: the caller knows no note
+    with this key can exist yet, which spares the lookup)."""
+    return ctx.client("znode").add_order_note(
+        order_id=order.znode_order_id, note=note, dedupe_key=dedupe_key, first=first
+    )
+
+
+# --- the order ----------------------------------------------------------------------------
+def collection_of(ctx: ActionContext, setting_id: int | None) -> tuple[str, bool]:
+    """(collection mode, capture on shipment) for a Znode payment setting."""
+    mode = setting(ctx, "collection_modes").get(str(setting_id), CollectionMode.NOT_OURS)
+    manual = setting_id in setting(ctx, "manual_capture_payment_settings")
+    return mode, mode == CollectionMode.ADOPT or manual
+
+
+def order_upsert(ctx: ActionContext, znode_order: ZnodeOrder) -> Order:
+    """Our mirror of the Znode order: created once (its total, currency and how it is
+    collected, from its payment setting), its customer and last-seen state refreshed."""
+    if not znode_order.number or not znode_order.id:
+        raise exc.DataError("the Znode order has no OmsOrderId or OrderNumber")
+    if znode_order.total is None:
+        raise exc.DataError(f"Znode order {znode_order.number} has no Total")
+    try:
+        minor = money.to_minor_units(znode_order.total, znode_order.currency)
+    except money.MoneyError as error:
+        raise exc.DataError(f"order {znode_order.number}: {error}") from error
+    mode, capture_later = collection_of(ctx, znode_order.payment_setting_id)
+    with transaction.atomic():
+        order, _ = Order.objects.select_for_update().get_or_create(
+            integration=ctx.integration,
+            order_number=znode_order.number,
+            defaults={
+                "znode_order_id": znode_order.id,
+                "currency": znode_order.currency,
+                "total": znode_order.total,
+                "amount_minor": minor,
+                "collection_mode": mode,
+                "capture_on_shipment": capture_later,
+                "znode_payment_setting_id": znode_order.payment_setting_id,
+            },
+        )
+        order.znode_user_id = znode_order.user_id
+        order.email = znode_order.email or order.email
+        order.znode_state = znode_order.state
+        # Persisted before any write of ours: a state write may clear it in Znode.
+        order.tracking_number = znode_order.tracking_number or order.tracking_number
+        order.save(
+            update_fields=["znode_user_id", "email", "znode_state", "tracking_number", "updated_at"]
+        )
+    return order
+
+
+def order_store_total(order: Order, amount_minor: int) -> None:
+    """The order's total as Znode (or the capture) now has it, in minor units."""
+    Order.objects.filter(pk=order.pk).update(
+        amount_minor=amount_minor, total=money.from_minor_units(amount_minor, order.currency)
+    )
+
+
+def order_move(order: Order, state: str, **fields: Any) -> bool:
+    """Monotonic state change under a row lock; returns whether it moved."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if not locked.can_move_to(state):
+            return False
+        locked.state = state
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        locked.save()
+    order.refresh_from_db()
+    return True
+
+
+def order_metadata(ctx: ActionContext, order: Order) -> dict[str, str]:
+    return stripe_facts.order_metadata(
+        order_number=order.order_number,
+        znode_order_id=order.znode_order_id,
+        znode_user_id=order.znode_user_id,
+        integration=ctx.integration.name,
+    )
+
+
+def payment_advance(
+    payment: Payment, status: str, *, charge_id: str = "", received: int | None = None
+) -> Payment:
+    """The payment's status moves forward only (a late or duplicate answer never moves
+    it back); the charge id is kept once known; what was received only grows."""
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if status in PaymentStatus.values and locked.can_move_to(status):
+            locked.status = status
+        locked.charge_id = charge_id or locked.charge_id
+        if received is not None:
+            locked.amount_received_minor = max(locked.amount_received_minor, received)
+        locked.save()
+    payment.refresh_from_db()
+    return payment
+
+
+def intent_release(ctx: ActionContext, order: Order, payment_intent: str) -> dict:
+    """Cancel the order's PaymentIntent (one key per order: a retry replays it)."""
+    return ctx.client("stripe").payment_intent_cancel(
+        payment_intent,
+        params=stripe_facts.CANCEL_PARAMS,
+        idempotency_key=ctx.idempotency_key("cancel", ctx.integration.name, order.order_number),
+    )
+
+
+def cannot_collect(ctx: ActionContext, order: Order, reason: str) -> CannotCollect:
+    """Tell Znode (a note) and return the error that quarantines the job."""
+    znode_note(
+        ctx,
+        order,
+        note=f"The platform cannot collect this payment: {reason}",
+        dedupe_key=f"cannot-collect:{order.order_number}",
+    )
+    return CannotCollect(f"order {order.order_number}: {reason}")
+
+
+def paid_refused(
+    ctx: ActionContext, order: Order, page: Payment, why: str
+) -> exc.BusinessRuleError:
+    """The customer paid (or is paying) for an order that changed under the payment (a
+    new total, a cancellation): nothing is decided for the merchant (refunds follow
+    their own rules); Znode gets a note and the job waits for an operator."""
+    paid = page.amount_received_minor or page.amount_minor
+    amount = money.format_minor(paid, order.currency)
+    where = (
+        f"on the Stripe payment page {page.checkout_session_id}"
+        if page.checkout_session_id
+        else "in Stripe"
+    )
+    reference = page.payment_intent_id or page.charge_id or "payment in progress"
+    reason = (
+        f"{why}, but the customer already paid {amount} {where} ({reference}); "
+        "refund or adjust it in Stripe"
+    )
+    znode_note(
+        ctx,
+        order,
+        note=f"Order {order.order_number}: {reason}.",
+        dedupe_key=f"paid:{page.pk}:{why}",
+    )
+    return exc.BusinessRuleError(f"order {order.order_number}: {reason}")
+
+
+def order_settle(
+    ctx: ActionContext, order: Order, payment: Payment, *, currency: str, authorized: bool = False
+) -> dict:
+    """The order paid (or authorized) by ``payment`` as its row now stands: never for
+    a total or currency the order no longer has (a new total raced the payment), and
+    never for a canceled order. The booking steps' input."""
+    order.refresh_from_db()
+    if order.state == OrderState.CANCELED and not authorized:
+        raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+    received = payment.amount_received_minor
+    if not authorized and (
+        received != order.amount_minor
+        or currency.upper() != money.stripe_currency(order.currency).upper()
+    ):
+        # Stripe's truth is kept on the payment; the order is not marked paid for a
+        # total it no longer has.
+        total = money.format_money(order.total, order.currency)
+        raise paid_refused(ctx, order, payment, f"the order total is now {total}")
+    moved = order_move(
+        order, OrderState.AUTHORIZED if authorized else OrderState.PAID, failure_reason=""
+    )
+    return {
+        "outcome": AUTHORIZED if authorized else PAID,
+        "order_state": order.state,
+        "moved": moved,
+        "charge": payment.charge_id,
+        "amount_received": received,
+    }
+
+
+# --- bookings -----------------------------------------------------------------------------
+def _before_payment(ctx: ActionContext, order: Order) -> bool:
+    """Only from these states does a payment outcome move the order state: an order
+    already shipped stays shipped."""
+    names = setting(ctx, "znode_states_before_payment") or BEFORE_PAYMENT_STATES
+    now = order_from_wire(
+        ctx.client("znode").get_order(order.znode_order_id, expand=("omsorderstate",))
+    )
+    return now.state in {n.upper() for n in names}
+
+
+def znode_state_set(ctx: ActionContext, order: Order, outcome: str) -> str:
+    """The order state for ``outcome`` by the status table, as the last Znode write.
+
+    A state the store refuses (missing, or not an order state) never blocks what was
+    already written (the payment record, the journal): it becomes a note in Znode and
+    a line in the step's output for an operator. Transient errors still retry."""
+    state = status_for(ctx, ORDER_STATUS_TABLE, outcome)
+    if not state or not _before_payment(ctx, order):
+        return ""
+    try:
+        ctx.client("znode").update_order_state(
+            order_number=order.order_number,
+            state_name=state,
+            tracking_number=order.tracking_number,
+        )
+    except (exc.DataError, exc.BusinessRuleError) as error:
+        znode_note(
+            ctx,
+            order,
+            note=f"The platform could not set the order state {state}: {error}",
+            dedupe_key=f"state:{outcome}:{state}",
+        )
+        return f"refused: {error}"
+    return state
+
+
+def _booking_claim(ctx: ActionContext, payment: Payment) -> bool | None:
+    """Claim writing ``payment`` into Znode. None: booked already. True: this is the
+    first try of any job (nothing of ours can be in Znode yet, so the order as read
+    earlier may decide). False: a try before this one may have written; read fresh.
+    Another job's live claim is waited for (retried)."""
+    now = timezone.now()
+    job = ctx.job.pk if ctx.job else None
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.znode_booked_at:
+            return None
+        started: datetime | None = locked.znode_booking_started_at
+        if started and locked.znode_booking_job != job and now - started < BOOKING_LEASE:
+            raise exc.ConflictRetry(
+                f"payment {payment.pk} is being written into Znode by job "
+                f"{locked.znode_booking_job}"
+            )
+        locked.znode_booking_started_at = now
+        locked.znode_booking_job = job
+        locked.save(update_fields=["znode_booking_started_at", "znode_booking_job", "updated_at"])
+    return started is None
+
+
+def _record_in_znode(
+    ctx: ActionContext,
+    order: Order,
+    payment: Payment | None,
+    *,
+    charge: str,
+    amount: Any,
+    status: str,
+    history: tuple[PaymentRecord, ...] | None,
+) -> bool:
+    """The payment record, exactly once for ours, never dropping someone else's."""
+
+    def baseline(now: int) -> int:
+        """Matching history rows before our first try: the first count seen, kept."""
+        if payment is None:
+            return now
+        Payment.objects.filter(pk=payment.pk, znode_history_baseline__isnull=True).update(
+            znode_history_baseline=now
+        )
+        payment.refresh_from_db(fields=["znode_history_baseline"])
+        return payment.znode_history_baseline
+
+    return ctx.client("znode").record_payment(
+        order_id=order.znode_order_id,
+        transaction_reference=charge,
+        amount=amount,
+        status=status,
+        payment_setting_id=int(
+            order.znode_payment_setting_id or setting(ctx, "znode_payment_setting_id") or 0
+        ),
+        transaction_date=timezone.now(),
+        baseline=baseline,
+        history=history,
+    )
+
+
+def order_book_in_znode(
+    ctx: ActionContext,
+    order: Order,
+    *,
+    charge: str,
+    amount_received: int,
+    outcome: str,
+    seen: PaymentView | None = None,
+) -> dict:
+    """Writes in the order that keeps the money's evidence first: the payment record,
+    the transaction id, the payment status, and the order state last (a state the
+    store refuses never blocks the others).
+
+    What Znode shows decides what is written; ``seen`` is the order as this job read
+    it earlier. A payment is written once (the payment's ``znode_booked_at``), by one
+    job at a time. The record is not idempotent, so it is decided on the history read
+    fresh, unless this is the first try of any job for the payment: then nothing of
+    ours can be in Znode, and ``seen`` serves. An authorization records nothing:
+    ``seen`` only spares writes Znode already shows (stale, it causes a harmless
+    re-write)."""
+    znode = ctx.client("znode")
+    payment_status = status_for(ctx, PAYMENT_STATUS_TABLE, outcome)
+    payment = payment_by_charge(order, charge) if charge else None
+    recorded = False
+    if outcome == PAID and payment is not None:
+        first_try = _booking_claim(ctx, payment)
+        if first_try is None:
+            return {"skipped": "booked in Znode already", "payment_recorded": False}
+        if not first_try or (seen is not None and seen.payments is None):
+            seen = None
+    if seen is None:
+        seen = order_from_wire(
+            znode.get_order(order.znode_order_id, expand=("omspaymentstate",))
+        ).payment_view
+    if outcome == PAID and charge:
+        amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
+        recorded = _record_in_znode(
+            ctx,
+            order,
+            payment,
+            charge=charge,
+            amount=amount,
+            status=payment_status,
+            history=seen.payments,
+        )
+    if charge:
+        znode.update_transaction_id(
+            order_id=order.znode_order_id, transaction_id=charge, shown=seen.transaction_id
+        )
+    znode.update_payment_status(
+        order_id=order.znode_order_id, status_name=payment_status, shown=seen.payment_status
+    )
+    state = znode_state_set(ctx, order, outcome)
+    if outcome == PAID and payment is not None:
+        Payment.objects.filter(pk=payment.pk).update(znode_booked_at=timezone.now())
+    return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
+
+
+def erp_sale_entry(
+    ctx: ActionContext, order: Order, *, charge: str, amount_received: int
+) -> JournalEntry:
+    """The sales journal entry of a payment: the Stripe clearing account debited,
+    sales credited, keyed by the charge."""
+    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+    amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
+    # The date comes from the event, so a retry after midnight sends the same entry.
+    when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
+    return JournalEntry(
+        external_reference=f"sale:{charge}",
+        date=when.date(),
+        currency=order.currency,
+        memo=f"Stripe payment for order {order.order_number}",
+        lines=(
+            JournalLine(account=accounts["clearing"], debit=amount, description=f"Stripe {charge}"),
+            JournalLine(
+                account=accounts["sales"], credit=amount, description=f"Order {order.order_number}"
+            ),
+        ),
+    )
+
+
+def erp_sale_post(ctx: ActionContext, order: Order, *, charge: str, amount_received: int) -> dict:
+    """Post the sale once per payment (the ERP keys it by the charge as well)."""
+    payment = payment_by_charge(order, charge)
+    if payment is not None and payment.erp_booked_at:
+        return {"skipped": "posted to the ERP already"}
+    entry = erp_sale_entry(ctx, order, charge=charge, amount_received=amount_received)
+    document = document_from_wire(ctx.client("erp").journal_entry_post(entry=entry))
+    if payment is not None:
+        Payment.objects.filter(pk=payment.pk).update(erp_booked_at=timezone.now())
+    return {"journal_entry": document.id, "amount": str(entry.lines[0].debit)}
+
+
+def payment_booked(ctx: ActionContext, payment: Payment) -> bool:
+    """Every booking of a paid payment is done (Znode, and the ERP where there is one)."""
+    erp_done = payment.erp_booked_at is not None or ctx.integration.erp_id is None
+    return payment.znode_booked_at is not None and erp_done

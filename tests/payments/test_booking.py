@@ -1,0 +1,274 @@
+"""Booking a payment: whichever job first has Stripe's word that the money is in books
+it, every later job for the same payment does only what is still missing, and no
+retry writes anything twice. Against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from django.utils import timezone
+
+from integrations.connectors.stripe.client import StripeGateway
+from integrations.kernel import exceptions as exc
+from integrations.models import ApiCall, Integration, Job
+from integrations.registry import get_action
+from integrations.runtime import ActionContext
+from payments.choices import OrderState
+from payments.models import Order, Payment
+from tests.conftest import make_flow
+from tests.e2e.conftest import saved_card_customer
+from tests.support.shop import SAVED_PAYMENT_SETTING_ID, Shop, payment_rows, store_connection
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = {"collection_modes": {str(SAVED_PAYMENT_SETTING_ID): "saved_method"}}
+
+
+@pytest.fixture
+def wired(sandbox):
+    from integrations.connectors.znode.client import forget_cached
+    from integrations.services.connections import connection_create
+    from integrations.services.flows import lookups_install_defaults
+
+    forget_cached()
+    lookups_install_defaults()
+    stripe_conn = connection_create(
+        name="stripe-booking",
+        kind="stripe",
+        base_url=sandbox.system_url("stripe"),
+        credentials={"api_key": "sk_test_booking"},
+        rate_limit_per_second=500,
+    )
+    erp = connection_create(
+        name="erp-booking",
+        kind="erp",
+        base_url=sandbox.system_url("erp"),
+        credentials={"token": "sandbox-erp-token"},
+        rate_limit_per_second=500,
+    )
+    integration = Integration.objects.create(
+        name="booking",
+        znode=store_connection(sandbox),
+        stripe=stripe_conn,
+        erp=erp,
+        settings=SETTINGS,
+    )
+    integration.shop = Shop(sandbox.system_url("znode"))
+    integration.sandbox = sandbox
+    yield integration
+    forget_cached()
+
+
+def new_ctx(integration) -> ActionContext:
+    """A context of a job of its own (each call stands for a separate job)."""
+    flow = make_flow(f"booking-{Job.objects.count()}", steps=[("a", "tests.echo", {})])
+    job = Job.objects.create(flow=flow, integration=integration, max_attempts=1)
+    return ActionContext(job=job, step=flow.steps.get(), attempt=None, document={})
+
+
+def run(integration, key: str, **inputs) -> dict:
+    return get_action(key).call(new_ctx(integration), inputs)
+
+
+def calls(operation: str = "") -> int:
+    rows = ApiCall.objects.all()
+    return (rows.filter(operation=operation) if operation else rows).count()
+
+
+def place(wired, *, user_id: int, total: str = "30.00") -> dict:
+    saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com")
+    placed = wired.shop.place_order(
+        user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID
+    )
+    fetched = run(wired, "payments.fetch_order", order_id=placed["OmsOrderId"])
+    customer = run(
+        wired,
+        "payments.ensure_customer",
+        user_id=user_id,
+        email=fetched["email"],
+        collection_mode=fetched["collection_mode"],
+    )
+    return {**fetched, "customer": customer["customer"]}
+
+
+def mark_paid(wired, fetched: dict, paid: dict) -> dict:
+    return run(
+        wired,
+        "payments.znode_mark_paid",
+        order_number=fetched["order_number"],
+        charge=paid["charge"],
+        amount_received=paid["amount_received"],
+        outcome=paid["outcome"],
+        znode_payment_status=fetched["payment_status"],
+        znode_transaction_id=fetched["transaction_id"],
+        znode_payments=fetched["payments"],
+    )
+
+
+def post_sale(wired, fetched: dict, paid: dict) -> dict:
+    return run(
+        wired,
+        "payments.erp_post_sale",
+        order_number=fetched["order_number"],
+        charge=paid["charge"],
+        amount_received=paid["amount_received"],
+        outcome=paid["outcome"],
+    )
+
+
+def collect(wired, fetched: dict) -> dict:
+    return run(
+        wired,
+        "payments.collect_payment",
+        order_number=fetched["order_number"],
+        customer=fetched["customer"],
+    )
+
+
+def erp_entries(wired, reference: str) -> list[dict]:
+    return requests.get(
+        wired.sandbox.system_url("erp") + "/api/journal-entries",
+        params={"external_reference": reference},
+        headers={"Authorization": "Bearer sandbox-erp-token"},
+        timeout=10,
+    ).json()["results"]
+
+
+def test_the_job_with_stripes_answer_books_and_the_event_after_it_costs_nothing(wired):
+    """Stripe's answer to the off-session charge is the money (not an event, a hint):
+    the order-created job settles and books it. The first booking decides on the
+    order as the fetch step read it (nothing of ours can be in Znode yet), so it
+    reads nothing again; the ``payment_intent.succeeded`` event then makes no call."""
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    assert paid["outcome"] == "paid" and paid["charge"].startswith("ch_")
+    assert paid["amount_received"] == 3000
+    reads = calls("znode.order.get")
+    booked = mark_paid(wired, fetched, paid)
+    assert booked["payment_recorded"] is True
+    assert calls("znode.order.get") == reads  # decided on the fetch step's read
+    post_sale(wired, fetched, paid)
+
+    before = calls()
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    result = run(
+        wired,
+        "payments.record_success",
+        order_number=fetched["order_number"],
+        payment_intent=payment.payment_intent_id,
+    )
+    assert result["booked"] is True and result["outcome"] == "paid"
+    assert mark_paid(wired, fetched, result)["skipped"] == "booked in Znode already"
+    assert post_sale(wired, fetched, result) == {"skipped": "posted to the ERP already"}
+    assert calls() == before
+    znode = wired.shop.order(fetched["order_number"])
+    assert len(payment_rows(znode, paid["charge"])) == 1
+    assert len(erp_entries(wired, f"sale:{paid['charge']}")) == 1
+
+
+def test_a_rerun_after_the_money_moved_hands_the_booking_on(wired):
+    """The collect step's output was lost after the payment was stored and the order
+    moved to paid (a crash, a lost lease): the re-run creates nothing, and hands the
+    booking steps the payment, instead of deciding there is nothing to do."""
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    creates = calls("payment_intent.create")
+    again = collect(wired, fetched)
+    assert again["outcome"] == "paid"
+    assert (again["charge"], again["amount_received"]) == (paid["charge"], 3000)
+    assert calls("payment_intent.create") == creates
+    mark_paid(wired, fetched, again)
+    post_sale(wired, fetched, again)
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    assert payment.znode_booked_at and payment.erp_booked_at
+    assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
+
+
+def test_a_quarantined_erp_step_is_finished_by_the_replayed_event(wired):
+    """The booker wrote Znode, then its ERP step failed for an operator. The replayed
+    ``payment_intent.succeeded`` does only what is missing: Stripe is re-read (not
+    every booking is done), Znode is left alone, the journal entry is posted once."""
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    mark_paid(wired, fetched, paid)
+    erp = wired.erp
+    erp.enabled = False
+    erp.save()
+    with pytest.raises(exc.ConnectorConfigurationError):
+        post_sale(wired, fetched, paid)
+    erp.enabled = True
+    erp.save()
+    wired.refresh_from_db()
+
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    retrieves = calls("payment_intent.retrieve")
+    replay = run(
+        wired,
+        "payments.record_success",
+        order_number=fetched["order_number"],
+        payment_intent=payment.payment_intent_id,
+    )
+    assert calls("payment_intent.retrieve") == retrieves + 1
+    assert replay["outcome"] == "paid" and "booked" not in replay
+    writes = calls("znode.order.record_payment")
+    assert mark_paid(wired, fetched, replay)["skipped"] == "booked in Znode already"
+    assert calls("znode.order.record_payment") == writes
+    post_sale(wired, fetched, replay)
+    assert len(erp_entries(wired, f"sale:{paid['charge']}")) == 1
+    assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
+
+
+def test_an_off_session_success_for_a_moved_total_is_refused_on_every_rerun(wired, monkeypatch):
+    """Rule: the money Stripe took is kept on the payment, but the order is not settled
+    for a total it no longer has (a change of the order raced the charge). A re-run
+    decides by the same rule from the payment as stored: refused again, with no second
+    charge, until the totals agree; then it settles and books."""
+    fetched = place(wired, user_id=12)
+    order = Order.objects.get(order_number=fetched["order_number"])
+    create = StripeGateway.payment_intent_create
+
+    def racing_change(self, **kwargs):
+        answer = create(self, **kwargs)
+        Order.objects.filter(pk=order.pk).update(amount_minor=2500, total=Decimal("25.00"))
+        return answer
+
+    monkeypatch.setattr(StripeGateway, "payment_intent_create", racing_change)
+    with pytest.raises(exc.BusinessRuleError, match=r"the order total is now 25\.00 USD"):
+        collect(wired, fetched)
+    payment = order.payments.get()
+    assert (payment.status, payment.amount_received_minor) == ("succeeded", 3000)
+    order.refresh_from_db()
+    assert order.state == OrderState.PAYMENT_PENDING
+
+    with pytest.raises(exc.BusinessRuleError, match=r"the order total is now 25\.00 USD"):
+        collect(wired, fetched)
+    assert calls("payment_intent.create") == 1
+    assert Order.objects.get(pk=order.pk).state == OrderState.PAYMENT_PENDING
+
+    Order.objects.filter(pk=order.pk).update(amount_minor=3000, total=Decimal("30.00"))
+    settled = collect(wired, fetched)
+    assert settled["outcome"] == "paid" and Order.objects.get(pk=order.pk).state == "paid"
+
+
+def test_one_job_at_a_time_writes_a_payment_into_znode(wired):
+    """Another job's fresh claim is waited for (retried); a claim gone quiet past the
+    lease is taken over, and the history is then read fresh, since the job before may
+    have written the record before it died."""
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    Payment.objects.filter(pk=payment.pk).update(
+        znode_booking_started_at=timezone.now(), znode_booking_job=999_999
+    )
+    with pytest.raises(exc.ConflictRetry, match="being written into Znode by job 999999"):
+        mark_paid(wired, fetched, paid)
+    Payment.objects.filter(pk=payment.pk).update(
+        znode_booking_started_at=timezone.now() - timedelta(minutes=10)
+    )
+    reads = calls("znode.order.get")
+    assert mark_paid(wired, fetched, paid)["payment_recorded"] is True
+    assert calls("znode.order.get") == reads + 1  # read fresh: not the first try
+    assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
