@@ -83,11 +83,16 @@ def connection_create(
     full_clean(connection)
     connection._change_reason = "created"
     connection.save()
-    if kind == ConnectionKind.ZNODE:
+    _poll_schedules_follow(kind)
+    return connection
+
+
+def _poll_schedules_follow(kind: str) -> None:
+    """A polled system's schedules follow its connections (created, turned on or off)."""
+    if connectors.get(kind).supports_polling:
         from integrations.services.polling import poll_schedules_sync
 
         poll_schedules_sync()
-    return connection
 
 
 def connection_update(
@@ -117,10 +122,7 @@ def connection_update(
         full_clean(row)
         row._change_reason = change_reason(reason)
         row.save()
-    if row.kind == ConnectionKind.ZNODE:
-        from integrations.services.polling import poll_schedules_sync
-
-        poll_schedules_sync()  # polling may have been turned on or off
+    _poll_schedules_follow(row.kind)  # polling may have been turned on or off
     return row
 
 
