@@ -6,6 +6,7 @@ from django.utils.safestring import mark_safe
 from integrations.admin import ReadOnlyAdmin
 from integrations.models import ApiCall, InboundEvent, Job
 from payments.models import Notification, Order, Payment
+from payments.services import payment_rebook
 
 
 class PaymentInline(admin.TabularInline):
@@ -73,9 +74,32 @@ class PaymentAdmin(ReadOnlyAdmin):
         "amount_minor",
         "currency",
         "decline_code",
+        "znode_booked_at",
+        "erp_booked_at",
     )
     list_filter = ("status", "currency")
     search_fields = ("=payment_intent_id", "=charge_id", "=order__order_number")
+    actions = ("rebook",)
+
+    def has_rebook_permission(self, request) -> bool:
+        return request.user.has_perm("payments.rebook_payment")
+
+    @admin.action(
+        description="Book again: the next job for it re-checks Znode and the ERP",
+        permissions=["rebook"],
+    )
+    def rebook(self, request, queryset):
+        """For a booking lost on the other side (a restore, a manual cleanup): clears
+        the payment's booking marks, audited; replay its event to write what is
+        missing (what is there already is found and not written twice)."""
+        count = 0
+        for payment in queryset.exclude(znode_booked_at=None, erp_booked_at=None):
+            payment_rebook(payment=payment)
+            self.log_change(request, payment, "Booking marks cleared: book again")
+            count += 1
+        self.message_user(
+            request, f"{count} payment(s) will be booked again by their next job (replay it)"
+        )
 
 
 @admin.register(Notification)

@@ -4,6 +4,7 @@ it, a shipment captures it, a new total re-amounts it (or its hosted page)."""
 from __future__ import annotations
 
 from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.znode.constants import CANCELED_ORDER_STATES, SHIPPED_ORDER_STATE
 from integrations.kernel import exceptions as exc
 from integrations.runtime import ActionContext
 from payments import money
@@ -23,9 +24,6 @@ from payments.services import (
     setting,
     znode_note,
 )
-
-CANCELED_STATES = ("CANCELED", "CANCELLED")
-SHIPPED = "SHIPPED"
 
 
 def _capture(ctx: ActionContext, order: Order, payment: Payment, amount_minor: int) -> dict:
@@ -88,7 +86,11 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
         hosted_page_close(ctx, payment)
     if payment and payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING):
         return _canceled_with_money(ctx, order, payment)
-    if payment and not payment.adopted and not (payment.payment_intent_id or "").startswith("pi_"):
+    if (
+        payment
+        and not payment.adopted
+        and not stripe_facts.is_payment_intent_id(payment.payment_intent_id)
+    ):
         # A decline recorded without a PaymentIntent, or a closed page: nothing to release.
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
     elif payment and payment.status != PaymentStatus.CANCELED:
@@ -183,7 +185,7 @@ def _reamount(ctx: ActionContext, order: Order, payment: Payment | None, amount_
         raise exc.BusinessRuleError(
             f"{order.order_number}: total changed while the payment is {payment.status}"
         )
-    if payment and (payment.payment_intent_id or "").startswith("pi_"):
+    if payment and stripe_facts.is_payment_intent_id(payment.payment_intent_id):
         # One key per Znode change: the same amount can come back later (20 → 25 →
         # 20 → 25) and must then be applied again, not replayed from the cache.
         change = ctx.event.external_id if ctx.event else f"job{ctx.job.pk}"
@@ -209,11 +211,12 @@ def order_change_sync(ctx: ActionContext, order: Order, *, state: str, amount_mi
     """Cancel, capture, or re-amount after the order changed in Znode."""
     payment = payment_latest(order)
     state = state.upper()
-    if state in CANCELED_STATES:
+    if state in CANCELED_ORDER_STATES:
         return _cancel(ctx, order, payment)
-    if payment and state == SHIPPED and payment.status == PaymentStatus.REQUIRES_CAPTURE:
+    shipped = state == SHIPPED_ORDER_STATE
+    if payment and shipped and payment.status == PaymentStatus.REQUIRES_CAPTURE:
         return _capture(ctx, order, payment, amount_minor)
-    if payment and state == SHIPPED and payment.adopted and order.state == OrderState.PAID:
+    if payment and shipped and payment.adopted and order.state == OrderState.PAID:
         # Captured here already: a re-run after the capture's answer was stored but not
         # the step's (a lost lease, a crash) hands the booking steps the capture again;
         # each does only what is still missing (the payment's booking marks).

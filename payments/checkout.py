@@ -81,7 +81,7 @@ def hosted_page_ensure(ctx: ActionContext, order: Order, *, customer: str = "") 
         if keep.link_sent_at:
             return _result(keep, status="open")
         session = _retrieve(ctx, keep)
-        if session.status != "expired":
+        if not session.is_expired:
             return _deliver(ctx, order, keep, session)
         Payment.objects.filter(pk=keep.pk).update(status=PaymentStatus.CANCELED)
     customer = customer or stripe_customer_linked(
@@ -145,7 +145,7 @@ def _deliver(
         hosted_page_close(ctx, page)
         return {**_result(page, status="replaced"), "outcome": SKIPPED}
     order_move(order, OrderState.PAYMENT_PENDING)
-    if session.status == "open" and session.url and not page.link_sent_at:
+    if session.is_open and session.url and not page.link_sent_at:
         amount = session.amount_total or page.amount_minor
         shown = money.format_minor(amount, order.currency)
         znode_note(
@@ -191,11 +191,11 @@ def hosted_page_close(ctx: ActionContext, page: Payment) -> CheckoutPage:
     except exc.BadRequest:
         raw = gateway.checkout_session_retrieve(page.checkout_session_id)
     session = stripe_facts.page_from_wire(raw)
-    if session.status == "expired":
+    if session.is_expired:
         Payment.objects.filter(pk=page.pk).update(status=PaymentStatus.CANCELED)
     if session.payment_intent and not page.payment_intent_id:
         _claim_intent(page, session.payment_intent)
-    if session.status == "complete" and page.payment_intent_id:
+    if session.is_complete and page.payment_intent_id:
         intent = stripe_facts.payment_from_wire(
             gateway.payment_intent_retrieve(page.payment_intent_id)
         )
@@ -247,7 +247,7 @@ def hosted_page_expired(
     if page is None:
         return {"skipped": "not a payment page of this order"}
     session = _retrieve(ctx, page)
-    if session.status != "expired":
+    if not session.is_expired:
         return {"skipped": f"the page is {session.status}"}
     Payment.objects.filter(pk=page.pk).exclude(status=PaymentStatus.SUCCEEDED).update(
         status=PaymentStatus.CANCELED

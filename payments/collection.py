@@ -50,9 +50,9 @@ def charge_outcome(charge: StripeCharge) -> str:
     (a partial capture's released remainder included) is left to a person."""
     if charge.refunded or charge.amount_refunded > 0:
         return "refunded or released"
-    if charge.status == "succeeded" and charge.captured:
+    if charge.succeeded and charge.captured:
         return PAID
-    if charge.status == "succeeded":
+    if charge.succeeded:
         return AUTHORIZED
     return charge.status or "unknown"
 
@@ -61,7 +61,7 @@ def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_
     """Adopt the charge Znode's payment app made (the order's ``TransactionId``)."""
     existing = payment_adopted(order)
     charge_id = existing.charge_id if existing else transaction_id
-    if not charge_id.startswith(("ch_", "py_")):
+    if not stripe_facts.is_charge_id(charge_id):
         raise cannot_collect(
             ctx,
             order,
@@ -143,21 +143,26 @@ def _declined(order: Order, declined: PaymentDeclined) -> dict:
     }
 
 
-def _settled_off_session(ctx: ActionContext, order: Order, payment: Payment) -> dict | None:
+def _settled_off_session(
+    ctx: ActionContext, order: Order, payment: Payment, *, currency: str
+) -> dict | None:
     """A payment Stripe answered (or our row already shows) as succeeded is booked by
     this job; the ``payment_intent.succeeded`` event that follows finds it booked.
-    Settled by the same rule as the event (``order_settle``): never for a total or a
-    state the order no longer has. None: not succeeded yet (the event books it)."""
+    Settled by the same rule as the event (``order_settle``): never for a total, a
+    currency or a state the order no longer has. None: not succeeded yet (the event
+    books it)."""
     if payment.status != PaymentStatus.SUCCEEDED or not payment.charge_id:
         return None
-    return order_settle(ctx, order, payment, currency=money.stripe_currency(payment.currency))
+    return order_settle(ctx, order, payment, currency=currency)
 
 
 def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: str) -> dict:
     """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
     existing = payment_ours(order)
     if existing:
-        settled = _settled_off_session(ctx, order, existing)
+        # The row was written from Stripe's answers, in the currency we asked for.
+        asked = money.stripe_currency(existing.currency)
+        settled = _settled_off_session(ctx, order, existing, currency=asked)
         if settled is not None:
             return settled
         return {
@@ -208,7 +213,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         payment_advance(
             payment, PaymentStatus.SUCCEEDED, charge_id=intent.charge_id, received=intent.received
         )
-        settled = _settled_off_session(ctx, order, payment)
+        settled = _settled_off_session(ctx, order, payment, currency=intent.currency)
         if settled is not None:
             return settled
     return {"outcome": PENDING, "payment_intent": intent.id, "status": intent.status}
@@ -268,10 +273,20 @@ COLLECTORS = {
 
 def _paid_here(order: Order) -> dict:
     """A re-run for an order already paid (a lost step output, a crash after the
-    money moved): the booking steps get the payment again; each does only what is
-    still missing (the payment's booking marks)."""
-    payment = order.payments.filter(status=PaymentStatus.SUCCEEDED).order_by("id").first()
-    if payment is None or not payment.charge_id:
+    money moved): the booking steps get the payment that paid it again; each does
+    only what is still missing (the payment's booking marks). A payment for another
+    total (refused when it came) is never handed on."""
+    paid = order.payments.filter(status=PaymentStatus.SUCCEEDED).exclude(charge_id="")
+    if order.collection_mode == CollectionMode.ADOPT:
+        # The charge Znode's payment app made for this order, as adopted.
+        payment = paid.filter(adopted=True).order_by("id").first()
+    else:
+        payment = (
+            paid.filter(amount_received_minor=order.amount_minor, currency=order.currency)
+            .order_by("id")
+            .first()
+        )
+    if payment is None:
         return {"outcome": SKIPPED, "reason": order.state}
     return {
         "outcome": PAID,

@@ -119,6 +119,12 @@ class Payment(models.Model):
         blank=True,
         help_text="When the ERP acknowledged this payment's sales journal entry.",
     )
+    paid_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the platform first saw the money in (Stripe's answer): the date "
+        "of the sales journal entry, whichever job posts it.",
+    )
     status = models.CharField(
         max_length=30,
         choices=PaymentStatus.choices,
@@ -134,6 +140,9 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("rebook_payment", "Can have a payment booked again in Znode and the ERP"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["checkout_session_id"],

@@ -4,6 +4,7 @@ hints: the PaymentIntent is re-read before the order moves."""
 from __future__ import annotations
 
 from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.stripe.constants import EXPAND_LATEST_CHARGE
 from integrations.connectors.stripe.mapping import StripePayment
 from integrations.runtime import ActionContext
 from payments.checkout import hosted_page_for_retry, hosted_page_of_intent
@@ -58,7 +59,9 @@ def payment_success_record(ctx: ActionContext, order: Order, *, payment_intent: 
             "booked": True,
         }
     intent = stripe_facts.payment_from_wire(
-        ctx.client("stripe").payment_intent_retrieve(payment_intent, expand=["latest_charge"])
+        ctx.client("stripe").payment_intent_retrieve(
+            payment_intent, expand=list(EXPAND_LATEST_CHARGE)
+        )
     )
     if intent.order_number != order.order_number or (
         intent.integration and intent.integration != ctx.integration.name
@@ -149,7 +152,7 @@ def payment_failure_record(
     )
     state = znode_state_set(ctx, order, "payment_failed")
     # On the hosted page the customer may simply try another card: the email says where.
-    retry_url = session.url if session is not None and session.status == "open" else ""
+    retry_url = session.url if session is not None and session.is_open else ""
     emailed = setting(ctx, "notify_customer") and payment_failed_email(
         order=order, reason=shown, dedupe_key=payment_intent, retry_url=retry_url
     )

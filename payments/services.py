@@ -10,14 +10,16 @@ reach other systems only through ``ctx.client(kind)``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from integrations.choices import JobStatus
 from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
 from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.znode.constants import EXPAND_ORDER_STATE, EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
     PaymentView,
@@ -26,6 +28,7 @@ from integrations.connectors.znode.mapping import (
 )
 from integrations.kernel import exceptions as exc
 from integrations.mapping import apply_transform
+from integrations.models import Job
 from integrations.runtime import ActionContext
 from integrations.settings_schema import integration_setting
 from payments import money
@@ -47,10 +50,6 @@ PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED = (
     "skipped",
 )
 CANCELED_IN_ZNODE = "the order was canceled in Znode"
-
-# A job that began writing a payment into Znode and went quiet for this long is taken
-# to have died; another job may then finish the booking (reading the history fresh).
-BOOKING_LEASE = timedelta(minutes=5)
 
 
 def setting(ctx: ActionContext, name: str) -> Any:
@@ -153,11 +152,14 @@ def payment_advance(
     payment: Payment, status: str, *, charge_id: str = "", received: int | None = None
 ) -> Payment:
     """The payment's status moves forward only (a late or duplicate answer never moves
-    it back); the charge id is kept once known; what was received only grows."""
+    it back); the charge id is kept once known; what was received only grows. The
+    first move to succeeded stamps ``paid_at``, the date its bookings carry."""
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         if status in PaymentStatus.values and locked.can_move_to(status):
             locked.status = status
+        if locked.status == PaymentStatus.SUCCEEDED and locked.paid_at is None:
+            locked.paid_at = timezone.now()
         locked.charge_id = charge_id or locked.charge_id
         if received is not None:
             locked.amount_received_minor = max(locked.amount_received_minor, received)
@@ -240,6 +242,7 @@ def order_settle(
         "moved": moved,
         "charge": payment.charge_id,
         "amount_received": received,
+        "payment_intent": payment.payment_intent_id or "",
     }
 
 
@@ -249,7 +252,7 @@ def _before_payment(ctx: ActionContext, order: Order) -> bool:
     already shipped stays shipped."""
     names = setting(ctx, "znode_states_before_payment") or BEFORE_PAYMENT_STATES
     now = order_from_wire(
-        ctx.client("znode").get_order(order.znode_order_id, expand=("omsorderstate",))
+        ctx.client("znode").get_order(order.znode_order_id, expand=EXPAND_ORDER_STATE)
     )
     return now.state in {n.upper() for n in names}
 
@@ -280,11 +283,21 @@ def znode_state_set(ctx: ActionContext, order: Order, outcome: str) -> str:
     return state
 
 
+def _holder_running(job_id: int | None, now: datetime) -> bool:
+    """The job holding a booking claim is still running on a live lease (a job that
+    failed, waits for a retry or lost its worker holds nothing)."""
+    if job_id is None:
+        return False
+    return Job.objects.filter(
+        pk=job_id, status=JobStatus.RUNNING, lease_expires_at__gt=now
+    ).exists()
+
+
 def _booking_claim(ctx: ActionContext, payment: Payment) -> bool | None:
     """Claim writing ``payment`` into Znode. None: booked already. True: this is the
     first try of any job (nothing of ours can be in Znode yet, so the order as read
     earlier may decide). False: a try before this one may have written; read fresh.
-    Another job's live claim is waited for (retried)."""
+    Another running job's claim is waited for (retried)."""
     now = timezone.now()
     job = ctx.job.pk if ctx.job else None
     with transaction.atomic():
@@ -292,7 +305,8 @@ def _booking_claim(ctx: ActionContext, payment: Payment) -> bool | None:
         if locked.znode_booked_at:
             return None
         started: datetime | None = locked.znode_booking_started_at
-        if started and locked.znode_booking_job != job and now - started < BOOKING_LEASE:
+        holder = locked.znode_booking_job
+        if started and holder != job and _holder_running(holder, now):
             raise exc.ConflictRetry(
                 f"payment {payment.pk} is being written into Znode by job "
                 f"{locked.znode_booking_job}"
@@ -363,15 +377,15 @@ def order_book_in_znode(
     payment_status = status_for(ctx, PAYMENT_STATUS_TABLE, outcome)
     payment = payment_by_charge(order, charge) if charge else None
     recorded = False
-    if outcome == PAID and payment is not None:
-        first_try = _booking_claim(ctx, payment)
+    if outcome == PAID:
+        first_try = _booking_claim(ctx, payment) if payment is not None else False
         if first_try is None:
             return {"skipped": "booked in Znode already", "payment_recorded": False}
         if not first_try or (seen is not None and seen.payments is None):
-            seen = None
+            seen = None  # the record is decided on the history read now
     if seen is None:
         seen = order_from_wire(
-            znode.get_order(order.znode_order_id, expand=("omspaymentstate",))
+            znode.get_order(order.znode_order_id, expand=EXPAND_PAYMENT_STATE)
         ).payment_view
     if outcome == PAID and charge:
         amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
@@ -398,14 +412,25 @@ def order_book_in_znode(
 
 
 def erp_sale_entry(
-    ctx: ActionContext, order: Order, *, charge: str, amount_received: int
+    ctx: ActionContext,
+    order: Order,
+    *,
+    charge: str,
+    amount_received: int,
+    payment: Payment | None = None,
 ) -> JournalEntry:
     """The sales journal entry of a payment: the Stripe clearing account debited,
-    sales credited, keyed by the charge."""
+    sales credited, keyed by the charge.
+
+    Dated when the money came in (``paid_at``, stamped once), so whichever job posts
+    it, and a retry after midnight, sends the same entry (the ERP refuses a second,
+    different one under the same reference). Payments from before that stamp take
+    the event's time."""
     accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
     amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
-    # The date comes from the event, so a retry after midnight sends the same entry.
-    when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
+    when = payment.paid_at if payment is not None and payment.paid_at else None
+    if when is None:
+        when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
     return JournalEntry(
         external_reference=f"sale:{charge}",
         date=when.date(),
@@ -425,11 +450,24 @@ def erp_sale_post(ctx: ActionContext, order: Order, *, charge: str, amount_recei
     payment = payment_by_charge(order, charge)
     if payment is not None and payment.erp_booked_at:
         return {"skipped": "posted to the ERP already"}
-    entry = erp_sale_entry(ctx, order, charge=charge, amount_received=amount_received)
+    entry = erp_sale_entry(
+        ctx, order, charge=charge, amount_received=amount_received, payment=payment
+    )
     document = document_from_wire(ctx.client("erp").journal_entry_post(entry=entry))
     if payment is not None:
         Payment.objects.filter(pk=payment.pk).update(erp_booked_at=timezone.now())
     return {"journal_entry": document.id, "amount": str(entry.lines[0].debit)}
+
+
+def payment_rebook(*, payment: Payment) -> Payment:
+    """An operator's "book it again": the marks are cleared, so the next job for the
+    payment (a replayed event) checks Znode and the ERP again and writes what is
+    missing there. The claim's start stays: that job reads Znode's history fresh."""
+    Payment.objects.filter(pk=payment.pk).update(
+        znode_booked_at=None, erp_booked_at=None, znode_booking_job=None
+    )
+    payment.refresh_from_db()
+    return payment
 
 
 def payment_booked(ctx: ActionContext, payment: Payment) -> bool:

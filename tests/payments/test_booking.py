@@ -11,13 +11,15 @@ import pytest
 import requests
 from django.utils import timezone
 
+from integrations.choices import JobStatus
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.kernel import exceptions as exc
-from integrations.models import ApiCall, Integration, Job
+from integrations.models import ApiCall, InboundEvent, Integration, Job
 from integrations.registry import get_action
 from integrations.runtime import ActionContext
 from payments.choices import OrderState
 from payments.models import Order, Payment
+from payments.services import order_move
 from tests.conftest import make_flow
 from tests.e2e.conftest import saved_card_customer
 from tests.support.shop import SAVED_PAYMENT_SETTING_ID, Shop, payment_rows, store_connection
@@ -253,22 +255,142 @@ def test_an_off_session_success_for_a_moved_total_is_refused_on_every_rerun(wire
     assert settled["outcome"] == "paid" and Order.objects.get(pk=order.pk).state == "paid"
 
 
-def test_one_job_at_a_time_writes_a_payment_into_znode(wired):
-    """Another job's fresh claim is waited for (retried); a claim gone quiet past the
-    lease is taken over, and the history is then read fresh, since the job before may
-    have written the record before it died."""
+@pytest.mark.parametrize(
+    "holder_ends",
+    [
+        {"status": JobStatus.RETRYING},
+        {"lease_expires_at": timezone.now() - timedelta(seconds=1)},
+    ],
+    ids=["holder failed", "holder lost its lease"],
+)
+def test_one_job_at_a_time_writes_a_payment_into_znode(wired, holder_ends):
+    """A running job's claim is waited for (retried), however slow it is; once that
+    job has ended or lost its worker the claim is taken over, and the history is then
+    read fresh, since the job before may have written the record before it stopped."""
     fetched = place(wired, user_id=12)
     paid = collect(wired, fetched)
     payment = Payment.objects.get(charge_id=paid["charge"])
-    Payment.objects.filter(pk=payment.pk).update(
-        znode_booking_started_at=timezone.now(), znode_booking_job=999_999
+    holder = new_ctx(wired).job
+    Job.objects.filter(pk=holder.pk).update(
+        status=JobStatus.RUNNING, lease_expires_at=timezone.now() + timedelta(minutes=10)
     )
-    with pytest.raises(exc.ConflictRetry, match="being written into Znode by job 999999"):
+    Payment.objects.filter(pk=payment.pk).update(
+        znode_booking_started_at=timezone.now() - timedelta(hours=1), znode_booking_job=holder.pk
+    )
+    with pytest.raises(exc.ConflictRetry, match=f"being written into Znode by job {holder.pk}"):
         mark_paid(wired, fetched, paid)
-    Payment.objects.filter(pk=payment.pk).update(
-        znode_booking_started_at=timezone.now() - timedelta(minutes=10)
-    )
+    Job.objects.filter(pk=holder.pk).update(**holder_ends)
     reads = calls("znode.order.get")
     assert mark_paid(wired, fetched, paid)["payment_recorded"] is True
     assert calls("znode.order.get") == reads + 1  # read fresh: not the first try
     assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
+
+
+def test_a_record_for_a_charge_without_a_payment_row_decides_on_a_fresh_read(wired):
+    """No payment row, so no claim can tell a first try: the history as the fetch step
+    read it is not trusted, and a retry after a lost answer writes nothing twice."""
+    fetched = place(wired, user_id=12)
+    order = Order.objects.get(order_number=fetched["order_number"])
+    order_move(order, OrderState.PAID)
+    paid = {"charge": "ch_edited_by_an_operator", "amount_received": 3000, "outcome": "paid"}
+    reads = calls("znode.order.get")
+    assert mark_paid(wired, fetched, paid)["payment_recorded"] is True
+    assert calls("znode.order.get") == reads + 1
+    assert mark_paid(wired, fetched, paid)["payment_recorded"] is False
+    assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
+
+
+def test_the_sale_carries_the_date_the_money_came_in_whichever_job_posts_it(wired):
+    """Rule: the journal entry is dated by the payment (``paid_at``, stamped once), not
+    by the event of the job that posts it, so a second poster (its answer lost to the
+    first, or an event a day later) sends the very same entry and the ERP answers it
+    as the one it holds instead of refusing a different one."""
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    assert payment.paid_at is not None
+    post_sale(wired, fetched, paid)
+    Payment.objects.filter(pk=payment.pk).update(erp_booked_at=None)  # the answer was lost
+    tomorrow = InboundEvent.objects.create(
+        connection=wired.stripe,
+        external_id="evt_tomorrow",
+        event_type="payment_intent.succeeded",
+        body="{}",
+        occurred_at=timezone.now() + timedelta(days=1),
+    )
+    ctx = new_ctx(wired)
+    Job.objects.filter(pk=ctx.job.pk).update(event=tomorrow)
+    ctx.job.refresh_from_db()
+    inputs = {
+        "order_number": fetched["order_number"],
+        "charge": paid["charge"],
+        "amount_received": 3000,
+        "outcome": "paid",
+    }
+    get_action("payments.erp_post_sale").call(ctx, inputs)
+    entries = erp_entries(wired, f"sale:{paid['charge']}")
+    assert len(entries) == 1
+    assert entries[0]["date"] == payment.paid_at.date().isoformat()
+
+
+def test_a_refused_payment_is_never_handed_on_by_a_rerun(wired):
+    """The order is paid, but its only succeeded payment is for another total (refused
+    when it came): a re-run of the collect step hands nothing to the booking steps."""
+    fetched = place(wired, user_id=12)
+    order = Order.objects.get(order_number=fetched["order_number"])
+    Payment.objects.create(
+        order=order,
+        payment_intent_id="pi_for_another_total",
+        charge_id="ch_for_another_total",
+        amount_minor=2500,
+        amount_received_minor=2500,
+        currency="USD",
+        status="succeeded",
+    )
+    order_move(order, OrderState.PAID)
+    assert collect(wired, fetched) == {"outcome": "skipped", "reason": "paid"}
+
+
+def test_an_operator_has_a_payment_booked_again_with_permission_and_audit(wired, client):
+    """A booking lost on the other side is booked again by an operator who may: the
+    marks are cleared (an admin log entry says who), the replayed event re-checks
+    Znode (fresh) and the ERP and writes only what is missing."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import Permission, User
+
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    mark_paid(wired, fetched, paid)
+    post_sale(wired, fetched, paid)
+    payment = Payment.objects.get(charge_id=paid["charge"])
+    url = "/admin/payments/payment/"
+    form = {"action": "rebook", "_selected_action": [payment.pk]}
+
+    staff = User.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    client.force_login(staff)
+    assert "rebook" not in client.get(url).content.decode()
+    client.post(url, form)
+    payment.refresh_from_db()
+    assert payment.znode_booked_at and payment.erp_booked_at  # refused: nothing changed
+
+    staff.user_permissions.add(Permission.objects.get(codename="rebook_payment"))
+    staff = User.objects.get(pk=staff.pk)
+    client.force_login(staff)
+    assert client.post(url, form).status_code == 302
+    payment.refresh_from_db()
+    assert payment.znode_booked_at is None and payment.erp_booked_at is None
+    assert LogEntry.objects.filter(object_id=str(payment.pk), user=staff).exists()
+
+    replay = run(
+        wired,
+        "payments.record_success",
+        order_number=fetched["order_number"],
+        payment_intent=payment.payment_intent_id,
+    )
+    assert mark_paid(wired, fetched, replay)["payment_recorded"] is False  # found, fresh
+    post_sale(wired, fetched, replay)
+    assert len(payment_rows(wired.shop.order(fetched["order_number"]), paid["charge"])) == 1
+    assert len(erp_entries(wired, f"sale:{paid['charge']}")) == 1
+    payment.refresh_from_db()
+    assert payment.znode_booked_at and payment.erp_booked_at

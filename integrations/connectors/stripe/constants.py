@@ -76,3 +76,6 @@ SUPPORTED_EVENTS = (
 METADATA_ORDER_NUMBER = "znode_order_number"
 METADATA_ZNODE_USER = "znode_user_id"
 METADATA_INTEGRATION = "integration"
+
+# Expand the PaymentIntent's latest charge: what was captured, on emulators too.
+EXPAND_LATEST_CHARGE = ("latest_charge",)

@@ -37,6 +37,11 @@ class StripeCharge:
     payment_intent: str
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def succeeded(self) -> bool:
+        """Authorized (``captured`` says whether the money was taken too)."""
+        return self.status == "succeeded"
+
 
 @dataclass(frozen=True)
 class StripePayment:
@@ -92,6 +97,20 @@ class CheckoutPage:
     order_number: str
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def is_open(self) -> bool:
+        """The customer can still pay on it."""
+        return self.status == "open"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.status == "expired"
+
+    @property
+    def is_complete(self) -> bool:
+        """The customer paid (or is paying) on it."""
+        return self.status == "complete"
+
 
 @dataclass(frozen=True)
 class StripeCustomer:
@@ -101,6 +120,15 @@ class StripeCustomer:
     """Our metadata: the Znode user it was made for (empty: none named)."""
     default_payment_method: str
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def is_charge_id(value: str) -> bool:
+    """A Stripe charge (``ch_``, or ``py_`` for other payment methods' charges)."""
+    return value.startswith(("ch_", "py_"))
+
+
+def is_payment_intent_id(value: str | None) -> bool:
+    return bool(value) and value.startswith("pi_")
 
 
 def _id(value: Any) -> str:

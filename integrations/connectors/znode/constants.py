@@ -15,3 +15,11 @@ SUPPORTED_EVENTS = frozenset(
 
 AUTHORIZATION_META = "HTTP_AUTHORIZATION"
 SIGNATURE_META = "HTTP_X_ZNODE_SIGNATURE"
+
+# Order-state names (``OrderState`` with the omsorderstate expand, upper case; §4.1).
+CANCELED_ORDER_STATES = ("CANCELED", "CANCELLED")
+SHIPPED_ORDER_STATE = "SHIPPED"
+
+# Expands of ``GET orders/{id}`` (§3.3): the state's and the payment state's names.
+EXPAND_ORDER_STATE = ("omsorderstate",)
+EXPAND_PAYMENT_STATE = ("omspaymentstate",)
