@@ -13,13 +13,12 @@ from payments.choices import CollectionMode, OrderState, PaymentStatus
 from payments.models import Order, Payment
 from payments.selectors import payment_latest
 from payments.services import (
-    CANCELED_IN_ZNODE,
     PAID,
     PENDING,
     intent_release,
+    order_canceled_with_money,
     order_move,
     order_store_total,
-    paid_refused,
     payment_advance,
     setting,
     znode_note,
@@ -135,7 +134,7 @@ def _canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> 
         return {"action": "canceled", "settling": payment.payment_intent_id}
     if payment.charge_id and _fully_refunded(ctx, payment):
         return {"action": "canceled", "refunded": payment.charge_id}
-    raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+    return {"action": "canceled", **order_canceled_with_money(ctx, order, payment)}
 
 
 def _fully_refunded(ctx: ActionContext, payment: Payment) -> bool:

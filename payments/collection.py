@@ -30,6 +30,7 @@ from payments.selectors import charge_pays_another_order, payment_adopted, payme
 from payments.services import (
     AUTHORIZED,
     DECLINED,
+    NO_CHARGE,
     PAID,
     PENDING,
     SKIPPED,
@@ -296,6 +297,40 @@ def _paid_here(order: Order) -> dict:
     }
 
 
+# Modes in which the platform itself charges the customer's card.
+WE_CHARGE = (CollectionMode.SAVED_METHOD, CollectionMode.CUSTOMER_COMPLETES)
+
+
+def _not_collectable(ctx: ActionContext, order: Order) -> str:
+    """Why the platform must not charge this order as Znode shows it (empty: it may).
+
+    Rule: only an order in one of the ``collectable_states`` whose payment status is
+    not one of the ``paid_payment_statuses`` is charged; an order Znode shows canceled,
+    shipped or already paid (the poller's first sight of an old order, a late job) is
+    never charged. An order without a state is not charged either (the stricter
+    reading: Znode always names the state of an order read with its expands)."""
+    states = {name.upper() for name in setting(ctx, "collectable_states")}
+    if order.znode_state not in states:
+        return f"the order is {order.znode_state or 'in no state'} in Znode, not a state to charge"
+    paid = {name.casefold() for name in setting(ctx, "paid_payment_statuses")}
+    if order.znode_payment_status.casefold() in paid:
+        return f"Znode shows its payment as {order.znode_payment_status} already"
+    return ""
+
+
+def _no_charge(ctx: ActionContext, order: Order) -> dict:
+    """A total of zero (a gift card, a 100 % discount) is complete without a charge."""
+    order_move(order, OrderState.PAID, failure_reason="")
+    znode_note(
+        ctx,
+        order,
+        note=f"Order {order.order_number}: nothing to collect (total "
+        f"{money.format_minor(0, order.currency)}); no card was charged.",
+        dedupe_key=f"no-charge:{order.order_number}",
+    )
+    return {"outcome": NO_CHARGE, "reason": "the order's total is zero"}
+
+
 def payment_collect(
     ctx: ActionContext, order: Order, *, customer: str, transaction_id: str
 ) -> dict:
@@ -304,5 +339,18 @@ def payment_collect(
         return _paid_here(order)
     if order.state == OrderState.CANCELED:
         return {"outcome": SKIPPED, "reason": order.state}
+    if order.collection_mode == CollectionMode.NOT_OURS:
+        return _not_ours(ctx, order)
+    if order.amount_minor == 0 and not order.payments.exists():
+        return _no_charge(ctx, order)
+    we_charge = order.collection_mode in (
+        CollectionMode.SAVED_METHOD,
+        CollectionMode.CUSTOMER_COMPLETES,
+    )
+    if we_charge and not order.payments.exists():
+        reason = _not_collectable(ctx, order)
+        if reason:
+            Order.objects.filter(pk=order.pk).update(failure_reason=reason[:500])
+            return {"outcome": SKIPPED, "reason": reason}
     collector = COLLECTORS[order.collection_mode]
     return collector(ctx, order, customer=customer, transaction_id=transaction_id)

@@ -27,7 +27,12 @@ register_default_lookup(
 )
 register_default_lookup(
     "znode-payment-states",
-    {"paid": "Captured", "authorized": "Authorized", "payment_failed": "Declined"},
+    {
+        "paid": "Captured",
+        "authorized": "Authorized",
+        "payment_failed": "Declined",
+        "refunded": "Refunded",
+    },
     "Znode payment status (by name) for each payment outcome.",
 )
 

@@ -39,6 +39,9 @@ class Order(models.Model):
         help_text="Last tracking number seen in Znode; restored if a state write clears it.",
     )
     znode_state = models.CharField(max_length=100, blank=True, help_text="Last seen in Znode.")
+    znode_payment_status = models.CharField(
+        max_length=100, blank=True, help_text="Payment status last seen in Znode."
+    )
     znode_payment_setting_id = models.IntegerField(
         null=True, blank=True, help_text="Znode PaymentSettingId of the order."
     )
@@ -132,6 +135,12 @@ class Payment(models.Model):
     )
     amount_minor = models.BigIntegerField()
     amount_received_minor = models.BigIntegerField(default=0)
+    amount_refunded_minor = models.BigIntegerField(
+        default=0, help_text="Refunded by the platform (minor units)."
+    )
+    refund_id = models.CharField(
+        max_length=255, blank=True, help_text="Stripe refund the platform made for it."
+    )
     currency = models.CharField(max_length=3)
     decline_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)

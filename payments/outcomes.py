@@ -13,14 +13,13 @@ from payments.models import Order, Payment
 from payments.selectors import payment_by_intent
 from payments.services import (
     AUTHORIZED,
-    CANCELED_IN_ZNODE,
     PAID,
     PAYMENT_STATUS_TABLE,
     SKIPPED,
     intent_release,
+    order_canceled_with_money,
     order_move,
     order_settle,
-    paid_refused,
     payment_advance,
     payment_booked,
     setting,
@@ -28,6 +27,9 @@ from payments.services import (
     znode_note,
     znode_state_set,
 )
+
+# PaymentIntent statuses after which a decline of an earlier attempt no longer counts.
+MONEY_COMING = (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_CAPTURE)
 
 
 def _outcome(intent: StripePayment) -> str:
@@ -103,7 +105,7 @@ def _paid_after_cancel(
         amount_received_minor=intent.amount_received,
     )
     payment.refresh_from_db()
-    raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+    return order_canceled_with_money(ctx, order, payment)
 
 
 def payment_failure_record(
@@ -129,6 +131,17 @@ def payment_failure_record(
             # customer was sent the page that counts; this one tells nothing.
             return {"ignored": "the payment page was closed"}
         session = live
+    waiting = (OrderState.NEW, OrderState.PAYMENT_PENDING, OrderState.PAYMENT_FAILED)
+    if order.state not in waiting:
+        return {"ignored": f"order is {order.state}"}
+    if stripe_facts.is_payment_intent_id(payment_intent):
+        # The event is a hint: a decline the customer has since paid past (another
+        # card, on the same PaymentIntent) tells Znode and the customer nothing.
+        now = stripe_facts.payment_from_wire(
+            ctx.client("stripe").payment_intent_retrieve(payment_intent)
+        )
+        if now.status in MONEY_COMING:
+            return {"ignored": f"the payment is {now.status} now"}
     if payment and payment.status != PaymentStatus.SUCCEEDED:
         Payment.objects.filter(pk=payment.pk).update(
             decline_code=decline_code or failure_code, failure_message=message[:500]

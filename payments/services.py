@@ -10,15 +10,21 @@ reach other systems only through ``ctx.client(kind)``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from integrations.choices import JobStatus
-from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
+from integrations.connectors.erp.mapping import (
+    CreditMemo,
+    JournalEntry,
+    JournalLine,
+    document_from_wire,
+)
 from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.stripe.mapping import StripeRefund
 from integrations.connectors.znode.constants import EXPAND_ORDER_STATE, EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
@@ -41,13 +47,15 @@ from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
 
-# Outcomes a collecting step hands to the booking steps after it.
-PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED = (
+# Outcomes a collecting step hands to the booking steps after it (only paid and
+# authorized are booked).
+PAID, AUTHORIZED, PENDING, DECLINED, SKIPPED, NO_CHARGE = (
     "paid",
     "authorized",
     "pending",
     "declined",
     "skipped",
+    "no_charge",
 )
 CANCELED_IN_ZNODE = "the order was canceled in Znode"
 
@@ -110,10 +118,18 @@ def order_upsert(ctx: ActionContext, znode_order: ZnodeOrder) -> Order:
         order.znode_user_id = znode_order.user_id
         order.email = znode_order.email or order.email
         order.znode_state = znode_order.state
+        order.znode_payment_status = znode_order.payment_status
         # Persisted before any write of ours: a state write may clear it in Znode.
         order.tracking_number = znode_order.tracking_number or order.tracking_number
         order.save(
-            update_fields=["znode_user_id", "email", "znode_state", "tracking_number", "updated_at"]
+            update_fields=[
+                "znode_user_id",
+                "email",
+                "znode_state",
+                "znode_payment_status",
+                "tracking_number",
+                "updated_at",
+            ]
         )
     return order
 
@@ -215,6 +231,90 @@ def paid_refused(
     return exc.BusinessRuleError(f"order {order.order_number}: {reason}")
 
 
+def status_or_none(ctx: ActionContext, table: str, outcome: str) -> str:
+    """The status table's entry, or empty where an operator's table has none for it."""
+    try:
+        return status_for(ctx, table, outcome)
+    except exc.MappingError:
+        return ""
+
+
+def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> StripeRefund:
+    """Everything the payment holds, given back: one refund per order (its key), so a
+    re-run replays it rather than refunding twice."""
+    intent = payment.payment_intent_id or ""
+    params = stripe_facts.refund_params(
+        payment_intent=intent if stripe_facts.is_payment_intent_id(intent) else "",
+        charge=payment.charge_id,
+        metadata=order_metadata(ctx, order),
+    )
+    key = ctx.idempotency_key("refund", "canceled", ctx.integration.name, order.order_number)
+    refund = stripe_facts.refund_from_wire(
+        ctx.client("stripe").refund_create(params=params, idempotency_key=key)
+    )
+    Payment.objects.filter(pk=payment.pk).update(
+        refund_id=refund.id, amount_refunded_minor=refund.amount
+    )
+    payment.refresh_from_db()
+    return refund
+
+
+def _credit_memo_post(
+    ctx: ActionContext, order: Order, payment: Payment, refund: StripeRefund
+) -> str:
+    """The credit memo of a refunded sale, keyed by the refund, dated by Stripe."""
+    when = datetime.fromtimestamp(refund.created, tz=UTC) if refund.created else timezone.now()
+    memo = CreditMemo(
+        external_reference=f"refund:{refund.id}",
+        customer_reference=f"znode-user-{order.znode_user_id}"
+        if order.znode_user_id
+        else order.order_number,
+        date=when.date(),
+        currency=order.currency,
+        amount=money.from_minor_units(refund.amount, order.currency),
+        memo=f"Order {order.order_number} canceled: Stripe {payment.charge_id} refunded",
+    )
+    return document_from_wire(ctx.client("erp").credit_memo_post(memo=memo)).id
+
+
+def order_canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> dict:
+    """Money that reached an order canceled in Znode: a payment that landed after the
+    cancel, or a cancel after the capture.
+
+    Rule (integration setting ``canceled_order_payments``): ``refund`` (default)
+    gives it back in full at once (one refund per order), notes it in Znode and books
+    no sale (a sale booked before the cancel gets its credit memo, and Znode's
+    payment status follows); ``hold`` keeps it, notes it and quarantines the job for a
+    person."""
+    if setting(ctx, "canceled_order_payments") != "refund":
+        raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+    refund = _refund_in_full(ctx, order, payment)
+    shown = money.format_minor(refund.amount, order.currency)
+    znode_note(
+        ctx,
+        order,
+        note=f"Order {order.order_number} was canceled in Znode: its payment of {shown} "
+        f"was refunded in full (Stripe refund {refund.id}).",
+        dedupe_key=f"canceled-refund:{refund.id}",
+    )
+    status = ""
+    if payment.znode_booked_at and (
+        status := status_or_none(ctx, PAYMENT_STATUS_TABLE, "refunded")
+    ):
+        ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
+    memo = ""
+    if payment.erp_booked_at and ctx.integration.erp_id is not None:
+        memo = _credit_memo_post(ctx, order, payment, refund)
+    return {
+        "outcome": SKIPPED,
+        "reason": "order canceled: payment refunded",
+        "refund": refund.id,
+        "amount_refunded": refund.amount,
+        "payment_status": status,
+        "credit_memo": memo,
+    }
+
+
 def order_settle(
     ctx: ActionContext, order: Order, payment: Payment, *, currency: str, authorized: bool = False
 ) -> dict:
@@ -223,16 +323,16 @@ def order_settle(
     never for a canceled order. The booking steps' input."""
     order.refresh_from_db()
     if order.state == OrderState.CANCELED and not authorized:
-        raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
+        return order_canceled_with_money(ctx, order, payment)
     received = payment.amount_received_minor
     if not authorized and (
         received != order.amount_minor
         or currency.upper() != money.stripe_currency(order.currency).upper()
     ):
-        # Stripe's truth is kept on the payment; the order is not marked paid for a
-        # total it no longer has.
-        total = money.format_money(order.total, order.currency)
-        raise paid_refused(ctx, order, payment, f"the order total is now {total}")
+        # Rule: a payment of another amount or currency is not "paid". Stripe's truth
+        # is kept on the payment, the order is flagged (underpaid, overpaid, another
+        # currency) with a note, and the job waits for a person.
+        raise _mispaid(ctx, order, payment, received=received, currency=currency)
     moved = order_move(
         order, OrderState.AUTHORIZED if authorized else OrderState.PAID, failure_reason=""
     )
@@ -281,6 +381,18 @@ def znode_state_set(ctx: ActionContext, order: Order, outcome: str) -> str:
         )
         return f"refused: {error}"
     return state
+
+
+def _mispaid(
+    ctx: ActionContext, order: Order, payment: Payment, *, received: int, currency: str
+) -> exc.BusinessRuleError:
+    total = money.format_money(order.total, order.currency)
+    if currency.upper() != money.stripe_currency(order.currency).upper():
+        flag = f"paid in {currency.upper()}"
+    else:
+        flag = "underpaid" if received < order.amount_minor else "overpaid"
+    Order.objects.filter(pk=order.pk).update(failure_reason=flag)
+    return paid_refused(ctx, order, payment, f"{flag}: the order total is now {total}")
 
 
 def _holder_running(job_id: int | None, now: datetime) -> bool:

@@ -13,8 +13,13 @@ from payments.choices import CollectionMode
 COLLECTION_MODES = tuple(m for m in CollectionMode.values if m != CollectionMode.NOT_OURS)
 # Znode states an order can be in while it waits for its money.
 BEFORE_PAYMENT_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN REVIEW", "FAILED"]
+# Znode states in which an order may be charged by the platform (reference §4.1).
+COLLECTABLE_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN REVIEW"]
+# Znode payment statuses that say the order's money is already taken, held or settled
+# (reference §4.2: names used by Znode's code and its gateway enum).
+PAID_PAYMENT_STATUSES = ["Authorized", "Captured", "Received", "Refunded", "Voided"]
 # Accounts a stored gl_accounts does not name keep these.
-GL_ACCOUNTS = {"clearing": "1150", "sales": "4000"}
+GL_ACCOUNTS = {"clearing": "1150", "sales": "4000", "rounding": "7990"}
 
 register_integration_settings(
     Setting(
@@ -44,6 +49,30 @@ register_integration_settings(
         "list[str]",
         BEFORE_PAYMENT_STATES,
         "Znode order states in which a payment outcome may still change the order state.",
+    ),
+    Setting(
+        "collectable_states",
+        "list[str]",
+        COLLECTABLE_STATES,
+        "Znode order states in which the platform charges an order (saved card, payment "
+        "page); an order first seen in another state (canceled, shipped, an old order the "
+        "poller finds) is recorded and skipped with the reason.",
+    ),
+    Setting(
+        "paid_payment_statuses",
+        "list[str]",
+        PAID_PAYMENT_STATUSES,
+        "Znode payment statuses that mean the money is already taken or settled: such an "
+        "order is never charged again (compared without case).",
+    ),
+    Setting(
+        "canceled_order_payments",
+        "choice",
+        "refund",
+        "Money that reaches a canceled order (a late payment, a cancel after capture): "
+        "refund gives it back in full at once (one refund per order) and notes it in "
+        "Znode; hold keeps it and quarantines the job for a person.",
+        choices=("refund", "hold"),
     ),
     Setting(
         "stripe_description",

@@ -189,13 +189,38 @@ def test_an_authorization_for_a_canceled_order_is_released(canceled_order):
     assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
 
 
+def test_a_payment_for_a_canceled_order_is_refunded_in_full_once(canceled_order):
+    """Rule (``canceled_order_payments=refund``, the default): a captured payment for
+    a canceled order is given back in full at once, under one key per order (a re-run
+    or a second event replays that refund), noted in Znode, and never booked."""
+    from integrations.connectors.stripe.client import StripeGateway
+    from payments.models import Payment
+
+    ctx, order, shop = canceled_order
+    intent = _intent(ctx, order, capture_method="automatic")
+    inputs = {"order_number": order.order_number, "payment_intent": intent["id"]}
+    first = get_action("payments.record_success").call(ctx, inputs)
+    again = get_action("payments.record_success").call(ctx, inputs)
+    assert first["outcome"] == "skipped" and first["reason"] == "order canceled: payment refunded"
+    assert again["refund"] == first["refund"]
+    payment = Payment.objects.get(payment_intent_id=intent["id"])
+    assert (payment.refund_id, payment.amount_refunded_minor) == (first["refund"], 1200)
+    charge = StripeGateway(ctx.integration.stripe).charge_retrieve(intent["latest_charge"])
+    assert charge["amount_refunded"] == 1200
+    notes = [n["Notes"] for n in shop.order(order.order_number)["OrderNotes"] or []]
+    assert len([n for n in notes if "refunded in full" in n]) == 1
+    assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
+
+
 def test_a_payment_for_a_canceled_order_waits_for_an_operator(canceled_order):
-    """Rule: a captured payment for a canceled order is not refunded by guess nor
-    booked: the step fails for an operator, with a note on the Znode order."""
+    """Rule (``canceled_order_payments=hold``): a captured payment for a canceled order
+    is not refunded nor booked: the step fails for an operator, with a note in Znode."""
     from integrations.kernel import exceptions as exc
     from payments.models import Payment
 
     ctx, order, shop = canceled_order
+    ctx.integration.settings = {"canceled_order_payments": "hold"}
+    ctx.integration.save(update_fields=["settings"])
     intent = _intent(ctx, order, capture_method="automatic")
     with pytest.raises(exc.BusinessRuleError, match="the order was canceled in Znode, but the"):
         get_action("payments.record_success").call(

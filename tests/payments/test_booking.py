@@ -8,135 +8,29 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import requests
 from django.utils import timezone
 
 from integrations.choices import JobStatus
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.kernel import exceptions as exc
-from integrations.models import ApiCall, InboundEvent, Integration, Job
+from integrations.models import InboundEvent, Job
 from integrations.registry import get_action
-from integrations.runtime import ActionContext
 from payments.choices import OrderState
 from payments.models import Order, Payment
 from payments.services import order_move
-from tests.conftest import make_flow
-from tests.e2e.conftest import saved_card_customer
-from tests.support.shop import SAVED_PAYMENT_SETTING_ID, Shop, payment_rows, store_connection
+from tests.support.payments import (
+    calls,
+    collect,
+    erp_entries,
+    mark_paid,
+    new_ctx,
+    place,
+    post_sale,
+    run,
+)
+from tests.support.shop import payment_rows
 
 pytestmark = pytest.mark.django_db
-
-SETTINGS = {"collection_modes": {str(SAVED_PAYMENT_SETTING_ID): "saved_method"}}
-
-
-@pytest.fixture
-def wired(sandbox):
-    from integrations.connectors.znode.client import forget_cached
-    from integrations.services.connections import connection_create
-    from integrations.services.flows import lookups_install_defaults
-
-    forget_cached()
-    lookups_install_defaults()
-    stripe_conn = connection_create(
-        name="stripe-booking",
-        kind="stripe",
-        base_url=sandbox.system_url("stripe"),
-        credentials={"api_key": "sk_test_booking"},
-        rate_limit_per_second=500,
-    )
-    erp = connection_create(
-        name="erp-booking",
-        kind="erp",
-        base_url=sandbox.system_url("erp"),
-        credentials={"token": "sandbox-erp-token"},
-        rate_limit_per_second=500,
-    )
-    integration = Integration.objects.create(
-        name="booking",
-        znode=store_connection(sandbox),
-        stripe=stripe_conn,
-        erp=erp,
-        settings=SETTINGS,
-    )
-    integration.shop = Shop(sandbox.system_url("znode"))
-    integration.sandbox = sandbox
-    yield integration
-    forget_cached()
-
-
-def new_ctx(integration) -> ActionContext:
-    """A context of a job of its own (each call stands for a separate job)."""
-    flow = make_flow(f"booking-{Job.objects.count()}", steps=[("a", "tests.echo", {})])
-    job = Job.objects.create(flow=flow, integration=integration, max_attempts=1)
-    return ActionContext(job=job, step=flow.steps.get(), attempt=None, document={})
-
-
-def run(integration, key: str, **inputs) -> dict:
-    return get_action(key).call(new_ctx(integration), inputs)
-
-
-def calls(operation: str = "") -> int:
-    rows = ApiCall.objects.all()
-    return (rows.filter(operation=operation) if operation else rows).count()
-
-
-def place(wired, *, user_id: int, total: str = "30.00") -> dict:
-    saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com")
-    placed = wired.shop.place_order(
-        user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID
-    )
-    fetched = run(wired, "payments.fetch_order", order_id=placed["OmsOrderId"])
-    customer = run(
-        wired,
-        "payments.ensure_customer",
-        user_id=user_id,
-        email=fetched["email"],
-        collection_mode=fetched["collection_mode"],
-    )
-    return {**fetched, "customer": customer["customer"]}
-
-
-def mark_paid(wired, fetched: dict, paid: dict) -> dict:
-    return run(
-        wired,
-        "payments.znode_mark_paid",
-        order_number=fetched["order_number"],
-        charge=paid["charge"],
-        amount_received=paid["amount_received"],
-        outcome=paid["outcome"],
-        znode_payment_status=fetched["payment_status"],
-        znode_transaction_id=fetched["transaction_id"],
-        znode_payments=fetched["payments"],
-    )
-
-
-def post_sale(wired, fetched: dict, paid: dict) -> dict:
-    return run(
-        wired,
-        "payments.erp_post_sale",
-        order_number=fetched["order_number"],
-        charge=paid["charge"],
-        amount_received=paid["amount_received"],
-        outcome=paid["outcome"],
-    )
-
-
-def collect(wired, fetched: dict) -> dict:
-    return run(
-        wired,
-        "payments.collect_payment",
-        order_number=fetched["order_number"],
-        customer=fetched["customer"],
-    )
-
-
-def erp_entries(wired, reference: str) -> list[dict]:
-    return requests.get(
-        wired.sandbox.system_url("erp") + "/api/journal-entries",
-        params={"external_reference": reference},
-        headers={"Authorization": "Bearer sandbox-erp-token"},
-        timeout=10,
-    ).json()["results"]
 
 
 def test_the_job_with_stripes_answer_books_and_the_event_after_it_costs_nothing(wired):

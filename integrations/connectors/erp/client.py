@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.utils.module_loading import import_string
 
 from integrations.connectors.erp.constants import CREDIT_MEMOS, JOURNAL_ENTRIES, TRIAL_BALANCE
-from integrations.connectors.erp.mapping import JournalEntry, check_balanced, journal_entry_to_wire
+from integrations.connectors.erp.mapping import (
+    CreditMemo,
+    JournalEntry,
+    check_balanced,
+    credit_memo_to_wire,
+    journal_entry_to_wire,
+)
 from integrations.kernel import exceptions as exc
 from integrations.kernel.http import http_request
 from integrations.kernel.throttle import throttle
@@ -126,7 +132,9 @@ class ErpClient:
     def journal_entry_find(self, external_reference: str) -> dict | None:
         return self._find(JOURNAL_ENTRIES, external_reference, operation="erp.journal_entry.find")
 
-    def credit_memo_post(self, *, memo: dict[str, Any]) -> dict[str, Any]:
+    def credit_memo_post(self, *, memo: CreditMemo | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(memo, CreditMemo):
+            memo = credit_memo_to_wire(memo)
         if memo.get("lines"):
             check_balanced(memo["lines"])
         return self._post(

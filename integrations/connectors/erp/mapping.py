@@ -32,6 +32,29 @@ class JournalEntry:
     lines: tuple[JournalLine, ...]
 
 
+@dataclass(frozen=True)
+class CreditMemo:
+    """Money given back to a customer; ``external_reference`` keys it in the ERP."""
+
+    external_reference: str
+    customer_reference: str
+    date: date
+    currency: str
+    amount: Decimal
+    memo: str
+
+
+def credit_memo_to_wire(memo: CreditMemo) -> dict[str, Any]:
+    return {
+        "external_reference": memo.external_reference,
+        "customer_reference": memo.customer_reference,
+        "date": memo.date.isoformat(),
+        "currency": memo.currency,
+        "amount": str(memo.amount),
+        "memo": memo.memo,
+    }
+
+
 def journal_entry_to_wire(entry: JournalEntry) -> dict[str, Any]:
     return {
         "external_reference": entry.external_reference,

@@ -425,3 +425,42 @@ def amount_params(amount_minor: int) -> dict[str, int]:
 def release_charge_params(charge_id: str) -> dict[str, str]:
     """An uncaptured charge is released by refunding it."""
     return {"charge": charge_id}
+
+
+@dataclass(frozen=True)
+class StripeRefund:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    charge: str
+    payment_intent: str
+    created: int
+    """Unix time Stripe made it."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def refund_from_wire(raw: Mapping[str, Any]) -> StripeRefund:
+    return StripeRefund(
+        id=_id(raw.get("id")),
+        status=_text(raw.get("status")),
+        amount=_int(raw.get("amount")),
+        currency=_text(raw.get("currency")),
+        charge=_id(raw.get("charge")),
+        payment_intent=_id(raw.get("payment_intent")),
+        created=_int(raw.get("created")),
+        raw=raw,
+    )
+
+
+def refund_params(
+    *, payment_intent: str = "", charge: str = "", metadata: dict[str, str]
+) -> dict[str, Any]:
+    """A refund of everything the payment still holds (no ``amount``: Stripe refunds
+    the rest), by PaymentIntent where there is one, else by charge."""
+    params: dict[str, Any] = {"metadata": metadata, "reason": "requested_by_customer"}
+    if payment_intent:
+        params["payment_intent"] = payment_intent
+    else:
+        params["charge"] = charge
+    return params

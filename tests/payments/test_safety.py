@@ -1,0 +1,143 @@
+"""Issue 9: no charge, capture or booking the order does not call for. Each test
+fails on the code before the fix; the rules chosen are in the docstrings."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.connectors.stripe.client import StripeGateway
+from integrations.kernel import exceptions as exc
+from integrations.models import Integration
+from payments.choices import OrderState
+from payments.models import Order, Payment
+from tests.support.payments import calls, collect, new_ctx, place, run
+from tests.support.shop import store_connection
+
+pytestmark = pytest.mark.django_db
+
+
+def _notes(wired, number: str) -> list[str]:
+    return [n["Notes"] for n in wired.shop.order(number)["OrderNotes"] or []]
+
+
+def _intent(wired, number: str, amount: int, *, integration: str = "booking") -> dict:
+    """A PaymentIntent paid with a test card, made outside the platform's flows."""
+    return StripeGateway(wired.stripe).payment_intent_create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "metadata": {"znode_order_number": number, "integration": integration},
+        },
+        idempotency_key=f"test:{number}:{amount}:{integration}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("in_znode", "reason"),
+    [
+        ("canceled", "the order is CANCELED in Znode, not a state to charge"),
+        ("captured", "Znode shows its payment as Captured already"),
+    ],
+)
+def test_an_order_znode_shows_canceled_or_paid_is_never_charged(wired, in_znode, reason):
+    """Rule: only an order in a ``collectable_states`` state whose payment status is
+    not one of ``paid_payment_statuses`` is charged (the poller's first sight of an old
+    order, a late job); another is recorded and skipped with the reason."""
+
+    def meanwhile(placed):
+        if in_znode == "canceled":
+            wired.shop.cancel(placed["OrderNumber"])
+        else:
+            wired.znode.client().update_payment_status(
+                order_id=placed["OmsOrderId"], status_name="Captured"
+            )
+
+    fetched = place(wired, user_id=12, before_fetch=meanwhile)
+    result = collect(wired, fetched)
+    assert result == {"outcome": "skipped", "reason": reason}
+    assert calls("payment_intent.create") == 0
+    order = Order.objects.get(order_number=fetched["order_number"])
+    assert order.failure_reason == result["reason"] and not order.payments.exists()
+
+
+def test_a_zero_total_order_is_complete_without_a_charge(wired):
+    """Rule: a total of zero (a gift card, a full discount) is paid without charging
+    anyone: the order is complete here, Znode gets a note, nothing is quarantined."""
+    fetched = place(wired, user_id=12, total="0.00")
+    assert collect(wired, fetched) == {
+        "outcome": "no_charge",
+        "reason": "the order's total is zero",
+    }
+    assert calls("payment_intent.create") == 0
+    assert Order.objects.get(order_number=fetched["order_number"]).state == OrderState.PAID
+    assert any("nothing to collect" in n for n in _notes(wired, fetched["order_number"]))
+
+
+@pytest.mark.parametrize(("paid", "flag"), [(2500, "underpaid"), (3500, "overpaid")])
+def test_a_payment_of_another_amount_is_not_paid(wired, paid, flag):
+    """Rule: a success for another amount than the order's total is not "paid": the
+    order is flagged underpaid or overpaid, Znode gets a note and the job waits for a
+    person; Stripe's amount is kept on the payment."""
+    fetched = place(wired, user_id=12)
+    intent = _intent(wired, fetched["order_number"], paid)
+    with pytest.raises(exc.BusinessRuleError, match=f"{flag}: the order total is now 30.00 USD"):
+        run(
+            wired,
+            "payments.record_success",
+            order_number=fetched["order_number"],
+            payment_intent=intent["id"],
+        )
+    order = Order.objects.get(order_number=fetched["order_number"])
+    assert (order.state, order.failure_reason) == (OrderState.NEW, flag)
+    assert Payment.objects.get(payment_intent_id=intent["id"]).amount_received_minor == paid
+    assert any(flag in n for n in _notes(wired, fetched["order_number"]))
+
+
+def test_a_late_decline_after_the_customer_paid_tells_nobody(wired, mailoutbox):
+    """Events are hints: a ``payment_failed`` handled after the PaymentIntent went
+    through (the customer paid with another card) changes nothing and emails nobody."""
+    fetched = place(wired, user_id=12)
+    intent = _intent(wired, fetched["order_number"], 3000)
+    result = run(
+        wired,
+        "payments.record_failure",
+        order_number=fetched["order_number"],
+        payment_intent=intent["id"],
+        decline_code="card_declined",
+    )
+    assert result == {"ignored": "the payment is succeeded now"}
+    assert Order.objects.get(order_number=fetched["order_number"]).state == OrderState.NEW
+    assert mailoutbox == []
+    assert not any("Payment failed" in n for n in _notes(wired, fetched["order_number"]))
+
+
+def test_another_stores_payment_never_pays_this_stores_order(wired, sandbox):
+    """Two integrations share one Stripe account and both stores have an order with the
+    same number: a payment whose metadata names store A never marks store B's order
+    paid (the PaymentIntent names its integration; flows act only on their own)."""
+    fetched = place(wired, user_id=12)
+    other = Integration.objects.create(
+        name="store-b",
+        znode=store_connection(sandbox, name="store-b"),
+        stripe=wired.stripe,
+        settings=wired.settings,
+    )
+    theirs = Order.objects.create(
+        integration=other,
+        znode_order_id=fetched["order_id"],
+        order_number=fetched["order_number"],
+        currency="USD",
+        total="30.00",
+        amount_minor=3000,
+    )
+    intent = _intent(wired, fetched["order_number"], 3000, integration="booking")
+    from integrations.registry import get_action
+
+    result = get_action("payments.record_success").call(
+        new_ctx(other), {"order_number": theirs.order_number, "payment_intent": intent["id"]}
+    )
+    assert result == {"outcome": "skipped", "reason": "the PaymentIntent belongs to another order"}
+    theirs.refresh_from_db()
+    assert theirs.state == OrderState.NEW and not theirs.payments.exists()
