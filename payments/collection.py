@@ -13,6 +13,7 @@ reference znode-api.md §9.1), never guessed:
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 from django.db import transaction
@@ -121,19 +122,14 @@ def _saved_method(ctx: ActionContext, customer: str) -> str:
     return found.default_payment_method
 
 
-def _declined(order: Order, declined: PaymentDeclined) -> dict:
+def _declined(order: Order, pending: Payment, declined: PaymentDeclined) -> dict:
     """A business outcome, not a failure of the job: Stripe keeps the PaymentIntent;
     the payment_failed event tells Znode and the customer."""
-    Payment.objects.get_or_create(
+    Payment.objects.filter(pk=pending.pk).update(
         payment_intent_id=declined.payment_intent or f"declined:{order.order_number}",
-        defaults={
-            "order": order,
-            "amount_minor": order.amount_minor,
-            "currency": order.currency,
-            "decline_code": declined.decline_code or declined.error_code,
-            "failure_message": str(declined)[:500],
-            "charge_id": declined.charge or "",
-        },
+        decline_code=declined.decline_code or declined.error_code,
+        failure_message=str(declined)[:500],
+        charge_id=declined.charge or "",
     )
     order_move(order, OrderState.PAYMENT_FAILED, failure_reason=declined.decline_code)
     return {
@@ -142,6 +138,43 @@ def _declined(order: Order, declined: PaymentDeclined) -> dict:
         "status": "declined",
         "decline_code": declined.decline_code,
     }
+
+
+# How far before its pending row a PaymentIntent of the order is looked for, and how
+# many of the account's PaymentIntents since then at most.
+FIND_SLACK_SECONDS = 300
+FIND_LIMIT = 1000
+
+
+def _find_intent(
+    ctx: ActionContext, order: Order, pending: Payment, customer: str
+) -> StripePayment | None:
+    """The PaymentIntent an earlier try made for the order, if Stripe has one: listed
+    (not searched: search lags behind writes) from just before the pending row was
+    written, matched by our metadata."""
+    since = int(pending.created_at.timestamp()) - FIND_SLACK_SECONDS
+    listed = ctx.client("stripe").payment_intents_since(created_gte=since, customer=customer)
+    for raw in islice(listed, FIND_LIMIT):
+        intent = stripe_facts.payment_from_wire(raw)
+        if intent.order_number == order.order_number and (
+            intent.integration == ctx.integration.name
+        ):
+            return intent
+    return None
+
+
+def _pending_row(order: Order) -> tuple[Payment, bool]:
+    """The order's own payment row, written before any PaymentIntent is created (under
+    the order's lock, so two jobs share one): (row, whether it is new)."""
+    with transaction.atomic():
+        Order.objects.select_for_update().get(pk=order.pk)
+        existing = payment_ours(order)
+        if existing is not None:
+            return existing, False
+        row = Payment.objects.create(
+            order=order, amount_minor=order.amount_minor, currency=order.currency
+        )
+    return row, True
 
 
 def _settled_off_session(
@@ -158,9 +191,14 @@ def _settled_off_session(
 
 
 def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: str) -> dict:
-    """Create (once) the order's PaymentIntent; confirmed off-session with ``method``."""
+    """Create (once) the order's PaymentIntent; confirmed off-session with ``method``.
+
+    A pending row is written before the call. A row still pending on a later try means
+    a create whose answer was never stored: Stripe is asked for the order's
+    PaymentIntent before anything is created again, since its idempotency key is
+    forgotten after 24 hours (operator retries, long waits, replays)."""
     existing = payment_ours(order)
-    if existing:
+    if existing is not None and existing.payment_intent_id:
         # The row was written from Stripe's answers, in the currency we asked for.
         asked = money.stripe_currency(existing.currency)
         settled = _settled_off_session(ctx, order, existing, currency=asked)
@@ -175,32 +213,29 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         money.check_chargeable(order.amount_minor, order.currency)
     except money.MoneyError as error:
         raise exc.DataError(f"order {order.order_number}: {error}") from error
-    params = stripe_facts.payment_intent_params(
-        amount_minor=order.amount_minor,
-        currency=money.stripe_currency(order.currency),
-        customer=customer,
-        metadata=order_metadata(ctx, order),
-        manual_capture=order.capture_on_shipment,
-        description=f"Order {order.order_number}" if setting(ctx, "stripe_description") else "",
-        payment_method=method,
-    )
-    key = ctx.idempotency_key("pi", ctx.integration.name, order.order_number)
-    try:
-        intent = stripe_facts.payment_from_wire(
-            ctx.client("stripe").payment_intent_create(params=params, idempotency_key=key)
+    pending, new = _pending_row(order)
+    intent = None if new else _find_intent(ctx, order, pending, customer)
+    if intent is None:
+        params = stripe_facts.payment_intent_params(
+            amount_minor=order.amount_minor,
+            currency=money.stripe_currency(order.currency),
+            customer=customer,
+            metadata=order_metadata(ctx, order),
+            manual_capture=order.capture_on_shipment,
+            description=f"Order {order.order_number}" if setting(ctx, "stripe_description") else "",
+            payment_method=method,
         )
-    except PaymentDeclined as declined:
-        return _declined(order, declined)
-    paid = intent.status == PaymentStatus.SUCCEEDED and intent.received > 0
-    payment, _ = Payment.objects.get_or_create(
-        payment_intent_id=intent.id,
-        defaults={
-            "order": order,
-            "status": intent.status,
-            "amount_minor": intent.amount,
-            "currency": order.currency,
-        },
+        key = ctx.idempotency_key("pi", ctx.integration.name, order.order_number)
+        try:
+            intent = stripe_facts.payment_from_wire(
+                ctx.client("stripe").payment_intent_create(params=params, idempotency_key=key)
+            )
+        except PaymentDeclined as declined:
+            return _declined(order, pending, declined)
+    Payment.objects.filter(pk=pending.pk).update(
+        payment_intent_id=intent.id, status=intent.status, amount_minor=intent.amount
     )
+    payment = Payment.objects.get(pk=pending.pk)
     order_move(order, OrderState.PAYMENT_PENDING)
     order.refresh_from_db()
     if order.state == OrderState.CANCELED and intent.status != PaymentStatus.SUCCEEDED:
@@ -209,7 +244,7 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         intent_release(ctx, order, intent.id)
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
         return {"outcome": SKIPPED, "payment_intent": intent.id, "status": "canceled"}
-    if paid:
+    if intent.status == PaymentStatus.SUCCEEDED and intent.received > 0:
         # Stripe's own answer, not an event: the money is in.
         payment_advance(
             payment, PaymentStatus.SUCCEEDED, charge_id=intent.charge_id, received=intent.received

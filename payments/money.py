@@ -518,6 +518,20 @@ def to_minor_units(amount: Decimal | str | int, code: str, *, rounding: str = RO
     return minor
 
 
+def at_exponent(amount: Decimal | str | int, code: str) -> Decimal:
+    """A major amount at the currency's ledger precision (``exponent``), half up:
+    Znode's ``"5.125000"`` KWD is ``Decimal("5.125")``."""
+    cur = currency(code)
+    return _to_decimal(amount).quantize(_quantum(cur.exponent), rounding=ROUND_HALF_UP)
+
+
+def rounding_step(code: str) -> Decimal:
+    """What Stripe's ``round_to`` makes the smallest difference between two chargeable
+    amounts, in major units (KWD: 0.010; USD: 0.01)."""
+    cur = currency(code)
+    return Decimal(cur.round_to).scaleb(-cur.stripe_exponent)
+
+
 def from_minor_units(minor: int, code: str) -> Decimal:
     """The exact major amount for a Stripe minor amount, quantized to the currency's
     ``exponent`` (``1999, "usd"`` -> ``Decimal("19.99")``; ``500, "ISK"`` -> ``Decimal("5")``;

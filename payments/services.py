@@ -11,6 +11,7 @@ reach other systems only through ``ctx.client(kind)``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -543,17 +544,39 @@ def erp_sale_entry(
     when = payment.paid_at if payment is not None and payment.paid_at else None
     if when is None:
         when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
+    lines = [
+        JournalLine(account=accounts["clearing"], debit=amount, description=f"Stripe {charge}")
+    ]
+    sale = money.at_exponent(order.total, order.currency)
+    rounding = amount - sale
+    if rounding and abs(rounding) < money.rounding_step(order.currency):
+        # Stripe charges three-decimal currencies in steps of ten (5.125 KWD is charged
+        # 5.130): the sale stays the order's, the difference is a rounding line.
+        lines.append(
+            JournalLine(
+                account=accounts["sales"], credit=sale, description=f"Order {order.order_number}"
+            )
+        )
+        lines.append(
+            JournalLine(
+                account=accounts["rounding"],
+                debit=-rounding if rounding < 0 else Decimal(0),
+                credit=rounding if rounding > 0 else Decimal(0),
+                description=f"Rounding of order {order.order_number} to Stripe's amount",
+            )
+        )
+    else:
+        lines.append(
+            JournalLine(
+                account=accounts["sales"], credit=amount, description=f"Order {order.order_number}"
+            )
+        )
     return JournalEntry(
         external_reference=f"sale:{charge}",
         date=when.date(),
         currency=order.currency,
         memo=f"Stripe payment for order {order.order_number}",
-        lines=(
-            JournalLine(account=accounts["clearing"], debit=amount, description=f"Stripe {charge}"),
-            JournalLine(
-                account=accounts["sales"], credit=amount, description=f"Order {order.order_number}"
-            ),
-        ),
+        lines=tuple(lines),
     )
 
 

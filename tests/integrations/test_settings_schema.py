@@ -291,7 +291,14 @@ def test_payments_defaults_are_the_actions():
     assert schema.value({}, "znode_states_before_payment") == list(
         payments_settings.BEFORE_PAYMENT_STATES
     )
-    assert schema.value({}, "gl_accounts") == {"clearing": "1150", "sales": "4000"}
+    assert schema.value({}, "gl_accounts") == {
+        "clearing": "1150",
+        "sales": "4000",
+        "rounding": "7990",
+    }
+    assert schema.value({}, "collectable_states") == payments_settings.COLLECTABLE_STATES
+    assert schema.value({}, "paid_payment_statuses") == payments_settings.PAID_PAYMENT_STATUSES
+    assert schema.value({}, "canceled_order_payments") == "refund"
     assert schema.value({}, "stripe_description") is True
     assert schema.value({}, "saved_method_fallback") == "none"
     assert schema.value({}, "collection_modes") == {}
@@ -303,7 +310,7 @@ def test_payments_defaults_are_the_actions():
 # How code reads settings today (dict access) and with the typed accessors.
 READS = (
     re.compile(r"""settings(?:\(ctx\)| or \{\}\))?\.get\(\s*["']([a-z_]+)["']"""),
-    re.compile(r"""(?:_setting|\.value)\([^,()]+(?:\([^()]*\))?,\s*["']([a-z_]+)["']"""),
+    re.compile(r"""(?:\b_?setting|\.value)\([^,()]+(?:\([^()]*\))?,\s*["']([a-z_]+)["']"""),
 )
 
 

@@ -141,3 +141,75 @@ def test_another_stores_payment_never_pays_this_stores_order(wired, sandbox):
     assert result == {"outcome": "skipped", "reason": "the PaymentIntent belongs to another order"}
     theirs.refresh_from_db()
     assert theirs.state == OrderState.NEW and not theirs.payments.exists()
+
+
+def test_a_lost_create_answer_is_found_in_stripe_not_created_again(wired, monkeypatch):
+    """Rule: a pending payment row is written before the PaymentIntent is created; a
+    later try that finds the row still pending asks Stripe for the order's
+    PaymentIntent (listed by our metadata) before creating anything, because Stripe
+    forgets the idempotency key after 24 hours (operator retries, long waits)."""
+    fetched = place(wired, user_id=12)
+    order = Order.objects.get(order_number=fetched["order_number"])
+    create = StripeGateway.payment_intent_create
+    seen_rows = []
+
+    def answer_lost(self, **kwargs):
+        seen_rows.append(order.payments.count())
+        create(self, **kwargs)
+        raise exc.ConnectorTimeout("the answer was lost")
+
+    monkeypatch.setattr(StripeGateway, "payment_intent_create", answer_lost)
+    with pytest.raises(exc.ConnectorTimeout):
+        collect(wired, fetched)
+    assert seen_rows == [1]  # the pending row was there before the call
+    pending = order.payments.get()
+    assert pending.payment_intent_id is None
+    monkeypatch.setattr(StripeGateway, "payment_intent_create", create)
+
+    paid = collect(wired, fetched)
+    assert paid["outcome"] == "paid"
+    assert calls("payment_intent.create") == 1  # found, not created again
+    pending.refresh_from_db()
+    assert pending.payment_intent_id.startswith("pi_") and pending.status == "succeeded"
+    listed = StripeGateway(wired.stripe).payment_intents_since(created_gte=0)
+    ours = [pi for pi in listed if pi["metadata"].get("znode_order_number") == order.order_number]
+    assert len(ours) == 1
+
+
+def test_three_decimal_rounding_is_booked_as_its_own_line(integration):
+    """Stripe charges KWD in steps of ten fils: an order of 5.125 KWD is charged 5.130.
+    Rule: the sale stays the order's 5.125, the 0.005 Stripe took beyond it is an
+    explicit rounding line (account ``rounding``), and the entry balances."""
+    from decimal import Decimal
+
+    from integrations.connectors.erp.mapping import check_balanced, journal_entry_to_wire
+    from payments import money
+    from payments.services import erp_sale_entry
+
+    order = Order.objects.create(
+        integration=integration,
+        znode_order_id=7,
+        order_number="KW-1",
+        currency="KWD",
+        total=Decimal("5.125000"),
+        amount_minor=money.to_minor_units("5.125", "KWD"),
+    )
+    assert order.amount_minor == 5130
+    entry = erp_sale_entry(new_ctx(integration), order, charge="ch_kw", amount_received=5130)
+    lines = [(line.account, line.debit, line.credit) for line in entry.lines]
+    assert lines == [
+        ("1150", Decimal("5.130"), Decimal(0)),
+        ("4000", Decimal(0), Decimal("5.125")),
+        ("7990", Decimal(0), Decimal("0.005")),
+    ]
+    check_balanced(journal_entry_to_wire(entry)["lines"])
+    usd = Order.objects.create(
+        integration=integration,
+        znode_order_id=8,
+        order_number="US-1",
+        currency="USD",
+        total=Decimal("19.990000"),
+        amount_minor=1999,
+    )
+    plain = erp_sale_entry(new_ctx(integration), usd, charge="ch_us", amount_received=1999)
+    assert [line.account for line in plain.lines] == ["1150", "4000"]

@@ -215,6 +215,22 @@ class StripeGateway:
             idempotency_key=idempotency_key,
         )
 
+    def payment_intents_since(self, *, created_gte: int, customer: str = "") -> Iterator[dict]:
+        """Every PaymentIntent created since ``created_gte`` (of ``customer`` when given),
+        newest first, auto-paging."""
+        params: dict[str, Any] = {"created": {"gte": int(created_gte)}, "limit": 100}
+        if customer:
+            params["customer"] = customer
+        page = self._call("payment_intent.list", self.client.v1.payment_intents.list, params=params)
+        token = _operation.set("payment_intent.list")
+        try:
+            for item in page.auto_paging_iter():
+                yield item.to_dict()
+        except stripe.StripeError as error:
+            raise map_error(error) from error
+        finally:
+            _operation.reset(token)
+
     def payment_intent_retrieve(self, payment_intent_id: str, *, expand: list[str] = ()) -> dict:
         params = {"expand": list(expand)} if expand else {}
         return self._read(
