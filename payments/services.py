@@ -10,6 +10,7 @@ reach other systems only through ``ctx.client(kind)``.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -406,11 +407,33 @@ def _holder_running(job_id: int | None, now: datetime) -> bool:
     ).exists()
 
 
+# A job finding another running job writing the same payment into Znode (the order's
+# job and the payment's event, racing) waits this long for it before it retries later.
+BOOKING_WAIT_SECONDS = 10.0
+
+
+class _ClaimHeld(Exception):
+    pass
+
+
 def _booking_claim(ctx: ActionContext, payment: Payment) -> bool | None:
     """Claim writing ``payment`` into Znode. None: booked already. True: this is the
     first try of any job (nothing of ours can be in Znode yet, so the order as read
     earlier may decide). False: a try before this one may have written; read fresh.
-    Another running job's claim is waited for (retried)."""
+
+    Another running job's claim is waited for, briefly here (the usual race is over
+    in a moment), then by retrying the job."""
+    deadline = time.monotonic() + BOOKING_WAIT_SECONDS
+    while True:
+        try:
+            return _booking_claim_once(ctx, payment)
+        except _ClaimHeld as held:
+            if time.monotonic() >= deadline:
+                raise exc.ConflictRetry(str(held), retry_after=2) from None
+        time.sleep(0.2)
+
+
+def _booking_claim_once(ctx: ActionContext, payment: Payment) -> bool | None:
     now = timezone.now()
     job = ctx.job.pk if ctx.job else None
     with transaction.atomic():
@@ -420,7 +443,7 @@ def _booking_claim(ctx: ActionContext, payment: Payment) -> bool | None:
         started: datetime | None = locked.znode_booking_started_at
         holder = locked.znode_booking_job
         if started and holder != job and _holder_running(holder, now):
-            raise exc.ConflictRetry(
+            raise _ClaimHeld(
                 f"payment {payment.pk} is being written into Znode by job "
                 f"{locked.znode_booking_job}"
             )

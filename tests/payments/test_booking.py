@@ -157,10 +157,13 @@ def test_an_off_session_success_for_a_moved_total_is_refused_on_every_rerun(wire
     ],
     ids=["holder failed", "holder lost its lease"],
 )
-def test_one_job_at_a_time_writes_a_payment_into_znode(wired, holder_ends):
+def test_one_job_at_a_time_writes_a_payment_into_znode(wired, holder_ends, monkeypatch):
     """A running job's claim is waited for (retried), however slow it is; once that
     job has ended or lost its worker the claim is taken over, and the history is then
     read fresh, since the job before may have written the record before it stopped."""
+    import payments.services
+
+    monkeypatch.setattr(payments.services, "BOOKING_WAIT_SECONDS", 0.3)
     fetched = place(wired, user_id=12)
     paid = collect(wired, fetched)
     payment = Payment.objects.get(charge_id=paid["charge"])
