@@ -22,6 +22,8 @@ class EventStatus(models.TextChoices):
     # Stored as evidence, no job: the same change was already routed (another source
     # reported it, or it is the echo of our own write to a field no flow reads).
     DUPLICATE = "duplicate", "Duplicate change (no job)"
+    # Its jobs wait for a paused integration or a disabled flow, and run when it resumes.
+    WAITING = "waiting", "Waiting (integration or flow paused)"
 
 
 class EventSource(models.TextChoices):
@@ -38,6 +40,8 @@ class JobStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     QUARANTINED = "quarantined", "Quarantined"
     DISCARDED = "discarded", "Discarded"
+    # Made while its flow or integration was disabled: runs when both are enabled again.
+    PAUSED = "paused", "Paused (flow or integration disabled)"
 
 
 class AttemptOutcome(models.TextChoices):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from integrations.kernel.http import CallRecord, redacted
+from integrations.kernel.jsonutil import db_json
 from integrations.models import ApiCall
 
 
 def api_call_store(record: CallRecord) -> ApiCall:
-    """Store one finished call, redacted (secrets masked, bodies bounded)."""
-    return ApiCall.objects.create(**redacted(record))
+    """Store one finished call, redacted (secrets masked, bodies bounded), as text the
+    database can store (an answer with NUL in it is kept, with U+FFFD for the NUL)."""
+    return ApiCall.objects.create(**db_json(redacted(record)))

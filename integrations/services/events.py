@@ -10,13 +10,20 @@ done and after every change of one of the event's jobs:
 - the change it reports was routed already → *duplicate*, pointing at the event it
   repeats, kept as evidence;
 - it has jobs → from their statuses: *processed* when each succeeded or was
-  discarded, *failed* when one is quarantined and none is still to run,
+  discarded, *failed* when one is quarantined and none is still to run, *waiting*
+  when the only ones still to run are paused (their flow or integration is
+  disabled; they run when it is enabled again, see ``services/jobs.py``),
   *processing* otherwise;
 - routed, and no job → *ignored*, saying why.
+
+An operator may skip an event that is received, waiting or failed
+(:func:`event_skip`: its unfinished jobs are discarded, the event is *ignored* with
+who and why), or replay it (``inbox.event_replay``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +31,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.choices import EventStatus, JobStatus
+from integrations.kernel.exceptions import DataError
+from integrations.kernel.jsonutil import db_text
 from integrations.models import InboundEvent, Job
+
+logger = logging.getLogger("integrations.events")
 
 ACTIVE = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING})
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.DISCARDED})
@@ -68,6 +79,13 @@ def event_settle(event_id: int, *, routed: Routed | None = None) -> None:
 
 
 def _decide(event_id: int, routed: Routed | None) -> dict[str, Any]:
+    values = _status(event_id, routed)
+    if "status_reason" in values:  # text from errors and payloads: storable, bounded
+        values["status_reason"] = db_text(values["status_reason"])[:500]
+    return values
+
+
+def _status(event_id: int, routed: Routed | None) -> dict[str, Any]:
     now = timezone.now()
     if routed is not None and routed.failure:
         return {
@@ -94,4 +112,57 @@ def _decide(event_id: int, routed: Routed | None) -> dict[str, Any]:
         return {"status": EventStatus.PROCESSED, "status_reason": "", "processed_at": now}
     if JobStatus.QUARANTINED in statuses and not statuses & ACTIVE:
         return {"status": EventStatus.FAILED, "status_reason": "a job is quarantined"}
+    if JobStatus.PAUSED in statuses and not statuses & ACTIVE:
+        return {"status": EventStatus.WAITING, "status_reason": _paused_reason(event_id)}
     return {"status": EventStatus.PROCESSING, "status_reason": ""}
+
+
+def _paused_reason(event_id: int) -> str:
+    paused = Job.objects.filter(event_id=event_id, status=JobStatus.PAUSED).select_related(
+        "flow", "integration"
+    )
+    why = sorted({pause_cause(job) for job in paused})
+    return f"waiting until resumed: {'; '.join(why)}"
+
+
+def pause_cause(job: Job) -> str:
+    """Why a paused job waits (its flow and integration loaded)."""
+    if not job.flow.enabled:
+        return f"flow {job.flow.key} is disabled"
+    if job.integration_id and not job.integration.enabled:
+        return f"integration {job.integration.name} is paused"
+    return f"flow {job.flow.key} was paused"  # resumed since; the sweeper starts it
+
+
+SKIPPABLE = frozenset({EventStatus.RECEIVED, EventStatus.WAITING, EventStatus.FAILED})
+
+
+@transaction.atomic
+def event_skip(*, event: InboundEvent, operator=None, note: str = "") -> InboundEvent:
+    """An operator gives up on an event that cannot or should not run: one that
+    cannot be routed (failed, such as a poisoned body), one still received, or one
+    waiting for a paused flow.
+
+    Its unfinished jobs (pending, waiting to retry, quarantined, paused) are
+    discarded with the note (``job_discard``: an attempt row as evidence); a running
+    job refuses the skip. The event becomes *ignored*, saying who skipped it and why;
+    nothing is deleted. A replay (``inbox.event_replay``) can still run it later.
+    """
+    from integrations.services.jobs import job_discard
+
+    event = InboundEvent.objects.select_for_update().get(pk=event.pk)
+    if event.status not in SKIPPABLE:
+        raise DataError(f"event is {event.status}; only received, waiting or failed events skip")
+    jobs = list(Job.objects.filter(event=event).exclude(status__in=FINISHED))
+    if any(job.status == JobStatus.RUNNING for job in jobs):
+        raise DataError("a job of this event is running; wait for it, then skip")
+    who = getattr(operator, "get_username", lambda: operator)() or "system"
+    for job in jobs:
+        job_discard(job=job, operator=operator, note=f"event skipped. {note}".strip())
+    reason = f"skipped by {who}" + (f": {note}" if note else "")
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=EventStatus.IGNORED, status_reason=db_text(reason)[:500], processed_at=timezone.now()
+    )
+    logger.info("integrations.events.skipped event=%s by=%s", event.pk, who)
+    event.refresh_from_db()
+    return event

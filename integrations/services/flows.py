@@ -20,6 +20,7 @@ from django.db import transaction
 
 from integrations import mapping
 from integrations.kernel.exceptions import DataError
+from integrations.kernel.jsonutil import db_json
 from integrations.mapping import Rule
 from integrations.models import Attempt, Flow, FlowStep, Job, Mapping, MappingField
 from integrations.registry import get_action
@@ -29,10 +30,33 @@ logger = logging.getLogger("integrations.flows")
 
 
 # --- match: the flows an event triggers -----------------------------------------------
-def flows_matching(*, source: str, event_type: str) -> list[Flow]:
-    """Enabled flows whose trigger (source, event type pattern) fits the event."""
-    candidates = Flow.objects.filter(enabled=True, trigger_source=source).prefetch_related("steps")
+def flows_matching(*, source: str, event_type: str, enabled_only: bool = True) -> list[Flow]:
+    """Flows whose trigger (source, event type pattern) fits the event: the enabled
+    ones, or (``enabled_only=False``, for routing, which pauses the jobs of a disabled
+    flow) all of them."""
+    candidates = Flow.objects.filter(trigger_source=source).prefetch_related("steps")
+    if enabled_only:
+        candidates = candidates.filter(enabled=True)
     return [f for f in candidates if fnmatch.fnmatchcase(event_type, f.trigger_event)]
+
+
+def flow_set_enabled(*, flow: Flow, enabled: bool, operator=None, reason: str = "") -> Flow:
+    """Disable or enable a flow (history keeps who and why). While it is disabled,
+    events that trigger it make *paused* jobs; enabling it resumes them at once
+    (the sweeper also resumes jobs of a flow enabled in the admin)."""
+    from integrations.services.connections import change_reason
+    from integrations.services.jobs import jobs_resume
+
+    with transaction.atomic():
+        row = Flow.objects.select_for_update().get(pk=flow.pk)
+        was = row.enabled
+        row.enabled = enabled
+        who = getattr(operator, "get_username", lambda: operator)() or "system"
+        row._change_reason = change_reason(reason or f"{'en' if enabled else 'dis'}abled by {who}")
+        row.save()
+        if enabled and not was:
+            jobs_resume(flow=row)
+    return row
 
 
 def flow_condition_holds(flow: Flow, document: dict[str, Any]) -> bool:
@@ -86,8 +110,11 @@ def _rules(step: FlowStep) -> list[Rule]:
 
 
 def _json_safe(value: object) -> dict:
+    """The output as JSON the step outputs (jsonb) can store: NUL and lone surrogates
+    in text, such as a name read back from Znode, become U+FFFD."""
     try:
-        return json.loads(json.dumps(value if value is not None else {}, cls=DjangoJSONEncoder))
+        text = json.dumps(value if value is not None else {}, cls=DjangoJSONEncoder)
+        return db_json(json.loads(text))
     except (TypeError, ValueError) as exc:
         raise DataError(f"action output is not JSON-able: {exc}") from exc
 

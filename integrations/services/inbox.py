@@ -24,7 +24,8 @@ from django.utils import timezone
 from integrations.choices import EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, ParsedEvent
-from integrations.kernel.exceptions import IntegrationError, MappingError, WebhookPayloadError
+from integrations.kernel.exceptions import IntegrationError, WebhookPayloadError
+from integrations.kernel.jsonutil import db_json, db_text
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
 from integrations.services.events import Routed, event_intake_status, event_settle
@@ -58,6 +59,7 @@ def inbox_event_receive(
     delivery counter; a repeated delivery of a failed event re-runs its failed jobs.
     """
     connector = connectors.get(connection_obj.kind)
+    parsed = _storable(parsed)
     known = connector.is_known_event(parsed.event_type)
     status, reason = event_intake_status(known=known, event_type=parsed.event_type)
     text = body.decode("utf-8") if isinstance(body, bytes) else body
@@ -70,7 +72,7 @@ def inbox_event_receive(
         "status_reason": reason,
         "object_id": parsed.object_id,
         "reference": parsed.reference,
-        "headers": headers,
+        "headers": db_json(headers),
         "body": text,
         "remote_addr": remote_addr or None,  # '' behind a unix socket is no address
         "occurred_at": parsed.occurred_at,
@@ -87,6 +89,19 @@ def inbox_event_receive(
     if known:
         transaction.on_commit(inbox_nudge)
     return InboxResult(event_id=event_id, status=status, created=True)
+
+
+def _storable(parsed: ParsedEvent) -> ParsedEvent:
+    """The event's columns as the database can store them (no NUL, no lone
+    surrogate: :func:`~integrations.kernel.jsonutil.db_text`); the body keeps the
+    sender's text."""
+    columns = {
+        name: db_text(getattr(parsed, name))
+        for name in ("external_id", "event_type", "object_id", "reference")
+    }
+    if all(columns[name] is getattr(parsed, name) for name in columns):
+        return parsed
+    return replace(parsed, **columns)
 
 
 def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult:
@@ -239,6 +254,9 @@ def _change_of(event: InboundEvent, parsed: ParsedEvent) -> ChangeFingerprint | 
         return None
     if change is None:
         return None
+    change = replace(
+        change, object_key=db_text(change.object_key), fingerprint=db_text(change.fingerprint)
+    )
     # Keep within the columns without merging two objects or two states.
     if len(change.object_key) > 255:
         digest = hashlib.sha256(change.object_key.encode()).hexdigest()
@@ -323,6 +341,9 @@ def event_read(event: InboundEvent) -> EventReading:
         parsed = connector.parse(event.body.encode("utf-8"))
     except (WebhookPayloadError, IntegrationError) as exc:
         return EventReading(error=f"stored body can no longer be read: {exc}")
+    except Exception as exc:  # a connector bug: this event fails, the batch goes on
+        logger.exception("integrations.inbox.parse_failed event=%s", event.pk)
+        return EventReading(error=f"stored body can no longer be read: {exc!r}")
     return EventReading(parsed=parsed, change=_change_of(event, parsed))
 
 
@@ -347,17 +368,25 @@ def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> 
     it, duplicate when the change it reports was routed already (connector's
     ``change_fingerprint``).
 
+    Paused is not absent: a job is made for every integration that contains the
+    event's connection and every flow its type triggers, enabled or not; where the
+    integration is paused or the flow disabled the job is made *paused* and runs when
+    both are enabled again (Stripe does not redeliver what we answered 2xx). Only an
+    event for which nothing exists to resume is ignored: its connection is in no
+    integration, or no flow at all is triggered by its type.
+
     Runs inside the caller's transaction, with the event row locked. ``reading``: the
     stored body as :func:`event_read` read it, where the caller has it already.
+    Returns the jobs to enqueue now (not the paused ones).
     """
     conn = event.connection
     integrations = [
         i
-        for i in Integration.objects.filter(enabled=True).select_related("znode", "stripe", "erp")
+        for i in Integration.objects.select_related("znode", "stripe", "erp")
         if conn.pk in i.connection_ids()
     ]
     if not integrations:
-        reason = f"connection {conn.name} belongs to no enabled integration"
+        reason = f"connection {conn.name} belongs to no integration"
         event_settle(event.pk, routed=Routed(reason=reason))
         return []
     reading = reading or event_read(event)
@@ -382,30 +411,42 @@ def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> 
             )
             return []
         route_as = verdict.route_as
-    flows = flows_matching(source=conn.kind, event_type=route_as)
+    flows = flows_matching(source=conn.kind, event_type=route_as, enabled_only=False)
     jobs: list[Job] = []
+    made = False
     for integration in integrations:
         document = event_document(event, integration, parsed=reading.parsed, routed_as=route_as)
         for flow in flows:
             if not flow_condition_holds(flow, document):
                 continue
+            live = integration.enabled and flow.enabled
             job, created = Job.objects.get_or_create(
                 event=event,
                 flow=flow,
                 integration=integration,
                 defaults={
-                    "context": document,
+                    "status": JobStatus.PENDING if live else JobStatus.PAUSED,
+                    # Text jsonb can store (NUL, lone surrogates), whatever the sender put
+                    # in a name or a metadata value.
+                    "context": db_json(document),
                     "max_attempts": _max_attempts(flow),
                     "reference": event.reference,
                 },
             )
-            if created:
+            made = made or created
+            if created and live:
                 jobs.append(job)
-    if jobs and change is not None and gate is not None:
+    if made and change is not None and gate is not None:
         _record_change(gate, change, event, now)
     reason = "" if flows else f"no enabled flow is triggered by {conn.kind} {route_as}"
     event_settle(event.pk, routed=Routed(reason=reason))
     return jobs
+
+
+def _failure(error: Exception) -> str:
+    if isinstance(error, WebhookPayloadError | IntegrationError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _max_attempts(flow: Flow) -> int:
@@ -434,14 +475,17 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
             _lock_changes_in_order(readings)
             for event, reading in readings:
                 try:
-                    with transaction.atomic():  # one bad event must not stop the inbox
+                    # One bad event must not stop the inbox: whatever routing it raises
+                    # (a mapping, a connector bug, a row the database refuses) is rolled
+                    # back to this savepoint, and the event is marked failed with the
+                    # reason; the rest of the batch goes on. An operator replays or
+                    # skips it (event_replay, event_skip).
+                    with transaction.atomic():
                         routed_jobs = event_route(event, reading=reading)
                         job_ids.extend(job.pk for job in routed_jobs)
-                except (MappingError, WebhookPayloadError, IntegrationError) as error:
-                    event_settle(event.pk, routed=Routed(failure=str(error)))
-                    logger.error(
-                        "integrations.inbox.route_failed event=%s error=%s", event.pk, error
-                    )
+                except Exception as error:
+                    event_settle(event.pk, routed=Routed(failure=_failure(error)))
+                    logger.exception("integrations.inbox.route_failed event=%s", event.pk)
             transaction.on_commit(lambda ids=job_ids: jobs_enqueue(ids))
         routed += len(batch)
         if len(batch) < limit:

@@ -11,6 +11,7 @@ from integrations.choices import ConnectionKind
 from integrations.kernel.exceptions import DataError
 from integrations.models import Connection, Integration
 from integrations.services.connections import change_reason, full_clean
+from integrations.services.jobs import jobs_resume
 from integrations.settings_schema import integration_schema
 
 
@@ -65,7 +66,11 @@ def integration_update(
 ) -> Integration:
     """Change what is given (``None``: unchanged; ``remove_erp`` drops the ERP).
     Settings are merged into the stored ones, ``unset`` removes keys, and the result
-    is checked as a whole; nothing is written when anything is wrong."""
+    is checked as a whole; nothing is written when anything is wrong.
+
+    Pausing (``enabled=False``) holds the integration's work: events keep arriving
+    and their jobs wait (*paused*); enabling it again resumes them at once
+    (``jobs_resume``), and the sweeper resumes what is left."""
     if erp is not None and remove_erp:
         raise DataError("give an ERP connection or remove the ERP, not both")
     _check_kind(znode, ConnectionKind.ZNODE)
@@ -82,9 +87,12 @@ def integration_update(
             row.stripe = stripe
         if erp is not None or remove_erp:
             row.erp = erp
+        resumed = enabled is True and not row.enabled
         if enabled is not None:
             row.enabled = enabled
         full_clean(row)
         row._change_reason = change_reason(reason)
         row.save()
+        if resumed:
+            jobs_resume(integration=row)
     return row

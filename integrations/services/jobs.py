@@ -30,7 +30,7 @@ from integrations.kernel.exceptions import DataError, error_summary, is_retryabl
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, Job
 from integrations.retry import RetryPolicy
-from integrations.services.events import event_settle
+from integrations.services.events import event_settle, pause_cause
 from integrations.services.flows import flow_run_steps
 
 logger = logging.getLogger("integrations.jobs")
@@ -97,6 +97,24 @@ def job_claim(*, job_id: int, worker: str) -> tuple[Job, Attempt] | None:
                 job.save()
                 _settle_event(job)
                 return None
+        if _paused(job):
+            # Disabled after the job was made: it waits, and runs on resume.
+            job.status = JobStatus.PAUSED
+            job.lease_expires_at = None
+            job.next_attempt_at = None
+            job.locked_by = ""
+            job.save(
+                update_fields=[
+                    "status",
+                    "lease_expires_at",
+                    "next_attempt_at",
+                    "locked_by",
+                    "updated_at",
+                ]
+            )
+            _settle_event(job)
+            logger.info("integrations.jobs.paused job=%s flow=%s", job.pk, job.flow.key)
+            return None
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.locked_by = worker
@@ -114,6 +132,10 @@ def job_claim(*, job_id: int, worker: str) -> tuple[Job, Attempt] | None:
         )
         attempt = Attempt.objects.create(job=job, number=job.attempts, worker=worker)
     return job, attempt
+
+
+def _paused(job: Job) -> bool:
+    return not job.flow.enabled or (job.integration is not None and not job.integration.enabled)
 
 
 def _fenced(job: Job, worker: str):
@@ -390,6 +412,90 @@ def job_edit_context(*, job: Job, context: dict, operator=None, note: str = "") 
         note=audit,
     )
     return job_requeue(job=job, operator=operator, note="after edit")
+
+
+# --- pause and resume ----------------------------------------------------------------------
+def _resumable():
+    return Job.objects.filter(status=JobStatus.PAUSED, flow__enabled=True).filter(
+        Q(integration__isnull=True) | Q(integration__enabled=True)
+    )
+
+
+def jobs_resume(*, flow=None, integration=None, limit: int = 1000) -> list[int]:
+    """Paused jobs whose flow and integration are both enabled again become pending,
+    are enqueued after commit, and their events settle (waiting → processing).
+
+    Called when an integration or a flow is enabled (``integration_update``,
+    ``flow_set_enabled``) for that one, and by the sweeper for all (an operator may
+    tick *enabled* in the admin). Returns the resumed jobs' ids."""
+    with transaction.atomic():
+        rows = _resumable()
+        if flow is not None:
+            rows = rows.filter(flow=flow)
+        if integration is not None:
+            rows = rows.filter(integration=integration)
+        due = list(
+            rows.select_for_update(skip_locked=True, of=("self",))
+            .order_by("id")
+            .values_list("pk", "event_id")[:limit]
+        )
+        if not due:
+            return []
+        ids = [pk for pk, _ in due]
+        Job.objects.filter(pk__in=ids).update(status=JobStatus.PENDING, updated_at=timezone.now())
+        for event_id in sorted({event_id for _, event_id in due if event_id}):
+            event_settle(event_id)
+        transaction.on_commit(lambda: jobs_enqueue(ids))
+    logger.info("integrations.jobs.resumed jobs=%s", len(ids))
+    return ids
+
+
+def paused_max_days() -> float:
+    """How long a job waits for its flow or integration to resume
+    (``INTEGRATIONS["PAUSED_JOB_MAX_DAYS"]``, 30 by default; Stripe itself gives up
+    redelivering after 3 days, so a pause shorter than that loses nothing either)."""
+    return float(settings.INTEGRATIONS.get("PAUSED_JOB_MAX_DAYS", 30))
+
+
+def jobs_expire_paused(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Paused jobs that waited longer than :func:`paused_max_days` are discarded, with
+    the reason as evidence (an operator can still requeue one, or replay its event);
+    an event left with nothing that ran is *ignored*, saying so."""
+    from integrations.choices import EventStatus
+    from integrations.models import InboundEvent
+
+    now = now or timezone.now()
+    days = paused_max_days()
+    cutoff = now - timedelta(days=days)
+    expired = []
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("flow", "integration")
+            .filter(status=JobStatus.PAUSED, updated_at__lte=cutoff)
+            .order_by("id")[:limit]
+        )
+        for job in jobs:
+            why = pause_cause(job)
+            note = f"paused for more than {days:g} days ({why}); discarded"
+            Job.objects.filter(pk=job.pk).update(
+                status=JobStatus.DISCARDED, finished_at=now, last_error=note, updated_at=now
+            )
+            _operator_note(job, operator=None, note=note)
+            expired.append(job.pk)
+            if not job.event_id:
+                continue
+            event_settle(job.event_id)
+            ran = Job.objects.filter(event_id=job.event_id).exclude(status=JobStatus.DISCARDED)
+            if not ran.exists():
+                InboundEvent.objects.filter(pk=job.event_id).update(
+                    status=EventStatus.IGNORED,
+                    status_reason=f"waited more than {days:g} days: {why}"[:500],
+                    processed_at=now,
+                )
+    if expired:
+        logger.warning("integrations.jobs.paused_expired jobs=%s", expired)
+    return expired
 
 
 # --- the sweeper -------------------------------------------------------------------------

@@ -8,15 +8,19 @@ from datetime import datetime
 from django.utils import timezone
 
 from integrations.services.inbox import inbox_drain
-from integrations.services.jobs import jobs_due, jobs_enqueue
+from integrations.services.jobs import jobs_due, jobs_enqueue, jobs_expire_paused, jobs_resume
 
 logger = logging.getLogger("integrations.sweeper")
 
 
 def sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Route events whose nudge was lost and enqueue every job that is due."""
+    """Route events whose nudge was lost, resume paused jobs whose flow and
+    integration are enabled again (or discard those paused too long), and enqueue
+    every job that is due."""
     now = now or timezone.now()
     routed = inbox_drain(older_than_seconds=5)
+    jobs_resume()
+    jobs_expire_paused(now=now)
     due = jobs_due(now=now)
     jobs_enqueue(due)
     if routed or due:

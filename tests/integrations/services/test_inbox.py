@@ -69,7 +69,7 @@ def test_event_of_a_connection_outside_any_integration_is_ignored(stripe_connect
     inbox.inbox_drain()
     event = InboundEvent.objects.get()
     assert event.status == EventStatus.IGNORED
-    assert event.status_reason == "connection stripe-test belongs to no enabled integration"
+    assert event.status_reason == "connection stripe-test belongs to no integration"
     assert Job.objects.count() == 0
 
 
