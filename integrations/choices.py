@@ -51,6 +51,8 @@ class AttemptOutcome(models.TextChoices):
     QUARANTINED = "quarantined", "Failed, quarantined"
     LEASE_EXPIRED = "lease_expired", "Abandoned (worker lost)"
     OPERATOR = "operator", "Operator action"
+    # The worker was told to stop: it finished the step it was in and gave the job back.
+    RELEASED = "released", "Released (worker stopping)"
 
 
 class TriggerSource(models.TextChoices):

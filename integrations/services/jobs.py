@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from integrations.choices import AttemptOutcome, JobStatus
@@ -38,6 +38,18 @@ logger = logging.getLogger("integrations.jobs")
 
 class LeaseLost(Exception):
     """Another worker reclaimed this job; stop without writing anything more."""
+
+
+class WorkerStopping(Exception):
+    """The worker process was told to stop (SIGTERM): give the job back before the
+    next step instead of starting it."""
+
+
+worker_stopping = threading.Event()
+"""Set in a worker process by the ``worker`` command's SIGTERM handler: the step
+running finishes, no further step starts, the job's lease is released
+(:func:`job_run` then answers ``"released"``) and the job is pending again, for the
+next worker."""
 
 
 def default_worker_id() -> str:
@@ -153,6 +165,10 @@ def _renew_lease(job: Job, worker: str) -> None:
 def job_run(*, job_id: int, worker: str | None = None) -> str:
     """Run a job if it is due. Returns the job's status afterwards, or 'skipped'."""
     worker = worker or default_worker_id()
+    if worker_stopping.is_set():
+        # Handed to a worker that is stopping: leave it pending for the next one.
+        transaction.on_commit(lambda: jobs_enqueue([job_id]))
+        return "skipped"
     claimed = job_claim(job_id=job_id, worker=worker)
     if claimed is None:
         return "skipped"
@@ -173,6 +189,8 @@ class _Leased:
         self.step = ""  # the step started last, for the attempt's record
 
     def starting(self, step: FlowStep) -> None:
+        if worker_stopping.is_set():
+            raise WorkerStopping(step.name)
         self.step = step.name
         _renew_lease(self.job, self.worker)
 
@@ -198,6 +216,8 @@ def _execute(job: Job, attempt: Attempt, worker: str) -> str:
             note="lease lost to another worker; stopped without further writes",
         )
         return "lease_lost"
+    except WorkerStopping as stop:
+        return _release(job, attempt, worker, str(stop), started)
     except Exception as exc:
         return _fail(job, attempt, worker, exc, leased.step, started)
     now = timezone.now()
@@ -218,6 +238,31 @@ def _execute(job: Job, attempt: Attempt, worker: str) -> str:
         )
         _settle_event(job)
     return JobStatus.SUCCEEDED if updated else "lease_lost"
+
+
+def _release(job: Job, attempt: Attempt, worker: str, next_step: str, started: float) -> str:
+    """Give the job back between two steps: pending again, its lease released, the
+    attempt not counted against its budget; the next worker resumes at ``next_step``."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = _fenced(job, worker).update(
+            status=JobStatus.PENDING,
+            locked_by="",
+            lease_expires_at=None,
+            max_attempts=F("max_attempts") + 1,
+            updated_at=now,
+        )
+        _finish_attempt(
+            attempt,
+            started,
+            AttemptOutcome.RELEASED if updated else AttemptOutcome.LEASE_EXPIRED,
+            note=f"worker stopping: released before step {next_step}, where the next one resumes",
+        )
+        if updated:
+            _settle_event(job)
+            transaction.on_commit(lambda: jobs_enqueue([job.pk]))
+    logger.info("integrations.jobs.released job=%s before=%s", job.pk, next_step)
+    return "released" if updated else "lease_lost"
 
 
 def _fail(

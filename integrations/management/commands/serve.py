@@ -26,7 +26,7 @@ class Command(BaseCommand):
         # worker is stopped below.
         signal.signal(signal.SIGTERM, _interrupt)
         if not no_worker:
-            worker = processes.spawn([sys.executable, "manage.py", "qcluster"])
+            worker = processes.spawn([sys.executable, "manage.py", "worker"])
             self.stdout.write(f"worker started (pid {worker.pid})")
         try:
             call_command("runserver", addrport, use_reloader=False)
