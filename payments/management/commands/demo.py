@@ -152,7 +152,7 @@ class Command(BaseCommand):
             env=env,
             quiet=True,
         )
-        self.spawn([sys.executable, "manage.py", "qcluster"], env=env, quiet=True)
+        self.spawn([sys.executable, "manage.py", "worker"], env=env, quiet=True)
         self.wait_until(f"{self.platform}/health/", "platform")
 
     def spawn(self, command: list[str], env=None, quiet: bool = False) -> None:
