@@ -56,6 +56,18 @@ def admin_link(obj, label=None) -> str:
     return format_html('<a href="{}">{}</a>', url, label or str(obj))
 
 
+def permission_check(codename: str):
+    """``has_<name>_permission`` for an admin action: the user holds ``codename``
+    (``app_label.codename``). Django offers an action declared with
+    ``permissions=[<name>]`` only to such users and refuses it when posted by others."""
+
+    def check(self, request) -> bool:
+        return request.user.has_perm(codename)
+
+    check.__doc__ = f"Holds {codename}."
+    return check
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Evidence is never added, edited or deleted by hand; actions call services."""
 
@@ -205,6 +217,7 @@ class ConnectionAdmin(AuditedAdmin):
     readonly_fields = ("webhook_url", "stored_credentials", "stored_webhook_secrets", "url_token")
     history_list_display = ("history_change_reason", "enabled", "environment", "base_url")
     actions = ["test_connections"]
+    has_test_permission = permission_check("integrations.test_connection")
     fieldsets = (
         (None, {"fields": ("name", "kind", "environment", "base_url", "enabled", "settings")}),
         ("Limits", {"fields": ("rate_limit_per_second",)}),
@@ -242,7 +255,7 @@ class ConnectionAdmin(AuditedAdmin):
     def stored_webhook_secrets(self, obj):
         return obj.webhook_secrets.describe() if obj.pk else "-"
 
-    @admin.action(description="Test connection (one authenticated call)")
+    @admin.action(description="Test connection (one authenticated call)", permissions=["test"])
     def test_connections(self, request, queryset):
         for connection in queryset:
             result = connection_test(connection=connection)
@@ -334,8 +347,14 @@ class JobInline(admin.TabularInline):
         return False
 
 
+class OperatesJobs:
+    """Retry, quarantine and discard need ``integrations.operate_job``."""
+
+    has_operate_permission = permission_check("integrations.operate_job")
+
+
 @admin.register(InboundEvent)
-class InboundEventAdmin(ReadOnlyAdmin):
+class InboundEventAdmin(OperatesJobs, ReadOnlyAdmin):
     list_display = (
         "received_at",
         "connection",
@@ -355,6 +374,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
     actions = ["replay_events", "retry_failed_jobs"]
     exclude = ("body", "headers", "duplicate_of")
     readonly_fields = ("pretty_body", "pretty_headers", "replay_of_link", "duplicate_of_link")
+    has_replay_permission = permission_check("integrations.replay_event")
 
     def get_queryset(self, request):
         # Bodies can be large; the list never shows them.
@@ -383,13 +403,15 @@ class InboundEventAdmin(ReadOnlyAdmin):
         reason = obj.status_reason or ""
         return reason if len(reason) <= 90 else f"{reason[:89]}…"
 
-    @admin.action(description="Replay event (runs its flows again as a new event)")
+    @admin.action(
+        description="Replay event (runs its flows again as a new event)", permissions=["replay"]
+    )
     def replay_events(self, request, queryset):
         for event in queryset:
             replay = event_replay(event=event, operator=request.user)
             self.message_user(request, f"{event}: replayed as event {replay.pk}")
 
-    @admin.action(description="Retry the event's failed jobs")
+    @admin.action(description="Retry the event's failed jobs", permissions=["operate"])
     def retry_failed_jobs(self, request, queryset):
         count = 0
         for job in Job.objects.filter(
@@ -463,7 +485,7 @@ class ApiCallInline(admin.TabularInline):
         return False
 
 
-class RunJobActions:
+class RunJobActions(OperatesJobs):
     def _apply(self, request, queryset, service, verb):
         done, refused = 0, []
         for job in queryset:
@@ -515,15 +537,17 @@ class JobAdmin(RunJobActions, ReadOnlyAdmin):
     def pretty_step_outputs(self, obj):
         return pretty_json(obj.step_outputs)
 
-    @admin.action(description="Retry (resumes at the first unfinished step)")
+    @admin.action(
+        description="Retry (resumes at the first unfinished step)", permissions=["operate"]
+    )
     def retry_jobs(self, request, queryset):
         self._apply(request, queryset, job_services.job_requeue, "queued for retry")
 
-    @admin.action(description="Quarantine (stop retrying)")
+    @admin.action(description="Quarantine (stop retrying)", permissions=["operate"])
     def quarantine_jobs(self, request, queryset):
         self._apply(request, queryset, job_services.job_quarantine, "quarantined")
 
-    @admin.action(description="Discard (give up; evidence is kept)")
+    @admin.action(description="Discard (give up; evidence is kept)", permissions=["operate"])
     def discard_jobs(self, request, queryset):
         self._apply(request, queryset, job_services.job_discard, "discarded")
 

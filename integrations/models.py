@@ -84,6 +84,9 @@ class Connection(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("test_connection", "Can test a connection (one authenticated call with its secrets)")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()}, {self.get_environment_display()})"
@@ -361,6 +364,7 @@ class InboundEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]  # ids grow with arrival; no index on received_at needed
+        permissions = [("replay_event", "Can replay an event (runs its flows again)")]
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "external_id"], name="inboundevent_unique_external_id"
@@ -414,6 +418,7 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("operate_job", "Can retry, quarantine and discard jobs")]
         constraints = [
             models.UniqueConstraint(
                 fields=["event", "flow", "integration"],

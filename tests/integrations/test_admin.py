@@ -388,3 +388,95 @@ def test_integration_form_checks_and_types_settings(
         "notify_customer": False,
     }
     assert integration.history.get().history_change_reason == "go live"
+
+
+# --- permissions of the operator actions -------------------------------------------------------
+def _staff(django_user_model, name: str, *codenames: str):
+    """A staff user holding exactly ``codenames`` (``app_label.codename``)."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(name, password="x", is_staff=True)
+    for codename in codenames:
+        app_label, _, code = codename.partition(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=code)
+        )
+    return user
+
+
+def _evidence(upstream) -> tuple:
+    """Everything an action could change: statuses, attempts, events, calls."""
+    return (
+        sorted(Job.objects.values_list("pk", "status")),
+        Attempt.objects.count(),
+        InboundEvent.objects.count(),
+        ApiCall.objects.count(),
+        len(upstream.requests),
+    )
+
+
+ACTIONS = [
+    # (model, action, permission needed besides view)
+    ("job", "retry_jobs", "integrations.operate_job"),
+    ("job", "quarantine_jobs", "integrations.operate_job"),
+    ("job", "discard_jobs", "integrations.operate_job"),
+    ("inboundevent", "replay_events", "integrations.replay_event"),
+    ("inboundevent", "retry_failed_jobs", "integrations.operate_job"),
+    ("connection", "test_connections", "integrations.test_connection"),
+]
+
+
+def _target(model, action, populated, integration):
+    """A row on which ``action`` does something."""
+    if model == "inboundevent":
+        return populated.event
+    if model == "connection":
+        return integration.erp
+    if action == "retry_jobs":
+        return populated  # quarantined
+    return make_job(make_flow("waiting", steps=[("a", "tests.echo", {})]), integration)
+
+
+def _offered(client, model) -> set[str]:
+    form = client.get(url(model)).context["action_form"]
+    return {name for name, _ in form.fields["action"].choices} if form else set()
+
+
+@pytest.mark.parametrize("holds", [False, True], ids=["view-only", "permitted"])
+@pytest.mark.parametrize(("model", "action", "permission"), ACTIONS)
+def test_each_admin_action_needs_its_permission(
+    client,
+    django_user_model,
+    populated,
+    integration,
+    upstream,
+    django_capture_on_commit_callbacks,
+    model,
+    action,
+    permission,
+    holds,
+):
+    """Rule: every operator action needs a model permission of its own, beyond view:
+    integrations.operate_job (retry, quarantine, discard, also from an event),
+    integrations.replay_event, integrations.test_connection. A user with view only is
+    not offered the action, and posting it anyway changes nothing."""
+    target = _target(model, action, populated, integration)
+    granted = [f"integrations.view_{model}", *([permission] if holds else [])]
+    user = _staff(django_user_model, "staff", *granted)
+    client.force_login(user)
+    assert (action in _offered(client, model)) is holds
+    before = _evidence(upstream)
+    upstream.queue(Reply(status=200))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url(model), {"action": action, "_selected_action": [target.pk]})
+    assert response.status_code in (200, 302)
+    if not holds:
+        assert _evidence(upstream) == before
+    elif model == "job":
+        assert Attempt.objects.filter(job=target, operator=user).count() == 1
+    elif action == "replay_events":
+        assert InboundEvent.objects.filter(replay_of=target).count() == 1
+    elif action == "retry_failed_jobs":
+        assert Attempt.objects.filter(job=populated, operator=user).count() == 1
+    else:
+        assert ApiCall.objects.filter(connection=target, operation="test").count() == 1
