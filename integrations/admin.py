@@ -11,7 +11,6 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from integrations.choices import JobStatus
-from integrations.fields import reveal
 from integrations.kernel.exceptions import DataError
 from integrations.kernel.redaction import redact_data, redact_text
 from integrations.models import (
@@ -29,7 +28,13 @@ from integrations.models import (
     RoutedChange,
 )
 from integrations.services import jobs as job_services
-from integrations.services.connections import connection_test, rate_limit
+from integrations.services.connections import (
+    connection_test,
+    credentials_merge,
+    credentials_parse,
+    credentials_reentry_problem,
+    rate_limit,
+)
 from integrations.services.inbox import event_replay
 from integrations.settings_schema import SettingsError, connection_schema, integration_schema
 
@@ -101,21 +106,9 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
 
 # --- connections ---------------------------------------------------------------------
-def _parse_credentials(text: str) -> dict[str, str]:
-    result = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise forms.ValidationError(f"line {number}: expected KEY=VALUE")
-        result[key.strip()] = value.strip()
-    return result
-
-
 class ConnectionForm(ChangeReasonForm):
-    """Secrets are write-only: the form never renders a stored value."""
+    """Secrets are write-only: the form never renders a stored value, and a change of
+    where they are sent (kind, base URL, token URL, ...) needs them re-entered."""
 
     base_url = forms.URLField(
         required=False,
@@ -126,7 +119,8 @@ class ConnectionForm(ChangeReasonForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
         help_text="KEY=VALUE per line. Listed keys are set or replaced; a key with an empty "
-        "value is removed; other stored keys are kept. Values are never shown again.",
+        "value is removed; other stored keys are kept. Values are never shown again. "
+        "Changing the kind, base URL or token URL needs every stored key re-entered here.",
     )
     add_webhook_secret = forms.CharField(
         required=False,
@@ -167,7 +161,10 @@ class ConnectionForm(ChangeReasonForm):
             )
 
     def clean_new_credentials(self):
-        return _parse_credentials(self.cleaned_data.get("new_credentials") or "")
+        try:
+            return credentials_parse(self.cleaned_data.get("new_credentials") or "")
+        except DataError as error:
+            raise forms.ValidationError(error.message) from error
 
     def clean_rate_limit_per_second(self):
         try:
@@ -183,21 +180,27 @@ class ConnectionForm(ChangeReasonForm):
                 cleaned["settings"] = connection_schema(kind).validate(cleaned["settings"])
             except SettingsError as error:
                 self.add_error("settings", error.message)
+        # Against the stored row, not self.instance: reverting from the history builds
+        # the form on the old version, whose base URL is not where the secrets go now.
+        stored = Connection.objects.filter(pk=self.instance.pk).first()
+        if stored is not None and "new_credentials" in cleaned:
+            problem = credentials_reentry_problem(
+                stored=stored,
+                kind=kind,
+                base_url=cleaned.get("base_url", stored.base_url),
+                settings=cleaned.get("settings", stored.settings),
+                entered=cleaned["new_credentials"],
+            )
+            if problem:
+                self.add_error("new_credentials", problem)
         return cleaned
 
     def save(self, commit=True):
         from integrations.crypto import fingerprint
 
         connection = super().save(commit=False)
-        changes = self.cleaned_data.get("new_credentials") or {}
-        if changes:
-            credentials = dict(reveal(connection.credentials) or {})
-            for key, value in changes.items():
-                if value:
-                    credentials[key] = value
-                else:
-                    credentials.pop(key, None)
-            connection.credentials = credentials
+        if changes := self.cleaned_data.get("new_credentials"):
+            connection.credentials = credentials_merge(connection.credentials, changes)
         retire = set(self.cleaned_data.get("retire_webhook_secrets") or [])
         secrets = [s for s in connection.secret_list() if fingerprint(s) not in retire]
         if new := (self.cleaned_data.get("add_webhook_secret") or "").strip():

@@ -80,7 +80,10 @@ class Connection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    # Secrets stay out of the history: a revert keeps the current ones (simple_history
+    # fills excluded fields from the live row), so a retired webhook secret or an old
+    # credential is never brought back, and old secrets are kept nowhere.
+    history = HistoricalRecords(excluded_fields=["credentials", "webhook_secrets"])
 
     class Meta:
         ordering = ["name"]

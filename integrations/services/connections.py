@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from django.db import models, transaction
 from integrations import crypto
 from integrations.choices import ConnectionKind, Environment
 from integrations.connectors import registry as connectors
-from integrations.fields import EncryptedJSONField
+from integrations.fields import EncryptedJSONField, reveal
 from integrations.kernel.exceptions import DataError
 from integrations.kernel.redaction import redact_text
 from integrations.models import Connection
@@ -51,6 +53,87 @@ def rate_limit(value: Decimal | float | int | str) -> Decimal:
     if rate is None or not rate.is_finite() or rate <= 0:
         raise DataError(f"the rate limit must be requests per second above 0, got {str(value)!r}")
     return rate
+
+
+def credentials_parse(text: str) -> dict[str, str]:
+    """Credentials written by a person: a JSON object of strings, or KEY=VALUE lines
+    (blank lines and lines starting with # are skipped). A key may not repeat."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise DataError(f"credentials: not a JSON object ({error.msg})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise DataError("credentials: expected a JSON object of text values")
+        return data
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise DataError(f"credentials line {number}: expected KEY=VALUE")
+        if key in result:
+            raise DataError(f"credentials line {number}: {key} is given twice")
+        result[key] = value.strip()
+    return result
+
+
+def credentials_merge(current: Any, changes: Mapping[str, str]) -> dict[str, str]:
+    """``current`` (sealed or plain) with ``changes``: listed keys are set or replaced,
+    a key with an empty value is removed, other keys are kept."""
+    merged = dict(reveal(current) or {})
+    for key, value in changes.items():
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    return merged
+
+
+# What decides where a connection's credentials are sent, besides its kind and base URL.
+DESTINATION_SETTINGS: dict[str, tuple[str, ...]] = {
+    ConnectionKind.ZNODE: ("token_url",),  # the OAuth client secret is posted there
+    # appended to the base URL as text ("@host/" moves it), and the client's own code
+    ConnectionKind.ERP: ("health_path", "client_class"),
+}
+
+
+def _destination(kind: str, base_url: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    names = DESTINATION_SETTINGS.get(kind, ())
+    return {
+        "kind": kind,
+        "base URL": (base_url or "").rstrip("/"),
+        **{name: (settings or {}).get(name) for name in names},
+    }
+
+
+def credentials_reentry_problem(
+    *,
+    stored: Connection,
+    kind: str,
+    base_url: str,
+    settings: Mapping[str, Any] | None,
+    entered: Mapping[str, str],
+) -> str | None:
+    """Why this change of where ``stored``'s credentials are sent cannot be saved.
+
+    Rule: a change of the kind, the base URL or a setting in DESTINATION_SETTINGS
+    must re-enter every stored credential in the same change (a new value, or empty
+    to remove it). Whoever may edit a connection without knowing its secrets must not
+    be able to point them at another host and press "test connection"."""
+    before = _destination(stored.kind, stored.base_url, stored.settings)
+    after = _destination(kind, base_url, settings)
+    changed = [name for name in {**before, **after} if before.get(name) != after.get(name)]
+    missing = sorted(set(reveal(stored.credentials) or {}) - set(entered))
+    if not changed or not missing:
+        return None
+    return (
+        f"changing where the credentials are sent ({', '.join(changed)}) needs them "
+        f"re-entered in the same change: {', '.join(missing)}"
+    )
 
 
 def connection_create(
@@ -101,25 +184,40 @@ def connection_update(
     base_url: str | None = None,
     settings: Mapping[str, Any] | None = None,
     unset: Iterable[str] = (),
+    credentials: Mapping[str, str] | None = None,
     rate_limit_per_second: Decimal | float | int | None = None,
     enabled: bool | None = None,
     reason: str = "updated",
 ) -> Connection:
     """Change what is given (``None``: unchanged). Settings are merged into the stored
     ones, ``unset`` removes keys, and the result is checked as a whole; nothing is
-    written when anything is wrong. Credentials and secrets are not changed here."""
+    written when anything is wrong. ``credentials`` are merged like the admin form's
+    (an empty value removes the key); a change of where they are sent needs them all
+    (``credentials_reentry_problem``). Webhook secrets are not changed here."""
     unset = list(unset)
+    credentials = dict(credentials or {})
     with transaction.atomic():
         row = Connection.objects.select_for_update().get(pk=connection.pk)
+        stored = copy.copy(row)
         if settings or unset:
             row.settings = connection_schema(row.kind).update(row.settings, settings, unset)
         if base_url is not None:
             row.base_url = base_url
+        if credentials:
+            row.credentials = credentials_merge(row.credentials, credentials)
         if rate_limit_per_second is not None:
             row.rate_limit_per_second = rate_limit(rate_limit_per_second)
         if enabled is not None:
             row.enabled = enabled
         full_clean(row)
+        if problem := credentials_reentry_problem(
+            stored=stored,
+            kind=row.kind,
+            base_url=row.base_url,
+            settings=row.settings,
+            entered=credentials,
+        ):
+            raise DataError(problem)
         row._change_reason = change_reason(reason)
         row.save()
     _poll_schedules_follow(row.kind)  # polling may have been turned on or off

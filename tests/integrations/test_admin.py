@@ -5,6 +5,7 @@ from integrations.choices import AttemptOutcome, EventStatus, JobStatus
 from integrations.models import ApiCall, Attempt, Connection, InboundEvent, Integration, Job
 from integrations.services import jobs as job_services
 from tests.conftest import STRIPE_SECRET, make_flow, make_job, post_stripe, stripe_event
+from tests.integrations.admin_forms import connection_form_data
 from tests.support.upstream import Reply
 
 pytestmark = pytest.mark.django_db
@@ -246,19 +247,7 @@ def test_payloads_are_shown_with_client_secrets_masked(admin_client, client, int
 
 # --- typed settings in the configuration forms ------------------------------------------------
 def _connection_data(connection, **changes) -> dict:
-    data = {
-        "name": connection.name,
-        "kind": connection.kind,
-        "environment": connection.environment,
-        "base_url": connection.base_url,
-        "rate_limit_per_second": "5",
-        "enabled": "on",
-        "settings": "{}",
-        "new_credentials": "",
-        "add_webhook_secret": "",
-        "change_reason": "tune polling",
-    }
-    return {**data, **changes}
+    return connection_form_data(connection, **{"change_reason": "tune polling", **changes})
 
 
 def test_connection_form_stores_typed_settings(admin_client, znode_connection):

@@ -475,3 +475,65 @@ def test_integration_list_never_shows_secrets(connections, capsys):
         '{"manual_capture_payment_settings": [8]}\n'
     )
     assert "SECRET" not in out
+
+
+# --- credentials kept off the command line --------------------------------------------------
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"domain_name": "store.example", "domain_key": "KEY-FROM-FILE"}',
+        "# the store's API key\ndomain_name=store.example\n\ndomain_key = KEY-FROM-FILE\n",
+    ],
+    ids=["json", "lines"],
+)
+def test_connection_create_reads_credentials_from_a_file(tmp_path, content):
+    path = tmp_path / "store.credentials"
+    path.write_text(content)
+    connection = _store("--credential-file", str(path))
+    assert connection.credentials.reveal() == {
+        "domain_name": "store.example",
+        "domain_key": "KEY-FROM-FILE",
+    }
+
+
+def test_connection_create_reads_credentials_from_stdin():
+    call_command(
+        "connection",
+        "create",
+        "--kind",
+        "stripe",
+        "--name",
+        "stripe-live",
+        "--credentials-stdin",
+        stdin=StringIO('{"api_key": "sk_live_FROM_STDIN"}'),
+        stdout=StringIO(),
+    )
+    assert Connection.objects.get(name="stripe-live").credential("api_key") == "sk_live_FROM_STDIN"
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        ("domain_key\n", [], "credentials line 1: expected KEY=VALUE"),
+        ('{"domain_key": 42}', [], "credentials: expected a JSON object of text values"),
+        ('{"domain_key": ', [], "credentials: not a JSON object"),
+        ("a=1\na=2\n", [], "credentials line 2: a is given twice"),
+        ("domain_key=x\n", ["--credential", "domain_key=y"], "credential domain_key given twice"),
+    ],
+)
+def test_bad_credential_files_write_nothing(tmp_path, content, extra, message):
+    path = tmp_path / "bad"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=message):
+        _store("--credential-file", str(path), *extra)
+    with pytest.raises(CommandError, match="--credential-file: No such file or directory"):
+        _store("--credential-file", str(tmp_path / "missing"))
+    assert Connection.objects.count() == 0
+
+
+def test_credential_option_says_it_is_for_tests_only():
+    from integrations.management.commands.connection import Command
+
+    parser = Command().create_parser("manage.py", "connection")
+    create = parser._subparsers._group_actions[0].choices["create"]
+    assert "For tests only" in create.format_help()

@@ -1,6 +1,8 @@
 """Scripted connection set-up: `manage.py connection create|list|test|update`."""
 
 import json
+import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,9 +14,30 @@ from integrations.services.connections import (
     connection_create,
     connection_test,
     connection_update,
+    credentials_parse,
     rate_limit,
 )
 from integrations.settings_schema import connection_schema, parse_cli_all
+
+
+def add_credential_arguments(parser) -> None:
+    parser.add_argument(
+        "--credential-file",
+        metavar="PATH",
+        help="Credentials from a file: a JSON object, or KEY=VALUE lines (# comments).",
+    )
+    parser.add_argument(
+        "--credentials-stdin",
+        action="store_true",
+        help="Read credentials from standard input, in the format of --credential-file.",
+    )
+    parser.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Repeatable. For tests only: the value shows in `ps` and the shell history.",
+    )
 
 
 class Command(BaseCommand):
@@ -22,6 +45,7 @@ class Command(BaseCommand):
         "Create, list, test or update connections. Secrets are never printed. "
         "Settings: see `manage.py settings_doc`."
     )
+    stealth_options = ("stdin",)  # call_command(..., stdin=StringIO(...)) in tests
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -33,9 +57,7 @@ class Command(BaseCommand):
         create.add_argument(
             "--webhook-secret", action="append", default=[], help="Repeat for several."
         )
-        create.add_argument(
-            "--credential", action="append", default=[], metavar="KEY=VALUE", help="Repeatable."
-        )
+        add_credential_arguments(create)
         create.add_argument(
             "--setting", action="append", default=[], metavar="NAME=VALUE", help="Repeatable."
         )
@@ -47,10 +69,13 @@ class Command(BaseCommand):
         test.add_argument("name")
 
         update = sub.add_parser(
-            "update", help="Change settings, rate limit, base URL or the enabled flag."
+            "update",
+            help="Change settings, rate limit, base URL, credentials or the enabled flag. "
+            "A new base URL or token URL needs every stored credential given again.",
         )
         update.add_argument("name")
         update.add_argument("--base-url")
+        add_credential_arguments(update)
         update.add_argument(
             "--setting", action="append", default=[], metavar="NAME=VALUE", help="Repeatable."
         )
@@ -83,18 +108,27 @@ class Command(BaseCommand):
             pairs[key] = value
         return pairs
 
+    def _credentials(self, options) -> dict[str, str]:
+        """--credential-file, then standard input, then --credential; a key given by
+        two of them is refused rather than one silently winning."""
+        sources = []
+        if path := options["credential_file"]:
+            try:
+                sources.append(credentials_parse(Path(path).read_text(encoding="utf-8")))
+            except OSError as error:
+                raise CommandError(f"--credential-file: {error.strerror}: {path}") from None
+        if options["credentials_stdin"]:
+            sources.append(credentials_parse((options.get("stdin") or sys.stdin).read()))
+        sources.append(self._pairs(options["credential"], "credential"))
+        merged: dict[str, str] = {}
+        for source in sources:
+            if twice := sorted(set(merged) & set(source)):
+                raise CommandError(f"credential {', '.join(twice)} given twice")
+            merged.update(source)
+        return merged
+
     def handle_create(
-        self,
-        *,
-        kind,
-        name,
-        base_url,
-        environment,
-        webhook_secret,
-        credential,
-        setting,
-        rate_limit,
-        **_,
+        self, *, kind, name, base_url, environment, webhook_secret, setting, rate_limit, **options
     ):
         rate = self._rate(rate_limit)
         connection = connection_create(
@@ -102,19 +136,23 @@ class Command(BaseCommand):
             kind=kind,
             base_url=base_url,
             environment=environment,
-            credentials=self._pairs(credential, "credential"),
+            credentials=self._credentials(options),
             webhook_secrets=webhook_secret,
             settings=parse_cli_all(connection_schema(kind), setting),
             rate_limit_per_second=rate,
         )
         self.stdout.write(connection.webhook_path)
 
-    def handle_update(self, *, name, base_url, setting, unset, rate_limit, enabled, reason, **_):
+    def handle_update(
+        self, *, name, base_url, setting, unset, rate_limit, enabled, reason, **options
+    ):
         connection = connection_by_name(name=name)
         rate = self._rate(rate_limit)
         changes = parse_cli_all(connection_schema(connection.kind), setting)
+        credentials = self._credentials(options)
         changed = [
             *(["base URL"] if base_url is not None else []),
+            *([f"credentials {', '.join(sorted(credentials))}"] if credentials else []),
             *(f"set {key}" for key in changes),
             *(f"unset {key}" for key in unset),
             *([f"rate limit {rate}/s"] if rate is not None else []),
@@ -127,6 +165,7 @@ class Command(BaseCommand):
             base_url=base_url,
             settings=changes,
             unset=unset,
+            credentials=credentials,
             rate_limit_per_second=rate,
             enabled=enabled,
             reason=reason or f"manage.py connection update: {', '.join(changed)}",
