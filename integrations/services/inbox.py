@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.choices import EventSource, EventStatus, JobStatus
+from integrations.choices import AttemptOutcome, EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, ParsedEvent
 from integrations.kernel.exceptions import IntegrationError, WebhookPayloadError
@@ -110,9 +110,17 @@ def _redelivered(connection_obj: Connection, parsed: ParsedEvent) -> InboxResult
     requeued = False
     if event.status == EventStatus.FAILED:
         with transaction.atomic():
-            failed = list(
-                Job.objects.select_for_update().filter(event=event, status=JobStatus.QUARANTINED)
+            quarantined = Job.objects.select_for_update().filter(
+                event=event, status=JobStatus.QUARANTINED
             )
+            # Only jobs that failed on their own run again: when the last word on a
+            # job is an operator's (they quarantined it), a redelivery does not undo it.
+            failed = [
+                job
+                for job in quarantined
+                if job.attempt_log.order_by("-id").values_list("outcome", flat=True).first()
+                != AttemptOutcome.OPERATOR
+            ]
             for job in failed:
                 job_requeue(job=job, note="the sender delivered the event again")
             requeued = bool(failed)
