@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
+from django_q import admin as q_admin
+from django_q.models import Failure, Success
 from simple_history.admin import SimpleHistoryAdmin
 
 from integrations.choices import JobStatus
@@ -35,6 +37,7 @@ from integrations.services.connections import (
     credentials_reentry_problem,
     rate_limit,
 )
+from integrations.services.events import event_skip
 from integrations.services.inbox import event_replay
 from integrations.settings_schema import SettingsError, connection_schema, integration_schema
 
@@ -374,7 +377,7 @@ class InboundEventAdmin(OperatesJobs, ReadOnlyAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("connection",)
     inlines = [JobInline]
-    actions = ["replay_events", "retry_failed_jobs"]
+    actions = ["replay_events", "retry_failed_jobs", "skip_events"]
     exclude = ("body", "headers", "duplicate_of")
     readonly_fields = ("pretty_body", "pretty_headers", "replay_of_link", "duplicate_of_link")
     has_replay_permission = permission_check("integrations.replay_event")
@@ -423,6 +426,21 @@ class InboundEventAdmin(OperatesJobs, ReadOnlyAdmin):
             job_services.job_requeue(job=job, operator=request.user, note="via event")
             count += 1
         self.message_user(request, f"{count} job(s) queued for retry")
+
+    @admin.action(
+        description="Skip event (discards its unfinished jobs; evidence is kept)",
+        permissions=["operate"],
+    )
+    def skip_events(self, request, queryset):
+        """For an event that cannot be processed (e.g. one whose routing failed): it is
+        marked ignored with who skipped it; replay it instead to run it again."""
+        for event in queryset:
+            try:
+                event_skip(event=event, operator=request.user, note="skipped in the admin")
+            except DataError as error:
+                self.message_user(request, f"{event}: {error}", level=messages.WARNING)
+            else:
+                self.message_user(request, f"{event}: skipped")
 
 
 @admin.register(RoutedChange)
@@ -593,3 +611,19 @@ class ApiCallAdmin(ReadOnlyAdmin):
     @admin.display(description="Response body (redacted)")
     def pretty_response_body(self, obj):
         return pretty_json(obj.response_body)
+
+
+# --- django-q2's task pages: resubmitting a task is an operator's action too ------------
+class _OperatedTasks:
+    actions = ["resubmit_tasks"]
+    has_operate_permission = permission_check("integrations.operate_job")
+
+    @admin.action(description="Resubmit selected tasks to queue", permissions=["operate"])
+    def resubmit_tasks(self, request, queryset):
+        return q_admin.resubmit_task(self, request, queryset)
+
+
+for _model, _stock in ((Success, q_admin.TaskAdmin), (Failure, q_admin.FailAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, type(f"Operated{_stock.__name__}", (_OperatedTasks, _stock), {}))

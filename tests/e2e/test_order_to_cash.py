@@ -264,7 +264,10 @@ def test_changes_before_payment_update_or_cancel_the_payment_intent(platform, sa
         lambda: client.v1.payment_intents.retrieve(intent_id).amount == 2500,
         message="amount updated in Stripe",
     )
-    assert Order.objects.get(order_number=number).amount_minor == 2500
+    wait_for(  # stored here once Stripe took it
+        lambda: Order.objects.get(order_number=number).amount_minor == 2500,
+        message="the new total stored",
+    )
     platform.shop.cancel(number)
     wait_for(
         lambda: Order.objects.filter(order_number=number, state=OrderState.CANCELED).exists(),

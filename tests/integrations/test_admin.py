@@ -411,6 +411,7 @@ ACTIONS = [
     ("job", "discard_jobs", "integrations.operate_job"),
     ("inboundevent", "replay_events", "integrations.replay_event"),
     ("inboundevent", "retry_failed_jobs", "integrations.operate_job"),
+    ("inboundevent", "skip_events", "integrations.operate_job"),
     ("connection", "test_connections", "integrations.test_connection"),
 ]
 
@@ -467,5 +468,34 @@ def test_each_admin_action_needs_its_permission(
         assert InboundEvent.objects.filter(replay_of=target).count() == 1
     elif action == "retry_failed_jobs":
         assert Attempt.objects.filter(job=populated, operator=user).count() == 1
+    elif action == "skip_events":
+        target.refresh_from_db()
+        assert target.status == "ignored" and "skipped by" in target.status_reason
     else:
         assert ApiCall.objects.filter(connection=target, operation="test").count() == 1
+
+
+def test_every_admin_action_declares_a_permission_a_viewer_lacks(rf, django_user_model):
+    """Least privilege for actions added later too: every custom action of every admin
+    page names a permission (``permissions=[...]``), and a user who may view every
+    model holds none of them."""
+    from django.contrib import admin as django_admin
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer-of-all", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    request = rf.get("/admin/")
+    request.user = django_user_model.objects.get(pk=viewer.pk)
+    problems, checked = [], 0
+    for model, model_admin in django_admin.site._registry.items():
+        for action in model_admin.actions or ():
+            func = getattr(model_admin, action) if isinstance(action, str) else action
+            name = f"{model._meta.label}.{getattr(func, '__name__', action)}"
+            permissions = getattr(func, "allowed_permissions", ())
+            if not permissions:
+                problems.append(f"{name} declares no permission")
+            for permission in permissions:
+                if getattr(model_admin, f"has_{permission}_permission")(request):
+                    problems.append(f"{name}: a viewer holds {permission}")
+            checked += 1
+    assert checked >= 8 and problems == []
