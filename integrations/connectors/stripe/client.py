@@ -221,15 +221,7 @@ class StripeGateway:
         params: dict[str, Any] = {"created": {"gte": int(created_gte)}, "limit": 100}
         if customer:
             params["customer"] = customer
-        page = self._call("payment_intent.list", self.client.v1.payment_intents.list, params=params)
-        token = _operation.set("payment_intent.list")
-        try:
-            for item in page.auto_paging_iter():
-                yield item.to_dict()
-        except stripe.StripeError as error:
-            raise map_error(error) from error
-        finally:
-            _operation.reset(token)
+        yield from self._each("payment_intent.list", self.client.v1.payment_intents.list, params)
 
     def payment_intent_retrieve(self, payment_intent_id: str, *, expand: list[str] = ()) -> dict:
         params = {"expand": list(expand)} if expand else {}
@@ -347,12 +339,17 @@ class StripeGateway:
 
     def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
         """Every balance transaction of an automatic payout, sources expanded."""
-        page = self._call(
+        yield from self._each(
             "balance_transaction.list",
             self.client.v1.balance_transactions.list,
-            params={"payout": payout_id, "limit": 100, "expand": ["data.source"]},
+            {"payout": payout_id, "limit": 100, "expand": ["data.source"]},
         )
-        token = _operation.set("balance_transaction.list")
+
+    def _each(self, operation: str, fn: Callable[..., Any], params: dict) -> Iterator[dict]:
+        """Every item of a list, page after page (each page's request recorded as
+        ``operation``)."""
+        page = self._call(operation, fn, params=params)
+        token = _operation.set(operation)
         try:
             for item in page.auto_paging_iter():
                 yield item.to_dict()
