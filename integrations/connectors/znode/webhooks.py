@@ -2,8 +2,18 @@
 
 Znode signs nothing: it sends the Authorization value configured in its Admin
 (Dev Center > Webhook Settings). We accept that value, or, for a gateway in front of
-Znode that signs, an ``X-Znode-Signature: sha256=<hex HMAC of the body>`` header.
-Either is compared in constant time against every active secret.
+Znode that signs, a timestamped HMAC in the Stripe manner::
+
+    X-Znode-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
+
+accepted within :data:`TOLERANCE_SECONDS` of our clock (either side), so a captured
+request cannot be replayed after that. Rule chosen for the old untimestamped form
+``sha256=<hex HMAC of the body>``: it is refused (400), because a request signed that
+way can be replayed forever and no setting could make that safe; a gateway moves to
+``t=...,v1=...``. The plain Authorization value stays accepted (it is what stock
+Znode sends). Every credential is compared in constant time against every active
+secret, and every malformed header (non-ASCII, bad numbers, no ``v1``) is a
+:class:`WebhookVerificationError`, never another exception.
 """
 
 from __future__ import annotations
@@ -11,36 +21,98 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from django.utils.crypto import constant_time_compare
+from django.views.decorators.debug import sensitive_variables
 
 from integrations.connectors.base import ParsedEvent, load_json_object
 from integrations.connectors.znode.constants import AUTHORIZATION_META, SIGNATURE_META
 from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 
+# Seconds a timestamped signature stays valid, like Stripe's default.
+TOLERANCE_SECONDS = 300
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+_SIGNATURE_ITEM = re.compile(r"^(t|v1)=([0-9]{1,12}|[0-9a-f]{64})$")
 
 
-def verify(*, body: bytes, meta: Mapping[str, str], secrets: list[str]) -> None:
+@sensitive_variables()
+def _digest(body: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+@sensitive_variables()
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``X-Znode-Signature`` value a signing gateway sends for ``body``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={_digest(body, secret, timestamp)}"
+
+
+def _read_signature(header: str) -> tuple[int, list[str]]:
+    if header.startswith("sha256="):
+        raise WebhookVerificationError(
+            "untimestamped X-Znode-Signature (sha256=) is refused: sign t=<unix>,v1=<hex>"
+        )
+    if not header.isascii() or len(header) > 1024:
+        raise WebhookVerificationError("X-Znode-Signature is malformed")
+    timestamp, candidates = None, []
+    for item in header.replace(" ", "").split(","):
+        match = _SIGNATURE_ITEM.match(item)
+        if match is None:
+            raise WebhookVerificationError("X-Znode-Signature is malformed")
+        key, value = match.groups()
+        if key == "t" and value.isdigit() and timestamp is None:
+            timestamp = int(value)
+        elif key == "v1" and len(value) == 64:
+            candidates.append(value)
+        else:
+            raise WebhookVerificationError("X-Znode-Signature is malformed")
+    if timestamp is None or not candidates:
+        raise WebhookVerificationError("X-Znode-Signature needs t= and v1=")
+    return timestamp, candidates
+
+
+@sensitive_variables()  # an error report never shows the secrets (or anything) of this frame
+def verify(
+    *,
+    body: bytes,
+    meta: Mapping[str, str],
+    secrets: list[str],
+    tolerance: int = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> None:
     if not secrets:
         raise WebhookVerificationError("connection has no webhook secret configured")
     signature = meta.get(SIGNATURE_META, "")
     authorization = meta.get(AUTHORIZATION_META, "")
     if not signature and not authorization:
         raise WebhookVerificationError("missing Authorization or X-Znode-Signature header")
-    matched = False
+    timestamp, candidates, refusal = None, [], None
+    if signature:
+        try:
+            timestamp, candidates = _read_signature(signature)
+        except WebhookVerificationError as exc:
+            refusal = exc
+    signed = authorized = False
     for secret in secrets:
         # Evaluate every secret (no early exit) so timing says nothing about which one.
-        if signature and constant_time_compare(signature, sign(body, secret)):
-            matched = True
+        if candidates:
+            expected = _digest(body, secret, timestamp)
+            for candidate in candidates:
+                if hmac.compare_digest(candidate, expected):
+                    signed = True
         if authorization and constant_time_compare(authorization, secret):
-            matched = True
-    if not matched:
-        raise WebhookVerificationError("Znode webhook credentials rejected")
+            authorized = True
+    if authorized:
+        return  # the configured value itself: there is no timestamp to check
+    if not signed:
+        raise refusal or WebhookVerificationError("Znode webhook credentials rejected")
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > tolerance:
+        raise WebhookVerificationError(f"X-Znode-Signature timestamp outside {tolerance} s")
 
 
 def _parse_timestamp(value: object) -> datetime | None:

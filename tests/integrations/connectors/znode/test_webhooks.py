@@ -1,10 +1,15 @@
+import hashlib
+import hmac
 import json
+import time
 
 import pytest
+from django.test import Client
 
 from integrations.choices import EventStatus
-from integrations.connectors.znode.webhooks import parse, sign
-from integrations.kernel.exceptions import WebhookPayloadError
+from integrations.connectors.znode.constants import SIGNATURE_META
+from integrations.connectors.znode.webhooks import TOLERANCE_SECONDS, parse, sign, verify
+from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 from integrations.models import InboundEvent, Job
 from tests.conftest import ZNODE_TOKEN, make_flow, post_znode, znode_event
 from tests.integrations.webhook_contract import WebhookSecurityContract, snapshot
@@ -48,6 +53,71 @@ class TestZnodeWebhookSecurity(WebhookSecurityContract):
         before = snapshot()
         response = post_znode(
             client, connection, self.tamper(valid_payload), authorization=None, signature=signature
+        )
+        assert response.status_code == 400
+        assert snapshot() == before
+
+    def test_timestamped_signature_is_the_hmac_of_t_dot_body(
+        self, client, connection, valid_payload
+    ):
+        body = json.dumps(valid_payload).encode()
+        now = int(time.time())
+        digest = hmac.new(SIGNING_SECRET.encode(), b"%d." % now + body, hashlib.sha256).hexdigest()
+        response = post_znode(
+            client, connection, body.decode(), authorization=None, signature=f"t={now},v1={digest}"
+        )
+        assert response.status_code == 200, response.content
+        assert InboundEvent.objects.count() == 1
+
+    def test_untimestamped_signature_is_refused(self, client, connection, valid_payload):
+        """Rule chosen (issue 9, 13d): the legacy ``X-Znode-Signature: sha256=<hex>``
+        form is refused, whatever the connection's settings: it carries no time, so
+        one captured request could be replayed forever. Gateways sign
+        ``t=<unix>,v1=<hex of HMAC(secret, "<t>.<body>")>``; stock Znode's plain
+        Authorization value stays accepted."""
+        body = json.dumps(valid_payload).encode()
+        legacy = "sha256=" + hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        before = snapshot()
+        response = post_znode(
+            client, connection, body.decode(), authorization=None, signature=legacy
+        )
+        assert response.status_code == 400
+        assert snapshot() == before
+
+    @pytest.mark.parametrize("age", [TOLERANCE_SECONDS + 1, -(TOLERANCE_SECONDS + 1)])
+    def test_signature_outside_the_tolerance_is_refused(
+        self, client, connection, valid_payload, age
+    ):
+        """A replay later than 300 s (or a signature dated that far ahead) is refused."""
+        body = json.dumps(valid_payload)
+        signature = sign(body.encode(), SIGNING_SECRET, timestamp=int(time.time()) - age)
+        before = snapshot()
+        response = post_znode(client, connection, body, authorization=None, signature=signature)
+        assert response.status_code == 400
+        assert snapshot() == before
+
+    @pytest.mark.parametrize(
+        "signature",
+        [
+            "t=1,v1=\xe9",
+            "t=\xe9\xe9,v1=" + "0" * 64,
+            "v1=" + "0" * 64,
+            "t=1700000000",
+            "t=1700000000,v1=XYZ",
+            "t=1,t=2,v1=" + "0" * 64,
+            "t=99999999999999999999999,v1=" + "0" * 64,
+            "," * 5000,
+            "\x00",
+        ],
+    )
+    def test_malformed_signatures_are_400(self, connection, valid_payload, signature):
+        before = snapshot()
+        response = post_znode(
+            Client(raise_request_exception=False),
+            connection,
+            valid_payload,
+            authorization=None,
+            signature=signature,
         )
         assert response.status_code == 400
         assert snapshot() == before
@@ -131,3 +201,16 @@ def test_an_address_event_is_about_the_address_not_its_user():
         json.dumps(znode_event(module="User", name="Updated", payload={"UserId": 14})).encode()
     )
     assert user.object_id == "14"
+
+
+def test_a_signed_request_replays_only_within_the_tolerance():
+    body = b'{"EventId": "1"}'
+    signature = sign(body, SIGNING_SECRET, timestamp=1_800_000_000)
+    meta = {SIGNATURE_META: signature}
+    verify(body=body, meta=meta, secrets=[SIGNING_SECRET], now=1_800_000_000 + TOLERANCE_SECONDS)
+    with pytest.raises(WebhookVerificationError, match="outside 300 s"):
+        verify(
+            body=body, meta=meta, secrets=[SIGNING_SECRET], now=1_800_000_001 + TOLERANCE_SECONDS
+        )
+    with pytest.raises(WebhookVerificationError, match="rejected"):
+        verify(body=body + b" ", meta=meta, secrets=[SIGNING_SECRET], now=1_800_000_000)
