@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# DEBUG is off by default (config/settings.py); the two local targets turn it on,
+# for them and for the migrate they depend on. `DEBUG=false make run` keeps it off.
+run demo: export DEBUG ?= true
+
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

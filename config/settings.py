@@ -1,8 +1,10 @@
 """Settings for the integration platform.
 
 Everything comes from the environment (django-environ) with a default that works on a
-fresh clone: SQLite, the django-q2 ORM broker, DEBUG on. Production sets at least
-SECRET_KEY, FIELD_ENCRYPTION_KEYS, DATABASE_URL, ALLOWED_HOSTS and DEBUG=false.
+fresh clone: SQLite, the django-q2 ORM broker. DEBUG is off unless the environment
+turns it on (``make demo`` and ``make run`` do); with it off the HTTPS settings default
+to production values. Production sets at least SECRET_KEY, FIELD_ENCRYPTION_KEYS,
+DATABASE_URL and ALLOWED_HOSTS (and SECURE_PROXY_SSL_HEADER behind a TLS proxy).
 """
 
 from pathlib import Path
@@ -18,10 +20,36 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(str(env_file))
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off by default: the debug page shows a frame's locals (webhook secrets among them).
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-change-me-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS. Without DEBUG every default is the production one; a deployment behind a
+# proxy that terminates TLS sets SECURE_PROXY_SSL_HEADER (e.g.
+# "HTTP_X_FORWARDED_PROTO,https"), or every request looks like plain HTTP and is
+# redirected. The webhook fast lane (config/wsgi.py) applies these too.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# A load balancer's health probe may speak plain HTTP.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^health/$"])
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+# includeSubDomains covers the subdomains of this service's own host only (not its
+# parent domain); preload only matters if someone submits the domain to the list.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
+if SECURE_PROXY_SSL_HEADER is not None and len(SECURE_PROXY_SSL_HEADER) != 2:
+    raise ValueError(
+        'SECURE_PROXY_SSL_HEADER is "<META name>,<value>", e.g. HTTP_X_FORWARDED_PROTO,https'
+    )
+
+# Error reports (debug page, admin emails) also mask passwords inside connection URLs
+# (REDIS_URL, DATABASE_URL) and credential-looking values in frame locals.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "integrations.logging.RedactingExceptionReporterFilter"
 
 # Fernet keys (urlsafe base64, 32 bytes) used to encrypt connection credentials at
 # rest. The first key encrypts; every key decrypts, so a new key is put first and

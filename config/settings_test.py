@@ -15,3 +15,6 @@ FIELD_ENCRYPTION_KEYS = ["p0YtP3oSe0XsmMm8ZJ-4Q1Q9hJ0C4yQwqgJ1v3FzP8s="]
 # worker in a subprocess that must see the same data.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+
+# The test client speaks plain HTTP; tests of the redirect turn it on themselves.
+SECURE_SSL_REDIRECT = False

@@ -1,6 +1,20 @@
+"""Keep secrets out of logs and error reports.
+
+:class:`RedactSecretsFilter` masks credentials in every record the console handler
+writes: the message, the exception text (the formatted traceback) and the stack.
+:class:`RedactingExceptionReporterFilter` is ``DEFAULT_EXCEPTION_REPORTER_FILTER``:
+Django's error reports (debug page, admin emails) hide the usual setting names and,
+on top, passwords inside connection URLs (``REDIS_URL``, ``DATABASE_URL``, a broker
+URL in ``Q_CLUSTER``) and credential-looking values in frame locals.
+"""
+
 import logging
 
+from django.views.debug import SafeExceptionReporterFilter
+
 from integrations.kernel.redaction import redact_text
+
+_formatter = logging.Formatter()
 
 
 class RedactSecretsFilter(logging.Filter):
@@ -14,4 +28,35 @@ class RedactSecretsFilter(logging.Filter):
         cleaned = redact_text(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # The traceback is text too: formatters print record.exc_text when it is set
+        # (and only format exc_info themselves when it is not), so it is formatted and
+        # masked once here. exc_info stays for handlers that read the exception.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
+
+
+class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, plus: no password of a URL and no credential-looking value
+    (``sk_live_…``, ``whsec_…``, ``Bearer …``) in settings or frame locals."""
+
+    def cleanse_setting(self, key, value):
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return redact_text(cleansed)
+        return cleansed
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [
+            (
+                name,
+                self.cleanse_setting("", value)
+                if isinstance(value, str | dict | list | tuple)
+                else value,
+            )
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]

@@ -16,7 +16,10 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.debug import sensitive_variables
+from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -46,6 +49,7 @@ def forget_connection(sender=None, instance=None, **kwargs) -> None:
             _cache.pop(instance.url_token, None)
 
 
+@sensitive_variables("secrets", "hit")
 def _connection_for(token: str) -> tuple[Connection | None, list[str]]:
     now = time.monotonic()
     hit = _cache.get(token)
@@ -108,7 +112,22 @@ class WebhookView(APIView):
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
         return JsonResponse({"error": "POST only"}, status=405)
 
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        """A bug or an outage answers a bare JSON 500, whatever DEBUG says: a webhook
+        endpoint never renders Django's debug page (its locals hold the connection's
+        secrets). The traceback goes to the log, through the redacting filter."""
+        if isinstance(exc, APIException):
+            return super().handle_exception(exc)
+        logger.error(
+            "integrations.webhooks.error %s %s", type(exc).__name__, self.request.path, exc_info=exc
+        )
+        got_request_exception.send(sender=type(self), request=self.request._request)
+        response = JsonResponse({"error": "internal error"}, status=500)
+        response._has_been_logged = True  # logged above, with the redacted traceback
+        return response
 
+
+@sensitive_variables("secrets")
 def _receive(request: HttpRequest, kind: str, token: str) -> HttpResponse:
     connector = connectors.find(kind)
     if connector is None or not connector.accepts_webhooks:
@@ -136,6 +155,11 @@ def _receive(request: HttpRequest, kind: str, token: str) -> HttpResponse:
     except WebhookVerificationError as exc:
         return _reject(
             400, "signature verification failed", connection=connection.name, why=str(exc)
+        )
+    except Exception as exc:  # any failure to verify is a rejection (400), never a 500
+        # Only the class: the message of an unexpected error may quote what it was given.
+        return _reject(
+            400, "signature verification failed", connection=connection.name, why=type(exc).__name__
         )
     try:
         parsed = connector.parse(body)

@@ -37,8 +37,12 @@ SECRET_PATTERNS = re.compile(
 )
 
 
+# The password of a connection URL (postgres://user:PASSWORD@host, redis://:PASSWORD@host).
+URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/?#]+@")
+
+
 def redact_text(text: str) -> str:
-    return SECRET_PATTERNS.sub(REDACTED, text)
+    return URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", SECRET_PATTERNS.sub(REDACTED, text))
 
 
 def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:

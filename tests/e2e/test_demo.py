@@ -18,6 +18,7 @@ def test_headless_demo_settles_consistently(tmp_path):
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "DEBUG": "true",  # as `make demo` sets it (DEBUG is off by default)
     }
     result = subprocess.run(
         [

@@ -1,3 +1,4 @@
+import io
 import logging
 
 from integrations.logging import RedactSecretsFilter
@@ -26,3 +27,54 @@ def test_client_secrets_of_payment_and_setup_intents_are_masked():
 
     text = redact_text("pi_3Abc_secret_XyZ and seti_1Def_secret_QrS")
     assert text == "[redacted] and [redacted]"
+
+
+def _handler_output(log) -> str:
+    """What the configured console handler (with the filter) would print."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecretsFilter())
+    logger = logging.getLogger("integrations.test.tracebacks")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        log(logger)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    return stream.getvalue()
+
+
+def test_tracebacks_are_masked_too():
+    """The exception text of a record (its formatted traceback) is masked like its
+    message: an exception that quotes a key must not print it."""
+
+    def log(logger):
+        try:
+            raise RuntimeError(
+                "Stripe said no to sk_live_51abcdefSECRET via redis://:pw-SECRET@h:6379/0"
+            )
+        except RuntimeError:
+            logger.exception("call failed")
+
+    output = _handler_output(log)
+    assert "Traceback (most recent call last)" in output
+    assert "RuntimeError: Stripe said no to [redacted] via redis://:[redacted]@h:6379/0" in output
+    assert "SECRET" not in output
+
+
+def test_stack_info_is_masked():
+    output = _handler_output(
+        lambda logger: logger.warning("where %s", "whsec_abcdefSECRET", stack_info=True)
+    )
+    assert "Stack (most recent call last)" in output
+    assert "SECRET" not in output
+
+
+def test_connection_url_passwords_are_masked_in_messages():
+    from integrations.kernel.redaction import redact_text
+
+    assert (
+        redact_text("broker redis://:p@ss@cache:6379/0 db postgres://app:pw@db/app http://h:80/")
+        == "broker redis://:[redacted]@cache:6379/0 db postgres://app:[redacted]@db/app http://h:80/"
+    )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import stripe
+from django.views.decorators.debug import sensitive_variables
 
 from integrations.connectors.base import ParsedEvent, load_json_object
 from integrations.connectors.stripe.constants import METADATA_ORDER_NUMBER
@@ -14,16 +15,22 @@ from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificat
 SIGNATURE_META = "HTTP_STRIPE_SIGNATURE"
 
 
+@sensitive_variables()  # an error report never shows the secrets (or anything) of this frame
 def verify(*, body: bytes, meta: Mapping[str, str], secrets: list[str], tolerance: int) -> None:
     """Accept the request if any active secret verifies ``Stripe-Signature``.
 
     Uses the official SDK on the raw bytes; building the SDK's event object is left
     out on purpose (it costs ~40x the signature check and we parse the JSON once
-    ourselves).
+    ourselves). Every way a header can fail is a :class:`WebhookVerificationError`
+    (a 400), never another exception: the SDK's compare raises ``TypeError`` on a
+    non-ASCII signature, so such a header is refused before it gets there, and any
+    other SDK error is caught as a rejection.
     """
     header = meta.get(SIGNATURE_META)
     if not header:
         raise WebhookVerificationError("missing Stripe-Signature header")
+    if not isinstance(header, str) or not header.isascii():
+        raise WebhookVerificationError("Stripe-Signature header is not ASCII")
     if not secrets:
         raise WebhookVerificationError("connection has no webhook secret configured")
     try:
@@ -37,6 +44,11 @@ def verify(*, body: bytes, meta: Mapping[str, str], secrets: list[str], toleranc
             return
         except stripe.SignatureVerificationError as exc:
             last_error = exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Malformed input the SDK does not map to its own error.
+            raise WebhookVerificationError(
+                f"Stripe-Signature header unreadable ({type(exc).__name__})"
+            ) from None
     raise WebhookVerificationError(f"Stripe signature rejected: {last_error}")
 
 

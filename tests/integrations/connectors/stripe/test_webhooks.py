@@ -2,11 +2,17 @@ import json
 import time
 
 import pytest
+import stripe
+from django.test import Client
+from django.views.debug import ExceptionReporter
 
 from integrations.choices import EventStatus, JobStatus
+from integrations.connectors.stripe.webhooks import SIGNATURE_META, verify
+from integrations.kernel.exceptions import WebhookVerificationError
 from integrations.models import InboundEvent, Job
 from tests.conftest import (
     STRIPE_OLD_SECRET,
+    STRIPE_SECRET,
     make_flow,
     post_stripe,
     sign_stripe,
@@ -192,3 +198,59 @@ def test_redelivery_of_failed_event_reruns_its_job(
     assert job.status == JobStatus.SUCCEEDED
     assert InboundEvent.objects.get().status == EventStatus.PROCESSED
     assert [r.method for r in upstream.requests] == ["POST", "POST"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["t=1,v1=\xe9", f"t={int(time.time())},v1=caf\xe9"])
+def test_non_ascii_signature_is_a_400_not_a_500(stripe_connection, header):
+    """The SDK's compare raises TypeError (not SignatureVerificationError) on a
+    non-ASCII signature; that must be a plain rejection, never a 500."""
+    client = Client(raise_request_exception=False)
+    before = snapshot()
+    response = post_stripe(client, stripe_connection, stripe_event(), header=header)
+    assert response.status_code == 400
+    assert response.json() == {"error": "signature verification failed"}
+    assert snapshot() == before
+
+
+def test_verify_maps_every_header_failure_to_a_verification_error():
+    for header in ("t=1,v1=\xe9", "t=\xe9,v1=00", "v1=" + "a" * 64, "t=1e309,v1=00"):
+        with pytest.raises(WebhookVerificationError):
+            verify(
+                body=b"{}", meta={SIGNATURE_META: header}, secrets=[STRIPE_SECRET], tolerance=300
+            )
+
+
+@pytest.mark.django_db
+def test_any_unexpected_error_while_verifying_is_a_400(stripe_connection, monkeypatch, caplog):
+    """Rule: any failure to verify is a rejection (400); the log names only the error's
+    class, since its message may quote what it was given."""
+
+    def broken(payload, header, secret, tolerance):
+        raise RuntimeError(f"cannot compare {secret}")
+
+    monkeypatch.setattr(stripe.WebhookSignature, "verify_header", broken)
+    client = Client(raise_request_exception=False)
+    response = post_stripe(client, stripe_connection, stripe_event())
+    assert response.status_code == 400
+    assert InboundEvent.objects.count() == 0
+    assert "'why': 'RuntimeError'" in caplog.text
+    assert STRIPE_SECRET not in caplog.text
+
+
+def test_verify_hides_its_locals_from_error_reports():
+    """@sensitive_variables: an error report of a failed verification (the debug page,
+    an admin email) shows none of the secrets it was checking against."""
+    secret = "plain-looking-signing-secret-4711"  # nothing a pattern would mask
+    try:
+        verify(body=b"{}", meta={SIGNATURE_META: "t=1,v1=00"}, secrets=[secret], tolerance=300)
+    except WebhookVerificationError as exc:
+        reporter = ExceptionReporter(None, type(exc), exc, exc.__traceback__)
+        frames = reporter.get_traceback_frames()
+    inner = [
+        frame
+        for frame in frames
+        if frame["function"] != "test_verify_hides_its_locals_from_error_reports"
+    ]
+    assert "verify" in [frame["function"] for frame in inner]
+    assert secret not in repr([frame["vars"] for frame in inner])
