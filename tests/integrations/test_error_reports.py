@@ -1,45 +1,22 @@
 """Item 1 of issue 9: nothing a webhook secret or a connection URL's password can leak
 through, not a debug page, not an error report."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.test import Client
 from django.views.debug import ExceptionReporter, get_default_exception_reporter_filter
 
 from integrations.connectors.znode import webhooks as znode_webhooks
 from tests.conftest import STRIPE_OLD_SECRET, STRIPE_SECRET, ZNODE_TOKEN, post_stripe, stripe_event
+from tests.support.environment import setting_in_subprocess
 
-ROOT = Path(__file__).resolve().parents[2]
 # Built, not written out: an error report quotes source lines, this file's among them.
 PG_PASSWORD, REDIS_PASSWORD = "-".join(("pg", "hunter2")), "-".join(("redis", "hunter2"))
 
 
-def settings_in_subprocess(tmp_path, expression: str, **env) -> str:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "SECURE_", "DJANGO_"))
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        VAR_DIR=str(tmp_path),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        **env,
-    )
-    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def test_debug_is_off_unless_the_environment_turns_it_on(tmp_path):
     """Rule: DEBUG defaults to false; `make demo` / `make run` export DEBUG=true."""
-    assert settings_in_subprocess(tmp_path, "settings.DEBUG") == "False"
-    assert settings_in_subprocess(tmp_path, "settings.DEBUG", DEBUG="true") == "True"
+    assert setting_in_subprocess(tmp_path, "settings.DEBUG") == "False"
+    assert setting_in_subprocess(tmp_path, "settings.DEBUG", DEBUG="true") == "True"
 
 
 @pytest.mark.django_db
