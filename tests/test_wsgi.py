@@ -1,6 +1,5 @@
 """The WSGI entry point serves webhooks through the fast lane and the rest normally."""
 
-import io
 import json
 
 import pytest
@@ -8,29 +7,11 @@ import pytest
 from config.wsgi import WebhookHandler, application
 from integrations.models import InboundEvent
 from tests.conftest import sign_stripe, stripe_event
+from tests.support.wsgi import wsgi_call
 
 
 def call(method, path, body=b"", headers=None, app=None):
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "localhost",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json",
-        **(headers or {}),
-    }
-    status = {}
-
-    def start_response(line, response_headers, exc_info=None):
-        status["line"], status["headers"] = line, dict(response_headers)
-
-    content = b"".join((app or application)(environ, start_response))
-    return int(status["line"].split()[0]), status["headers"], content
+    return wsgi_call(app or application, method, path, body, headers)
 
 
 @pytest.mark.django_db(transaction=True)

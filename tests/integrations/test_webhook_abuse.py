@@ -9,13 +9,10 @@ through the WSGI fast lane that serves them in production, with DEBUG on so that
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import pytest
-from django.core import signals
-from django.db import close_old_connections
 from django.test import Client
 
 from config.wsgi import WebhookHandler
@@ -28,6 +25,7 @@ from tests.conftest import (
     stripe_event,
     znode_event,
 )
+from tests.support.wsgi import wsgi_call
 
 ZNODE_SIGNING_SECRET = "znode-gateway-hmac-secret"
 STRIPE_API_KEY = "sk_test_51TESTKEYabcdefghijkl"  # the stripe_connection fixture's
@@ -120,33 +118,8 @@ def _through_client(path: str, body: bytes, headers: dict[str, str]) -> tuple[in
 
 
 def _through_fast_lane(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "localhost",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json",
-        **headers,
-    }
-    answer = {}
-
-    def start_response(status, response_headers, exc_info=None):
-        answer["status"] = int(status.split()[0])
-
-    # Like the test client: the test's transaction keeps its connection.
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        content = b"".join(WebhookHandler()(environ, start_response))
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-    return answer["status"], content
+    status, _, content = wsgi_call(WebhookHandler(), "POST", path, body, headers)
+    return status, content
 
 
 @pytest.fixture
