@@ -465,6 +465,9 @@ def bench_environment(database_url: str, workers: int, settings: str) -> dict[st
         "DJANGO_SETTINGS_MODULE": settings,
         "DATABASE_URL": database_url,
         "DEBUG": "false",
+        # Plain HTTP on loopback (production sits behind TLS); without DEBUG the
+        # default would redirect every request to HTTPS.
+        "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": f"{HOST},localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
