@@ -234,6 +234,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Django's own handlers (its DEBUG console, mail_admins) would print tracebacks
+        # without the redaction filter: its records go through ours only.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
     },
 }

@@ -82,6 +82,14 @@ def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_
     if outcome not in (PAID, AUTHORIZED):
         raise cannot_collect(ctx, order, f"Stripe charge {charge_id} is {outcome}")
     currency = charge.currency.upper()
+    if outcome == PAID and charge.amount_captured != order.amount_minor:
+        flag = "underpaid" if charge.amount_captured < order.amount_minor else "overpaid"
+        raise cannot_collect(
+            ctx,
+            order,
+            f"{flag}: charge {charge_id} captured {charge.amount_captured} {currency} but the "
+            f"order is {order.amount_minor} {order.currency} (minor units)",
+        )
     if currency != money.stripe_currency(order.currency).upper() or (
         charge.amount < order.amount_minor
     ):
@@ -154,12 +162,22 @@ def _find_intent(
     written, matched by our metadata."""
     since = int(pending.created_at.timestamp()) - FIND_SLACK_SECONDS
     listed = ctx.client("stripe").payment_intents_since(created_gte=since, customer=customer)
+    seen = 0
     for raw in islice(listed, FIND_LIMIT):
+        seen += 1
         intent = stripe_facts.payment_from_wire(raw)
         if intent.order_number == order.order_number and (
             intent.integration == ctx.integration.name
         ):
             return intent
+    if seen >= FIND_LIMIT:
+        # Rule: when Stripe cannot be searched to the end, nothing is created again
+        # (that could charge twice): a person looks the order up in Stripe.
+        raise exc.BusinessRuleError(
+            f"order {order.order_number}: an earlier try may have created its PaymentIntent "
+            f"and the {FIND_LIMIT} newest since then do not show it; look it up in Stripe "
+            "(metadata znode_order_number) before retrying"
+        )
     return None
 
 
@@ -215,6 +233,23 @@ def _create_intent(ctx: ActionContext, order: Order, *, customer: str, method: s
         raise exc.DataError(f"order {order.order_number}: {error}") from error
     pending, new = _pending_row(order)
     intent = None if new else _find_intent(ctx, order, pending, customer)
+    if (
+        intent is not None
+        and intent.status == PaymentStatus.REQUIRES_PAYMENT_METHOD
+        and (intent.decline_code or intent.failure_code)
+    ):
+        # The earlier try was declined (its answer lost): recorded as the decline it was.
+        return _declined(
+            order,
+            pending,
+            PaymentDeclined(
+                intent.failure_message or "declined",
+                decline_code=intent.decline_code,
+                error_code=intent.failure_code,
+                payment_intent=intent.id,
+                charge=intent.charge_id,
+            ),
+        )
     if intent is None:
         params = stripe_facts.payment_intent_params(
             amount_minor=order.amount_minor,
@@ -312,7 +347,7 @@ def _paid_here(order: Order) -> dict:
     money moved): the booking steps get the payment that paid it again; each does
     only what is still missing (the payment's booking marks). A payment for another
     total (refused when it came) is never handed on."""
-    paid = order.payments.filter(status=PaymentStatus.SUCCEEDED).exclude(charge_id="")
+    paid = order.payments.filter(status=PaymentStatus.SUCCEEDED, refund_id="").exclude(charge_id="")
     if order.collection_mode == CollectionMode.ADOPT:
         # The charge Znode's payment app made for this order, as adopted.
         payment = paid.filter(adopted=True).order_by("id").first()
@@ -376,16 +411,15 @@ def payment_collect(
         return {"outcome": SKIPPED, "reason": order.state}
     if order.collection_mode == CollectionMode.NOT_OURS:
         return _not_ours(ctx, order)
-    if order.amount_minor == 0 and not order.payments.exists():
-        return _no_charge(ctx, order)
-    we_charge = order.collection_mode in (
-        CollectionMode.SAVED_METHOD,
-        CollectionMode.CUSTOMER_COMPLETES,
-    )
-    if we_charge and not order.payments.exists():
+    # Decided while no money is in motion: no PaymentIntent or charge known yet (a
+    # pending row of a create whose answer was lost is not money in motion).
+    moving = order.payments.exclude(payment_intent_id=None, charge_id="").exists()
+    if order.collection_mode in WE_CHARGE and not moving:
         reason = _not_collectable(ctx, order)
         if reason:
             Order.objects.filter(pk=order.pk).update(failure_reason=reason[:500])
             return {"outcome": SKIPPED, "reason": reason}
+    if order.amount_minor == 0 and not moving:
+        return _no_charge(ctx, order)
     collector = COLLECTORS[order.collection_mode]
     return collector(ctx, order, customer=customer, transaction_id=transaction_id)

@@ -140,6 +140,11 @@ def payment_failure_record(
         now = stripe_facts.payment_from_wire(
             ctx.client("stripe").payment_intent_retrieve(payment_intent)
         )
+        if now.order_number != order.order_number or (
+            now.integration and now.integration != ctx.integration.name
+        ):
+            # Another store's payment (two stores sharing one Stripe account).
+            return {"ignored": "the PaymentIntent belongs to another order"}
         if now.status in MONEY_COMING:
             return {"ignored": f"the payment is {now.status} now"}
     if payment and payment.status != PaymentStatus.SUCCEEDED:

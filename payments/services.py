@@ -243,7 +243,12 @@ def status_or_none(ctx: ActionContext, table: str, outcome: str) -> str:
 
 def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> StripeRefund:
     """Everything the payment holds, given back: one refund per order (its key), so a
-    re-run replays it rather than refunding twice."""
+    re-run replays it rather than refunding twice (and one made already is read back,
+    past the key's 24 hours)."""
+    if payment.refund_id:
+        return stripe_facts.refund_from_wire(
+            ctx.client("stripe").refund_retrieve(payment.refund_id)
+        )
     intent = payment.payment_intent_id or ""
     params = stripe_facts.refund_params(
         payment_intent=intent if stripe_facts.is_payment_intent_id(intent) else "",
@@ -338,6 +343,9 @@ def order_settle(
     moved = order_move(
         order, OrderState.AUTHORIZED if authorized else OrderState.PAID, failure_reason=""
     )
+    if not moved and order.state == OrderState.CANCELED and not authorized:
+        # Canceled between the check and the move (decided under the row lock).
+        return order_canceled_with_money(ctx, order, payment)
     return {
         "outcome": AUTHORIZED if authorized else PAID,
         "order_state": order.state,
@@ -512,6 +520,8 @@ def order_book_in_znode(
     znode = ctx.client("znode")
     payment_status = status_for(ctx, PAYMENT_STATUS_TABLE, outcome)
     payment = payment_by_charge(order, charge) if charge else None
+    if payment is not None and payment.refund_id:
+        return {"skipped": f"refunded ({payment.refund_id}): never booked as paid"}
     recorded = False
     if outcome == PAID:
         first_try = _booking_claim(ctx, payment) if payment is not None else False
@@ -606,6 +616,8 @@ def erp_sale_entry(
 def erp_sale_post(ctx: ActionContext, order: Order, *, charge: str, amount_received: int) -> dict:
     """Post the sale once per payment (the ERP keys it by the charge as well)."""
     payment = payment_by_charge(order, charge)
+    if payment is not None and payment.refund_id:
+        return {"skipped": f"refunded ({payment.refund_id}): no sale"}
     if payment is not None and payment.erp_booked_at:
         return {"skipped": "posted to the ERP already"}
     entry = erp_sale_entry(

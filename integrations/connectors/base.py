@@ -219,8 +219,10 @@ class Connector:
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; only UTF-8 is accepted (``json.loads`` would take
+    UTF-16 and UTF-32 bytes too, which the inbox then cannot store as text)."""
     try:
-        data = json.loads(body)
+        data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookPayloadError(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -491,6 +491,10 @@ def inbox_drain(*, limit: int = 100, older_than_seconds: float = 0) -> int:
                     with transaction.atomic():
                         routed_jobs = event_route(event, reading=reading)
                         job_ids.extend(job.pk for job in routed_jobs)
+                except (OperationalError, InterfaceError):
+                    # The database itself (a deadlock, a lock timeout, a dropped
+                    # connection), not the event: it stays received for the next drain.
+                    logger.exception("integrations.inbox.route_deferred event=%s", event.pk)
                 except Exception as error:
                     event_settle(event.pk, routed=Routed(failure=_failure(error)))
                     logger.exception("integrations.inbox.route_failed event=%s", event.pk)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from integrations.choices import AttemptOutcome, JobStatus
 from integrations.kernel.context import RunContext, current_run
 from integrations.kernel.exceptions import DataError, error_summary, is_retryable
+from integrations.kernel.jsonutil import db_text
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, Job
 from integrations.retry import RetryPolicy
@@ -289,14 +290,14 @@ def _fail(
             status=status,
             next_attempt_at=retry_at,
             lease_expires_at=None,
-            last_error=f"[{step or '-'}] {reason}"[:4000],
+            last_error=db_text(f"[{step or '-'}] {reason}")[:4000],
             last_error_code=summary["code"][:60],
             finished_at=now if status == JobStatus.QUARANTINED else None,
             updated_at=now,
         )
         attempt.error_class = summary["class"][:200]
-        attempt.error_message = reason
-        attempt.traceback = redact_text(traceback.format_exc())[-20000:]
+        attempt.error_message = db_text(reason)
+        attempt.traceback = db_text(redact_text(traceback.format_exc()))[-20000:]
         attempt.retry_at = retry_at
         _finish_attempt(
             attempt, started, outcome if updated else AttemptOutcome.LEASE_EXPIRED, step=step

@@ -78,3 +78,20 @@ def test_connection_url_passwords_are_masked_in_messages():
         redact_text("broker redis://:p@ss@cache:6379/0 db postgres://app:pw@db/app http://h:80/")
         == "broker redis://:[redacted]@cache:6379/0 db postgres://app:[redacted]@db/app http://h:80/"
     )
+
+
+def test_djangos_own_records_go_through_the_redaction_filter_only():
+    """With DEBUG on, Django's default console handler would print request tracebacks
+    unfiltered: the ``django`` logger uses the project's console handler alone."""
+    import logging
+
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    from integrations.logging import RedactSecretsFilter
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)  # as at start-up
+    django_logger = logging.getLogger("django")
+    assert django_logger.propagate is False and django_logger.handlers
+    for handler in django_logger.handlers:
+        assert any(isinstance(f, RedactSecretsFilter) for f in handler.filters)

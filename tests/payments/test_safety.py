@@ -3,6 +3,8 @@ fails on the code before the fix; the rules chosen are in the docstrings."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from integrations.connectors.stripe.client import StripeGateway
@@ -213,3 +215,119 @@ def test_three_decimal_rounding_is_booked_as_its_own_line(integration):
     )
     plain = erp_sale_entry(new_ctx(integration), usd, charge="ch_us", amount_received=1999)
     assert [line.account for line in plain.lines] == ["1150", "4000"]
+
+
+def _lose_create_answers(monkeypatch, *, reach_stripe: bool):
+    """The next PaymentIntent creates lose their answer (after reaching Stripe, or
+    before); the function that restores the real create is returned."""
+    create = StripeGateway.payment_intent_create
+
+    def lost(self, **kwargs):
+        if reach_stripe:
+            with contextlib.suppress(exc.PaymentDeclined):
+                create(self, **kwargs)
+        raise exc.ConnectorTimeout("the answer was lost")
+
+    monkeypatch.setattr(StripeGateway, "payment_intent_create", lost)
+    return lambda: monkeypatch.setattr(StripeGateway, "payment_intent_create", create)
+
+
+def test_a_refunded_payment_is_never_booked_afterwards(wired):
+    """Rule: once money is refunded because the order was canceled, no booking step
+    (a retry, a late event, an operator's book-again) writes it into Znode as paid or
+    posts its sale."""
+    from tests.support.payments import mark_paid, post_sale
+
+    fetched = place(wired, user_id=12)
+    paid = collect(wired, fetched)
+    wired.shop.cancel(fetched["order_number"])
+    canceled = run(
+        wired,
+        "payments.sync_order_change",
+        order_number=fetched["order_number"],
+        state="CANCELED",
+        amount_minor=3000,
+    )
+    assert canceled["reason"] == "order canceled: payment refunded"
+    assert mark_paid(wired, fetched, paid)["skipped"].startswith("refunded (re_")
+    assert post_sale(wired, fetched, paid)["skipped"].startswith("refunded (re_")
+    assert calls("znode.order.record_payment") == 0 and calls("erp.journal_entry.post") == 0
+
+
+def test_a_pending_create_is_not_charged_once_znode_shows_the_order_canceled(wired, monkeypatch):
+    """A create that never reached Stripe leaves only the pending row; the order is
+    then canceled in Znode and read again: the retry charges nothing (the collectable
+    check holds while no money is in motion)."""
+    fetched = place(wired, user_id=12)
+    restore = _lose_create_answers(monkeypatch, reach_stripe=False)
+    with pytest.raises(exc.ConnectorTimeout):
+        collect(wired, fetched)
+    restore()
+    wired.shop.cancel(fetched["order_number"])
+    run(wired, "payments.fetch_order", order_id=fetched["order_id"])
+    result = collect(wired, fetched)
+    assert result["outcome"] == "skipped" and "CANCELED in Znode" in result["reason"]
+    assert calls("payment_intent.create") == 0
+
+
+def test_a_lost_decline_is_found_and_recorded_as_the_decline_it_was(wired, monkeypatch):
+    """The decline's answer was lost; the retry finds the declined PaymentIntent in
+    Stripe and records the decline (not a payment still waiting)."""
+    fetched = place(wired, user_id=13, card="pm_card_chargeCustomerFail")
+    restore = _lose_create_answers(monkeypatch, reach_stripe=True)
+    with pytest.raises(exc.ConnectorTimeout):
+        collect(wired, fetched)
+    restore()
+    result = collect(wired, fetched)
+    assert result["outcome"] == "declined" and result["payment_intent"].startswith("pi_")
+    order = Order.objects.get(order_number=fetched["order_number"])
+    assert order.state == OrderState.PAYMENT_FAILED
+    assert calls("payment_intent.create") == 1
+
+
+def test_a_lookup_that_cannot_reach_the_end_creates_nothing(wired, monkeypatch):
+    """Rule: when the listing since the pending row is cut off before it shows the
+    order's PaymentIntent, nothing is created again (that could charge twice): the job
+    waits for a person with the reason."""
+    import payments.collection
+
+    fetched = place(wired, user_id=12)
+    restore = _lose_create_answers(monkeypatch, reach_stripe=False)
+    with pytest.raises(exc.ConnectorTimeout):
+        collect(wired, fetched)
+    restore()
+    monkeypatch.setattr(payments.collection, "FIND_LIMIT", 0)
+    with pytest.raises(exc.BusinessRuleError, match="look it up in Stripe"):
+        collect(wired, fetched)
+    assert calls("payment_intent.create") == 0
+
+
+def test_another_stores_decline_never_reaches_this_stores_customer(wired, sandbox, mailoutbox):
+    """Two stores share one Stripe account: a decline whose PaymentIntent names store A
+    changes nothing for store B's order of the same number, and emails nobody."""
+    fetched = place(wired, user_id=12)
+    other = Integration.objects.create(
+        name="store-b",
+        znode=store_connection(sandbox, name="store-b"),
+        stripe=wired.stripe,
+        settings=wired.settings,
+    )
+    theirs = Order.objects.create(
+        integration=other,
+        znode_order_id=fetched["order_id"],
+        order_number=fetched["order_number"],
+        currency="USD",
+        total="30.00",
+        amount_minor=3000,
+        state=OrderState.PAYMENT_PENDING,
+    )
+    intent = _intent(wired, fetched["order_number"], 3000, integration="booking")
+    from integrations.registry import get_action
+
+    result = get_action("payments.record_failure").call(
+        new_ctx(other),
+        {"order_number": theirs.order_number, "payment_intent": intent["id"]},
+    )
+    assert result == {"ignored": "the PaymentIntent belongs to another order"}
+    theirs.refresh_from_db()
+    assert theirs.state == OrderState.PAYMENT_PENDING and mailoutbox == []

@@ -43,6 +43,7 @@ def fail(*, ctx: ActionContext, error: str = "transient") -> dict:
         "transient": exceptions.ConnectorUnavailable("upstream down"),
         "bad_data": exceptions.DataError("order has no total"),
         "bug": KeyError("Total"),
+        "nul": exceptions.DataError("customer name Ann\u0000 Lee is refused"),
     }[error]
 
 

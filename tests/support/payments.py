@@ -32,11 +32,13 @@ def calls(operation: str = "") -> int:
     return (rows.filter(operation=operation) if operation else rows).count()
 
 
-def place(wired, *, user_id: int, total: str = "30.00", before_fetch=None) -> dict:
+def place(
+    wired, *, user_id: int, total: str = "30.00", before_fetch=None, card: str = "pm_card_visa"
+) -> dict:
     """A saved-card order placed in the sandbox store, fetched and its customer found
     (``before_fetch(placed)``: what happens to it in Znode before the platform reads
     it)."""
-    saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com")
+    saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com", card=card)
     placed = wired.shop.place_order(
         user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID
     )

@@ -124,3 +124,42 @@ def test_an_operator_skips_a_failed_event_or_replays_it(
     with django_capture_on_commit_callbacks(execute=True):
         inbox.inbox_drain()
     assert Job.objects.filter(event=replay).count() == 1
+
+
+def test_a_job_failing_with_text_the_database_refuses_is_still_quarantined(
+    integration, django_capture_on_commit_callbacks
+):
+    """The failure's own text (an upstream message with NUL) is made storable too, so
+    the job ends quarantined with its reason instead of staying leased as running
+    (PostgreSQL refuses NUL in text)."""
+    make_flow("f", steps=[("boom", "tests.fail", {"error": "'nul'"})], max_attempts=1)
+    received = receive(integration.stripe, stripe_event())
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.inbox_drain()
+    job = Job.objects.get(event_id=received.event_id)
+    assert job.status == JobStatus.QUARANTINED
+    assert "Ann\ufffd Lee" in job.last_error
+    assert job.lease_expires_at is None
+
+
+def test_the_database_failing_leaves_the_event_for_the_next_drain(
+    integration, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Rule: only the event's own fault fails it for good. A deadlock, a lock timeout
+    or a dropped connection while routing leaves it received, and the next drain
+    routes it (an event answered 2xx is never lost to a passing database error)."""
+    make_flow("a", steps=[("echo", "tests.echo", {"value": "event.id"})])
+    received = receive(integration.stripe, stripe_event())
+    real = inbox.event_route
+
+    def deadlocked(*args, **kwargs):
+        raise db_utils.OperationalError("deadlock detected")
+
+    monkeypatch.setattr(inbox, "event_route", deadlocked)
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.inbox_drain()
+    assert InboundEvent.objects.get(pk=received.event_id).status == EventStatus.RECEIVED
+    monkeypatch.setattr(inbox, "event_route", real)
+    with django_capture_on_commit_callbacks(execute=True):
+        inbox.inbox_drain()
+    assert InboundEvent.objects.get(pk=received.event_id).status == EventStatus.PROCESSED
