@@ -37,6 +37,7 @@ from payments.services import (
     SKIPPED,
     cannot_collect,
     intent_release,
+    mispaid_flag,
     order_metadata,
     order_move,
     order_settle,
@@ -83,12 +84,12 @@ def _collect_adopt(ctx: ActionContext, order: Order, *, transaction_id: str, **_
         raise cannot_collect(ctx, order, f"Stripe charge {charge_id} is {outcome}")
     currency = charge.currency.upper()
     if outcome == PAID and charge.amount_captured != order.amount_minor:
-        flag = "underpaid" if charge.amount_captured < order.amount_minor else "overpaid"
         raise cannot_collect(
             ctx,
             order,
-            f"{flag}: charge {charge_id} captured {charge.amount_captured} {currency} but the "
-            f"order is {order.amount_minor} {order.currency} (minor units)",
+            f"{mispaid_flag(order, charge.amount_captured)}: charge {charge_id} captured "
+            f"{charge.amount_captured} {currency} but the order is {order.amount_minor} "
+            f"{order.currency} (minor units)",
         )
     if currency != money.stripe_currency(order.currency).upper() or (
         charge.amount < order.amount_minor

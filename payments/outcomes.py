@@ -32,6 +32,14 @@ from payments.services import (
 MONEY_COMING = (PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_CAPTURE)
 
 
+def _pays_another_order(ctx: ActionContext, order: Order, intent: StripePayment) -> bool:
+    """The PaymentIntent names another order, or another integration (two stores
+    sharing one Stripe account): nothing of this order moves on its word."""
+    return intent.order_number != order.order_number or bool(
+        intent.integration and intent.integration != ctx.integration.name
+    )
+
+
 def _outcome(intent: StripePayment) -> str:
     return {
         PaymentStatus.SUCCEEDED: PAID,
@@ -65,9 +73,7 @@ def payment_success_record(ctx: ActionContext, order: Order, *, payment_intent: 
             payment_intent, expand=list(EXPAND_LATEST_CHARGE)
         )
     )
-    if intent.order_number != order.order_number or (
-        intent.integration and intent.integration != ctx.integration.name
-    ):
+    if _pays_another_order(ctx, order, intent):
         return {"outcome": SKIPPED, "reason": "the PaymentIntent belongs to another order"}
     outcome = _outcome(intent)
     if outcome == SKIPPED:
@@ -140,10 +146,7 @@ def payment_failure_record(
         now = stripe_facts.payment_from_wire(
             ctx.client("stripe").payment_intent_retrieve(payment_intent)
         )
-        if now.order_number != order.order_number or (
-            now.integration and now.integration != ctx.integration.name
-        ):
-            # Another store's payment (two stores sharing one Stripe account).
+        if _pays_another_order(ctx, order, now):
             return {"ignored": "the PaymentIntent belongs to another order"}
         if now.status in MONEY_COMING:
             return {"ignored": f"the payment is {now.status} now"}

@@ -393,6 +393,11 @@ def znode_state_set(ctx: ActionContext, order: Order, outcome: str) -> str:
     return state
 
 
+def mispaid_flag(order: Order, received: int) -> str:
+    """How money of another amount than the order's total is named (minor units)."""
+    return "underpaid" if received < order.amount_minor else "overpaid"
+
+
 def _mispaid(
     ctx: ActionContext, order: Order, payment: Payment, *, received: int, currency: str
 ) -> exc.BusinessRuleError:
@@ -400,7 +405,7 @@ def _mispaid(
     if currency.upper() != money.stripe_currency(order.currency).upper():
         flag = f"paid in {currency.upper()}"
     else:
-        flag = "underpaid" if received < order.amount_minor else "overpaid"
+        flag = mispaid_flag(order, received)
     Order.objects.filter(pk=order.pk).update(failure_reason=flag)
     return paid_refused(ctx, order, payment, f"{flag}: the order total is now {total}")
 

@@ -115,11 +115,8 @@ def test_a_late_decline_after_the_customer_paid_tells_nobody(wired, mailoutbox):
     assert not any("Payment failed" in n for n in _notes(wired, fetched["order_number"]))
 
 
-def test_another_stores_payment_never_pays_this_stores_order(wired, sandbox):
-    """Two integrations share one Stripe account and both stores have an order with the
-    same number: a payment whose metadata names store A never marks store B's order
-    paid (the PaymentIntent names its integration; flows act only on their own)."""
-    fetched = place(wired, user_id=12)
+def _store_b_order(wired, sandbox, fetched: dict, **fields):
+    """A second store sharing the Stripe account, with an order of the same number."""
     other = Integration.objects.create(
         name="store-b",
         znode=store_connection(sandbox, name="store-b"),
@@ -133,7 +130,17 @@ def test_another_stores_payment_never_pays_this_stores_order(wired, sandbox):
         currency="USD",
         total="30.00",
         amount_minor=3000,
+        **fields,
     )
+    return other, theirs
+
+
+def test_another_stores_payment_never_pays_this_stores_order(wired, sandbox):
+    """Two integrations share one Stripe account and both stores have an order with the
+    same number: a payment whose metadata names store A never marks store B's order
+    paid (the PaymentIntent names its integration; flows act only on their own)."""
+    fetched = place(wired, user_id=12)
+    other, theirs = _store_b_order(wired, sandbox, fetched)
     intent = _intent(wired, fetched["order_number"], 3000, integration="booking")
     from integrations.registry import get_action
 
@@ -306,21 +313,7 @@ def test_another_stores_decline_never_reaches_this_stores_customer(wired, sandbo
     """Two stores share one Stripe account: a decline whose PaymentIntent names store A
     changes nothing for store B's order of the same number, and emails nobody."""
     fetched = place(wired, user_id=12)
-    other = Integration.objects.create(
-        name="store-b",
-        znode=store_connection(sandbox, name="store-b"),
-        stripe=wired.stripe,
-        settings=wired.settings,
-    )
-    theirs = Order.objects.create(
-        integration=other,
-        znode_order_id=fetched["order_id"],
-        order_number=fetched["order_number"],
-        currency="USD",
-        total="30.00",
-        amount_minor=3000,
-        state=OrderState.PAYMENT_PENDING,
-    )
+    other, theirs = _store_b_order(wired, sandbox, fetched, state=OrderState.PAYMENT_PENDING)
     intent = _intent(wired, fetched["order_number"], 3000, integration="booking")
     from integrations.registry import get_action
 
