@@ -194,12 +194,13 @@ def event_document(
     event: InboundEvent,
     integration: Integration | None,
     *,
-    parsed: ParsedEvent | None = None,
+    parsed: ParsedEvent,
+    facts: dict[str, Any],
     routed_as: str = "",
 ) -> dict[str, Any]:
-    """The context document mappings and conditions read."""
-    if parsed is None:
-        parsed = connectors.get(event.connection.kind).parse(event.body.encode("utf-8"))
+    """The context document mappings and conditions read: the event as parsed (once,
+    by the caller) and its business facts (``_event_facts``, the same for every
+    integration)."""
     document = {
         "event": {
             "id": event.external_id,
@@ -221,7 +222,7 @@ def event_document(
     }
     if routed_as and routed_as != event.event_type:
         document["event"]["routed_as"] = routed_as
-    document.update(_event_facts(event, parsed))
+    document.update(facts)
     return document
 
 
@@ -422,8 +423,11 @@ def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> 
     flows = flows_matching(source=conn.kind, event_type=route_as, enabled_only=False)
     jobs: list[Job] = []
     made = False
+    facts = _event_facts(event, reading.parsed)
     for integration in integrations:
-        document = event_document(event, integration, parsed=reading.parsed, routed_as=route_as)
+        document = event_document(
+            event, integration, parsed=reading.parsed, facts=facts, routed_as=route_as
+        )
         for flow in flows:
             if not flow_condition_holds(flow, document):
                 continue
