@@ -37,10 +37,10 @@ class ZnodeConnector(Connector):
     def change_fingerprint(
         self, event_type: str, payload: dict[str, Any]
     ) -> ChangeFingerprint | None:
-        return mapping.order_change_fingerprint(event_type, payload)
+        return mapping.change_fingerprint(event_type, payload)
 
     def event_facts(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return mapping.order_event_facts(event_type, payload)
+        return mapping.event_facts(event_type, payload)
 
     def poll_every_minutes(self, connection: Connection) -> int | None:
         return sync.poll_every_minutes(connection)

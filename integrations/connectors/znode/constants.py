@@ -8,6 +8,10 @@ NAMES = ("created", "updated", "deleted")
 
 ORDER_CREATED = "order.created"
 ORDER_UPDATED = "order.updated"
+# A return (RMA, §5.1): stock Znode 10 lists no Return event module (§7.2), but a store
+# may send one; the 9.x poller emits these from ``rmareturn/list``.
+RETURN_CREATED = "return.created"
+RETURN_UPDATED = "return.updated"
 
 SUPPORTED_EVENTS = frozenset(
     f"{m}.{n}" for m in ("order", "user", "address", "return") for n in NAMES

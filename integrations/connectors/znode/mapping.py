@@ -1,18 +1,24 @@
 """Znode wire ⇄ facts (reference znode-api.md §3.3: OrderModel, AddressModel,
-OrderLineItemModel). Pure functions: no database or network access."""
+OrderLineItemModel; §5.1: RMAReturnModel). Pure functions: no database or network
+access."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from integrations.connectors.base import ChangeFingerprint
-from integrations.connectors.znode.constants import ORDER_CREATED, ORDER_UPDATED
-from integrations.kernel.facts import PostalAddress
+from integrations.connectors.znode.constants import (
+    ORDER_CREATED,
+    ORDER_UPDATED,
+    RETURN_CREATED,
+    RETURN_UPDATED,
+)
+from integrations.kernel.facts import PostalAddress, fact_json
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -86,6 +92,50 @@ class ZnodeOrder:
         return PaymentView(self.payment_status, self.transaction_id, self.payments)
 
 
+@dataclass(frozen=True)
+class ReturnHistoryRow:
+    """A row of a return's ``ReturnHistoryAndNotesList`` that records money: what
+    ``rmareturn/createreturnhistory`` wrote (§5.1, "How a refund is recorded")."""
+
+    transaction_id: str
+    amount: Decimal | None
+    """``ReturnAmount``: negative for a refund; None when Znode sent none."""
+    message: str
+
+
+@dataclass(frozen=True)
+class ZnodeReturn:
+    """A Znode return as the platform acts on it (RMAReturnModel, §5.1)."""
+
+    id: int
+    """``RmaReturnDetailsId``."""
+    number: str
+    """``ReturnNumber``."""
+    order_number: str
+    order_id: int | None
+    """``OmsOrderId``."""
+    order_details_id: int | None
+    """``OmsOrderDetailsId``, where the model carries it."""
+    user_id: int | None
+    state_id: int | None
+    """``RmaReturnStateId``."""
+    state: str
+    """``ReturnStatus`` upper-cased (``APPROVED``, ``REFUND PROCESSED``); empty if absent."""
+    total: Decimal
+    """``TotalReturnAmount``; zero when Znode sent none (or no number)."""
+    currency: str
+    """ISO 4217, upper case."""
+    modified: str
+    """``ModifiedDate`` as sent (store-local time, no offset)."""
+    has_line_items: bool
+    """``ReturnLineItems`` is a non-empty list: they come only with the
+    ``returnitemlist`` expand, and a return written back without them is refused."""
+    history: tuple[ReturnHistoryRow, ...] = ()
+    """The rows of ``ReturnHistoryAndNotesList`` that carry a ``TransactionId`` (the
+    others are notes)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
 def _int(value: object) -> int | None:
     try:
         number = int(str(value).strip())
@@ -125,9 +175,12 @@ def address_from_wire(raw: Mapping[str, Any] | None) -> PostalAddress:
     )
 
 
+def _rows(raw: object) -> list[Mapping[str, Any]]:
+    """The objects of a list Znode sent (none where it sent no list)."""
+    return [row for row in raw if isinstance(row, Mapping)] if isinstance(raw, list) else []
+
+
 def _lines(raw: object) -> tuple[OrderLine, ...]:
-    if not isinstance(raw, list):
-        return ()
     return tuple(
         OrderLine(
             id=_int(row.get("OmsOrderLineItemsId")),
@@ -137,8 +190,7 @@ def _lines(raw: object) -> tuple[OrderLine, ...]:
             price=_decimal(row.get("Price")),
             total=_decimal(row.get("Total")),
         )
-        for row in raw
-        if isinstance(row, Mapping)
+        for row in _rows(raw)
     )
 
 
@@ -169,16 +221,74 @@ def order_from_wire(raw: Mapping[str, Any]) -> ZnodeOrder:
     )
 
 
+def _return_history(raw: object) -> tuple[ReturnHistoryRow, ...]:
+    return tuple(
+        ReturnHistoryRow(
+            transaction_id=_text(row.get("TransactionId")),
+            amount=_decimal(row.get("ReturnAmount")),
+            message=_text(row.get("Message")),
+        )
+        for row in _rows(raw)
+        if _text(row.get("TransactionId"))
+    )
+
+
+def return_from_wire(raw: Mapping[str, Any]) -> ZnodeReturn:
+    """A return read from ``rmareturn/getreturndetails`` (line items with the
+    ``returnitemlist`` expand), a ``rmareturn/list`` row (no collections) or an
+    event's payload. Values Znode left out are empty (``None`` for ids)."""
+    lines = raw.get("ReturnLineItems")
+    return ZnodeReturn(
+        id=_int(raw.get("RmaReturnDetailsId")) or 0,
+        number=_text(raw.get("ReturnNumber")),
+        order_number=_text(raw.get("OrderNumber")),
+        order_id=_int(raw.get("OmsOrderId")),
+        order_details_id=_int(raw.get("OmsOrderDetailsId")),
+        user_id=_int(raw.get("UserId")),
+        state_id=_int(raw.get("RmaReturnStateId")),
+        state=_name(raw.get("ReturnStatus")),
+        total=_decimal(raw.get("TotalReturnAmount")) or Decimal(0),
+        currency=_text(raw.get("CurrencyCode")).upper(),
+        modified=_text(raw.get("ModifiedDate")),
+        has_line_items=isinstance(lines, list) and bool(lines),
+        history=_return_history(raw.get("ReturnHistoryAndNotesList")),
+        raw=raw,
+    )
+
+
+def _event_parts(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """An event payload's object and envelope (``{"envelope": ..., "object": ...}``,
+    as ``webhooks.parse`` and the poller store it), each a mapping whatever was sent."""
+    obj, envelope = payload.get("object"), payload.get("envelope")
+    return (
+        obj if isinstance(obj, Mapping) else {},
+        envelope if isinstance(envelope, Mapping) else {},
+    )
+
+
+def return_event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a return event names, under ``return`` (``return.number``, ``return.state``,
+    ``return.total``...): the return as the event carried it (the flows re-read it
+    before money moves; events are hints). The id and number fall back to the
+    envelope's ``EventDataId`` / ``EventDataCode`` where the object lacks them."""
+    if event_type not in (RETURN_CREATED, RETURN_UPDATED):
+        return {}
+    obj, envelope = _event_parts(payload)
+    fallback = {
+        "RmaReturnDetailsId": envelope.get("EventDataId"),
+        "ReturnNumber": envelope.get("EventDataCode"),
+    }
+    known = {k: v for k, v in obj.items() if v not in (None, "") or k not in fallback}
+    return {"return": fact_json(return_from_wire({**fallback, **known}))}
+
+
 def order_event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """What an order event names: ``order.id`` and ``order.number`` (the flows re-read
     the rest; events are hints). ``payload`` is what ``webhooks.parse`` or the poller
     stored: ``{"envelope": ..., "object": <order>}``."""
     if not event_type.startswith("order."):
         return {}
-    order = payload.get("object")
-    order = order if isinstance(order, Mapping) else {}
-    envelope = payload.get("envelope")
-    envelope = envelope if isinstance(envelope, Mapping) else {}
+    order, envelope = _event_parts(payload)
     order_id = _int(order.get("OmsOrderId")) or _int(envelope.get("EventDataId"))
     number = _text(order.get("OrderNumber") or envelope.get("EventDataCode"))
     return {"order": {"id": order_id, "number": number}}
@@ -217,49 +327,112 @@ def _text(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
-def order_change_fingerprint(
-    event_type: str, payload: Mapping[str, Any]
-) -> ChangeFingerprint | None:
-    """The order an ``order.created``/``order.updated`` event is about, and a hash of
-    what the order flows act on: the order state, ``Total``, ``CurrencyCode`` and
+def _name(value: object) -> str:
+    """A state name as both sources agree on it: blanks folded, upper case."""
+    return " ".join(_text(value).split()).upper()
+
+
+def _object_id(value: Any) -> int | None:
+    try:
+        number = int(value or 0)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+@dataclass(frozen=True)
+class _ChangeOf:
+    """What a created/updated event (``types``) changes, for the inbox's duplicate and
+    echo check: the object, ``<module>:<id>`` (``id_field`` of the event's object, or
+    the envelope's ``EventDataId``), and a hash of ``facts`` (what the flows act on).
+    None for other events and for an object without an id.
+
+    ``payload`` is what :func:`integrations.connectors.znode.webhooks.parse` returns
+    for a Znode 10 webhook and for the poller's event alike
+    (``{"envelope": ..., "object": <object>}``), so both give the same fingerprint
+    for the same state of the object."""
+
+    types: tuple[str, str]
+    id_field: str
+    facts: Callable[[Mapping[str, Any]], list[str]]
+
+    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> ChangeFingerprint | None:
+        created, updated = self.types
+        if event_type not in self.types:
+            return None
+        obj, envelope = _event_parts(payload)
+        object_id = _object_id(obj.get(self.id_field) or envelope.get("EventDataId"))
+        if object_id is None:
+            return None
+        facts = json.dumps(self.facts(obj), separators=(",", ":"))
+        creates = event_type == created
+        return ChangeFingerprint(
+            object_key=f"{event_type.partition('.')[0]}:{object_id}",
+            fingerprint=hashlib.sha256(facts.encode()).hexdigest(),
+            creates=creates,
+            update_event_type=updated if creates else "",
+        )
+
+
+def _order_facts(order: Mapping[str, Any]) -> list[str]:
+    """What the order flows act on: the order state, ``Total``, ``CurrencyCode`` and
     ``PaymentSettingId``.
 
     Left out on purpose, because our own actions write them back to Znode and every
     write bumps the modified date and comes back as an "Order Updated" webhook or a
     polled change: the payment status, payment history, notes, ``ExternalId``,
-    ``TransactionId``, the tracking number and the modified dates.
-
-    ``payload`` is what :func:`integrations.connectors.znode.webhooks.parse` returns
-    for a Znode 10 webhook and for the poller's event alike
-    (``{"envelope": ..., "object": <order>}``), so both give the same fingerprint
-    for the same order state.
-    """
-    if event_type not in (ORDER_CREATED, ORDER_UPDATED):
-        return None
-    order = payload.get("object")
-    order = order if isinstance(order, Mapping) else {}
-    envelope = payload.get("envelope")
-    envelope = envelope if isinstance(envelope, Mapping) else {}
-    try:
-        order_id = int(order.get("OmsOrderId") or envelope.get("EventDataId") or 0)
-    except (TypeError, ValueError):
-        return None
-    if order_id <= 0:
-        return None
-    facts = [
+    ``TransactionId``, the tracking number and the modified dates."""
+    return [
         _order_state(order),
         _amount(order.get("Total")),
         _text(order.get("CurrencyCode")).upper(),
         _text(order.get("PaymentSettingId")),
     ]
-    digest = hashlib.sha256(json.dumps(facts, separators=(",", ":")).encode()).hexdigest()
-    creates = event_type == ORDER_CREATED
-    return ChangeFingerprint(
-        object_key=f"order:{order_id}",
-        fingerprint=digest,
-        creates=creates,
-        update_event_type=ORDER_UPDATED if creates else "",
-    )
+
+
+def _return_state(ret: Mapping[str, Any]) -> str:
+    # Both sources carry RmaReturnStateId (list rows and details alike, §5.1); the name
+    # stands in only where no id came, marked so a name never matches an id by guess.
+    state_id = _int(ret.get("RmaReturnStateId"))
+    if state_id:
+        return f"#{state_id}"
+    return _name(ret.get("ReturnStatus"))
+
+
+def _return_facts(ret: Mapping[str, Any]) -> list[str]:
+    """What the return flows act on: the return's state and ``TotalReturnAmount``.
+
+    Left out on purpose: notes, history rows, line-item details and the modified
+    dates, which our own write-backs (return history, a note) change, so their echo
+    creates no job."""
+    return [_return_state(ret), _amount(ret.get("TotalReturnAmount"))]
+
+
+order_change_fingerprint = _ChangeOf((ORDER_CREATED, ORDER_UPDATED), "OmsOrderId", _order_facts)
+"""The order an ``order.created``/``order.updated`` event is about (``order:<id>``)."""
+
+return_change_fingerprint = _ChangeOf(
+    (RETURN_CREATED, RETURN_UPDATED), "RmaReturnDetailsId", _return_facts
+)
+"""The return a ``return.created``/``return.updated`` event is about
+(``return:<RmaReturnDetailsId>``)."""
+
+
+# What an event is about, by its module (the part before the dot).
+_CHANGE_FINGERPRINTS = {"order": order_change_fingerprint, "return": return_change_fingerprint}
+_EVENT_FACTS = {"order": order_event_facts, "return": return_event_facts}
+
+
+def change_fingerprint(event_type: str, payload: Mapping[str, Any]) -> ChangeFingerprint | None:
+    """The connector's ``change_fingerprint``: the order's or the return's."""
+    reader = _CHANGE_FINGERPRINTS.get(event_type.partition(".")[0])
+    return reader(event_type, payload) if reader else None
+
+
+def event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The connector's ``event_facts``: ``order`` or ``return``."""
+    reader = _EVENT_FACTS.get(event_type.partition(".")[0])
+    return reader(event_type, payload) if reader else {}
 
 
 def history_rows(order: Mapping[str, Any]) -> list[dict]:

@@ -126,13 +126,16 @@ def _parse_timestamp(value: object) -> datetime | None:
 
 
 # The id of the object an event is about, by EventModule (§7.2): an address event is
-# about the address (one user has several), not about its user.
+# about the address (one user has several), not about its user. "Return" is no stock
+# Znode 10 module, but a store (and the 9.x poller) may send it: its object is the
+# return (RMAReturnModel, §5.1).
 OBJECT_ID_FIELDS = {
     "order": "OmsOrderId",
     "user": "UserId",
     "address": "AddressId",
     "portal": "PortalId",
     "product": "PimProductId",
+    "return": "RmaReturnDetailsId",
 }
 
 
@@ -166,5 +169,7 @@ def parse(body: bytes) -> ParsedEvent:
         payload={"envelope": envelope, "object": payload},
         occurred_at=_parse_timestamp(data.get("EventTimeStamp")),
         object_id=str(object_id)[:255],
+        # The order number where the object names one (a return's too): the inbox and
+        # the order's timeline find an order's events by it.
         reference=str(payload.get("OrderNumber") or data.get("EventDataCode") or "")[:255],
     )

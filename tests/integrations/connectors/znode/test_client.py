@@ -15,7 +15,6 @@ from tests.support.shop import (
     OAUTH_CLIENT_SECRET,
     STORE_DOMAIN,
     STRIPE_PAYMENT_SETTING_ID,
-    Shop,
     payment_rows,
     store_connection,
 )
@@ -23,25 +22,8 @@ from tests.support.shop import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    forget_cached()
-    yield
-    forget_cached()
-
-
-@pytest.fixture
-def shop(sandbox):
-    return Shop(sandbox.system_url("znode"))
-
-
 def make_client(sandbox, name="store", **settings) -> ZnodeClient:
     return ZnodeClient(store_connection(sandbox, name=name, **settings))
-
-
-@pytest.fixture
-def znode(sandbox):
-    return make_client(sandbox)
 
 
 def test_params_put_cache_refresh_last():
