@@ -27,6 +27,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from integrations.connectors.znode.mapping import (
     history_rows,
     order_from_wire,
     payment_records,
+    return_from_wire,
 )
 from integrations.connectors.znode.settings import SCHEMA
 from integrations.kernel import exceptions as exc
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 
 ORDER_EXPANDS = ("omsorderstate", "omspaymentstate", "paymenttype", "ordernotes", "orderlineitems")
 RETURN_EXPANDS = ("returnitemlist",)
+ORDER_HISTORY_EXPANDS = ("znodeomshistories",)
+REFUND_PROCESSED_STATE = "REFUND PROCESSED"
+REFUND_PROCESSED_STATE_ID = 80  # ZnodeRmaReturnStateEnum (§5.1)
 NOTE_LIMIT = 500
 EXTERNAL_ID_LIMIT = 50
 TRANSACTION_REFERENCE_LIMIT = 50
@@ -86,6 +91,9 @@ VOCABULARIES = {
         "RmaReturnStateId",
     ),
 }
+
+Filters = list[tuple[str, str, Any]]
+"""``filter=`` tuples (key, operator, value), AND-ed (§2.3)."""
 
 _tokens: dict[int, tuple[str, float]] = {}
 _api_tokens: dict[int, tuple[str, float]] = {}
@@ -164,6 +172,39 @@ def build_params(
             params["expand"] = ""
         params["cache"] = "refresh"
     return params
+
+
+@dataclass(frozen=True)
+class ListRoute:
+    """A 9.x list route: where its rows sit in the answer (§2.4), the date column a
+    ``since`` window filters on, and the order rows are read in."""
+
+    path: str
+    operation: str
+    list_key: str
+    rows_key: str
+    date_column: str
+    sort: tuple[tuple[str, str], ...]
+
+
+ORDER_LIST = ListRoute(
+    "orders/list", "znode.order.list", "OrderList", "Orders", "orderdate", (("orderdate", "asc"),)
+)
+RETURN_LIST = ListRoute(
+    "rmareturn/list",
+    "znode.return.list",
+    "ReturnList",
+    "Returns",
+    "modifieddate",
+    (("modifieddate", "asc"), ("rmareturndetailsid", "asc")),  # ties: a stable order
+)
+
+
+def _return_notes(ret: dict) -> set[str]:
+    """The notes a return shows: its ``Notes``, and the note rows of ``ReturnNotes`` and
+    ``ReturnHistoryAndNotesList`` (where this read carries them)."""
+    rows = [ret, *(ret.get("ReturnNotes") or []), *(ret.get("ReturnHistoryAndNotesList") or [])]
+    return {str(r["Notes"]).strip() for r in rows if isinstance(r, dict) and r.get("Notes")}
 
 
 def history_has_references(history: Sequence[PaymentRecord]) -> bool:
@@ -469,36 +510,49 @@ class ZnodeClient:
     def list_orders(
         self,
         *,
-        filters: list[tuple[str, str, Any]] | None = None,
+        filters: Filters | None = None,
         since: datetime | None = None,
         page_size: int = 50,
         max_pages: int = 1000,
     ) -> Iterator[dict]:
-        """Order list rows (no line items), oldest first, through every page."""
+        """Order list rows (no line items), oldest first, through every page;
+        ``since``: dated at or after that minute."""
+        return self._list_pages(ORDER_LIST, filters, since, page_size, max_pages)
+
+    def _list_pages(
+        self,
+        route: ListRoute,
+        filters: Filters | None,
+        since: datetime | None,
+        page_size: int,
+        max_pages: int,
+    ) -> Iterator[dict]:
+        """The rows of a list route, page after page (1-based, §2.3) until a 204 (no
+        rows, or past the end: §12), an empty page or the last of ``TotalPages``
+        (given at the top level and again in the list model, §2.4)."""
         filters = list(filters or [])
         if since is not None:
-            # Znode compares OrderDate in the store server's local time, no offset.
+            # Znode compares dates in the store server's local time, no offset, and at
+            # minute precision (§3.2, §12): seconds in the value would make the server
+            # drop the rows of that minute; start at the minute.
             local = dj_timezone.localtime(since, self.timezone) if since.tzinfo else since
-            # Compared at minute precision (§3.2): seconds in the value would make
-            # the server drop the orders of that minute; start at the minute.
-            filters.append(("orderdate", "ge", local.replace(tzinfo=None, second=0, microsecond=0)))
+            start = local.replace(tzinfo=None, second=0, microsecond=0)
+            filters.append((route.date_column, "ge", start))
         for index in range(1, max_pages + 1):
             body = self.request(
                 "GET",
-                "orders/list",
-                operation="znode.order.list",
+                route.path,
+                operation=route.operation,
                 params=build_params(
-                    filters=filters,
-                    sort=[("orderdate", "asc")],
-                    page=(index, page_size),
-                    fresh=True,
+                    filters=filters, sort=list(route.sort), page=(index, page_size), fresh=True
                 ),
             )
             if body is None:
                 return  # 204: no (more) rows
-            rows = (body.get("OrderList") or {}).get("Orders") or []
+            listed = body.get(route.list_key) or {}
+            rows = listed.get(route.rows_key) or []
             yield from rows
-            total_pages = body.get("TotalPages") or (body.get("OrderList") or {}).get("TotalPages")
+            total_pages = body.get("TotalPages") or listed.get("TotalPages")
             if not rows or (total_pages is not None and index >= int(total_pages)):
                 return
 
@@ -696,6 +750,43 @@ class ZnodeClient:
         )
         return (body or {}).get("OrderNotesList") or []
 
+    def add_order_history(
+        self, *, order_details_id: int, message: str, transaction_id: str, amount: Decimal
+    ) -> None:
+        """Add a row to the order's history, as Znode's admin records a refund (§5.1):
+        ``amount`` as given (the caller passes a refund negative), ``message`` cut to
+        the note limit. Always inserts: a caller that may retry puts a marker in the
+        message and looks for it first (:meth:`order_history_messages`)."""
+        body = self.request(
+            "POST",
+            "orders/createorderhistory",
+            operation="znode.order.add_history",
+            json={
+                "OmsOrderDetailsId": int(order_details_id),
+                "Message": message[:NOTE_LIMIT],
+                "TransactionId": transaction_id,
+                "OrderAmount": Decimal(amount),
+            },
+        )
+        if body is None or ("IsSuccess" in body and not body["IsSuccess"]):
+            raise exc.BusinessRuleError(
+                f"Znode did not store the history of order details {order_details_id}"
+            )
+
+    def order_history_messages(self, order_id: int) -> list[str]:
+        """The messages of the order's history, read fresh (``znodeomshistories``).
+
+        ``OrderHistory`` is a dictionary in OrderModel (§3.3; the sandbox keys it by
+        the row's date); a list of rows carrying ``Message`` is read as well."""
+        history = self.get_order(order_id, expand=ORDER_HISTORY_EXPANDS).get("OrderHistory")
+        if isinstance(history, dict):
+            values = list(history.values())
+        elif isinstance(history, list):
+            values = [row.get("Message") if isinstance(row, dict) else row for row in history]
+        else:
+            values = []
+        return [str(value) for value in values if value not in (None, "")]
+
     # --- customers ----------------------------------------------------------------------------
     def get_customer(self, *, user_id: int, portal_id: int) -> dict:
         body = self.request(
@@ -756,14 +847,17 @@ class ZnodeClient:
         return (body or {}).get("Address") or model
 
     # --- returns ------------------------------------------------------------------------
-    def list_returns(self, *, filters: list[tuple[str, str, Any]] | None = None) -> list[dict]:
-        body = self.request(
-            "GET",
-            "rmareturn/list",
-            operation="znode.return.list",
-            params=build_params(filters=filters, fresh=True),
-        )
-        return ((body or {}).get("ReturnList") or {}).get("Returns") or []
+    def list_returns(
+        self,
+        *,
+        filters: Filters | None = None,
+        since: datetime | None = None,
+        page_size: int = 50,
+        max_pages: int = 1000,
+    ) -> Iterator[dict]:
+        """``rmareturn/list`` rows (no line items, no history), least recently modified
+        first, through every page; ``since``: modified at or after that minute."""
+        return self._list_pages(RETURN_LIST, filters, since, page_size, max_pages)
 
     def get_return(self, return_number: str) -> dict:
         """A return with its line items: they come only with ``expand=returnitemlist``,
@@ -779,9 +873,23 @@ class ZnodeClient:
             raise exc.NotFound(f"Znode return {return_number} does not exist")
         return found
 
-    def update_return_state(self, *, return_number: str, state_name: str) -> dict:
+    def update_return_state(self, *, return_number: str, state_name: str, notes: str = "") -> dict:
+        """Save the return in the state named, as Znode's admin does (§5.1): the model
+        read with its line items (a model without them is refused), ``IsAdminRequest``
+        on, and ``IsRefundProcess`` on exactly when the state is Refund Processed (80;
+        the server takes that flag as the state). ``notes``: set as the model's
+        ``Notes``, which Znode adds to the return's notes when it changes.
+
+        A return already in that state (with that note among its notes, if one is
+        given) is not saved again: a retry after a lost answer writes nothing twice.
+        Returns the model as saved (or as found)."""
         row = self.state("return", state_name)
         current = self.get_return(return_number)
+        note = notes.strip()[:NOTE_LIMIT]
+        if return_from_wire(current).state_id == int(row["id"]) and (
+            not note or note in _return_notes(current)
+        ):
+            return current
         if not current.get("ReturnLineItems"):
             raise exc.DataError(
                 f"Znode return {return_number} came without its line items; writing it back "
@@ -790,17 +898,24 @@ class ZnodeClient:
         model = {
             **current,
             "RmaReturnStateId": row["id"],
+            "ReturnStatus": row.get("ReturnStateName") or current.get("ReturnStatus"),
             "IsAdminRequest": True,
-            "IsRefundProcess": row["id"] == self.state("return", "REFUND PROCESSED")["id"]
-            if "REFUND PROCESSED" in self._vocabulary("return")
-            else False,
+            "IsRefundProcess": int(row["id"]) == self._refund_processed_state_id(),
         }
+        if note:
+            model["Notes"] = note
         body = self.request(
             "POST", "rmareturn/saveorderreturn", operation="znode.return.update_state", json=model
         )
-        if body is None or body.get("HasError"):
+        if body is None:
             raise exc.BusinessRuleError(f"Znode did not update return {return_number}")
-        return (body.get("Return") or model) if isinstance(body, dict) else model
+        return body.get("Return") or model
+
+    def _refund_processed_state_id(self) -> int:
+        """The id of Refund Processed: by name in this store's list, else the code's
+        own value (``ZnodeRmaReturnStateEnum``, §5.1)."""
+        row = self._vocabulary("return").get(REFUND_PROCESSED_STATE)
+        return int(row["id"]) if row else REFUND_PROCESSED_STATE_ID
 
     def add_return_history(
         self, *, return_details_id: int, transaction_id: str, amount: Decimal, message: str
