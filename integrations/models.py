@@ -500,13 +500,19 @@ class ApiCall(models.Model):
 
 
 class PollCursor(models.Model):
-    """Where the poller of one connection stands: the watermark and a lease."""
+    """Where the poller of one connection stands: its watermarks and a lease."""
 
     connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="poll")
     watermark = models.DateTimeField(
         null=True,
         blank=True,
         help_text="Newest order date seen (the next window starts before it).",
+    )
+    watermarks = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The poller's other watermarks by list (e.g. returns): the newest change "
+        "time seen, as ISO 8601 text.",
     )
     lease_until = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)

@@ -100,19 +100,43 @@ class SeenOrder:
     """Not in a final state: re-read on every poll, whatever its date."""
 
 
+ORDERS_WATERMARK = "orders"
+"""The name of the watermark :attr:`PollStore.watermark` is."""
+
+
 class PollStore(Protocol):
     """What a connector's poller reads and writes, given by the engine for one poll of
     one connection (which only one worker polls at a time). Implemented by
     ``integrations.services.polling``; a connector never touches the engine's rows.
+
+    A poller may follow several lists (a store's orders and its returns), each with a
+    named watermark; the orders' one is :attr:`watermark`.
     """
 
     @property
     def watermark(self) -> datetime | None:
-        """The newest change time earlier polls saw (None: never polled)."""
+        """The orders' watermark: ``watermark_of(ORDERS_WATERMARK)``."""
         ...
 
     def advance(self, watermark: datetime) -> None:
-        """Move the watermark; the engine keeps it when the poll ends, failed or not."""
+        """``advance_to(ORDERS_WATERMARK, watermark)``."""
+        ...
+
+    def watermark_of(self, name: str) -> datetime | None:
+        """The newest change time earlier polls saw in the list ``name`` (None: never
+        polled)."""
+        ...
+
+    def advance_to(self, name: str, when: datetime) -> None:
+        """Move the watermark ``name``; the engine keeps it when the poll ends, failed
+        or not."""
+        ...
+
+    def event_observed(self, *, parsed: ParsedEvent, body: bytes) -> bool:
+        """Store a change that needs no seen-order row in the inbox (``body``, as
+        ``parse()`` read it into ``parsed``), its event id deterministic from the
+        object's state so a re-read stores nothing. Returns whether it was new; an
+        event already stored is left as it is (a re-read is no redelivery)."""
         ...
 
     def known_order(self, order_id: int) -> SeenOrder | None: ...
@@ -204,9 +228,10 @@ class Connector:
         return None
 
     def poll(self, connection: Connection, store: PollStore, *, now: datetime) -> None:
-        """Read what changed since ``store.watermark`` and report each change through
-        ``store`` as a normalized event (the shape ``parse()`` reads). Raise the
-        client's errors: the engine records them and keeps the watermark reached."""
+        """Read what changed since ``store.watermark`` (or a named watermark) and report
+        each change through ``store`` as a normalized event (the shape ``parse()``
+        reads). Raise the client's errors: the engine records them and keeps the
+        watermarks reached."""
         raise NotImplementedError
 
     # --- outbound -----------------------------------------------------------------

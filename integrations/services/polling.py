@@ -4,7 +4,7 @@ keeps between polls.
 What to read from a system and how to turn it into events is its connector's
 (``Connector.poll``, e.g. ``integrations/connectors/znode/sync.py``), reached only
 through the connector registry. The engine hands it a :class:`PollStore` over the
-cursor (watermark) and the seen-order rows, and stores its events in the inbox.
+cursor (watermarks) and the seen-order rows, and stores its events in the inbox.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from integrations.choices import EventSource
 from integrations.connectors import registry as connectors
-from integrations.connectors.base import ParsedEvent, PollStore, SeenOrder
+from integrations.connectors.base import ORDERS_WATERMARK, ParsedEvent, PollStore, SeenOrder
 from integrations.kernel.redaction import redact_text
-from integrations.models import Connection, PollCursor, PolledOrder
+from integrations.models import Connection, InboundEvent, PollCursor, PolledOrder
 from integrations.services.inbox import inbox_event_receive
 
 logger = logging.getLogger("integrations.polling")
@@ -35,6 +35,8 @@ class PollResult:
     created: int = 0
     updated: int = 0
     skipped: bool = False
+    observed: int = 0
+    """Events stored with no seen-order row (``PollStore.event_observed``: returns)."""
 
 
 def _claim(connection: Connection, now: datetime, lease: timedelta) -> PollCursor | None:
@@ -48,21 +50,66 @@ def _claim(connection: Connection, now: datetime, lease: timedelta) -> PollCurso
     return cursor
 
 
+def _read_watermarks(stored: object) -> dict[str, datetime]:
+    # Only we write them (ISO text); anything else is dropped, never a failed poll.
+    marks = {}
+    for name, text in (stored if isinstance(stored, dict) else {}).items():
+        try:
+            marks[str(name)] = datetime.fromisoformat(str(text))
+        except ValueError:
+            logger.warning("integrations.polling.bad_watermark name=%s value=%r", name, text)
+    return marks
+
+
 class _CursorStore(PollStore):
-    """One poll's :class:`PollStore`: the cursor's watermark (written back when the
-    poll ends), the connection's ``PolledOrder`` rows, and the inbox."""
+    """One poll's :class:`PollStore`: the cursor's watermarks (written back when the
+    poll ends: the orders' in ``watermark``, the others in ``watermarks``), the
+    connection's ``PolledOrder`` rows, and the inbox."""
 
     def __init__(self, connection: Connection, cursor: PollCursor) -> None:
         self.connection = connection
-        self._watermark = cursor.watermark
-        self.created = self.updated = 0
+        self._watermarks = _read_watermarks(cursor.watermarks)
+        self._watermarks.pop(ORDERS_WATERMARK, None)  # that one has its own column
+        if cursor.watermark is not None:
+            self._watermarks[ORDERS_WATERMARK] = cursor.watermark
+        self.created = self.updated = self.observed = 0
 
     @property
     def watermark(self) -> datetime | None:
-        return self._watermark
+        return self.watermark_of(ORDERS_WATERMARK)
 
     def advance(self, watermark: datetime) -> None:
-        self._watermark = watermark
+        self.advance_to(ORDERS_WATERMARK, watermark)
+
+    def watermark_of(self, name: str) -> datetime | None:
+        return self._watermarks.get(name)
+
+    def advance_to(self, name: str, when: datetime) -> None:
+        self._watermarks[name] = when
+
+    def cursor_fields(self) -> dict[str, object]:
+        """The watermarks as the cursor row stores them."""
+        others = {k: v.isoformat() for k, v in self._watermarks.items() if k != ORDERS_WATERMARK}
+        return {"watermark": self.watermark, "watermarks": others}
+
+    def event_observed(self, *, parsed: ParsedEvent, body: bytes) -> bool:
+        # Looked up first: an overlapping re-read is no redelivery, so it must neither
+        # count as one nor re-run the event's quarantined jobs (the inbox does both for
+        # a sender's repeat).
+        if InboundEvent.objects.filter(
+            connection=self.connection, external_id=parsed.external_id
+        ).exists():
+            return False
+        stored = inbox_event_receive(
+            connection_obj=self.connection,
+            parsed=parsed,
+            body=body,
+            headers={},
+            source=EventSource.POLL,
+        )
+        if stored.created:
+            self.observed += 1
+        return stored.created
 
     def _rows(self):
         return PolledOrder.objects.filter(connection=self.connection)
@@ -142,13 +189,13 @@ def connection_poll(*, connection: Connection, now: datetime | None = None) -> P
         raise
     finally:
         PollCursor.objects.filter(pk=cursor.pk).update(
-            watermark=store.watermark,
+            **store.cursor_fields(),
             lease_until=None,
             last_run_at=now,
-            last_emitted=store.created + store.updated,
+            last_emitted=store.created + store.updated + store.observed,
             last_error=error,
         )
-    return PollResult(created=store.created, updated=store.updated)
+    return PollResult(created=store.created, updated=store.updated, observed=store.observed)
 
 
 def poll_schedules_sync() -> int:

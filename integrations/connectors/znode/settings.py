@@ -10,6 +10,7 @@ from integrations.kernel.settings import Schema, Setting
 # The poller's defaults (sync.py reads them from here).
 DEFAULT_POLL_OVERLAP_SECONDS = 600
 DEFAULT_FINAL_STATES = ["CANCELED", "CANCELLED", "RETURNED", "EXPIRED", "REJECTED", "FAILED"]
+DEFAULT_POLL_RETURN_STATES = ["APPROVED"]
 
 
 def _platform_time_zone() -> str:
@@ -80,6 +81,19 @@ SETTINGS = (
         "list[str]",
         DEFAULT_FINAL_STATES,
         "Order states after which the poller stops re-reading an order.",
+    ),
+    Setting(
+        "poll_returns",
+        "bool",
+        True,
+        "Poll the store's returns (rmareturn/list) too, when polling is on (Znode 9.x).",
+    ),
+    Setting(
+        "poll_return_states",
+        "list[str]",
+        DEFAULT_POLL_RETURN_STATES,
+        "Return states (names, as in rmareturn/getreturnstatuslist) whose returns the "
+        "poller reports; an empty list reports returns in every state.",
     ),
 )
 
