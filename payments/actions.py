@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from customers.services import stripe_customer_ensure
+from integrations.connectors.stripe.mapping import dispute_from_wire, refund_from_wire
 from integrations.connectors.znode.mapping import (
     PaymentView,
     order_from_wire,
@@ -30,8 +31,10 @@ from payments.changes import order_change_sync
 from payments.checkout import hosted_page_expired as page_expired
 from payments.choices import CollectionMode, OrderState
 from payments.collection import payment_collect
+from payments.disputes import dispute_record
 from payments.outcomes import payment_failure_record, payment_success_record
-from payments.selectors import order_find, order_get
+from payments.refunds import charge_refunds_record, refund_record, refund_reflect, return_refund
+from payments.selectors import order_find, order_get, refund_by_stripe_id
 from payments.services import (
     AUTHORIZED,
     PAID,
@@ -243,3 +246,55 @@ def sync_order_change(
     if order is None:
         return {"ignored": "order not handled here"}
     return order_change_sync(ctx, order, state=state, amount_minor=amount_minor)
+
+
+# --- money given back ------------------------------------------------------------------------
+@action(
+    "payments.refund_return",
+    description="Refund a Znode return in a refund state (re-read), never above what the "
+    "order still holds.",
+)
+def refund_return(*, ctx: ActionContext, return_number: str) -> dict:
+    return return_refund(ctx, return_number)
+
+
+@action("payments.record_refund", description="Re-read a Stripe refund and record it.")
+def record_refund(*, ctx: ActionContext, refund: str) -> dict:
+    row = refund_record(ctx, refund_from_wire(ctx.client("stripe").refund_retrieve(refund)))
+    if row is None:
+        return {"refund": "", "skipped": f"{refund} is not a refund of our payments"}
+    return {"refund": row.stripe_refund_id, "status": row.status, "order": row.order.order_number}
+
+
+@action(
+    "payments.reflect_refund",
+    description="Show Znode and the ERP what a refund's status says (each write once).",
+)
+def reflect_refund(*, ctx: ActionContext, refund: str = "") -> dict:
+    row = refund_by_stripe_id(refund) if refund else None
+    if row is None:
+        return {"skipped": "no refund of ours to reflect"}
+    return refund_reflect(ctx, row)
+
+
+@action(
+    "payments.record_charge_refunds",
+    description="Read every refund of a charge, record them, reflect the ones that went through.",
+)
+def record_charge_refunds(*, ctx: ActionContext, charge: str) -> dict:
+    reflected = {}
+    for row in charge_refunds_record(ctx, charge):
+        if row.status == "succeeded":
+            reflected[row.stripe_refund_id] = refund_reflect(ctx, row)
+        else:  # pending ones wait; failures are reflected by refund.failed
+            reflected[row.stripe_refund_id] = {"status": row.status}
+    return {"charge": charge, "refunds": reflected}
+
+
+@action(
+    "payments.record_dispute",
+    description="Re-read a Stripe dispute; record it, note and flag it in Znode, post its "
+    "money movements to the ERP.",
+)
+def record_dispute(*, ctx: ActionContext, dispute: str) -> dict:
+    return dispute_record(ctx, dispute_from_wire(ctx.client("stripe").dispute_retrieve(dispute)))

@@ -5,7 +5,9 @@ from django.utils.safestring import mark_safe
 
 from integrations.admin import ReadOnlyAdmin
 from integrations.models import ApiCall, InboundEvent, Job
-from payments.models import Notification, Order, Payment
+from payments import money
+from payments.models import Dispute, Notification, Order, Payment, Refund, Return
+from payments.selectors import order_money
 from payments.services import payment_rebook
 
 
@@ -20,13 +22,48 @@ class PaymentInline(admin.TabularInline):
         return False
 
 
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = ("stripe_refund_id", "origin", "status", "amount_minor", "failure_reason")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class DisputeInline(admin.TabularInline):
+    model = Dispute
+    extra = 0
+    can_delete = False
+    fields = ("stripe_dispute_id", "status", "outcome", "reason", "amount_minor", "evidence_due_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = ("order_number", "integration", "state", "total", "currency", "znode_state")
     list_filter = ("state", "integration", "currency", "collection_mode")
     search_fields = ("=order_number", "=email", "=payments__payment_intent_id")
-    inlines = [PaymentInline]
-    readonly_fields = ("timeline",)
+    inlines = [PaymentInline, RefundInline, DisputeInline]
+    readonly_fields = ("money", "timeline")
+
+    @admin.display(description="Money: captured, refunded, disputed, still refundable")
+    def money(self, obj):
+        held = order_money(obj)
+
+        def shown(minor: int) -> str:
+            return money.format_minor(minor, obj.currency)
+
+        return (
+            f"captured {shown(held.captured)} · refunded {shown(held.refunded)} · refunding "
+            f"{shown(held.refunding)} · disputed {shown(held.disputed)} · refundable "
+            f"{shown(held.refundable)}"
+        )
 
     @admin.display(description="Timeline: events, jobs and API calls in order")
     def timeline(self, obj):
@@ -39,6 +76,20 @@ class OrderAdmin(ReadOnlyAdmin):
                 rows.append(
                     (attempt.started_at, "attempt", job, f"#{attempt.number} {attempt.outcome}")
                 )
+        for ret in obj.returns.all():
+            rows.append((ret.created_at, "return", ret, f"{ret.return_number}: {ret.state}"))
+        for refund in obj.refunds.all():
+            shown = money.format_minor(refund.amount_minor, refund.currency)
+            rows.append((refund.created_at, "refund", refund, f"{refund}: {shown} {refund.status}"))
+        for dispute in obj.disputes.all():
+            rows.append(
+                (
+                    dispute.created_at,
+                    "dispute",
+                    dispute,
+                    f"{dispute}: {dispute.reason} {dispute.status}",
+                )
+            )
         for call in ApiCall.objects.filter(job__reference=obj.order_number):
             rows.append(
                 (
@@ -106,3 +157,43 @@ class PaymentAdmin(ReadOnlyAdmin):
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("sent_at", "order", "kind", "recipient", "subject")
     list_filter = ("kind",)
+
+
+@admin.register(Return)
+class ReturnAdmin(ReadOnlyAdmin):
+    list_display = ("return_number", "order", "state", "znode_state", "amount", "currency")
+    list_filter = ("state", "integration")
+    search_fields = ("=return_number", "=order__order_number")
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_refund_id",
+        "order",
+        "origin",
+        "status",
+        "amount_minor",
+        "currency",
+        "failure_reason",
+        "znode_booked_at",
+        "erp_booked_at",
+    )
+    list_filter = ("status", "origin", "currency")
+    search_fields = ("=stripe_refund_id", "=order__order_number", "=return_request__return_number")
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "stripe_dispute_id",
+        "order",
+        "status",
+        "outcome",
+        "reason",
+        "amount_minor",
+        "currency",
+        "evidence_due_by",
+    )
+    list_filter = ("status", "outcome", "reason")
+    search_fields = ("=stripe_dispute_id", "=charge_id", "=order__order_number")

@@ -54,3 +54,63 @@ PAYMENT_RANK = {
     PaymentStatus.SUCCEEDED: 4,
     PaymentStatus.CANCELED: 4,
 }
+
+
+class RefundStatus(models.TextChoices):
+    """Stripe's refund statuses (reference stripe.md A3), and ``requested``: our row,
+    written before the call, so a lost answer is found again by its key."""
+
+    REQUESTED = "requested", "Requested (being sent to Stripe)"
+    PENDING = "pending", "Pending"
+    REQUIRES_ACTION = "requires_action", "Requires action"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+# Monotonic like payments: a succeeded card refund can still fail later (the money
+# comes back to the merchant), never the other way.
+REFUND_RANK = {
+    RefundStatus.REQUESTED: 0,
+    RefundStatus.PENDING: 1,
+    RefundStatus.REQUIRES_ACTION: 1,
+    RefundStatus.SUCCEEDED: 2,
+    RefundStatus.FAILED: 3,
+    RefundStatus.CANCELED: 3,
+}
+REFUND_FINAL = frozenset({RefundStatus.FAILED, RefundStatus.CANCELED})
+REFUND_IN_FLIGHT = frozenset(
+    {RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION}
+)
+
+
+class RefundOrigin(models.TextChoices):
+    RETURN = "return", "A Znode return (RMA)"
+    CANCELLATION = "cancellation", "The order canceled in Znode after the money was taken"
+    OUTSIDE = "outside", "Made outside the platform (Stripe Dashboard, support tools)"
+
+
+class ReturnState(models.TextChoices):
+    """Our side of a Znode return: seen, being refunded, refunded; a failed refund
+    waits for a person, who approves it again (a new attempt) in Znode."""
+
+    OPEN = "open", "Open (not in a refund state in Znode)"
+    REFUNDING = "refunding", "Refund requested"
+    REFUNDED = "refunded", "Refunded"
+    REFUND_FAILED = "refund_failed", "Refund failed (reopened in Znode for a person)"
+
+
+RETURN_MOVES = {
+    ReturnState.OPEN: {ReturnState.REFUNDING, ReturnState.REFUNDED},
+    ReturnState.REFUNDING: {ReturnState.REFUNDED, ReturnState.REFUND_FAILED},
+    ReturnState.REFUND_FAILED: {ReturnState.REFUNDING},
+    # A card refund can fail after it succeeded (the money comes back).
+    ReturnState.REFUNDED: {ReturnState.REFUND_FAILED},
+}
+
+
+class DisputeOutcome(models.TextChoices):
+    OPEN = "", "Open"
+    WON = "won", "Won (funds reinstated)"
+    LOST = "lost", "Lost"
+    CLOSED = "closed", "Closed without a chargeback (inquiry)"

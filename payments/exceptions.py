@@ -17,3 +17,17 @@ class CannotCollect(exc.DataError):
     quarantined with the reason, and Znode gets a note saying why."""
 
     code = "cannot_collect"
+
+
+class OverRefund(exc.BusinessRuleError):
+    """A refund above what the order still holds (captured less refunded, refunding
+    and disputed): refused before any Stripe call, quarantined for a person."""
+
+    code = "over_refund"
+
+
+class RefundFailed(exc.BusinessRuleError):
+    """Stripe could not give the money back (``failure_reason``): the return is
+    reopened for a person and the job quarantined with the reason."""
+
+    code = "refund_failed"

@@ -32,8 +32,30 @@ register_default_lookup(
         "authorized": "Authorized",
         "payment_failed": "Declined",
         "refunded": "Refunded",
+        "partially_refunded": "",
     },
-    "Znode payment status (by name) for each payment outcome.",
+    "Znode payment status (by name) for each payment outcome; empty leaves it alone "
+    "(stock Znode has no partially refunded payment state, reference §4.2).",
+)
+register_default_lookup(
+    "znode-return-refund-states",
+    {"APPROVED": "refund"},
+    "Znode return states (by name, upper case) in which the platform refunds the return's "
+    "TotalReturnAmount through Stripe: refund. Other states are left alone.",
+)
+register_default_lookup(
+    "znode-return-states",
+    {"refunded": "Refund Processed", "refund_failed": "In Review"},
+    "Znode return state (by name) written back when the return's refund succeeded, and "
+    "when it failed (reopened for a person, who approves it again to retry); empty "
+    "leaves the return alone.",
+)
+register_default_lookup(
+    "znode-dispute-states",
+    {"open": "Pending", "won": "Captured", "lost": "Refunded", "closed": ""},
+    "Znode payment status (by name) flagging an order whose charge is disputed (open), "
+    "and after the dispute is won, lost or closed without a chargeback; empty leaves it "
+    "alone.",
 )
 
 
@@ -214,4 +236,89 @@ register_default_flow(
             StepSpec("erp", "payments.erp_post_sale", _booking("sync", "fetch")),
         ),
     )
+)
+
+
+# --- money given back -----------------------------------------------------------------------
+REFLECT_REFUND = StepSpec(
+    "reflect",
+    "payments.reflect_refund",
+    (Rule("refund", "steps.refund.refund", default=""),),
+)
+
+
+def _flow_per_event(
+    events: tuple[str, ...], *, source: str, name: str, condition: str, steps: tuple
+) -> None:
+    """The same steps for each event of a kind (``{event}`` in ``name``); the flow's
+    key is the event's name (``charge-refunded``, ``dispute-funds-withdrawn``)."""
+    for event in events:
+        register_default_flow(
+            FlowSpec(
+                key=event.replace("charge.dispute.", "dispute.")
+                .replace(".", "-")
+                .replace("_", "-"),
+                name=name.format(event=event),
+                trigger_source=source,
+                trigger_event=event,
+                condition=condition,
+                version=1,
+                steps=steps,
+            )
+        )
+
+
+_flow_per_event(
+    ("return.created", "return.updated"),
+    source="znode",
+    name="Znode {event} in a refund state → Stripe refund → Znode, ERP credit memo",
+    condition="return.number",
+    steps=(
+        StepSpec(
+            "refund",
+            "payments.refund_return",
+            (Rule("return_number", "return.number", required=True),),
+        ),
+        REFLECT_REFUND,
+    ),
+)
+_flow_per_event(
+    ("refund.created", "refund.updated", "refund.failed"),
+    source="stripe",
+    name="Stripe {event} → refund recorded → Znode, ERP credit memo",
+    condition="refund.id",
+    steps=(
+        StepSpec("refund", "payments.record_refund", (Rule("refund", "refund.id", required=True),)),
+        REFLECT_REFUND,
+    ),
+)
+_flow_per_event(
+    ("charge.refunded",),
+    source="stripe",
+    name="Stripe {event} → its refunds recorded → Znode, ERP credit memos",
+    condition="charge.id",
+    steps=(
+        StepSpec(
+            "refunds",
+            "payments.record_charge_refunds",
+            (Rule("charge", "charge.id", required=True),),
+        ),
+    ),
+)
+_flow_per_event(
+    (
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    ),
+    source="stripe",
+    name="Stripe {event} → dispute recorded → Znode note and flag, ERP",
+    condition="dispute.id",
+    steps=(
+        StepSpec(
+            "dispute", "payments.record_dispute", (Rule("dispute", "dispute.id", required=True),)
+        ),
+    ),
 )

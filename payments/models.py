@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from integrations.models import Integration
 from payments.choices import (
     ORDER_RANK,
     PAYMENT_RANK,
+    REFUND_RANK,
+    RETURN_MOVES,
     CollectionMode,
+    DisputeOutcome,
     OrderState,
     PaymentStatus,
+    RefundOrigin,
+    RefundStatus,
+    ReturnState,
 )
 
 
@@ -139,7 +146,10 @@ class Payment(models.Model):
         default=0, help_text="Refunded by the platform (minor units)."
     )
     refund_id = models.CharField(
-        max_length=255, blank=True, help_text="Stripe refund the platform made for it."
+        max_length=255,
+        blank=True,
+        help_text="Stripe refund that gave all of it back when the order was canceled "
+        "(the payment is then never booked as paid).",
     )
     currency = models.CharField(max_length=3)
     decline_code = models.CharField(max_length=100, blank=True)
@@ -181,3 +191,157 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.recipient}"
+
+
+class Return(models.Model):
+    """A Znode return (RMA, reference §5.1) the platform refunds."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
+    znode_return_id = models.BigIntegerField(help_text="Znode RmaReturnDetailsId.")
+    return_number = models.CharField(max_length=100, help_text="Znode ReturnNumber.")
+    znode_state = models.CharField(
+        max_length=100, blank=True, help_text="Return state last seen in Znode."
+    )
+    state = models.CharField(max_length=20, choices=ReturnState.choices, default=ReturnState.OPEN)
+    amount = models.DecimalField(
+        max_digits=18, decimal_places=6, help_text="Znode TotalReturnAmount when last read."
+    )
+    amount_minor = models.BigIntegerField(help_text="The same, in the currency's minor units.")
+    currency = models.CharField(max_length=3)
+    attempt = models.PositiveIntegerField(
+        default=0,
+        help_text="Refunds tried for this return; a new one only after the last one failed "
+        "and a person approved the return again.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "return_number"], name="return_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.return_number
+
+    def can_move_to(self, state: str) -> bool:
+        return state in RETURN_MOVES[ReturnState(self.state)]
+
+
+class Refund(models.Model):
+    """Money given back through Stripe, whoever made it: one row per Stripe refund."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    return_request = models.ForeignKey(
+        Return,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        help_text="The Znode return it pays back, where there is one.",
+    )
+    stripe_refund_id = models.CharField(
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Empty only while the request is on its way to Stripe.",
+    )
+    origin = models.CharField(max_length=20, choices=RefundOrigin.choices)
+    attempt = models.PositiveIntegerField(
+        default=1, help_text="Which refund attempt of its return this is."
+    )
+    status = models.CharField(
+        max_length=20, choices=RefundStatus.choices, default=RefundStatus.REQUESTED
+    )
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=100, blank=True, help_text="Stripe's reason.")
+    failure_reason = models.CharField(
+        max_length=100, blank=True, help_text="Stripe's failure_reason of a failed refund."
+    )
+    idempotency_key = models.CharField(
+        max_length=255,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The key the platform sent (none for refunds made elsewhere).",
+    )
+    znode_booked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When Znode was shown the refund (history, return, payment status, note).",
+    )
+    erp_booked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the ERP acknowledged the credit memo."
+    )
+    erp_reversed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the credit memo of a refund that later failed was reversed.",
+    )
+    failure_noted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When Znode was told the refund failed (note, return reopened).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.stripe_refund_id or f"refund #{self.pk} (requested)"
+
+    def can_move_to(self, status: str) -> bool:
+        return REFUND_RANK.get(status, -1) > REFUND_RANK[RefundStatus(self.status)]
+
+
+class Dispute(models.Model):
+    """A chargeback (or inquiry) on one of the platform's charges."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="disputes")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    )
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    charge_id = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=40, help_text="Stripe's dispute status.")
+    outcome = models.CharField(
+        max_length=10, choices=DisputeOutcome.choices, default=DisputeOutcome.OPEN, blank=True
+    )
+    reason = models.CharField(max_length=100, blank=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    fee_minor = models.BigIntegerField(default=0, help_text="Dispute fees Stripe took.")
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    funds_withdrawn = models.BooleanField(
+        default=False, help_text="The disputed amount has left the balance and not come back."
+    )
+    erp_posted = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Stripe balance transactions of the dispute already posted to the ERP.",
+    )
+    znode_noted = models.JSONField(
+        default=list, blank=True, help_text="Dispute statuses already noted in Znode."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.stripe_dispute_id

@@ -11,7 +11,7 @@ reach other systems only through ``ctx.client(kind)``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,6 @@ from integrations.connectors.erp.mapping import (
     document_from_wire,
 )
 from integrations.connectors.stripe import mapping as stripe_facts
-from integrations.connectors.stripe.mapping import StripeRefund
 from integrations.connectors.znode.constants import EXPAND_ORDER_STATE, EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
@@ -40,13 +39,16 @@ from integrations.models import Job
 from integrations.runtime import ActionContext
 from integrations.settings_schema import integration_setting
 from payments import money
-from payments.choices import CollectionMode, OrderState, PaymentStatus
+from payments.choices import CollectionMode, OrderState, PaymentStatus, RefundOrigin
 from payments.exceptions import CannotCollect
-from payments.models import Order, Payment
+from payments.models import Order, Payment, Refund
 from payments.selectors import payment_by_charge
 from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 
 ORDER_STATUS_TABLE = "znode-order-states"
+METADATA_REFUND_KEY = "znode_refund_key"
+"""Stripe metadata of every refund the platform makes: its idempotency key, by which
+its own events find its row (nothing echoes, even before the answer was stored)."""
 PAYMENT_STATUS_TABLE = "znode-payment-states"
 
 # Outcomes a collecting step hands to the booking steps after it (only paid and
@@ -241,45 +243,74 @@ def status_or_none(ctx: ActionContext, table: str, outcome: str) -> str:
         return ""
 
 
-def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> StripeRefund:
-    """Everything the payment holds, given back: one refund per order (its key), so a
-    re-run replays it rather than refunding twice (and one made already is read back,
-    past the key's 24 hours)."""
-    if payment.refund_id:
-        return stripe_facts.refund_from_wire(
-            ctx.client("stripe").refund_retrieve(payment.refund_id)
-        )
-    intent = payment.payment_intent_id or ""
-    params = stripe_facts.refund_params(
-        payment_intent=intent if stripe_facts.is_payment_intent_id(intent) else "",
-        charge=payment.charge_id,
-        metadata=order_metadata(ctx, order),
-    )
+def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refund:
+    """Everything the payment holds, given back: one refund per order (its key; the
+    row is written before the call), so a re-run replays it rather than refunding
+    twice (and one made already is read back, past the key's 24 hours)."""
     key = ctx.idempotency_key("refund", "canceled", ctx.integration.name, order.order_number)
-    refund = stripe_facts.refund_from_wire(
-        ctx.client("stripe").refund_create(params=params, idempotency_key=key)
+    row, _ = Refund.objects.get_or_create(
+        idempotency_key=key,
+        defaults={
+            "order": order,
+            "payment": payment,
+            "origin": RefundOrigin.CANCELLATION,
+            "amount_minor": payment.amount_received_minor - payment.amount_refunded_minor,
+            "currency": order.currency,
+        },
+    )
+    gateway = ctx.client("stripe")
+    refund_id = payment.refund_id or row.stripe_refund_id
+    if refund_id:
+        refund = stripe_facts.refund_from_wire(gateway.refund_retrieve(refund_id))
+    else:
+        intent = payment.payment_intent_id or ""
+        params = stripe_facts.refund_params(
+            payment_intent=intent if stripe_facts.is_payment_intent_id(intent) else "",
+            charge=payment.charge_id,
+            metadata={
+                **order_metadata(ctx, order),
+                **stripe_facts.stripe_metadata({METADATA_REFUND_KEY: key}),
+            },
+        )
+        refund = stripe_facts.refund_from_wire(
+            gateway.refund_create(params=params, idempotency_key=key)
+        )
+    Refund.objects.filter(pk=row.pk).update(
+        stripe_refund_id=refund.id,
+        amount_minor=refund.amount,
+        status=refund.status if row.can_move_to(refund.status) else row.status,
     )
     Payment.objects.filter(pk=payment.pk).update(
         refund_id=refund.id, amount_refunded_minor=refund.amount
     )
     payment.refresh_from_db()
-    return refund
+    row.refresh_from_db()
+    return row
 
 
-def _credit_memo_post(
-    ctx: ActionContext, order: Order, payment: Payment, refund: StripeRefund
-) -> str:
-    """The credit memo of a refunded sale, keyed by the refund, dated by Stripe."""
-    when = datetime.fromtimestamp(refund.created, tz=UTC) if refund.created else timezone.now()
+def credit_memo_post(ctx: ActionContext, refund: Refund, *, why: str = "") -> str:
+    """The credit memo of money that went back, keyed by the refund, dated when the
+    platform first saw it; refunds are debited, the Stripe clearing account credited."""
+    order = refund.order
+    amount = money.from_minor_units(refund.amount_minor, refund.currency)
+    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
     memo = CreditMemo(
-        external_reference=f"refund:{refund.id}",
+        external_reference=f"refund:{refund.stripe_refund_id}",
         customer_reference=f"znode-user-{order.znode_user_id}"
         if order.znode_user_id
         else order.order_number,
-        date=when.date(),
-        currency=order.currency,
-        amount=money.from_minor_units(refund.amount, order.currency),
-        memo=f"Order {order.order_number} canceled: Stripe {payment.charge_id} refunded",
+        date=refund.created_at.date(),
+        currency=refund.currency,
+        amount=amount,
+        memo=f"Order {order.order_number}{why}: Stripe refund {refund.stripe_refund_id}",
+        lines=(
+            JournalLine(account=accounts["refunds"], debit=amount, description="Refund"),
+            JournalLine(
+                account=accounts["clearing"],
+                credit=amount,
+                description=f"Stripe {refund.stripe_refund_id}",
+            ),
+        ),
     )
     return document_from_wire(ctx.client("erp").credit_memo_post(memo=memo)).id
 
@@ -292,31 +323,34 @@ def order_canceled_with_money(ctx: ActionContext, order: Order, payment: Payment
     gives it back in full at once (one refund per order), notes it in Znode and books
     no sale (a sale booked before the cancel gets its credit memo, and Znode's
     payment status follows); ``hold`` keeps it, notes it and quarantines the job for a
-    person."""
+    person. The refund's later events find these bookings marked on its row."""
     if setting(ctx, "canceled_order_payments") != "refund":
         raise paid_refused(ctx, order, payment, CANCELED_IN_ZNODE)
     refund = _refund_in_full(ctx, order, payment)
-    shown = money.format_minor(refund.amount, order.currency)
+    refund_id = refund.stripe_refund_id
+    shown = money.format_minor(refund.amount_minor, order.currency)
     znode_note(
         ctx,
         order,
         note=f"Order {order.order_number} was canceled in Znode: its payment of {shown} "
-        f"was refunded in full (Stripe refund {refund.id}).",
-        dedupe_key=f"canceled-refund:{refund.id}",
+        f"was refunded in full (Stripe refund {refund_id}).",
+        dedupe_key=f"canceled-refund:{refund_id}",
     )
     status = ""
     if payment.znode_booked_at and (
         status := status_or_none(ctx, PAYMENT_STATUS_TABLE, "refunded")
     ):
         ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
+    Refund.objects.filter(pk=refund.pk).update(znode_booked_at=timezone.now())
     memo = ""
     if payment.erp_booked_at and ctx.integration.erp_id is not None:
-        memo = _credit_memo_post(ctx, order, payment, refund)
+        memo = credit_memo_post(ctx, refund, why=" canceled")
+        Refund.objects.filter(pk=refund.pk).update(erp_booked_at=timezone.now())
     return {
         "outcome": SKIPPED,
         "reason": "order canceled: payment refunded",
-        "refund": refund.id,
-        "amount_refunded": refund.amount,
+        "refund": refund_id,
+        "amount_refunded": refund.amount_minor,
         "payment_status": status,
         "credit_memo": memo,
     }

@@ -19,7 +19,14 @@ COLLECTABLE_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN RE
 # (reference §4.2: names used by Znode's code and its gateway enum).
 PAID_PAYMENT_STATUSES = ["Authorized", "Captured", "Received", "Refunded", "Voided"]
 # Accounts a stored gl_accounts does not name keep these.
-GL_ACCOUNTS = {"clearing": "1150", "sales": "4000", "rounding": "7990"}
+GL_ACCOUNTS = {
+    "clearing": "1150",
+    "sales": "4000",
+    "refunds": "4100",
+    "disputes": "4910",
+    "dispute_fees": "6120",
+    "rounding": "7990",
+}
 
 register_integration_settings(
     Setting(

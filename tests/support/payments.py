@@ -33,14 +33,21 @@ def calls(operation: str = "") -> int:
 
 
 def place(
-    wired, *, user_id: int, total: str = "30.00", before_fetch=None, card: str = "pm_card_visa"
+    wired,
+    *,
+    user_id: int,
+    total: str = "30.00",
+    before_fetch=None,
+    card: str = "pm_card_visa",
+    lines: list[dict] | None = None,
 ) -> dict:
     """A saved-card order placed in the sandbox store, fetched and its customer found
     (``before_fetch(placed)``: what happens to it in Znode before the platform reads
     it)."""
     saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com", card=card)
+    extra = {"lines": lines} if lines else {}
     placed = wired.shop.place_order(
-        user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID
+        user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID, **extra
     )
     if before_fetch is not None:
         before_fetch(placed)

@@ -57,6 +57,17 @@ class Shop:
     def cancel(self, number: str) -> dict:
         return self._post(f"/orders/{number}/cancel")
 
+    def create_return(self, order_number: str, lines: list[dict] | None = None) -> dict:
+        """A shopper's submitted return (RMA, §5.1): ``lines`` [{sku, quantity}]; none:
+        every line in full."""
+        return self._post("/returns", {"order_number": order_number, "lines": lines or []})[
+            "Return"
+        ]
+
+    def return_state(self, return_number: str, state: str) -> dict:
+        """The store's admin moves a return (``Approved``, ``Rejected``...)."""
+        return self._post(f"/returns/{return_number}/state", {"state": state})["Return"]
+
 
 def store_connection(sandbox, *, name: str = "store", credentials=None, **settings):
     """A Znode connection to the sandbox store (polling off unless asked for; the store's

@@ -42,10 +42,12 @@ class CreditMemo:
     currency: str
     amount: Decimal
     memo: str
+    lines: tuple[JournalLine, ...] = ()
+    """Its ledger lines, where given (balanced, like a journal entry's)."""
 
 
 def credit_memo_to_wire(memo: CreditMemo) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "external_reference": memo.external_reference,
         "customer_reference": memo.customer_reference,
         "date": memo.date.isoformat(),
@@ -53,6 +55,11 @@ def credit_memo_to_wire(memo: CreditMemo) -> dict[str, Any]:
         "amount": str(memo.amount),
         "memo": memo.memo,
     }
+    if memo.lines:
+        lines = [_line_to_wire(line) for line in memo.lines]
+        check_balanced(lines)
+        body["lines"] = lines
+    return body
 
 
 def journal_entry_to_wire(entry: JournalEntry) -> dict[str, Any]:
@@ -61,15 +68,16 @@ def journal_entry_to_wire(entry: JournalEntry) -> dict[str, Any]:
         "date": entry.date.isoformat(),
         "currency": entry.currency,
         "memo": entry.memo,
-        "lines": [
-            {
-                "account": line.account,
-                "debit": str(line.debit),
-                "credit": str(line.credit),
-                "description": line.description,
-            }
-            for line in entry.lines
-        ],
+        "lines": [_line_to_wire(line) for line in entry.lines],
+    }
+
+
+def _line_to_wire(line: JournalLine) -> dict[str, str]:
+    return {
+        "account": line.account,
+        "debit": str(line.debit),
+        "credit": str(line.credit),
+        "description": line.description,
     }
 
 

@@ -333,6 +333,17 @@ class StripeGateway:
     def refund_retrieve(self, refund_id: str) -> dict:
         return self._read("refund.retrieve", self.client.v1.refunds.retrieve, refund_id)
 
+    def refunds_for_charge(self, charge_id: str) -> Iterator[dict]:
+        """Every refund of a charge, newest first (``Charge.refunds`` is no longer
+        expanded, reference stripe.md A2)."""
+        yield from self._each(
+            "refund.list", self.client.v1.refunds.list, {"charge": charge_id, "limit": 100}
+        )
+
+    # --- disputes ----------------------------------------------------------------------------
+    def dispute_retrieve(self, dispute_id: str) -> dict:
+        return self._read("dispute.retrieve", self.client.v1.disputes.retrieve, dispute_id)
+
     # --- reconciliation ------------------------------------------------------------------
     def balance_retrieve(self) -> dict:
         return self._call("balance.retrieve", self.client.v1.balance.retrieve).to_dict()

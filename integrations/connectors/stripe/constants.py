@@ -76,6 +76,7 @@ SUPPORTED_EVENTS = (
 METADATA_ORDER_NUMBER = "znode_order_number"
 METADATA_ZNODE_USER = "znode_user_id"
 METADATA_INTEGRATION = "integration"
+METADATA_RETURN_NUMBER = "znode_return_number"
 
 # Expand the PaymentIntent's latest charge: what was captured, on emulators too.
 EXPAND_LATEST_CHARGE = ("latest_charge",)

@@ -16,6 +16,7 @@ from typing import Any
 from integrations.connectors.stripe.constants import (
     METADATA_INTEGRATION,
     METADATA_ORDER_NUMBER,
+    METADATA_RETURN_NUMBER,
     METADATA_ZNODE_USER,
 )
 from integrations.kernel.facts import PostalAddress, fact_json
@@ -218,30 +219,6 @@ def customer_from_wire(raw: Mapping[str, Any]) -> StripeCustomer:
     )
 
 
-# What an event's object is, by its ``object`` field: the name mappings read it under.
-_EVENT_FACTS = {
-    "payment_intent": ("payment", payment_from_wire),
-    "charge": ("charge", charge_from_wire),
-    "checkout.session": ("page", page_from_wire),
-    "customer": ("customer", customer_from_wire),
-}
-
-
-def event_facts(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The event's object as a fact, under ``payment``, ``charge``, ``page`` or
-    ``customer`` (``payment.order_number``, ``payment.decline_code``...). Events are
-    hints: actions re-read the object before money moves."""
-    data = payload.get("data")
-    obj = data.get("object") if isinstance(data, Mapping) else None
-    if not isinstance(obj, Mapping):
-        return {}
-    known = _EVENT_FACTS.get(str(obj.get("object") or ""))
-    if known is None:
-        return {}
-    name, reader = known
-    return {name: fact_json(reader(obj))}
-
-
 # --- requests -----------------------------------------------------------------------------
 # Stripe's advice: show fraud-type declines to the customer as a generic decline.
 FRAUD_DECLINES = frozenset(
@@ -431,16 +408,31 @@ def release_charge_params(charge_id: str) -> dict[str, str]:
 class StripeRefund:
     id: str
     status: str
+    """pending, requires_action, succeeded, failed or canceled (A3)."""
     amount: int
     currency: str
     charge: str
     payment_intent: str
     created: int
     """Unix time Stripe made it."""
+    reason: str = ""
+    failure_reason: str = ""
+    order_number: str = ""
+    """Our metadata: the Znode order it refunds (empty: made outside the platform)."""
+    integration: str = ""
+    """Our metadata: the integration that made it."""
+    return_number: str = ""
+    """Our metadata: the Znode return it pays back."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def money_back(self) -> bool:
+        """The money went (or is going) back: neither failed nor canceled."""
+        return self.status not in ("failed", "canceled")
 
 
 def refund_from_wire(raw: Mapping[str, Any]) -> StripeRefund:
+    metadata = _metadata(raw)
     return StripeRefund(
         id=_id(raw.get("id")),
         status=_text(raw.get("status")),
@@ -449,18 +441,121 @@ def refund_from_wire(raw: Mapping[str, Any]) -> StripeRefund:
         charge=_id(raw.get("charge")),
         payment_intent=_id(raw.get("payment_intent")),
         created=_int(raw.get("created")),
+        reason=_text(raw.get("reason")),
+        failure_reason=_text(raw.get("failure_reason")),
+        order_number=_text(metadata.get(METADATA_ORDER_NUMBER)),
+        integration=_text(metadata.get(METADATA_INTEGRATION)),
+        return_number=_text(metadata.get(METADATA_RETURN_NUMBER)),
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True)
+class DisputeMovement:
+    """One balance transaction of a dispute: the withdrawal (negative amount, with the
+    dispute fee) or a reinstatement (positive)."""
+
+    id: str
+    amount: int
+    fee: int
+    currency: str
+    reporting_category: str
+
+
+@dataclass(frozen=True)
+class StripeDispute:
+    id: str
+    status: str
+    """warning_needs_response, warning_under_review, warning_closed, needs_response,
+    under_review, won, lost or prevented (A3)."""
+    amount: int
+    currency: str
+    charge: str
+    payment_intent: str
+    reason: str
+    evidence_due_by: int
+    """Unix time; 0 when Stripe gives none."""
+    created: int
+    movements: tuple[DisputeMovement, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def closed(self) -> bool:
+        return self.status in ("won", "lost", "warning_closed", "prevented")
+
+
+def _movement(raw: Mapping[str, Any]) -> DisputeMovement:
+    return DisputeMovement(
+        id=_id(raw.get("id")),
+        amount=_int(raw.get("amount")),
+        fee=_int(raw.get("fee")),
+        currency=_text(raw.get("currency")),
+        reporting_category=_text(raw.get("reporting_category")),
+    )
+
+
+def dispute_from_wire(raw: Mapping[str, Any]) -> StripeDispute:
+    details = raw.get("evidence_details")
+    details = details if isinstance(details, Mapping) else {}
+    txns = raw.get("balance_transactions")
+    return StripeDispute(
+        id=_id(raw.get("id")),
+        status=_text(raw.get("status")),
+        amount=_int(raw.get("amount")),
+        currency=_text(raw.get("currency")),
+        charge=_id(raw.get("charge")),
+        payment_intent=_id(raw.get("payment_intent")),
+        reason=_text(raw.get("reason")),
+        evidence_due_by=_int(details.get("due_by")),
+        created=_int(raw.get("created")),
+        movements=tuple(_movement(t) for t in txns if isinstance(t, Mapping) and t.get("id"))
+        if isinstance(txns, list)
+        else (),
         raw=raw,
     )
 
 
 def refund_params(
-    *, payment_intent: str = "", charge: str = "", metadata: dict[str, str]
+    *,
+    payment_intent: str = "",
+    charge: str = "",
+    metadata: dict[str, str],
+    amount_minor: int | None = None,
 ) -> dict[str, Any]:
-    """A refund of everything the payment still holds (no ``amount``: Stripe refunds
-    the rest), by PaymentIntent where there is one, else by charge."""
+    """A refund by PaymentIntent where there is one, else by charge: of
+    ``amount_minor``, or (None) of everything the payment still holds (Stripe refunds
+    the rest)."""
     params: dict[str, Any] = {"metadata": metadata, "reason": "requested_by_customer"}
+    if amount_minor is not None:
+        params["amount"] = int(amount_minor)
     if payment_intent:
         params["payment_intent"] = payment_intent
     else:
         params["charge"] = charge
     return params
+
+
+# What an event's object is, by its ``object`` field: the name mappings read it under.
+_EVENT_FACTS = {
+    "payment_intent": ("payment", payment_from_wire),
+    "charge": ("charge", charge_from_wire),
+    "checkout.session": ("page", page_from_wire),
+    "customer": ("customer", customer_from_wire),
+    "refund": ("refund", refund_from_wire),
+    "dispute": ("dispute", dispute_from_wire),
+}
+
+
+def event_facts(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's object as a fact, under ``payment``, ``charge``, ``page`` or
+    ``customer`` (``payment.order_number``, ``payment.decline_code``...). Events are
+    hints: actions re-read the object before money moves."""
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        return {}
+    known = _EVENT_FACTS.get(str(obj.get("object") or ""))
+    if known is None:
+        return {}
+    name, reader = known
+    return {name: fact_json(reader(obj))}

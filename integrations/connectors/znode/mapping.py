@@ -85,6 +85,8 @@ class ZnodeOrder:
     lines: tuple[OrderLine, ...] = ()
     payments: tuple[PaymentRecord, ...] = ()
     """The payment history as read (every read of an order carries it)."""
+    details_id: int | None = None
+    """``OmsOrderDetailsId``: notes and history rows hang on it (§3.1, §12)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -202,6 +204,7 @@ def order_from_wire(raw: Mapping[str, Any]) -> ZnodeOrder:
     return ZnodeOrder(
         id=_int(raw.get("OmsOrderId")) or 0,
         number=_text(raw.get("OrderNumber")),
+        details_id=_int(raw.get("OmsOrderDetailsId")),
         user_id=_int(raw.get("UserId")),
         email=_text(raw.get("Email") or raw.get("EmailAddress")),
         name=billing.name or own_name,

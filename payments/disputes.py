@@ -1,0 +1,163 @@
+"""Chargebacks: a dispute on one of our charges is recorded with its reason, evidence
+due date and outcome; Znode gets a note per stage and a flag (status table
+``znode-dispute-states``); the ERP gets each money movement of the dispute (the
+withdrawal with its fee, a reinstatement) as a journal entry keyed by Stripe's balance
+transaction, so a movement is posted once whichever event brings it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
+from integrations.connectors.stripe.mapping import DisputeMovement, StripeDispute
+from integrations.runtime import ActionContext
+from payments import money
+from payments.choices import DisputeOutcome
+from payments.models import Dispute, Payment
+from payments.selectors import dispute_by_stripe_id, payment_for_refund
+from payments.services import setting, status_or_none, znode_note
+from payments.settings import GL_ACCOUNTS
+
+DISPUTE_STATE_TABLE = "znode-dispute-states"
+_OUTCOMES = {
+    "won": DisputeOutcome.WON,
+    "lost": DisputeOutcome.LOST,
+    "warning_closed": DisputeOutcome.CLOSED,
+    "prevented": DisputeOutcome.CLOSED,
+}
+
+
+def _phase(dispute: StripeDispute) -> str:
+    """open, won, lost or closed: the stage Znode is told about."""
+    return _OUTCOMES.get(dispute.status, DisputeOutcome.OPEN) or "open"
+
+
+def _when(timestamp: int) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
+
+
+def dispute_record(ctx: ActionContext, dispute: StripeDispute) -> dict:
+    """Record a dispute (re-read by the caller) on one of our payments and reflect it;
+    another integration's, or a charge not ours, is left alone."""
+    payment = payment_for_refund(
+        integration=ctx.integration, payment_intent=dispute.payment_intent, charge=dispute.charge
+    )
+    if payment is None:
+        return {"skipped": f"dispute {dispute.id} is not on a payment of ours"}
+    row = _dispute_upsert(payment, dispute)
+    result: dict[str, Any] = {
+        "dispute": dispute.id,
+        "status": dispute.status,
+        "outcome": row.outcome,
+    }
+    if ctx.integration.erp_id is not None:
+        result["journal_entries"] = _post_movements(ctx, row, dispute)
+    result.update(_znode_dispute_show(ctx, row, dispute))
+    return result
+
+
+def _dispute_upsert(payment: Payment, dispute: StripeDispute) -> Dispute:
+    withdrawn = -sum(m.amount for m in dispute.movements)
+    fields = {
+        "order": payment.order,
+        "payment": payment,
+        "charge_id": dispute.charge,
+        "status": dispute.status,
+        "outcome": _OUTCOMES.get(dispute.status, DisputeOutcome.OPEN),
+        "reason": dispute.reason[:100],
+        "amount_minor": dispute.amount,
+        "currency": (dispute.currency or payment.currency).upper(),
+        "fee_minor": sum(m.fee for m in dispute.movements),
+        "evidence_due_by": _when(dispute.evidence_due_by),
+        "funds_withdrawn": withdrawn > 0,
+    }
+    row = dispute_by_stripe_id(dispute.id)
+    if row is None:
+        try:
+            with transaction.atomic():
+                return Dispute.objects.create(stripe_dispute_id=dispute.id, **fields)
+        except IntegrityError:
+            row = dispute_by_stripe_id(dispute.id)
+    if row.outcome and not fields["outcome"]:
+        # Closed is final: an older event read late does not reopen it.
+        fields = {k: v for k, v in fields.items() if k not in ("status", "outcome")}
+    Dispute.objects.filter(pk=row.pk).update(**fields, updated_at=timezone.now())
+    row.refresh_from_db()
+    return row
+
+
+def _line(account: str, signed_minor: int, currency: str, description: str) -> JournalLine:
+    """A debit for a positive amount, a credit for a negative one."""
+    amount = money.from_minor_units(abs(signed_minor), currency)
+    if signed_minor > 0:
+        return JournalLine(account=account, debit=amount, description=description)
+    return JournalLine(account=account, credit=amount, description=description)
+
+
+def movement_entry(ctx: ActionContext, row: Dispute, movement: DisputeMovement) -> JournalEntry:
+    """One money movement of a dispute: the disputed amount against the disputes
+    account, the fee as expense, the net through the Stripe clearing account (a
+    withdrawal: disputes and fee debited, clearing credited; a reinstatement the
+    other way)."""
+    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+    currency = (movement.currency or row.currency).upper()
+    net = movement.amount - movement.fee
+    reason = row.reason or "chargeback"
+    lines = [
+        _line(accounts["disputes"], -movement.amount, currency, f"Dispute ({reason})"),
+        _line(accounts["dispute_fees"], movement.fee, currency, "Stripe dispute fee"),
+        _line(accounts["clearing"], net, currency, f"Stripe {movement.id}"),
+    ]
+    kind = "withdrawn" if movement.amount < 0 else "reinstated"
+    return JournalEntry(
+        external_reference=f"dispute:{row.stripe_dispute_id}:{movement.id}",
+        date=row.created_at.date(),
+        currency=currency,
+        memo=f"Order {row.order.order_number}: dispute {row.stripe_dispute_id} funds {kind}",
+        lines=tuple(line for line in lines if line.debit or line.credit),
+    )
+
+
+def _post_movements(ctx: ActionContext, row: Dispute, dispute: StripeDispute) -> list[str]:
+    posted = list(row.erp_posted)
+    documents = []
+    for movement in dispute.movements:
+        if movement.id in posted or not (movement.amount or movement.fee):
+            continue
+        entry = movement_entry(ctx, row, movement)
+        documents.append(document_from_wire(ctx.client("erp").journal_entry_post(entry=entry)).id)
+        posted.append(movement.id)
+        Dispute.objects.filter(pk=row.pk).update(erp_posted=posted)
+    row.refresh_from_db()
+    return documents
+
+
+def _znode_dispute_show(ctx: ActionContext, row: Dispute, dispute: StripeDispute) -> dict:
+    phase = _phase(dispute) if not row.outcome else (row.outcome or "open")
+    if phase in row.znode_noted:
+        return {"znode": "noted already"}
+    order = row.order
+    shown = money.format_minor(row.amount_minor, row.currency)
+    due = (
+        f"; evidence due {row.evidence_due_by:%Y-%m-%d %H:%M} UTC"
+        if row.evidence_due_by and phase == "open"
+        else ""
+    )
+    text = {
+        "open": f"Stripe dispute {row.stripe_dispute_id} opened on {row.charge_id} for {shown} "
+        f"(reason: {row.reason or 'unknown'}){due}. The funds are withheld.",
+        "won": f"Stripe dispute {row.stripe_dispute_id} won: {shown} reinstated.",
+        "lost": f"Stripe dispute {row.stripe_dispute_id} lost: {shown} went back to the "
+        "cardholder.",
+        "closed": f"Stripe dispute {row.stripe_dispute_id} closed without a chargeback.",
+    }[phase]
+    znode_note(ctx, order, note=text, dedupe_key=f"dispute:{row.stripe_dispute_id}:{phase}")
+    status = status_or_none(ctx, DISPUTE_STATE_TABLE, phase)
+    if status:
+        ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
+    Dispute.objects.filter(pk=row.pk).update(znode_noted=[*row.znode_noted, phase])
+    return {"znode_phase": phase, "payment_status": status}
