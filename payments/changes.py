@@ -15,6 +15,7 @@ from payments.selectors import payment_latest
 from payments.services import (
     PAID,
     PENDING,
+    authorization_released_shown,
     intent_release,
     order_canceled_with_money,
     order_move,
@@ -116,6 +117,9 @@ def _cancel(ctx: ActionContext, order: Order, payment: Payment | None) -> dict:
                 payment.refresh_from_db()
                 return _canceled_with_money(ctx, order, payment)
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+    if payment and payment.charge_id and (payment.adopted or order.capture_on_shipment):
+        # An authorization was released (now, or by an earlier try of this job).
+        authorization_released_shown(ctx, order, payment)
     order_move(order, OrderState.CANCELED)
     return {"action": "canceled" if payment else "none", "order_state": order.state}
 

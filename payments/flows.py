@@ -33,6 +33,7 @@ register_default_lookup(
         "payment_failed": "Declined",
         "refunded": "Refunded",
         "partially_refunded": "",
+        "voided": "Voided",
     },
     "Znode payment status (by name) for each payment outcome; empty leaves it alone "
     "(stock Znode has no partially refunded payment state, reference §4.2).",

@@ -16,6 +16,7 @@ from payments.services import (
     PAID,
     PAYMENT_STATUS_TABLE,
     SKIPPED,
+    authorization_released_shown,
     intent_release,
     order_canceled_with_money,
     order_move,
@@ -104,6 +105,7 @@ def _paid_after_cancel(
     if intent.status == PaymentStatus.REQUIRES_CAPTURE:
         intent_release(ctx, order, intent.id)
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CANCELED)
+        authorization_released_shown(ctx, order, payment)
         return {"outcome": SKIPPED, "reason": "order canceled: authorization released"}
     Payment.objects.filter(pk=payment.pk).update(
         status=PaymentStatus.SUCCEEDED,

@@ -243,6 +243,22 @@ def status_or_none(ctx: ActionContext, table: str, outcome: str) -> str:
         return ""
 
 
+def authorization_released_shown(ctx: ActionContext, order: Order, payment: Payment) -> None:
+    """Znode is told an authorization was released: a note, and the payment status
+    the table names for it (stock: Voided)."""
+    shown = money.format_minor(payment.amount_minor, order.currency)
+    reference = payment.payment_intent_id or payment.charge_id
+    znode_note(
+        ctx,
+        order,
+        note=f"Order {order.order_number} was canceled in Znode: the authorization of {shown} "
+        f"(Stripe {reference}) was released; nothing was charged.",
+        dedupe_key=f"released:{reference}",
+    )
+    if status := status_or_none(ctx, PAYMENT_STATUS_TABLE, "voided"):
+        ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
+
+
 def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refund:
     """Everything the payment holds, given back: one refund per order (its key; the
     row is written before the call), so a re-run replays it rather than refunding

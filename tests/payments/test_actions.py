@@ -177,7 +177,7 @@ def test_an_authorization_for_a_canceled_order_is_released(canceled_order):
     from integrations.connectors.stripe.client import StripeGateway
     from payments.models import Payment
 
-    ctx, order, _shop = canceled_order
+    ctx, order, shop = canceled_order
     intent = _intent(ctx, order, capture_method="manual")
     result = get_action("payments.record_success").call(
         ctx, {"order_number": order.order_number, "payment_intent": intent["id"]}
@@ -187,6 +187,10 @@ def test_an_authorization_for_a_canceled_order_is_released(canceled_order):
     assert released["status"] == "canceled"
     assert Payment.objects.get(payment_intent_id=intent["id"]).status == "canceled"
     assert Order.objects.get(pk=order.pk).state == OrderState.CANCELED
+    znode = shop.order(order.order_number)
+    assert znode["PaymentStatus"] == "Voided"
+    notes = [n["Notes"] for n in znode["OrderNotes"] or [] if "was released" in n["Notes"]]
+    assert len(notes) == 1 and intent["id"] in notes[0]
 
 
 def test_a_payment_for_a_canceled_order_is_refunded_in_full_once(canceled_order):

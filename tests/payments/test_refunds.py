@@ -502,3 +502,33 @@ def test_a_dispute_is_noted_flagged_and_posted_until_it_is_won_or_lost(wired, ou
     assert len(notes_with(wired, order["order_number"], outcome)) == 1
     assert order_money(row.order).refundable == (3000 if outcome == "won" else 0)
     assert closed["outcome"] == outcome
+
+
+def test_a_cancel_before_capture_releases_the_authorization_once(wired):
+    """§9.1: Znode's payment app authorized the charge at checkout (setting 7); the
+    platform adopted it. Canceled before shipping, the authorization is released (a
+    refund of the uncaptured charge, Znode's "void"), Znode gets a note and Voided, and
+    a re-run releases nothing twice."""
+    wired.settings = {**wired.settings, "collection_modes": {"7": "adopt"}}
+    wired.save()
+    placed = wired.shop.place_order(total="25.00", card="pm_card_visa", payment_setting_id=7)
+    fetched = run(wired, "payments.fetch_order", order_id=placed["OmsOrderId"])
+    collected = run(
+        wired,
+        "payments.collect_payment",
+        order_number=fetched["order_number"],
+        transaction_id=fetched["transaction_id"],
+    )
+    assert collected["outcome"] == "authorized"
+    wired.shop.cancel(placed["OrderNumber"])
+    inputs = {"order_number": placed["OrderNumber"], "state": "CANCELED", "amount_minor": 2500}
+
+    run(wired, "payments.sync_order_change", **inputs)
+    run(wired, "payments.sync_order_change", **inputs)
+
+    charge = stripe(wired, "GET", f"/v1/charges/{placed['TransactionId']}")
+    assert charge["refunded"] and not charge["captured"]
+    assert len(stripe_refunds(wired, placed["TransactionId"])) == 1
+    assert payment_status(wired, placed["OrderNumber"]) == "Voided"
+    assert len(notes_with(wired, placed["OrderNumber"], "was released")) == 1
+    assert order_money(Order.objects.get(order_number=placed["OrderNumber"])).captured == 0
