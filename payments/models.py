@@ -299,6 +299,14 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            # One refund per return and attempt, whatever races: the database says no.
+            models.UniqueConstraint(
+                fields=["return_request", "attempt"],
+                condition=models.Q(return_request__isnull=False),
+                name="refund_one_per_return_attempt",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.stripe_refund_id or f"refund #{self.pk} (requested)"

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
 from integrations.connectors.stripe import mapping as stripe_facts
-from integrations.connectors.stripe.constants import METADATA_RETURN_NUMBER
+from integrations.connectors.stripe.constants import METADATA_REFUND_KEY, METADATA_RETURN_NUMBER
 from integrations.connectors.stripe.mapping import StripeRefund
 from integrations.connectors.znode.constants import EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import ZnodeReturn, order_from_wire, return_from_wire
@@ -57,7 +57,6 @@ from payments.selectors import (
     return_for_refund,
 )
 from payments.services import (
-    METADATA_REFUND_KEY,
     PAYMENT_STATUS_TABLE,
     credit_memo_post,
     order_metadata,
@@ -117,19 +116,16 @@ def return_upsert(ctx: ActionContext, order: Order, znode_return: ZnodeReturn) -
 
 
 def _refund_follow(refund: Refund, stripe_refund: StripeRefund) -> None:
-    """The refund row follows Stripe, forward only."""
-    changes: dict[str, Any] = {}
-    if stripe_refund.status and refund.can_move_to(stripe_refund.status):
-        changes["status"] = stripe_refund.status
-    if stripe_refund.failure_reason and not refund.failure_reason:
-        changes["failure_reason"] = stripe_refund.failure_reason[:100]
-    if stripe_refund.reason and not refund.reason:
-        changes["reason"] = stripe_refund.reason[:100]
-    if not refund.stripe_refund_id:
-        changes["stripe_refund_id"] = stripe_refund.id
-    if changes:
-        Refund.objects.filter(pk=refund.pk).update(**changes, updated_at=timezone.now())
-        refund.refresh_from_db()
+    """The refund row follows Stripe, forward only (a stale read moves nothing back)."""
+    moves = bool(stripe_refund.status) and refund.can_move_to(stripe_refund.status)
+    Refund.objects.filter(pk=refund.pk).update(
+        status=stripe_refund.status if moves else refund.status,
+        failure_reason=refund.failure_reason or stripe_refund.failure_reason[:100],
+        reason=refund.reason or stripe_refund.reason[:100],
+        stripe_refund_id=refund.stripe_refund_id or stripe_refund.id,
+        updated_at=timezone.now(),
+    )
+    refund.refresh_from_db()
     if refund.payment_id:
         _payment_refunded_total(refund.payment)
 
@@ -282,10 +278,9 @@ def _refund_send(ctx: ActionContext, order: Order, refund: Refund) -> StripeRefu
     payment = refund.payment
     if refund.created_at < timezone.now() - _RECHECK_AFTER and payment.charge_id:
         for raw in gateway.refunds_for_charge(payment.charge_id):
-            if stripe_facts.stripe_metadata(raw.get("metadata") or {}).get(METADATA_REFUND_KEY) == (
-                refund.idempotency_key or ""
-            ):
-                return stripe_facts.refund_from_wire(raw)
+            found = stripe_facts.refund_from_wire(raw)
+            if found.refund_key and found.refund_key == refund.idempotency_key:
+                return found
     intent = payment.payment_intent_id or ""
     metadata = {
         **order_metadata(ctx, order),
@@ -337,11 +332,8 @@ def refund_record(ctx: ActionContext, stripe_refund: StripeRefund) -> Refund | N
     the key in their metadata, so nothing echoes; one made elsewhere on one of our
     payments gets a row; another integration's, or a payment not ours, gets none."""
     refund = refund_by_stripe_id(stripe_refund.id)
-    if refund is None:
-        key = stripe_facts.stripe_metadata(stripe_refund.raw.get("metadata") or {}).get(
-            METADATA_REFUND_KEY, ""
-        )
-        refund = refund_for_key(key) if key else None
+    if refund is None and stripe_refund.refund_key:
+        refund = refund_for_key(stripe_refund.refund_key)
     if refund is None:
         if stripe_refund.integration and stripe_refund.integration != ctx.integration.name:
             return None
@@ -371,10 +363,20 @@ def _outside_refund_row(payment: Payment, stripe_refund: StripeRefund) -> Refund
         linked = None  # another amount: not that return's money
     try:
         with transaction.atomic():
-            refund = Refund.objects.create(
+            if linked is not None:
+                # The return's next attempt, made in Stripe by a person.
+                linked = Return.objects.select_for_update().get(pk=linked.pk)
+                Return.objects.filter(pk=linked.pk).update(
+                    attempt=linked.attempt + 1,
+                    state=ReturnState.REFUNDING
+                    if linked.can_move_to(ReturnState.REFUNDING)
+                    else linked.state,
+                )
+            return Refund.objects.create(
                 order=order,
                 payment=payment,
                 return_request=linked,
+                attempt=linked.attempt + 1 if linked else 1,
                 stripe_refund_id=stripe_refund.id,
                 origin=RefundOrigin.RETURN if linked else RefundOrigin.OUTSIDE,
                 status=RefundStatus.REQUESTED,
@@ -384,9 +386,6 @@ def _outside_refund_row(payment: Payment, stripe_refund: StripeRefund) -> Refund
             )
     except IntegrityError:  # a concurrent event made it
         return Refund.objects.get(stripe_refund_id=stripe_refund.id)
-    if linked is not None and linked.can_move_to(ReturnState.REFUNDING):
-        Return.objects.filter(pk=linked.pk).update(state=ReturnState.REFUNDING)
-    return refund
 
 
 def charge_refunds_record(ctx: ActionContext, charge_id: str) -> list[Refund]:

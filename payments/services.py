@@ -26,6 +26,7 @@ from integrations.connectors.erp.mapping import (
     document_from_wire,
 )
 from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.stripe.constants import METADATA_REFUND_KEY
 from integrations.connectors.znode.constants import EXPAND_ORDER_STATE, EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
@@ -46,9 +47,6 @@ from payments.selectors import payment_by_charge
 from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 
 ORDER_STATUS_TABLE = "znode-order-states"
-METADATA_REFUND_KEY = "znode_refund_key"
-"""Stripe metadata of every refund the platform makes: its idempotency key, by which
-its own events find its row (nothing echoes, even before the answer was stored)."""
 PAYMENT_STATUS_TABLE = "znode-payment-states"
 
 # Outcomes a collecting step hands to the booking steps after it (only paid and

@@ -294,6 +294,9 @@ def test_payments_defaults_are_the_actions():
     assert schema.value({}, "gl_accounts") == {
         "clearing": "1150",
         "sales": "4000",
+        "refunds": "4100",
+        "disputes": "4910",
+        "dispute_fees": "6120",
         "rounding": "7990",
     }
     assert schema.value({}, "collectable_states") == payments_settings.COLLECTABLE_STATES

@@ -532,3 +532,27 @@ def test_a_cancel_before_capture_releases_the_authorization_once(wired):
     assert payment_status(wired, placed["OrderNumber"]) == "Voided"
     assert len(notes_with(wired, placed["OrderNumber"], "was released")) == 1
     assert order_money(Order.objects.get(order_number=placed["OrderNumber"])).captured == 0
+
+
+def test_a_dashboard_refund_of_a_waiting_returns_amount_closes_that_return(wired):
+    """A support agent refunds in Stripe instead of approving the return in Znode: the
+    refund is that return's money (its only waiting return of that amount), so Znode
+    shows it on the return too, and approving the return later refunds nothing more."""
+    order = paid_order(wired)
+    made = wired.shop.create_return(order["order_number"])
+    run(wired, "payments.refund_return", return_number=made["ReturnNumber"])  # seen, open
+    refund = dashboard_refund(wired, order["charge"], 3000)
+
+    stripe_event_for(wired, refund["id"])
+
+    row = Refund.objects.get(stripe_refund_id=refund["id"])
+    assert row.return_request.return_number == made["ReturnNumber"]
+    assert row.return_request.state == ReturnState.REFUNDED
+    assert [h["TransactionId"] for h in return_history(wired, made["ReturnNumber"])] == [
+        refund["id"]
+    ]
+    assert znode_return(wired, made["ReturnNumber"])["RmaReturnStateId"] == 80
+    wired.shop.return_state(made["ReturnNumber"], "Approved")
+    again = run(wired, "payments.refund_return", return_number=made["ReturnNumber"])
+    assert "refunded already" in again["skipped"]
+    assert len(stripe_refunds(wired, order["charge"])) == 1

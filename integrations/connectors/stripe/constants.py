@@ -77,6 +77,9 @@ METADATA_ORDER_NUMBER = "znode_order_number"
 METADATA_ZNODE_USER = "znode_user_id"
 METADATA_INTEGRATION = "integration"
 METADATA_RETURN_NUMBER = "znode_return_number"
+METADATA_REFUND_KEY = "znode_refund_key"
+"""Every refund the platform makes carries its idempotency key, by which its own events
+find its row (nothing echoes, even before the answer was stored)."""
 
 # Expand the PaymentIntent's latest charge: what was captured, on emulators too.
 EXPAND_LATEST_CHARGE = ("latest_charge",)

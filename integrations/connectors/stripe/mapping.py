@@ -16,6 +16,7 @@ from typing import Any
 from integrations.connectors.stripe.constants import (
     METADATA_INTEGRATION,
     METADATA_ORDER_NUMBER,
+    METADATA_REFUND_KEY,
     METADATA_RETURN_NUMBER,
     METADATA_ZNODE_USER,
 )
@@ -423,6 +424,8 @@ class StripeRefund:
     """Our metadata: the integration that made it."""
     return_number: str = ""
     """Our metadata: the Znode return it pays back."""
+    refund_key: str = ""
+    """Our metadata: the idempotency key the platform made it with."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -446,6 +449,7 @@ def refund_from_wire(raw: Mapping[str, Any]) -> StripeRefund:
         order_number=_text(metadata.get(METADATA_ORDER_NUMBER)),
         integration=_text(metadata.get(METADATA_INTEGRATION)),
         return_number=_text(metadata.get(METADATA_RETURN_NUMBER)),
+        refund_key=_text(metadata.get(METADATA_REFUND_KEY)),
         raw=raw,
     )
 
