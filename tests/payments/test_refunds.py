@@ -556,3 +556,18 @@ def test_a_dashboard_refund_of_a_waiting_returns_amount_closes_that_return(wired
     again = run(wired, "payments.refund_return", return_number=made["ReturnNumber"])
     assert "refunded already" in again["skipped"]
     assert len(stripe_refunds(wired, order["charge"])) == 1
+
+
+def test_the_orders_admin_page_shows_its_money_returns_refunds_and_disputes(wired, admin_client):
+    order = paid_order(wired, card="pm_card_createDispute")
+    dispute = dispute_of(wired, order["charge"])
+    run(wired, "payments.record_dispute", dispute=dispute["id"])
+    row = Order.objects.get(order_number=order["order_number"])
+
+    page = admin_client.get(f"/admin/payments/order/{row.pk}/change/").content.decode()
+
+    assert "captured 30.00 USD" in page and "disputed 30.00 USD" in page
+    assert "refundable 0.00 USD" in page
+    assert f"{dispute['id']}: fraudulent needs_response" in page  # on the timeline
+    for model in ("refund", "return", "dispute"):
+        assert admin_client.get(f"/admin/payments/{model}/").status_code == 200
