@@ -115,7 +115,7 @@ def movement_entry(ctx: ActionContext, row: Dispute, movement: DisputeMovement) 
     kind = "withdrawn" if movement.amount < 0 else "reinstated"
     return JournalEntry(
         external_reference=f"dispute:{row.stripe_dispute_id}:{movement.id}",
-        date=row.created_at.date(),
+        date=(_when(movement.created) or row.created_at).date(),
         currency=currency,
         memo=f"Order {row.order.order_number}: dispute {row.stripe_dispute_id} funds {kind}",
         lines=tuple(line for line in lines if line.debit or line.credit),

@@ -53,7 +53,7 @@ register_default_lookup(
 )
 register_default_lookup(
     "znode-dispute-states",
-    {"open": "Pending", "won": "Captured", "lost": "Refunded", "closed": ""},
+    {"open": "Pending", "won": "Captured", "lost": "Refunded", "closed": "Captured"},
     "Znode payment status (by name) flagging an order whose charge is disputed (open), "
     "and after the dispute is won, lost or closed without a chargeback; empty leaves it "
     "alone.",

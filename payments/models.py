@@ -288,6 +288,12 @@ class Refund(models.Model):
         blank=True,
         help_text="When the credit memo of a refund that later failed was reversed.",
     )
+    failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the platform first saw it failed or canceled."
+    )
+    reflect_job = models.BigIntegerField(
+        null=True, blank=True, help_text="The job writing it into Znode and the ERP now."
+    )
     failure_noted_at = models.DateTimeField(
         null=True,
         blank=True,

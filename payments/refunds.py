@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,7 @@ from payments import money
 from payments.choices import (
     REFUND_FINAL,
     CollectionMode,
+    PaymentStatus,
     RefundOrigin,
     RefundStatus,
     ReturnState,
@@ -57,9 +59,14 @@ from payments.selectors import (
     return_for_refund,
 )
 from payments.services import (
+    BOOKING_WAIT_SECONDS,
     PAYMENT_STATUS_TABLE,
+    cancel_refund_book,
     credit_memo_post,
+    job_running,
     order_metadata,
+    payment_refunded_total,
+    refund_sent_before,
     setting,
     status_or_none,
     znode_note,
@@ -118,8 +125,10 @@ def return_upsert(ctx: ActionContext, order: Order, znode_return: ZnodeReturn) -
 def _refund_follow(refund: Refund, stripe_refund: StripeRefund) -> None:
     """The refund row follows Stripe, forward only (a stale read moves nothing back)."""
     moves = bool(stripe_refund.status) and refund.can_move_to(stripe_refund.status)
+    failed = moves and stripe_refund.status in REFUND_FINAL
     Refund.objects.filter(pk=refund.pk).update(
         status=stripe_refund.status if moves else refund.status,
+        failed_at=timezone.now() if failed else refund.failed_at,
         failure_reason=refund.failure_reason or stripe_refund.failure_reason[:100],
         reason=refund.reason or stripe_refund.reason[:100],
         stripe_refund_id=refund.stripe_refund_id or stripe_refund.id,
@@ -127,15 +136,7 @@ def _refund_follow(refund: Refund, stripe_refund: StripeRefund) -> None:
     )
     refund.refresh_from_db()
     if refund.payment_id:
-        _payment_refunded_total(refund.payment)
-
-
-def _payment_refunded_total(payment: Payment) -> None:
-    total = sum(
-        r.amount_minor
-        for r in payment.refunds.exclude(status__in=REFUND_FINAL).only("amount_minor")
-    )
-    Payment.objects.filter(pk=payment.pk).update(amount_refunded_minor=total)
+        payment_refunded_total(refund.payment)
 
 
 def _refundable_payment(order: Order) -> Payment:
@@ -190,7 +191,7 @@ def return_refund(ctx: ActionContext, return_number: str) -> dict:
     if row.amount_minor <= 0:
         raise exc.DataError(f"return {row.return_number} has no amount to refund")
     refund = _return_refund_row(ctx, order, row)
-    if refund.stripe_refund_id and refund.status != RefundStatus.REQUESTED:
+    if refund.stripe_refund_id:
         stripe_refund = stripe_facts.refund_from_wire(
             ctx.client("stripe").refund_retrieve(refund.stripe_refund_id)
         )
@@ -220,7 +221,16 @@ def _return_refund_row(ctx: ActionContext, order: Order, row: Return) -> Refund:
     payment = _refundable_payment(order)
     what = f"return {row.return_number}"
     _check_refundable(order, row.amount_minor, what=what)  # no Stripe call yet
-    _check_charge(ctx, order, payment, row.amount_minor, what=what)
+    if _refunded_elsewhere(ctx, order, payment):
+        # Refunds made in Stripe whose events have not come: recorded now (one of them
+        # may be this return's money), then the return is decided again.
+        charge_refunds_record(ctx, payment.charge_id)
+        row.refresh_from_db()
+        if row.state in (ReturnState.REFUNDING, ReturnState.REFUNDED):
+            linked = row.refunds.filter(attempt=row.attempt).first()
+            if linked is not None:
+                return linked
+        _check_refundable(order, row.amount_minor, what=what)
     with transaction.atomic():
         Order.objects.select_for_update().filter(pk=order.pk).first()
         row = Return.objects.select_for_update().get(pk=row.pk)
@@ -248,26 +258,17 @@ def _return_refund_row(ctx: ActionContext, order: Order, row: Return) -> Refund:
         )
 
 
-def _check_charge(
-    ctx: ActionContext, order: Order, payment: Payment, amount_minor: int, *, what: str
-) -> None:
-    """What Stripe shows refunded on the charge counts too (a refund made elsewhere
-    whose event has not arrived yet): a read, never a write."""
+def _refunded_elsewhere(ctx: ActionContext, order: Order, payment: Payment) -> bool:
+    """Stripe shows more refunded on the charge than our rows know (a read, never a
+    write)."""
     if not payment.charge_id:
-        return
+        return False
     charge = stripe_facts.charge_from_wire(ctx.client("stripe").charge_retrieve(payment.charge_id))
-    held = order_money(order)
-    refunded_elsewhere = max(0, charge.amount_refunded - held.refunded - held.refunding)
-    if refunded_elsewhere:
-        left = held.refundable - refunded_elsewhere
-        if amount_minor > left:
-            raise OverRefund(
-                f"{what} of {money.format_minor(amount_minor, order.currency)} is more than "
-                f"charge {payment.charge_id} still holds: Stripe shows "
-                f"{money.format_minor(charge.amount_refunded, order.currency)} refunded "
-                f"already; refundable {money.format_minor(max(left, 0), order.currency)}. "
-                "Nothing was refunded."
-            )
+    known = sum(
+        r.amount_minor
+        for r in payment.refunds.exclude(status__in=REFUND_FINAL).only("amount_minor")
+    )
+    return charge.amount_refunded > known
 
 
 def _refund_send(ctx: ActionContext, order: Order, refund: Refund) -> StripeRefund:
@@ -276,11 +277,8 @@ def _refund_send(ctx: ActionContext, order: Order, refund: Refund) -> StripeRefu
     first, by the key in its metadata."""
     gateway = ctx.client("stripe")
     payment = refund.payment
-    if refund.created_at < timezone.now() - _RECHECK_AFTER and payment.charge_id:
-        for raw in gateway.refunds_for_charge(payment.charge_id):
-            found = stripe_facts.refund_from_wire(raw)
-            if found.refund_key and found.refund_key == refund.idempotency_key:
-                return found
+    if (found := refund_sent_before(ctx, refund)) is not None:
+        return found
     intent = payment.payment_intent_id or ""
     metadata = {
         **order_metadata(ctx, order),
@@ -302,28 +300,18 @@ def _refund_send(ctx: ActionContext, order: Order, refund: Refund) -> StripeRefu
     try:
         raw = gateway.refund_create(params=params, idempotency_key=refund.idempotency_key)
     except exc.BadRequest as error:
-        # Stripe refused it (over its own bound, a disputed charge): nothing moved.
-        _refund_refused(refund, str(error))
-        raise RefundFailed(
-            f"Stripe refused the refund of {_shown(refund)} for order {order.order_number}: {error}"
-        ) from error
-    return stripe_facts.refund_from_wire(raw)
-
-
-_RECHECK_AFTER = timezone.timedelta(minutes=10)
-
-
-def _refund_refused(refund: Refund, reason: str) -> None:
-    Refund.objects.filter(pk=refund.pk).update(
-        status=RefundStatus.CANCELED, failure_reason=reason[:100], updated_at=timezone.now()
-    )
-    if refund.return_request_id:
-        Return.objects.filter(pk=refund.return_request_id).update(
-            state=ReturnState.REFUND_FAILED, updated_at=timezone.now()
+        # Stripe refused it (over its own bound, a disputed charge): nothing moved. The
+        # return is reopened for a person like a refund that failed.
+        Refund.objects.filter(pk=refund.pk).update(
+            status=RefundStatus.CANCELED,
+            failed_at=timezone.now(),
+            failure_reason=f"refused by Stripe: {error}"[:100],
+            updated_at=timezone.now(),
         )
-    refund.refresh_from_db()
-    if refund.payment_id:
-        _payment_refunded_total(refund.payment)
+        payment_refunded_total(payment)
+        refund_reflect(ctx, refund)  # raises RefundFailed with the reason
+        raise
+    return stripe_facts.refund_from_wire(raw)
 
 
 # --- a Stripe refund, wherever it was made ----------------------------------------------
@@ -342,7 +330,9 @@ def refund_record(ctx: ActionContext, stripe_refund: StripeRefund) -> Refund | N
             payment_intent=stripe_refund.payment_intent,
             charge=stripe_refund.charge,
         )
-        if payment is None:
+        if payment is None or payment.status != PaymentStatus.SUCCEEDED:
+            # Not ours, or an authorization released (Znode's "void" of an uncaptured
+            # charge is a refund of it): no money of a sale went back.
             return None
         refund = _outside_refund_row(payment, stripe_refund)
     elif refund.order.integration_id != ctx.integration.pk:
@@ -364,8 +354,12 @@ def _outside_refund_row(payment: Payment, stripe_refund: StripeRefund) -> Refund
     try:
         with transaction.atomic():
             if linked is not None:
-                # The return's next attempt, made in Stripe by a person.
+                # The return's next attempt, made in Stripe by a person; only while it
+                # still waits for its money (our own refund of it may have begun).
                 linked = Return.objects.select_for_update().get(pk=linked.pk)
+                if linked.state not in (ReturnState.OPEN, ReturnState.REFUND_FAILED):
+                    linked = None
+            if linked is not None:
                 Return.objects.filter(pk=linked.pk).update(
                     attempt=linked.attempt + 1,
                     state=ReturnState.REFUNDING
@@ -401,27 +395,66 @@ def charge_refunds_record(ctx: ActionContext, charge_id: str) -> list[Refund]:
 
 # --- reflecting a refund in Znode and the ERP ------------------------------------------------
 def refund_reflect(ctx: ActionContext, refund: Refund) -> dict:
-    """Show Znode and the ERP what the refund's status now says, each write once."""
+    """Show Znode and the ERP what the refund's status now says, each write once, by
+    one job at a time (our own refund's events arrive while our flow reflects it)."""
     refund.refresh_from_db()
-    if refund.status == RefundStatus.SUCCEEDED:
-        return _reflect_success(ctx, refund)
-    if refund.status in REFUND_FINAL:
+    if refund.status not in (RefundStatus.SUCCEEDED, *REFUND_FINAL):
+        return {"refund": refund.stripe_refund_id, "status": refund.status, "waiting": True}
+    _reflect_claim(ctx, refund)
+    try:
+        if refund.status == RefundStatus.SUCCEEDED:
+            return _reflect_success(ctx, refund)
         return _reflect_failure(ctx, refund)
-    return {"refund": refund.stripe_refund_id, "status": refund.status, "waiting": True}
+    finally:
+        Refund.objects.filter(pk=refund.pk, reflect_job=ctx.job.pk).update(reflect_job=None)
+
+
+def _reflect_claim(ctx: ActionContext, refund: Refund) -> None:
+    """Take the refund for this job. Another job reflecting it right now (our
+    refund's own events arrive while our flow writes it) is waited for a few seconds,
+    then this one is retried shortly; either way it then finds the writes made."""
+    deadline = time.monotonic() + BOOKING_WAIT_SECONDS
+    while True:
+        with transaction.atomic():
+            row = Refund.objects.select_for_update().get(pk=refund.pk)
+            holder = row.reflect_job
+            if not holder or holder == ctx.job.pk or not job_running(holder, timezone.now()):
+                Refund.objects.filter(pk=refund.pk).update(reflect_job=ctx.job.pk)
+                refund.refresh_from_db()
+                return
+        if time.monotonic() >= deadline:
+            raise exc.ConflictRetry(
+                f"refund {refund} is being written to Znode and the ERP by job {holder}",
+                retry_after=2,
+            )
+        time.sleep(0.2)
+
+
+def _is_current(refund: Refund) -> bool:
+    """The refund is its return's current attempt (an older attempt's late news never
+    moves the return)."""
+    row = refund.return_request
+    return row is not None and refund.attempt == row.attempt
 
 
 def _reflect_success(ctx: ActionContext, refund: Refund) -> dict:
     result: dict[str, Any] = {"refund": refund.stripe_refund_id, "status": refund.status}
     if refund.origin == RefundOrigin.CANCELLATION:
-        # The cancellation books its own refund (services.order_canceled_with_money).
-        return {**result, "skipped": "booked with the cancellation"}
+        # The cancellation's own booking: the payment status and the sale's memo.
+        return {**result, **cancel_refund_book(ctx, refund)}
     if refund.znode_booked_at is None:
         result.update(_znode_refund_write(ctx, refund))
         Refund.objects.filter(pk=refund.pk).update(znode_booked_at=timezone.now())
     if refund.erp_booked_at is None and ctx.integration.erp_id is not None:
+        if refund.payment is not None and refund.payment.erp_booked_at is None:
+            # Credited only against a sale the ERP holds: retried until it is booked.
+            raise exc.ConflictRetry(
+                f"refund {refund}: the sale of {refund.payment} is not in the ERP yet; "
+                "its credit memo waits for it"
+            )
         result["credit_memo"] = credit_memo_post(ctx, refund, why=_why(refund))
         Refund.objects.filter(pk=refund.pk).update(erp_booked_at=timezone.now())
-    if refund.return_request_id:
+    if _is_current(refund):
         Return.objects.filter(pk=refund.return_request_id).exclude(
             state=ReturnState.REFUNDED
         ).update(state=ReturnState.REFUNDED, updated_at=timezone.now())
@@ -500,14 +533,19 @@ def _reflect_failure(ctx: ActionContext, refund: Refund) -> dict:
     reason the first time (a later event for the same failure finds it handled)."""
     order = refund.order
     result: dict[str, Any] = {"refund": refund.stripe_refund_id, "status": refund.status}
-    if refund.erp_booked_at and not refund.erp_reversed_at and ctx.integration.erp_id:
+    if not refund.erp_reversed_at and ctx.integration.erp_id and _memo_posted(ctx, refund):
         result["reversal"] = _credit_memo_reverse(ctx, refund)
         Refund.objects.filter(pk=refund.pk).update(erp_reversed_at=timezone.now())
     if refund.failure_noted_at is not None:
         return {**result, "noted": True}
     reason = refund.failure_reason or refund.status
     row = refund.return_request
-    if row is not None:
+    # Only the return's current attempt, with no other live refund of it, reopens it.
+    reopen = (
+        _is_current(refund)
+        and not row.refunds.exclude(pk=refund.pk).exclude(status__in=REFUND_FINAL).exists()
+    )
+    if reopen:
         if row.can_move_to(ReturnState.REFUND_FAILED):
             Return.objects.filter(pk=row.pk).update(state=ReturnState.REFUND_FAILED)
         target = status_or_none(ctx, RETURN_STATE_TABLE, "refund_failed")
@@ -531,9 +569,10 @@ def _reflect_failure(ctx: ActionContext, refund: Refund) -> dict:
     znode_note(
         ctx,
         order,
-        note=f"Stripe refund {refund.stripe_refund_id} of {_shown(refund)}{for_return} "
+        note=f"Stripe refund {refund.stripe_refund_id or '(not made)'} of "
+        f"{_shown(refund)}{for_return} "
         f"{refund.status}: {reason}. The customer has not been paid back; "
-        + ("the return was reopened for a person." if row else "refund again in Stripe."),
+        + ("the return was reopened for a person." if reopen else "refund again in Stripe."),
         dedupe_key=f"refund-failed:{refund.stripe_refund_id or refund.pk}",
     )
     Refund.objects.filter(pk=refund.pk).update(failure_noted_at=timezone.now())
@@ -543,6 +582,16 @@ def _reflect_failure(ctx: ActionContext, refund: Refund) -> dict:
     )
 
 
+def _memo_posted(ctx: ActionContext, refund: Refund) -> bool:
+    """A credit memo of the refund is in the ERP (our mark, or found there: its answer
+    may have been lost)."""
+    if refund.erp_booked_at is not None:
+        return True
+    if not refund.stripe_refund_id or refund.origin == RefundOrigin.CANCELLATION:
+        return bool(refund.erp_booked_at)
+    return ctx.client("erp").credit_memo_find(f"refund:{refund.stripe_refund_id}") is not None
+
+
 def _credit_memo_reverse(ctx: ActionContext, refund: Refund) -> str:
     """A journal entry undoing the credit memo of a refund that failed after it was
     posted (the money came back to the merchant)."""
@@ -550,7 +599,7 @@ def _credit_memo_reverse(ctx: ActionContext, refund: Refund) -> str:
     accounts = _accounts(ctx)
     entry = JournalEntry(
         external_reference=f"refund-failed:{refund.stripe_refund_id}",
-        date=timezone.now().date(),
+        date=(refund.failed_at or refund.updated_at).date(),
         currency=refund.currency,
         memo=f"Order {refund.order.order_number}: Stripe refund {refund.stripe_refund_id} "
         f"failed ({refund.failure_reason or refund.status}); reverses credit memo "

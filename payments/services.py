@@ -11,7 +11,7 @@ reach other systems only through ``ctx.client(kind)``.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from integrations.connectors.erp.mapping import (
 )
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.stripe.constants import METADATA_REFUND_KEY
+from integrations.connectors.stripe.mapping import StripeRefund
 from integrations.connectors.znode.constants import EXPAND_ORDER_STATE, EXPAND_PAYMENT_STATE
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
@@ -40,7 +41,14 @@ from integrations.models import Job
 from integrations.runtime import ActionContext
 from integrations.settings_schema import integration_setting
 from payments import money
-from payments.choices import CollectionMode, OrderState, PaymentStatus, RefundOrigin
+from payments.choices import (
+    REFUND_FINAL,
+    CollectionMode,
+    OrderState,
+    PaymentStatus,
+    RefundOrigin,
+    RefundStatus,
+)
 from payments.exceptions import CannotCollect
 from payments.models import Order, Payment, Refund
 from payments.selectors import payment_by_charge
@@ -257,10 +265,37 @@ def authorization_released_shown(ctx: ActionContext, order: Order, payment: Paym
         ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
 
 
+# A refund row older than this whose answer never came may have reached Stripe already
+# (its key is kept 24 hours only, reference stripe.md A4): it is looked for by its key.
+REFUND_RECHECK_AFTER = timedelta(minutes=10)
+
+
+def refund_sent_before(ctx: ActionContext, refund: Refund) -> StripeRefund | None:
+    """The Stripe refund an earlier try of ``refund`` made, found by the key in its
+    metadata; None for a fresh row (its key still answers for it)."""
+    payment = refund.payment
+    if refund.created_at >= timezone.now() - REFUND_RECHECK_AFTER or not payment.charge_id:
+        return None
+    for raw in ctx.client("stripe").refunds_for_charge(payment.charge_id):
+        found = stripe_facts.refund_from_wire(raw)
+        if found.refund_key and found.refund_key == refund.idempotency_key:
+            return found
+    return None
+
+
+def payment_refunded_total(payment: Payment) -> None:
+    """The payment's refunded amount: its refunds that did not fail."""
+    total = sum(
+        r.amount_minor
+        for r in payment.refunds.exclude(status__in=REFUND_FINAL).only("amount_minor")
+    )
+    Payment.objects.filter(pk=payment.pk).update(amount_refunded_minor=total)
+
+
 def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refund:
     """Everything the payment holds, given back: one refund per order (its key; the
     row is written before the call), so a re-run replays it rather than refunding
-    twice (and one made already is read back, past the key's 24 hours)."""
+    twice (and one made already is read back, or found by its key past 24 hours)."""
     key = ctx.idempotency_key("refund", "canceled", ctx.integration.name, order.order_number)
     row, _ = Refund.objects.get_or_create(
         idempotency_key=key,
@@ -276,7 +311,7 @@ def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refun
     refund_id = payment.refund_id or row.stripe_refund_id
     if refund_id:
         refund = stripe_facts.refund_from_wire(gateway.refund_retrieve(refund_id))
-    else:
+    elif (refund := refund_sent_before(ctx, row)) is None:
         intent = payment.payment_intent_id or ""
         params = stripe_facts.refund_params(
             payment_intent=intent if stripe_facts.is_payment_intent_id(intent) else "",
@@ -294,9 +329,8 @@ def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refun
         amount_minor=refund.amount,
         status=refund.status if row.can_move_to(refund.status) else row.status,
     )
-    Payment.objects.filter(pk=payment.pk).update(
-        refund_id=refund.id, amount_refunded_minor=refund.amount
-    )
+    Payment.objects.filter(pk=payment.pk).update(refund_id=refund.id)
+    payment_refunded_total(payment)
     payment.refresh_from_db()
     row.refresh_from_db()
     return row
@@ -350,24 +384,39 @@ def order_canceled_with_money(ctx: ActionContext, order: Order, payment: Payment
         f"was refunded in full (Stripe refund {refund_id}).",
         dedupe_key=f"canceled-refund:{refund_id}",
     )
-    status = ""
-    if payment.znode_booked_at and (
-        status := status_or_none(ctx, PAYMENT_STATUS_TABLE, "refunded")
-    ):
-        ctx.client("znode").update_payment_status(order_id=order.znode_order_id, status_name=status)
-    Refund.objects.filter(pk=refund.pk).update(znode_booked_at=timezone.now())
-    memo = ""
-    if payment.erp_booked_at and ctx.integration.erp_id is not None:
-        memo = credit_memo_post(ctx, refund, why=" canceled")
-        Refund.objects.filter(pk=refund.pk).update(erp_booked_at=timezone.now())
+    booked = cancel_refund_book(ctx, refund)
     return {
         "outcome": SKIPPED,
         "reason": "order canceled: payment refunded",
         "refund": refund_id,
         "amount_refunded": refund.amount_minor,
-        "payment_status": status,
-        "credit_memo": memo,
+        **booked,
     }
+
+
+def cancel_refund_book(ctx: ActionContext, refund: Refund) -> dict:
+    """Once the refund of a canceled order's payment has gone through: the payment
+    status a booked payment showed follows (Refunded), and a sale the ERP holds gets
+    its credit memo; each once (the refund's marks). A refund still pending waits for
+    its ``refund.updated``."""
+    refund.refresh_from_db()
+    payment = refund.payment
+    if refund.status != RefundStatus.SUCCEEDED:
+        return {"waiting": refund.status}
+    status = ""
+    if refund.znode_booked_at is None:
+        if payment.znode_booked_at and (
+            status := status_or_none(ctx, PAYMENT_STATUS_TABLE, "refunded")
+        ):
+            ctx.client("znode").update_payment_status(
+                order_id=refund.order.znode_order_id, status_name=status
+            )
+        Refund.objects.filter(pk=refund.pk).update(znode_booked_at=timezone.now())
+    memo = ""
+    if refund.erp_booked_at is None and payment.erp_booked_at and ctx.integration.erp_id:
+        memo = credit_memo_post(ctx, refund, why=" canceled")
+        Refund.objects.filter(pk=refund.pk).update(erp_booked_at=timezone.now())
+    return {"payment_status": status, "credit_memo": memo}
 
 
 def order_settle(
@@ -458,7 +507,7 @@ def _mispaid(
     return paid_refused(ctx, order, payment, f"{flag}: the order total is now {total}")
 
 
-def _holder_running(job_id: int | None, now: datetime) -> bool:
+def job_running(job_id: int | None, now: datetime) -> bool:
     """The job holding a booking claim is still running on a live lease (a job that
     failed, waits for a retry or lost its worker holds nothing)."""
     if job_id is None:
@@ -503,7 +552,7 @@ def _booking_claim_once(ctx: ActionContext, payment: Payment) -> bool | None:
             return None
         started: datetime | None = locked.znode_booking_started_at
         holder = locked.znode_booking_job
-        if started and holder != job and _holder_running(holder, now):
+        if started and holder != job and job_running(holder, now):
             raise _ClaimHeld(
                 f"payment {payment.pk} is being written into Znode by job "
                 f"{locked.znode_booking_job}"

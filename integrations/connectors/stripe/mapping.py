@@ -464,6 +464,8 @@ class DisputeMovement:
     fee: int
     currency: str
     reporting_category: str
+    created: int = 0
+    """Unix time of the movement."""
 
 
 @dataclass(frozen=True)
@@ -495,6 +497,7 @@ def _movement(raw: Mapping[str, Any]) -> DisputeMovement:
         fee=_int(raw.get("fee")),
         currency=_text(raw.get("currency")),
         reporting_category=_text(raw.get("reporting_category")),
+        created=_int(raw.get("created")),
     )
 
 
