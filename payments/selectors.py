@@ -113,10 +113,14 @@ def return_find(*, integration: Integration, return_number: str) -> Return | Non
 
 def return_for_refund(order: Order, *, return_number: str = "") -> Return | None:
     """The return a refund made elsewhere pays back: the one named in its metadata, or
-    the order's only return still waiting for its money."""
+    the order's only return still waiting for its money (a rejected one is not)."""
     if return_number:
         return order.returns.filter(return_number=return_number).first()
-    waiting = list(order.returns.filter(Q(state="open") | Q(state="refund_failed"))[:2])
+    waiting = list(
+        order.returns.filter(Q(state="open") | Q(state="refund_failed")).exclude(
+            znode_state__iexact="REJECTED"
+        )[:2]
+    )
     return waiting[0] if len(waiting) == 1 else None
 
 
