@@ -403,12 +403,21 @@ def _return_state(ret: Mapping[str, Any]) -> str:
 
 
 def _return_facts(ret: Mapping[str, Any]) -> list[str]:
-    """What the return flows act on: the return's state and ``TotalReturnAmount``.
+    """What the return flows act on: the return's state, ``TotalReturnAmount``, and
+    its ``ModifiedDate``: a return approved again after its refund failed has the same
+    state and amount as the first time, and the 9.x poller never sees the state in
+    between (it reports refund states only), so only the date tells the second
+    approval from a repeat of the first. Both sources carry the same date for the same
+    save of the return.
 
-    Left out on purpose: notes, history rows, line-item details and the modified
-    dates, which our own write-backs (return history, a note) change, so their echo
-    creates no job."""
-    return [_return_state(ret), _amount(ret.get("TotalReturnAmount"))]
+    Left out on purpose: notes, history rows and line-item details. Our write-backs
+    either change the state anyway (Refund Processed, In Review) or add history rows,
+    which leave the return's row as it was."""
+    return [
+        _return_state(ret),
+        _amount(ret.get("TotalReturnAmount")),
+        _text(ret.get("ModifiedDate")),
+    ]
 
 
 order_change_fingerprint = _ChangeOf((ORDER_CREATED, ORDER_UPDATED), "OmsOrderId", _order_facts)

@@ -4,6 +4,7 @@ Return event reports too creates its jobs once."""
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
@@ -312,26 +313,42 @@ def test_a_return_from_a_webhook_and_the_poller_is_one_job(client, both, returns
     assert (late.status, late.duplicate_of_id) == (EventStatus.DUPLICATE, update.pk)
 
 
-def test_our_note_on_a_return_comes_back_as_no_job(client, both, returns):
+def test_our_refund_history_on_a_return_comes_back_as_no_job(client, both, returns):
+    """The refund's return history row (§5.1 createreturnhistory) leaves the return's
+    row as it was: the poller reads nothing new, and a store sending Return events for
+    it sends the same change again."""
     opened = returns.open()
     returns.move(opened["ReturnNumber"], "Approved")
     connection_poll(connection=both)
     inbox_drain()
     assert jobs_of(opened["OrderNumber"]) == ["return-updated"]
     routed = return_events(both, opened["RmaReturnDetailsId"])[-1]
-    # Our write-back: a note on the approved return. Znode bumps its modified date, so
-    # the poller reads a new row, and a store sending Return events sends one.
-    ZnodeClient(both).update_return_state(
-        return_number=opened["ReturnNumber"], state_name="Approved", notes="Refund on its way"
+    ZnodeClient(both).add_return_history(
+        return_details_id=opened["RmaReturnDetailsId"],
+        transaction_id="re_echo",
+        amount=Decimal("5.00"),
+        message="Refunded",
     )
     echo = return_webhook(client, both, "Updated", opened["ReturnNumber"])
-    assert connection_poll(connection=both).observed == 1
-    polled = return_events(both, opened["RmaReturnDetailsId"])[-1]
+    assert connection_poll(connection=both).observed == 0
     inbox_drain()
     assert jobs_of(opened["OrderNumber"]) == ["return-updated"]
-    for event in (echo, polled):
-        event.refresh_from_db()
-        assert (event.status, event.duplicate_of_id) == (EventStatus.DUPLICATE, routed.pk)
+    echo.refresh_from_db()
+    assert (echo.status, echo.duplicate_of_id) == (EventStatus.DUPLICATE, routed.pk)
+
+
+def test_a_return_approved_again_after_its_refund_failed_runs_its_flow_again(both, returns):
+    """Reopened (In Review, a state the default poller does not report) and approved
+    again: the same state and amount as before, a new save: a new job."""
+    opened = returns.open()
+    returns.move(opened["ReturnNumber"], "Approved")
+    connection_poll(connection=both)
+    inbox_drain()
+    returns.move(opened["ReturnNumber"], "In Review")
+    returns.move(opened["ReturnNumber"], "Approved")
+    connection_poll(connection=both)
+    inbox_drain()
+    assert jobs_of(opened["OrderNumber"]) == ["return-updated", "return-updated"]
 
 
 def test_a_stored_watermark_that_is_no_date_is_read_as_none(store, returns):

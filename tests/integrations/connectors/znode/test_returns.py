@@ -195,7 +195,7 @@ def fingerprint_of(ret: dict, event_type: str = "return.updated", envelope=None)
     return return_change_fingerprint(event_type, {"envelope": envelope or {}, "object": ret})
 
 
-def test_a_return_fingerprint_is_its_state_and_total():
+def test_a_return_fingerprint_is_its_state_total_and_modified_date():
     details = {
         "RmaReturnDetailsId": 42,
         "RmaReturnStateId": 50,
@@ -211,6 +211,7 @@ def test_a_return_fingerprint_is_its_state_and_total():
         "ReturnStatus": "Approved",
         "TotalReturnAmount": 12.5,
         "ReturnLineItems": None,
+        "ModifiedDate": "2026-11-30T10:00:00",
     }
     change = fingerprint_of(details)
     assert change.object_key == fingerprint_of(row).object_key == "return:42"
@@ -219,15 +220,16 @@ def test_a_return_fingerprint_is_its_state_and_total():
     created = fingerprint_of(details, "return.created")
     assert (created.creates, created.update_event_type) == (True, "return.updated")
     assert created.fingerprint == change.fingerprint
-    # Our own write-backs (a note, history rows, the modified date) change nothing...
+    # Our history rows and notes change nothing...
     echo = {
         **details,
         "Notes": "Refunded: re_1",
-        "ModifiedDate": "2026-11-30T10:05:00",
         "ReturnHistoryAndNotesList": [{"TransactionId": "re_1", "ReturnAmount": -12.5}],
     }
     assert fingerprint_of(echo).fingerprint == change.fingerprint
-    # ...the state and the amount do.
+    # ...the state, the amount and a new save (approved again after a failed refund) do.
+    again = {**details, "ModifiedDate": "2026-11-30T10:05:00"}
+    assert fingerprint_of(again).fingerprint != change.fingerprint
     assert fingerprint_of({**details, "RmaReturnStateId": 80}).fingerprint != change.fingerprint
     assert fingerprint_of({**details, "TotalReturnAmount": "10"}).fingerprint != change.fingerprint
     # A name stands in only where no id came; it never matches an id by guess.
