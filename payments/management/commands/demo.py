@@ -103,6 +103,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self.children: list[subprocess.Popen] = []
         self.rng = random.Random(options["seed"])
+        self.shoppers = 0  # orders the shoppers placed
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             return self.run(**options)
@@ -132,6 +133,7 @@ class Command(BaseCommand):
             while True:
                 placed += self.place_orders(1, 0)
                 self.ship_authorized(placed)
+                self.pay_links(placed)
                 time.sleep(max(interval, 3.0))
         ok = self.settle(placed, timeout)
         self.report(placed)
@@ -287,8 +289,9 @@ class Command(BaseCommand):
     def place_orders(self, count: int, interval: float) -> list[DemoOrder]:
         placed = []
         weights = [s[4] for s in SCENARIOS]
-        for index in range(count):
+        for _ in range(count):
             # Every way of paying once first, then shoppers in their usual shares.
+            index, self.shoppers = self.shoppers, self.shoppers + 1
             scenario = SCENARIOS[index] if index < len(SCENARIOS) else None
             scenario = scenario or self.rng.choices(SCENARIOS, weights)[0]
             token, user, setting, expected, _share = scenario
