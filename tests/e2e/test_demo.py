@@ -1,5 +1,6 @@
 """`manage.py demo --exit-when-settled` on a fresh database: every order ends up
-consistent across Znode, Stripe and the ERP, and the command says so with exit 0."""
+consistent across Znode, Stripe and the ERP, every refund and dispute of its
+after-sales too, and the command says so with exit 0."""
 
 import os
 import re
@@ -57,3 +58,29 @@ def test_headless_demo_settles_consistently(tmp_path):
         float(n) > 0 for n in per_mode.values()
     ), line
     assert "admin login: admin / " in result.stdout
+
+    # After-sales: one of each, each refund and dispute agreeing in every system.
+    for kind in (
+        "full return",
+        "return 1 of 2",
+        "return 1 line of 2",
+        "2 equal returns",
+        "Dashboard refund",
+        "refund fails",
+        "dispute won",
+        "dispute lost",
+    ):
+        rows = [x for x in result.stdout.splitlines() if re.match(rf"SBX-\d+ +{kind} +\S", x)]
+        assert rows and all(x.endswith(" yes") for x in rows), (kind, rows)
+    equal = [x for x in result.stdout.splitlines() if re.match(r"SBX-\d+ +2 equal returns +SBX", x)]
+    assert len(equal) == 2 and len({x.split()[5] for x in equal}) == 2  # two refunds
+    assert re.search(r"SBX-\d+ +refund fails +SBX-RMA-\d+ +re_\w+ +[\d.]+ +failed ", result.stdout)
+    assert "the bank returns refund re_" in result.stdout
+    summary = next(x for x in result.stdout.splitlines() if x.startswith("refunds 7 ("))
+    assert re.search(
+        r"refunds 7 \(5 for returns, 1 in the Stripe Dashboard, 1 failed as expected.*\), "
+        r"disputes 2 \(won 1, lost 1\); consistent 9, inconsistent 0; "
+        r"refunded totals agree on 8/8 orders",
+        summary,
+    ), summary
+    assert "after-sales calls: " in result.stdout

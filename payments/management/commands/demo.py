@@ -11,9 +11,18 @@ takes them (reference znode-api.md §9.1): most are card orders that Znode's pay
 app authorizes at checkout, which the platform adopts and captures when the store
 ships them; some are charged off-session to a card the customer saved in Stripe, and
 one customer's saved card is declined; some customers pay on the Stripe-hosted page
-whose link the platform emails them (the demo plays the customer and pays it). With
-``--exit-when-settled`` it waits until every order has settled, prints whether
-Znode, Stripe and the ERP agree about each one, and exits 0 only if they all do.
+whose link the platform emails them (the demo plays the customer and pays it).
+
+Then the money goes back, as shoppers, the store and the merchant do it: shoppers
+return paid orders in full or in part (one unit of two, one line of two, two equal
+returns of one order) and the store's admin approves them; the merchant refunds part
+of an order in the Stripe Dashboard; a card whose refunds fail at the bank
+(``pm_card_refundFail``) is returned and refunded, then Stripe's scheduled work fails
+the refund; two cards are disputed once captured (``pm_card_createDispute``), one
+dispute won, one lost. With ``--exit-when-settled`` it waits until every order and
+every refund and dispute has settled, prints whether the platform, Znode, Stripe and
+the ERP agree about each one (each read from its own state), and exits 0 only if
+they all do.
 """
 
 from __future__ import annotations
@@ -21,20 +30,24 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
 
 import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from integrations import processes
+from integrations.connectors.stripe.constants import METADATA_RETURN_NUMBER
 from integrations.connectors.znode.mapping import history_rows
 from integrations.models import Connection, Integration
 from payments import money
@@ -70,6 +83,56 @@ SCENARIOS = [
 ]
 
 
+CENT = Decimal("0.01")
+MUG, CAP = "SBX-MUG-11OZ", "SBX-CAP-NVY"
+
+# After-sales, dealt in turn to paid orders (each placed with the basket it needs)...
+FULL_RETURN = "full return"
+UNIT_RETURN = "return 1 of 2"
+LINE_RETURN = "return 1 line of 2"
+TWO_RETURNS = "2 equal returns"
+DASHBOARD = "Dashboard refund"
+ON_PAID_ORDERS = (FULL_RETURN, UNIT_RETURN, LINE_RETURN, TWO_RETURNS, DASHBOARD)
+# ... and to orders placed for them, paid at checkout (setting 7) with a test card.
+REFUND_FAILS = "refund fails"
+DISPUTE_WON = "dispute won"
+DISPUTE_LOST = "dispute lost"
+TEST_CARDS = {
+    REFUND_FAILS: "pm_card_refundFail",  # its refunds succeed, then fail at the bank
+    DISPUTE_WON: "pm_card_createDispute",  # disputed once captured
+    DISPUTE_LOST: "pm_card_createDispute",
+}
+AFTER_SALES_PER = 25  # orders per round of after-sales (one round at least)
+# What each return sends back: lines [{sku, quantity}] per return (none: all of it).
+RETURNS = {
+    FULL_RETURN: [[]],
+    UNIT_RETURN: [[{"sku": MUG, "quantity": 1}]],
+    LINE_RETURN: [[{"sku": CAP, "quantity": 1}]],
+    TWO_RETURNS: [[{"sku": MUG, "quantity": 1}], [{"sku": MUG, "quantity": 1}]],
+    REFUND_FAILS: [[]],
+}
+DISPUTES = {DISPUTE_WON: "won", DISPUTE_LOST: "lost"}
+# Znode's payment status while a dispute is open and once decided (table
+# znode-dispute-states).
+DISPUTE_PAYMENT_STATUS = {"open": "Pending", "won": "Captured", "lost": "Refunded"}
+SYSTEMS = ("platform", "znode", "stripe", "erp")
+RETURN_PROCESSED, RETURN_IN_REVIEW = 80, 30  # Znode return states (reference §5.1)
+
+
+def basket(after: str, total: Decimal) -> list[dict]:
+    """The order's lines: what its after-sales needs (two of a unit, two lines)."""
+    if after in (UNIT_RETURN, TWO_RETURNS):
+        unit = max(Decimal("2.50"), (total / 2).quantize(CENT, ROUND_DOWN))
+        return [{"sku": MUG, "quantity": 2, "price": str(unit)}]
+    if after == LINE_RETURN:
+        cap = (total * Decimal("0.3")).quantize(CENT)
+        return [
+            {"sku": MUG, "quantity": 1, "price": str(total - cap)},
+            {"sku": CAP, "quantity": 1, "price": str(cap)},
+        ]
+    return [{"sku": MUG, "quantity": 1, "price": str(total)}]
+
+
 @dataclass
 class DemoOrder:
     number: str
@@ -79,9 +142,115 @@ class DemoOrder:
     charge: str
     expected: str
     placed_at: float
+    after: str = ""
+    """The after-sales this order is for (its basket is shaped for it)."""
+    test_card: bool = False
+    """Placed for its after-sales with a test card: not one of the shoppers' orders."""
+    payment_status: str | None = "Captured"
+    """What Znode's payment status should say when paid; None: not checked (a dispute
+    is opened at the capture: checked when it is decided)."""
     shipped: bool = False
     paid_on_page: bool = False
     checks: dict[str, bool] = field(default_factory=dict)
+    znode: dict = field(default_factory=dict)
+    """The order as Znode showed it at the last check."""
+
+    @property
+    def charge_id(self) -> str:
+        """The Stripe charge: the payment app's, or the one Znode shows paid."""
+        return self.charge or str(self.znode.get("TransactionId") or "")
+
+
+@dataclass
+class Row:
+    """One refund or dispute as the systems show it."""
+
+    what: str
+    reference: str
+    amount: Decimal
+    outcome: str
+    """Its status in Stripe."""
+    wrong: dict[str, list[str]]
+    """What each system shows that it should not."""
+    doubled: list[str] = field(default_factory=list)
+    """Notes Znode shows twice (told, not failed: no money is shown twice)."""
+    broken: bool = False
+    """Wrong for good: a system holds it more than once (waiting cannot mend that)."""
+
+    def expect(self, system: str, ok: bool, otherwise: str) -> None:
+        self.wrong.setdefault(system, [])
+        if not ok:
+            self.wrong[system].append(otherwise)
+
+    def expect_one(self, system: str, found: list, what: str) -> None:
+        self.expect(system, len(found) == 1, f"{len(found)} {what}")
+        self.broken = self.broken or len(found) > 1
+
+    def expect_notes(self, notes: list[str], count: int) -> None:
+        """``count`` different notes name it in Znode; one written twice is told."""
+        self.expect("znode", len(set(notes)) == count, f"{len(set(notes))} notes name it")
+        self.doubled += sorted({n for n in notes if notes.count(n) > 1})
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        return {system: not self.wrong.get(system, [None]) for system in SYSTEMS}
+
+
+@dataclass
+class AfterSale:
+    kind: str
+    order: DemoOrder
+    started_at: datetime | None = None
+    returns: list[tuple[str, Decimal]] = field(default_factory=list)
+    """(Znode return number, its TotalReturnAmount)."""
+    approved: bool = False
+    """The store's admin approved the returns."""
+    refund: str = ""
+    """The Dashboard refund made."""
+    refund_amount: Decimal = Decimal(0)
+    dispute: str = ""
+    open_status: str = ""
+    """Znode's payment status when the open dispute was decided."""
+    failing: bool = False
+    """Stripe's scheduled work ran: the refund failed at the bank."""
+    rows: list[Row] = field(default_factory=list)
+    totals: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """Refunded (minor units): expected, Stripe, platform, ERP."""
+    announced: bool = False
+
+    @property
+    def expected_refunded(self) -> Decimal:
+        if self.kind == REFUND_FAILS or self.kind in DISPUTES:
+            return Decimal(0)
+        return sum((amount for _, amount in self.returns), self.refund_amount)
+
+    @property
+    def totals_agree(self) -> bool:
+        return len(set(self.totals)) == 1
+
+    @property
+    def broken(self) -> bool:
+        return any(r.broken for r in self.rows)
+
+    @property
+    def agree(self) -> bool:
+        """Every system shows it, and the order's own checks hold."""
+        return bool(
+            self.started_at
+            and all(self.order.checks.values())
+            and self.rows
+            and all(all(r.checks.values()) for r in self.rows)
+            and self.totals_agree
+        )
+
+
+@dataclass
+class Seen:
+    """What Znode and the ERP hold, read once per round."""
+
+    znode: dict
+    memos: list[dict]
+    entries: list[dict]
 
 
 def _interrupt(signum, frame):
@@ -127,20 +296,51 @@ class Command(BaseCommand):
         self.register_webhooks(integration)
         self.stdout.write(f"admin:   {self.platform}/admin/  (login above)")
         self.stdout.write(f"sandbox: {self.sandbox}  (faults: {self.sandbox}/_sandbox/faults)")
-        placed = self.place_orders(orders, interval)
+        self.run_started = timezone.now()
+        self.sale_calls: dict[str, int] | None = None
         if not exit_when_settled:
-            self.stdout.write("placing an order every few seconds; Ctrl-C stops the demo")
-            while True:
-                placed += self.place_orders(1, 0)
-                self.ship_authorized(placed)
-                self.pay_links(placed)
-                time.sleep(max(interval, 3.0))
-        ok = self.settle(placed, timeout)
+            return self.run_forever(orders, interval)
+        rounds = max(1, orders // AFTER_SALES_PER)
+        self.to_deal, self.deal_every, self.paid_dealt = list(ON_PAID_ORDERS) * rounds, 1, 0
+        placed = self.place_orders(orders, interval)
+        extra = self.place_test_card_orders(rounds)
+        cases = [AfterSale(d.after, d) for d in placed + extra if d.after]
+        sold, ok = self.settle(placed, extra, cases, timeout)
         self.report(placed)
-        if not ok:
+        self.report_after_sales(cases)
+        if not sold:
             raise CommandError("Znode, Stripe and the ERP do not agree on every order")
+        if not ok:
+            raise CommandError(
+                "the platform, Znode, Stripe and the ERP do not agree on every refund and dispute"
+            )
         self.stdout.write(self.style.SUCCESS("all orders settled and consistent"))
         return None
+
+    def run_forever(self, orders: int, interval: float) -> None:
+        """Orders at a steady pace; one in three paid ones gets after-sales, and each
+        round of those brings orders paid with the test cards."""
+        self.to_deal, self.deal_every, self.paid_dealt = [], 3, 0
+        placed = self.place_orders(orders, interval)
+        cases: list[AfterSale] = []
+        self.stdout.write("placing an order every few seconds; Ctrl-C stops the demo")
+        while True:
+            new = []
+            if not self.to_deal:  # a new round
+                new += self.place_test_card_orders(1)
+                self.to_deal = list(ON_PAID_ORDERS)
+            new += self.place_orders(1, 0)
+            placed += new
+            cases += [AfterSale(d.after, d) for d in new if d.after]
+            self.ship_authorized(placed)
+            self.pay_links(placed)
+            pending = [c for c in cases if not c.announced]
+            if pending:
+                entries = self.erp_list("journal-entries")
+                for case in pending:
+                    case.order.checks = self.verify_order(case.order, entries)
+                self.after_sales(pending, self.seen(entries))
+            time.sleep(max(interval, 3.0))
 
     def start_sandbox(self, port: int, seed: int) -> None:
         self.spawn([sys.executable, "-m", "sandbox", "--port", str(port), "--seed", str(seed)])
@@ -296,31 +496,68 @@ class Command(BaseCommand):
             scenario = scenario or self.rng.choices(SCENARIOS, weights)[0]
             token, user, setting, expected, _share = scenario
             total = Decimal(self.rng.randrange(500, 25000)) / 100
-            body = {
-                "user_id": user,
-                "lines": [{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": str(total)}],
-                "payment_setting_id": setting,
-            }
-            if token not in ("saved", "link"):
-                body["card"] = token  # typed into Znode's checkout
-            response = requests.post(f"{self.sandbox}/znode/_test/orders", json=body, timeout=10)
-            response.raise_for_status()
-            order = response.json()["Order"]
-            placed.append(
-                DemoOrder(
-                    number=order["OrderNumber"],
-                    total=Decimal(str(order["Total"])),
-                    token=token,
-                    setting=setting,
-                    charge=str(order.get("TransactionId") or ""),
-                    expected=expected,
-                    placed_at=time.monotonic(),
-                )
-            )
-            self.stdout.write(f"placed {order['OrderNumber']} {total} USD with {token}")
+            placed.append(self.place(token, user, setting, expected, total, self.deal(expected)))
             if interval:
                 time.sleep(interval)
         return placed
+
+    def deal(self, expected: str) -> str:
+        """The after-sales a shopper's order is placed for: the next one waiting, for
+        one paid order in ``deal_every``."""
+        if expected != "paid" or not self.to_deal:
+            return ""
+        self.paid_dealt += 1
+        return self.to_deal.pop(0) if self.paid_dealt % self.deal_every == 0 else ""
+
+    def place_test_card_orders(self, rounds: int) -> list[DemoOrder]:
+        """Orders for the after-sales that need a card of their own (a refund that fails,
+        disputes), and for any the shoppers' paid orders were too few to take."""
+        kinds, self.to_deal = [*self.to_deal, *list(TEST_CARDS) * rounds], []
+        return [
+            self.place(
+                TEST_CARDS.get(kind, "pm_card_visa"),
+                11,
+                GATEWAY_SETTING,
+                "paid",
+                Decimal(self.rng.randrange(500, 25000)) / 100,
+                kind,
+                test_card=True,
+            )
+            for kind in kinds
+        ]
+
+    def place(
+        self,
+        token: str,
+        user: int,
+        setting: int,
+        expected: str,
+        total: Decimal,
+        after: str = "",
+        test_card: bool = False,
+    ) -> DemoOrder:
+        body = {"user_id": user, "lines": basket(after, total), "payment_setting_id": setting}
+        if token not in ("saved", "link"):
+            body["card"] = token  # typed into Znode's checkout
+        response = requests.post(f"{self.sandbox}/znode/_test/orders", json=body, timeout=10)
+        response.raise_for_status()
+        order = response.json()["Order"]
+        demo = DemoOrder(
+            number=order["OrderNumber"],
+            total=Decimal(str(order["Total"])),
+            token=token,
+            setting=setting,
+            charge=str(order.get("TransactionId") or ""),
+            expected=expected,
+            placed_at=time.monotonic(),
+            after=after,
+            test_card=test_card,
+            payment_status=None if after in DISPUTES else "Captured",
+        )
+        self.stdout.write(
+            f"placed {demo.number} {demo.total} USD with {token}" + (f" ({after})" if after else "")
+        )
+        return demo
 
     def ship_authorized(self, placed: list[DemoOrder]) -> None:
         """The warehouse ships authorized orders a little later; that captures them."""
@@ -361,31 +598,405 @@ class Command(BaseCommand):
             demo.paid_on_page = True
             self.stdout.write(f"paid {demo.number} on the Stripe payment page")
 
+    # --- after-sales ------------------------------------------------------------------------
+    def after_sales(self, cases: list[AfterSale], seen: Seen) -> None:
+        """Each case acts once its order is paid and consistent (a dispute: once it is
+        open and shown), then is checked in every system."""
+        for case in cases:
+            if case.started_at is None and self.ready(case, seen):
+                self.act(case)
+                case.started_at = timezone.now()
+            elif case.returns and not case.approved:
+                self.approve(case)
+            elif case.started_at is not None:
+                self.verify_after_sale(case, seen)
+                if case.agree and not case.announced:
+                    case.announced = True
+                    self.stdout.write(
+                        f"{case.order.number} {case.kind}: the platform, Znode, Stripe and "
+                        "the ERP agree"
+                    )
+        self.fail_refunds([c for c in cases if c.kind == REFUND_FAILS], seen)
+
+    def ready(self, case: AfterSale, seen: Seen) -> bool:
+        from payments.models import Dispute
+
+        order = case.order
+        if not all(order.checks.values()):
+            return False
+        if case.kind not in DISPUTES:
+            return True
+        # Disputed when captured: decided once the platform has shown it open in Znode
+        # and the ERP has the withdrawal.
+        disputes = self.stripe("GET", "/v1/disputes", params={"charge": order.charge_id})["data"]
+        if not disputes:
+            return False
+        dispute = disputes[0]
+        ours = Dispute.objects.filter(stripe_dispute_id=dispute["id"]).first()
+        withdrawn = f"dispute:{dispute['id']}:{dispute['balance_transactions'][0]['id']}"
+        if (
+            ours is not None
+            and "open" in ours.znode_noted
+            and any(e["external_reference"] == withdrawn for e in seen.entries)
+        ):
+            case.dispute = dispute["id"]
+            return True
+        return False
+
+    def act(self, case: AfterSale) -> None:
+        order = case.order
+        if case.kind in RETURNS:
+            # The shopper sends it back; the store approves it a little later.
+            for lines in RETURNS[case.kind]:
+                made = self.znode_test("/returns", {"order_number": order.number, "lines": lines})
+                case.returns.append(
+                    (
+                        made["Return"]["ReturnNumber"],
+                        Decimal(str(made["Return"]["TotalReturnAmount"])),
+                    )
+                )
+                self.stdout.write(
+                    f"{order.number}: the shopper returns {case.returns[-1][1]} USD "
+                    f"({case.returns[-1][0]})"
+                )
+            refunded = sum(amount for _, amount in case.returns)
+            full = refunded >= order.total and case.kind != REFUND_FAILS
+            order.payment_status = "Refunded" if full else "Captured"
+        elif case.kind == DASHBOARD:
+            case.refund_amount = max(Decimal("1.00"), (order.total * Decimal("0.4")).quantize(CENT))
+            made = self.stripe(
+                "POST",
+                "/v1/refunds",
+                data={
+                    "charge": order.charge_id,
+                    "amount": money.to_minor_units(case.refund_amount, "USD"),
+                },
+            )
+            case.refund = made["id"]
+            self.stdout.write(
+                f"{order.number}: the merchant refunds {case.refund_amount} USD in the Stripe "
+                f"Dashboard ({case.refund})"
+            )
+        else:
+            outcome = DISPUTES[case.kind]
+            if outcome == "won":  # the card network decides for the merchant
+                self.stripe(
+                    "POST", f"/_test/disputes/{case.dispute}/resolve", data={"status": "won"}
+                )
+            else:  # the merchant accepts it
+                self.stripe("POST", f"/v1/disputes/{case.dispute}/close")
+            case.open_status = str(self.znode_order(order.number).get("PaymentStatus"))
+            order.payment_status = DISPUTE_PAYMENT_STATUS[outcome]
+            self.stdout.write(f"{order.number}: dispute {case.dispute} {outcome}")
+
+    def approve(self, case: AfterSale) -> None:
+        """The store's admin approves the returns once they are in (the platform has
+        seen them submitted and has nothing running for the order), as a person would,
+        not in the same instant."""
+        from integrations.choices import JobStatus
+        from integrations.models import Job
+        from payments.models import Return
+
+        numbers = [number for number, _ in case.returns]
+        seen = Return.objects.filter(
+            return_number__in=numbers, created_at__gte=self.run_started
+        ).count()
+        busy = (
+            Job.objects.filter(reference=case.order.number, created_at__gte=self.run_started)
+            .exclude(status__in=(JobStatus.SUCCEEDED, JobStatus.QUARANTINED, JobStatus.DISCARDED))
+            .exists()
+        )
+        if seen < len(numbers) or busy:
+            return
+        for number in numbers:
+            self.znode_test(f"/returns/{number}/state", {"state": "Approved"})
+            self.stdout.write(f"{case.order.number}: the store approves return {number}")
+        case.approved = True
+
+    def fail_refunds(self, cases: list[AfterSale], seen: Seen) -> None:
+        """Once every refund to a refundFail card has succeeded and been credited in the
+        ERP, Stripe's scheduled work runs: the bank returns them."""
+        waiting = [c for c in cases if not c.failing]
+        if not waiting or any(c.started_at is None for c in waiting):
+            return
+        memos = {m["external_reference"] for m in seen.memos}
+        refunds = {case.order.number: self.refunds_of(case.order) for case in waiting}
+        if not all(refunds.values()) or any(
+            f"refund:{r['id']}" not in memos for made in refunds.values() for r in made
+        ):
+            return
+        self.stripe("POST", "/_test/settle")
+        for case in waiting:
+            case.failing = True
+            made = ", ".join(r["id"] for r in refunds[case.order.number])
+            self.stdout.write(
+                f"{case.order.number}: the bank returns refund {made} (Stripe's scheduled work ran)"
+            )
+
+    def verify_after_sale(self, case: AfterSale, seen: Seen) -> None:
+        """A row per refund or dispute, each system read for itself, and the order's
+        refunded totals."""
+        from payments.choices import RefundStatus
+        from payments.models import Refund
+
+        order = case.order
+        charge = self.stripe("GET", f"/v1/charges/{order.charge_id}")
+        refunds = self.refunds_of(order)
+        rows: list[Row] = []
+        if case.kind in RETURNS:
+            for number, amount in case.returns:
+                made = [r for r in refunds if r["metadata"].get(METADATA_RETURN_NUMBER) == number]
+                rows.append(self.refund_row(case, seen, made, amount, number))
+        elif case.kind == DASHBOARD:
+            made = [r for r in refunds if r["id"] == case.refund]
+            rows.append(self.refund_row(case, seen, made, case.refund_amount))
+        else:
+            rows.append(self.dispute_row(case, seen))
+        succeeded = Refund.objects.filter(
+            order__order_number=order.number,
+            status=RefundStatus.SUCCEEDED,
+            created_at__gte=self.run_started,
+        ).values_list("amount_minor", flat=True)
+        mine = re.compile(rf"Order {re.escape(order.number)}\b")
+        credited = sum(
+            (Decimal(m["amount"]) for m in seen.memos if mine.match(m["memo"])), Decimal(0)
+        )
+        reversed_ = sum(
+            (
+                Decimal(line["debit"])
+                for e in seen.entries
+                if e["external_reference"].startswith("refund-failed:") and mine.match(e["memo"])
+                for line in e["lines"]
+            ),
+            Decimal(0),
+        )
+        case.totals = (
+            money.to_minor_units(case.expected_refunded, "USD"),
+            charge.get("amount_refunded", -1),
+            sum(succeeded),
+            money.to_minor_units(credited - reversed_, "USD"),
+        )
+        case.rows = rows
+
+    def refund_row(
+        self, case: AfterSale, seen: Seen, made: list[dict], amount: Decimal, number: str = ""
+    ) -> Row:
+        """``made``: the Stripe refunds of the charge that are this one (of the return
+        ``number``, or the Dashboard's)."""
+        from integrations.choices import JobStatus
+        from integrations.models import Job
+        from payments.choices import RefundOrigin, ReturnState
+        from payments.models import Refund
+
+        refund = made[0] if made else {}
+        order, row = case.order, Row(number, refund.get("id", ""), amount, "", {})
+        row.outcome = refund.get("status", "missing")
+        row.expect_one("stripe", made, "Stripe refunds")
+        failed = case.kind == REFUND_FAILS
+        expected = "failed" if failed else "succeeded"
+        refund_id, minor = row.reference, money.to_minor_units(amount, "USD")
+        row.expect("stripe", row.outcome == expected, f"Stripe shows it {row.outcome}")
+        row.expect(
+            "stripe", refund.get("amount") == minor, f"Stripe refunded {refund.get('amount')}"
+        )
+        ours = Refund.objects.filter(stripe_refund_id=refund_id).first() if refund_id else None
+        row.expect("platform", ours is not None, "no refund row")
+        if ours is not None:
+            row.expect("platform", ours.status == expected, f"its row is {ours.status}")
+            row.expect("platform", ours.amount_minor == minor, f"its row has {ours.amount_minor}")
+            back = ours.return_request
+            if number:
+                row.expect(
+                    "platform",
+                    back is not None
+                    and back.return_number == number
+                    and back.state
+                    == (ReturnState.REFUND_FAILED if failed else ReturnState.REFUNDED),
+                    f"its return row is {back.return_number if back else None} "
+                    f"{back.state if back else ''}",
+                )
+            else:
+                row.expect("platform", ours.origin == RefundOrigin.OUTSIDE, f"origin {ours.origin}")
+        if failed:  # the job that saw it fail waits for a person, with Stripe's reason
+            row.expect(
+                "platform",
+                Job.objects.filter(
+                    status=JobStatus.QUARANTINED,
+                    last_error__contains=refund_id,
+                    created_at__gte=self.run_started,
+                ).exists(),
+                "no quarantined job names it",
+            )
+        # Znode: the order history (negative amount), the return, the payment status.
+        details = order.znode.get("OmsOrderDetailsId")
+        history = [
+            h
+            for h in seen.znode["order_history"]
+            if h["OmsOrderDetailsId"] == details and refund_id and h["TransactionId"] == refund_id
+        ]
+        row.expect_one("znode", history, "order history rows name it")
+        row.expect(
+            "znode",
+            all(Decimal(str(h["OrderAmount"])) == -amount for h in history),
+            "the order history has another amount",
+        )
+        shown = order.znode.get("PaymentStatus")
+        row.expect("znode", shown == order.payment_status, f"payment status {shown}")
+        if number:
+            record = next(
+                (r for r in seen.znode["returns"].values() if r["ReturnNumber"] == number), {}
+            )
+            recorded = [
+                h
+                for h in seen.znode["return_history"]
+                if h["RmaReturnDetailsId"] == record.get("RmaReturnDetailsId")
+                and h["TransactionId"] == refund_id
+            ]
+            row.expect_one("znode", recorded, "return history rows name it")
+            state = record.get("RmaReturnStateId")
+            wanted = RETURN_IN_REVIEW if failed else RETURN_PROCESSED
+            row.expect("znode", state == wanted, f"the return is in state {state}")
+        row.expect_notes([n for n in self.notes(order) if refund_id and refund_id in n], 1 + failed)
+        memos = [m for m in seen.memos if m["external_reference"] == f"refund:{refund_id}"]
+        row.expect_one("erp", memos, "credit memos")
+        row.expect(
+            "erp", all(Decimal(m["amount"]) == amount for m in memos), "a memo of another amount"
+        )
+        if failed:  # the credit memo reversed
+            reversals = [
+                e for e in seen.entries if e["external_reference"] == f"refund-failed:{refund_id}"
+            ]
+            row.expect_one("erp", reversals, "reversals of its memo")
+        return row
+
+    def dispute_row(self, case: AfterSale, seen: Seen) -> Row:
+        from payments.models import Dispute
+
+        order = case.order
+        expected = DISPUTES[case.kind]
+        dispute = self.stripe("GET", f"/v1/disputes/{case.dispute}")
+        row = Row("", case.dispute, money.from_minor_units(dispute["amount"], "USD"), "", {})
+        row.outcome = dispute["status"]
+        others = self.stripe("GET", "/v1/disputes", params={"charge": order.charge_id})["data"]
+        row.expect("stripe", row.outcome == expected, f"Stripe shows it {row.outcome}")
+        row.expect_one("stripe", others, "disputes on the charge")
+        ours = Dispute.objects.filter(stripe_dispute_id=case.dispute).first()
+        row.expect("platform", ours is not None, "no dispute row")
+        if ours is not None:
+            row.expect("platform", ours.outcome == expected, f"its row says {ours.outcome!r}")
+            row.expect("platform", ours.reason == dispute["reason"], f"reason {ours.reason!r}")
+            row.expect("platform", ours.evidence_due_by is not None, "no evidence due date")
+            row.expect(
+                "platform",
+                ours.funds_withdrawn == (expected == "lost"),
+                f"funds withdrawn: {ours.funds_withdrawn}",
+            )
+        row.expect_notes([n for n in self.notes(order) if case.dispute in n], 2)  # opened, decided
+        flagged = DISPUTE_PAYMENT_STATUS["open"]
+        row.expect("znode", case.open_status == flagged, f"{case.open_status} while open")
+        shown = order.znode.get("PaymentStatus")
+        row.expect("znode", shown == order.payment_status, f"payment status {shown}")
+        # A journal entry per balance transaction: the withdrawal, and the reinstatement
+        # of a dispute won.
+        moved = {f"dispute:{case.dispute}:{t['id']}" for t in dispute["balance_transactions"]}
+        posted = {
+            e["external_reference"]
+            for e in seen.entries
+            if e["external_reference"].startswith(f"dispute:{case.dispute}:")
+        }
+        row.expect("erp", len(moved) == (2 if expected == "won" else 1), f"{len(moved)} moves")
+        row.expect("erp", posted == moved, f"{len(posted)} journal entries for {len(moved)} moves")
+        return row
+
+    def refunds_of(self, order: DemoOrder) -> list[dict]:
+        return self.stripe("GET", "/v1/refunds", params={"charge": order.charge_id, "limit": 100})[
+            "data"
+        ]
+
+    def notes(self, order: DemoOrder) -> list[str]:
+        return [str(n.get("Notes") or "") for n in order.znode.get("OrderNotes") or []]
+
+    def seen(self, entries: list[dict]) -> Seen:
+        return Seen(
+            znode=requests.get(f"{self.sandbox}/znode/_test/state", timeout=10).json(),
+            memos=self.erp_list("credit-memos"),
+            entries=entries,
+        )
+
+    # --- the sandbox, as shoppers, the store and the merchant use it -------------------------
+    def stripe(self, method: str, path: str, *, data=None, params=None) -> dict:
+        response = requests.request(
+            method,
+            f"{self.sandbox}/stripe{path}",
+            headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+            data=data,
+            params=params,
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def znode_order(self, number: str) -> dict:
+        """The order as the store's admin sees it (fresh, every expand)."""
+        return requests.get(f"{self.sandbox}/znode/_test/orders/{number}", timeout=10).json()[
+            "Order"
+        ]
+
+    def znode_test(self, path: str, body: dict) -> dict:
+        response = requests.post(f"{self.sandbox}/znode/_test{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def erp_list(self, kind: str) -> list[dict]:
+        return requests.get(
+            f"{self.sandbox}/erp/api/{kind}",
+            headers={"Authorization": f"Bearer {ERP_TOKEN}"},
+            timeout=10,
+        ).json()["results"]
+
     # --- checking ----------------------------------------------------------------------------
-    def settle(self, placed: list[DemoOrder], timeout: float) -> bool:
+    def settle(
+        self,
+        placed: list[DemoOrder],
+        extra: list[DemoOrder],
+        cases: list[AfterSale],
+        timeout: float,
+    ) -> tuple[bool, bool]:
+        """Until the shoppers' orders settle (their round trips are counted then), then
+        their after-sales, until every refund and dispute settles too or is wrong for
+        good: (orders consistent, after-sales consistent). The test-card orders'
+        after-sales run from the start."""
         deadline = time.monotonic() + timeout
+        orders, sold = placed + extra, False
         while True:
-            self.ship_authorized(placed)
-            self.pay_links(placed)
-            for demo in placed:
-                demo.checks = self.verify_order(demo)
+            self.ship_authorized(orders)
+            self.pay_links(orders)
+            entries = self.erp_list("journal-entries")
+            for demo in orders:
+                demo.checks = self.verify_order(demo, entries)
             done = sum(all(d.checks.values()) for d in placed)
             self.stdout.write(f"settled and consistent: {done}/{len(placed)}")
-            if done == len(placed):
-                return True
+            if not sold and done == len(placed):
+                sold, self.sale_calls = True, self.count_calls(placed)
+            self.after_sales([c for c in cases if sold or c.order.test_card], self.seen(entries))
+            agreed = sum(c.agree for c in cases)
+            if sold:
+                self.stdout.write(
+                    f"refunds and disputes settled and consistent: {agreed}/{len(cases)}"
+                )
+            if sold and done == len(placed) and all(c.agree or c.broken for c in cases):
+                return True, agreed == len(cases)
             if time.monotonic() > deadline:
-                return False
-            time.sleep(2)
+                return done == len(placed), False
+            time.sleep(1 if sold else 2)
 
-    def verify_order(self, demo: DemoOrder) -> dict[str, bool]:
+    def verify_order(self, demo: DemoOrder, entries: list[dict]) -> dict[str, bool]:
         from payments.choices import OrderState
         from payments.models import Order
 
         order = Order.objects.filter(order_number=demo.number).first()
         payment = order.payments.order_by("-id").first() if order else None
-        znode = requests.get(f"{self.sandbox}/znode/_test/orders/{demo.number}", timeout=10).json()[
-            "Order"
-        ]
+        znode = demo.znode = self.znode_order(demo.number)
         platform_ok = bool(order) and order.state == (
             OrderState.PAID if demo.expected == "paid" else OrderState.PAYMENT_FAILED
         )
@@ -412,18 +1023,13 @@ class Command(BaseCommand):
             ).json()
             expected_status = "succeeded" if demo.expected == "paid" else "requires_payment_method"
             stripe_ok = intent.get("status") == expected_status and intent.get("amount") == minor
-        entries = requests.get(
-            f"{self.sandbox}/erp/api/journal-entries",
-            headers={"Authorization": f"Bearer {ERP_TOKEN}"},
-            timeout=10,
-        ).json()["results"]
         entries = [e for e in entries if e["memo"].endswith(f"order {demo.number}")]
         if demo.expected == "paid":
             charge_id = payment.charge_id if payment else None
             rows = history_rows(znode)
             recorded = [p for p in rows if charge_id and p.get("TransactionReference") == charge_id]
             znode_ok = (
-                znode.get("PaymentStatus") == "Captured"
+                demo.payment_status in (None, znode.get("PaymentStatus"))
                 and znode.get("TransactionId") == charge_id
                 and len(recorded) == 1
             )
@@ -458,22 +1064,28 @@ class Command(BaseCommand):
         self.stdout.write(f"\npaid {paid}, failed {failed}, pending or inconsistent {pending}")
         self.report_calls(placed)
 
-    def report_calls(self, placed: list[DemoOrder]) -> None:
-        """Outbound calls (ApiCall rows of the order's jobs) per paid order, by how it was
-        paid: the cost of the integration in round trips."""
+    def count_calls(self, placed: list[DemoOrder]) -> dict[str, int]:
+        """Outbound calls (ApiCall rows of the order's jobs) so far, by order."""
         from django.db.models import Count
 
         from integrations.models import ApiCall
 
-        paid = [d for d in placed if d.expected == "paid" and all(d.checks.values())]
-        counts = dict(
-            ApiCall.objects.filter(job__reference__in=[d.number for d in paid])
+        return dict(
+            ApiCall.objects.filter(job__reference__in=[d.number for d in placed])
             .values_list("job__reference")
             .annotate(n=Count("id"))
         )
+
+    def report_calls(self, placed: list[DemoOrder]) -> None:
+        """Outbound calls per paid order, by how it was paid, counted when the orders
+        had settled (before their after-sales): the cost of the integration in round
+        trips."""
+        paid = [d for d in placed if d.expected == "paid" and all(d.checks.values())]
+        counts = self.sale_calls if self.sale_calls is not None else self.count_calls(placed)
+        counts = {d.number: counts.get(d.number, 0) for d in paid}
         by_mode: dict[str, list[int]] = {}
         for demo in paid:
-            by_mode.setdefault(PAID_BY[demo.setting], []).append(counts.get(demo.number, 0))
+            by_mode.setdefault(PAID_BY[demo.setting], []).append(counts[demo.number])
         total = sum(counts.values())
         detail = ", ".join(f"{mode} {sum(n) / len(n):.1f}" for mode, n in sorted(by_mode.items()))
         if paid:
@@ -481,3 +1093,96 @@ class Command(BaseCommand):
                 f"outbound calls: {total / len(paid):.1f} per paid order "
                 f"({total} calls for {len(paid)} paid orders; {detail})"
             )
+
+    def report_after_sales(self, cases: list[AfterSale]) -> None:
+        """The after-sales section: a row per refund and dispute (the order's own checks
+        count in each column), the refunded totals per order, the round trips."""
+        if not cases:
+            return
+        mark = {True: "ok", False: "--"}
+        self.stdout.write("\nrefunds and disputes, each read from the system that holds it:")
+        self.stdout.write(
+            f"{'order':<12} {'after-sales':<18} {'return':<15} {'refund or dispute':<28} "
+            f"{'amount':>9}  {'status':<10} {'platform':<8} {'znode':<6} {'stripe':<6} "
+            f"{'erp':<4} agree"
+        )
+        counts = {"refunds": 0, "returns": 0, "dashboard": 0, "failed": 0, "won": 0, "lost": 0}
+        agreed, doubled = 0, []
+        for case in cases:
+            sale = case.order.checks
+            for row in case.rows or [Row("", "", Decimal(0), "not done", {})]:
+                c = {k: bool(row.checks.get(k) and sale.get(k)) for k in SYSTEMS}
+                ok = all(c.values()) and case.agree
+                agreed += ok
+                self.stdout.write(
+                    f"{case.order.number:<12} {case.kind:<18} {row.what or '-':<15} "
+                    f"{row.reference or '-':<28} {row.amount:>9}  {row.outcome:<10} "
+                    f"{mark[c['platform']]:<8} {mark[c['znode']]:<6} "
+                    f"{mark[c['stripe']]:<6} {mark[c['erp']]:<4} {'yes' if ok else 'NO'}"
+                )
+                for system, why in row.wrong.items():
+                    if why:
+                        self.stdout.write(f"{'':<12} {system}: {'; '.join(why)}")
+                doubled += [(case.order.number, note) for note in row.doubled]
+                if case.kind in DISPUTES:
+                    counts[DISPUTES[case.kind]] += 1
+                    continue
+                counts["refunds"] += 1
+                counts["failed" if case.kind == REFUND_FAILS else "returns"] += bool(row.what)
+                counts["dashboard"] += case.kind == DASHBOARD
+        self.stdout.write(
+            "\nrefunded per order: expected = Stripe (amount_refunded) = platform (refunds "
+            "succeeded) = ERP (credit memos less reversals)"
+        )
+        for case in cases:
+            shown = " = ".join(f"{money.from_minor_units(t, 'USD')}" for t in case.totals)
+            self.stdout.write(
+                f"{case.order.number:<12} {case.kind:<18} {shown}  "
+                f"{'yes' if case.totals_agree else 'NO'}"
+            )
+        if doubled:
+            self.stdout.write(f"\nnotes Znode shows twice: {len(doubled)}")
+            for number, note in doubled:
+                self.stdout.write(f"{number:<12} {note[:100]}")
+        total_agree = sum(c.totals_agree for c in cases)
+        rows = counts["refunds"] + counts["won"] + counts["lost"]
+        self.stdout.write(
+            f"\nrefunds {counts['refunds']} ({counts['returns']} for returns, "
+            f"{counts['dashboard']} in the Stripe Dashboard, {counts['failed']} failed as "
+            f"expected: job quarantined, return reopened), disputes "
+            f"{counts['won'] + counts['lost']} (won {counts['won']}, lost {counts['lost']}); "
+            f"consistent {agreed}, inconsistent {rows - agreed}; refunded totals agree on "
+            f"{total_agree}/{len(cases)} orders"
+        )
+        self.report_after_sales_calls(cases, counts["refunds"], counts["won"] + counts["lost"])
+
+    def report_after_sales_calls(self, cases: list[AfterSale], refunds: int, disputes: int) -> None:
+        """Outbound calls of the refund and dispute flows' jobs, and of the jobs that the
+        Znode order events those writes raised made."""
+        from django.db.models import Q
+
+        from integrations.models import ApiCall
+
+        calls = ApiCall.objects.filter(job__created_at__gte=self.run_started)
+        event = "job__flow__trigger_event"
+        refund_flows = (
+            Q(**{f"{event}__startswith": "return."})
+            | Q(**{f"{event}__startswith": "refund."})
+            | Q(**{event: "charge.refunded"})
+        )
+        dispute_flows = Q(**{f"{event}__startswith": "charge.dispute."})
+        for_refunds = calls.filter(refund_flows).count()
+        for_disputes = calls.filter(dispute_flows).count()
+        echoes = sum(
+            calls.filter(job__reference=c.order.number, job__created_at__gte=c.started_at)
+            .exclude(refund_flows | dispute_flows)
+            .count()
+            for c in cases
+            if c.started_at
+        )
+        self.stdout.write(
+            f"after-sales calls: {for_refunds / max(refunds, 1):.1f} per refund "
+            f"({for_refunds} calls for {refunds} refunds), "
+            f"{for_disputes / max(disputes, 1):.1f} per dispute ({for_disputes} for {disputes}), "
+            f"and {echoes} by the Znode order events they raised"
+        )
