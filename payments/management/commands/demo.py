@@ -177,14 +177,14 @@ class Row:
     broken: bool = False
     """Wrong for good: a system holds it more than once (waiting cannot mend that)."""
 
-    def expect(self, system: str, ok: bool, otherwise: str) -> None:
+    def expect(self, system: str, ok: bool, otherwise: str, *, for_good: bool = False) -> None:
         self.wrong.setdefault(system, [])
         if not ok:
             self.wrong[system].append(otherwise)
+            self.broken = self.broken or for_good
 
     def expect_one(self, system: str, found: list, what: str) -> None:
-        self.expect(system, len(found) == 1, f"{len(found)} {what}")
-        self.broken = self.broken or len(found) > 1
+        self.expect(system, len(found) == 1, f"{len(found)} {what}", for_good=len(found) > 1)
 
     def expect_notes(self, notes: list[str], count: int) -> None:
         """``count`` different notes name it in Znode; one written twice is told."""
@@ -893,7 +893,9 @@ class Command(BaseCommand):
             )
         row.expect_notes([n for n in self.notes(order) if case.dispute in n], 2)  # opened, decided
         flagged = DISPUTE_PAYMENT_STATUS["open"]
-        row.expect("znode", case.open_status == flagged, f"{case.open_status} while open")
+        row.expect(  # seen when it was decided
+            "znode", case.open_status == flagged, f"{case.open_status} while open", for_good=True
+        )
         shown = order.znode.get("PaymentStatus")
         row.expect("znode", shown == order.payment_status, f"payment status {shown}")
         # A journal entry per balance transaction: the withdrawal, and the reinstatement
