@@ -19,10 +19,15 @@ from payments import money
 from payments.choices import DisputeOutcome
 from payments.models import Dispute, Payment
 from payments.selectors import dispute_by_stripe_id, payment_for_refund
-from payments.services import setting, status_or_none, znode_note
+from payments.services import (
+    DISPUTE_STATE_TABLE,
+    setting,
+    status_or_none,
+    writer_claim,
+    znode_note,
+)
 from payments.settings import GL_ACCOUNTS
 
-DISPUTE_STATE_TABLE = "znode-dispute-states"
 _OUTCOMES = {
     "won": DisputeOutcome.WON,
     "lost": DisputeOutcome.LOST,
@@ -54,9 +59,11 @@ def dispute_record(ctx: ActionContext, dispute: StripeDispute) -> dict:
         "status": dispute.status,
         "outcome": row.outcome,
     }
-    if ctx.integration.erp_id is not None:
-        result["journal_entries"] = _post_movements(ctx, row, dispute)
-    result.update(_znode_dispute_show(ctx, row, dispute))
+    with writer_claim(ctx, row):  # its events come in pairs
+        row.refresh_from_db()
+        if ctx.integration.erp_id is not None:
+            result["journal_entries"] = _post_movements(ctx, row, dispute)
+        result.update(_znode_dispute_show(ctx, row, dispute))
     return result
 
 

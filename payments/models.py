@@ -350,6 +350,9 @@ class Dispute(models.Model):
     znode_noted = models.JSONField(
         default=list, blank=True, help_text="Dispute statuses already noted in Znode."
     )
+    reflect_job = models.BigIntegerField(
+        null=True, blank=True, help_text="The job writing it into Znode and the ERP now."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

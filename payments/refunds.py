@@ -23,7 +23,6 @@ Rules:
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -59,16 +58,15 @@ from payments.selectors import (
     return_for_refund,
 )
 from payments.services import (
-    BOOKING_WAIT_SECONDS,
     PAYMENT_STATUS_TABLE,
     cancel_refund_book,
     credit_memo_post,
-    job_running,
     order_metadata,
     payment_refunded_total,
     refund_sent_before,
     setting,
     status_or_none,
+    writer_claim,
     znode_note,
 )
 from payments.settings import GL_ACCOUNTS
@@ -400,34 +398,11 @@ def refund_reflect(ctx: ActionContext, refund: Refund) -> dict:
     refund.refresh_from_db()
     if refund.status not in (RefundStatus.SUCCEEDED, *REFUND_FINAL):
         return {"refund": refund.stripe_refund_id, "status": refund.status, "waiting": True}
-    _reflect_claim(ctx, refund)
-    try:
+    with writer_claim(ctx, refund):
+        refund.refresh_from_db()
         if refund.status == RefundStatus.SUCCEEDED:
             return _reflect_success(ctx, refund)
         return _reflect_failure(ctx, refund)
-    finally:
-        Refund.objects.filter(pk=refund.pk, reflect_job=ctx.job.pk).update(reflect_job=None)
-
-
-def _reflect_claim(ctx: ActionContext, refund: Refund) -> None:
-    """Take the refund for this job. Another job reflecting it right now (our
-    refund's own events arrive while our flow writes it) is waited for a few seconds,
-    then this one is retried shortly; either way it then finds the writes made."""
-    deadline = time.monotonic() + BOOKING_WAIT_SECONDS
-    while True:
-        with transaction.atomic():
-            row = Refund.objects.select_for_update().get(pk=refund.pk)
-            holder = row.reflect_job
-            if not holder or holder == ctx.job.pk or not job_running(holder, timezone.now()):
-                Refund.objects.filter(pk=refund.pk).update(reflect_job=ctx.job.pk)
-                refund.refresh_from_db()
-                return
-        if time.monotonic() >= deadline:
-            raise exc.ConflictRetry(
-                f"refund {refund} is being written to Znode and the ERP by job {holder}",
-                retry_after=2,
-            )
-        time.sleep(0.2)
 
 
 def _is_current(refund: Refund) -> bool:

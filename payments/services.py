@@ -11,11 +11,13 @@ reach other systems only through ``ctx.client(kind)``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from integrations.choices import JobStatus
@@ -56,6 +58,7 @@ from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
+DISPUTE_STATE_TABLE = "znode-dispute-states"
 
 # Outcomes a collecting step hands to the booking steps after it (only paid and
 # authorized are booked).
@@ -247,6 +250,15 @@ def status_or_none(ctx: ActionContext, table: str, outcome: str) -> str:
         return status_for(ctx, table, outcome)
     except exc.MappingError:
         return ""
+
+
+def dispute_flag(ctx: ActionContext, payment: Payment | None) -> str:
+    """The payment status an open chargeback on ``payment`` shows in Znode (the
+    dispute table's ``open``), or empty: a booking of the payment writes it instead of
+    its paid status, so a capture booked after the dispute opened does not hide it."""
+    if payment is None or not payment.disputes.filter(outcome="").exists():
+        return ""
+    return status_or_none(ctx, DISPUTE_STATE_TABLE, "open")
 
 
 def authorization_released_shown(ctx: ActionContext, order: Order, payment: Payment) -> None:
@@ -522,6 +534,35 @@ def job_running(job_id: int | None, now: datetime) -> bool:
 BOOKING_WAIT_SECONDS = 10.0
 
 
+@contextmanager
+def writer_claim(ctx: ActionContext, row: models.Model) -> Iterator[None]:
+    """Hold ``row`` (a refund, a dispute: its ``reflect_job``) for this job while it
+    writes the row's news into Znode and the ERP: an object's events come in pairs and
+    bursts, and two jobs each reading "not written yet" would both write (Znode's
+    history and notes always insert, §12). Another job holding it right now is waited
+    for a few seconds, then this one is retried shortly; either way it then finds the
+    writes made by their marks."""
+    model = type(row)
+    deadline = time.monotonic() + BOOKING_WAIT_SECONDS
+    while True:
+        with transaction.atomic():
+            holder = model.objects.select_for_update().get(pk=row.pk).reflect_job
+            if not holder or holder == ctx.job.pk or not job_running(holder, timezone.now()):
+                model.objects.filter(pk=row.pk).update(reflect_job=ctx.job.pk)
+                break
+        if time.monotonic() >= deadline:
+            raise exc.ConflictRetry(
+                f"{model._meta.verbose_name} {row} is being written to Znode and the ERP by "
+                f"job {holder}",
+                retry_after=2,
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        model.objects.filter(pk=row.pk, reflect_job=ctx.job.pk).update(reflect_job=None)
+
+
 class _ClaimHeld(Exception):
     pass
 
@@ -650,8 +691,10 @@ def order_book_in_znode(
         znode.update_transaction_id(
             order_id=order.znode_order_id, transaction_id=charge, shown=seen.transaction_id
         )
+    # The record says what the money did; the order's status flags an open dispute.
+    flagged = (dispute_flag(ctx, payment) if outcome == PAID else "") or payment_status
     znode.update_payment_status(
-        order_id=order.znode_order_id, status_name=payment_status, shown=seen.payment_status
+        order_id=order.znode_order_id, status_name=flagged, shown=seen.payment_status
     )
     state = znode_state_set(ctx, order, outcome)
     if outcome == PAID and payment is not None:

@@ -607,11 +607,11 @@ def test_a_refund_is_written_to_znode_by_one_job_at_a_time(wired, monkeypatch):
 
     from django.utils import timezone
 
-    import payments.refunds
+    import payments.services
     from integrations.choices import JobStatus
     from integrations.models import Job
 
-    monkeypatch.setattr(payments.refunds, "BOOKING_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(payments.services, "BOOKING_WAIT_SECONDS", 0.3)
     order = paid_order(wired)
     ret = approved_return(wired, order["order_number"])
     refund_id = run(wired, "payments.refund_return", return_number=ret["ReturnNumber"])["refund"]
@@ -630,3 +630,21 @@ def test_a_refund_is_written_to_znode_by_one_job_at_a_time(wired, monkeypatch):
     run(wired, "payments.reflect_refund", refund=refund_id)
     assert len(order_history(wired, order["order_number"])) == 1
     assert Refund.objects.get().reflect_job is None
+
+
+def test_a_payment_booked_after_its_dispute_opened_stays_flagged(wired):
+    """A card disputed at capture: the dispute's events can be handled before the
+    capture's booking; the booking records the payment (Captured) but leaves the
+    order flagged as disputed."""
+    placed = place(wired, user_id=11, card="pm_card_createDispute")
+    paid = collect(wired, placed)
+    dispute = dispute_of(wired, paid["charge"])
+    run(wired, "payments.record_dispute", dispute=dispute["id"])
+    assert payment_status(wired, placed["order_number"]) == "Pending"
+
+    mark_paid(wired, placed, paid)
+
+    assert payment_status(wired, placed["order_number"]) == "Pending"
+    znode = wired.shop.order(placed["order_number"])
+    rows = (znode.get("PaymentHistoryList") or {}).get("PaymentHistoryList") or []
+    assert [r["TransactionStatus"] for r in rows] == ["Captured"]
