@@ -21,12 +21,11 @@ from payments.models import Dispute, Payment
 from payments.selectors import dispute_by_stripe_id, payment_for_refund
 from payments.services import (
     DISPUTE_STATE_TABLE,
-    setting,
+    gl_accounts,
     status_or_none,
     writer_claim,
     znode_note,
 )
-from payments.settings import GL_ACCOUNTS
 
 _OUTCOMES = {
     "won": DisputeOutcome.WON,
@@ -110,7 +109,7 @@ def movement_entry(ctx: ActionContext, row: Dispute, movement: DisputeMovement) 
     account, the fee as expense, the net through the Stripe clearing account (a
     withdrawal: disputes and fee debited, clearing credited; a reinstatement the
     other way)."""
-    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+    accounts = gl_accounts(ctx)
     currency = (movement.currency or row.currency).upper()
     net = movement.amount - movement.fee
     reason = row.reason or "chargeback"

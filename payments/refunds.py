@@ -61,23 +61,18 @@ from payments.services import (
     PAYMENT_STATUS_TABLE,
     cancel_refund_book,
     credit_memo_post,
+    gl_accounts,
     order_metadata,
     payment_refunded_total,
     refund_sent_before,
-    setting,
     status_or_none,
     writer_claim,
     znode_note,
 )
-from payments.settings import GL_ACCOUNTS
 
 RETURN_REFUND_TABLE = "znode-return-refund-states"
 RETURN_STATE_TABLE = "znode-return-states"
 REFUND = "refund"
-
-
-def _accounts(ctx: ActionContext) -> dict[str, str]:
-    return {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
 
 
 def _shown(refund: Refund) -> str:
@@ -571,7 +566,7 @@ def _credit_memo_reverse(ctx: ActionContext, refund: Refund) -> str:
     """A journal entry undoing the credit memo of a refund that failed after it was
     posted (the money came back to the merchant)."""
     amount = money.from_minor_units(refund.amount_minor, refund.currency)
-    accounts = _accounts(ctx)
+    accounts = gl_accounts(ctx)
     entry = JournalEntry(
         external_reference=f"refund-failed:{refund.stripe_refund_id}",
         date=(refund.failed_at or refund.updated_at).date(),

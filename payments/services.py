@@ -79,6 +79,12 @@ def setting(ctx: ActionContext, name: str) -> Any:
     return integration_setting(ctx.integration, name)
 
 
+def gl_accounts(ctx: ActionContext) -> dict[str, str]:
+    """The GL account of each role (clearing, sales, refunds...): the integration's
+    ``gl_accounts``, the defaults for roles it does not name."""
+    return {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+
+
 def status_for(ctx: ActionContext, table: str, outcome: str) -> str:
     """Translate our outcome through an operator-editable status table."""
     return apply_transform(f"lookup:{table}", outcome, ctx.document)
@@ -353,7 +359,7 @@ def credit_memo_post(ctx: ActionContext, refund: Refund, *, why: str = "") -> st
     platform first saw it; refunds are debited, the Stripe clearing account credited."""
     order = refund.order
     amount = money.from_minor_units(refund.amount_minor, refund.currency)
-    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+    accounts = gl_accounts(ctx)
     memo = CreditMemo(
         external_reference=f"refund:{refund.stripe_refund_id}",
         customer_reference=f"znode-user-{order.znode_user_id}"
@@ -717,7 +723,7 @@ def erp_sale_entry(
     it, and a retry after midnight, sends the same entry (the ERP refuses a second,
     different one under the same reference). Payments from before that stamp take
     the event's time."""
-    accounts = {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
+    accounts = gl_accounts(ctx)
     amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
     when = payment.paid_at if payment is not None and payment.paid_at else None
     if when is None:
