@@ -1,0 +1,46 @@
+"""Which side owns each customer field when Znode and Stripe disagree: an
+operator-editable table (``customer-field-owners``), shipped with this default."""
+
+from __future__ import annotations
+
+from integrations.kernel import exceptions as exc
+from integrations.models import LookupTable
+from integrations.services.flows import register_default_lookup
+
+OWNERS_TABLE = "customer-field-owners"
+ZNODE, STRIPE = "znode", "stripe"
+
+# Znode is the shop's record of its customers (profile and addresses); Stripe is the
+# record of how they pay (saved cards).
+DEFAULT_OWNERS = {
+    "email": ZNODE,
+    "name": ZNODE,
+    "phone": ZNODE,
+    "billing_address": ZNODE,
+    "shipping_address": ZNODE,
+    "payment_methods": STRIPE,
+}
+
+register_default_lookup(
+    OWNERS_TABLE,
+    DEFAULT_OWNERS,
+    "Customer field → the side whose value wins when Znode and Stripe disagree "
+    "(znode or stripe); a field not listed keeps the default owner.",
+)
+
+
+def field_owners() -> dict[str, str]:
+    """Every field's owner: the operators' table over the default. A table naming
+    another side than znode or stripe is a configuration error, said clearly."""
+    table = LookupTable.objects.filter(key=OWNERS_TABLE).first()
+    entries = table.entries if table and isinstance(table.entries, dict) else {}
+    owners = dict(DEFAULT_OWNERS)
+    for field, owner in entries.items():
+        side = str(owner).strip().lower()
+        if side not in (ZNODE, STRIPE):
+            raise exc.DataError(
+                f"lookup table {OWNERS_TABLE}: {field!r} is owned by {owner!r}; "
+                f"use {ZNODE} or {STRIPE}"
+            )
+        owners[str(field)] = side
+    return owners
