@@ -8,7 +8,9 @@ facts, never wire paths. Facts that only one system has live in that connector's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +38,47 @@ class PostalAddress:
             return cls()
         names = {f.name for f in fields(cls)}
         return cls(**{k: str(v) for k, v in value.items() if k in names and v is not None})
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    """A customer as both systems hold it: what the two-way sync compares and copies.
+    Values are as read; :func:`profile_fingerprint` normalizes them."""
+
+    email: str = ""
+    name: str = ""
+    phone: str = ""
+    billing: PostalAddress = field(default_factory=PostalAddress)
+    shipping: PostalAddress = field(default_factory=PostalAddress)
+
+
+def _normal(value: str) -> str:
+    return " ".join(str(value or "").split())
+
+
+def profile_values(profile: CustomerProfile) -> dict[str, Any]:
+    """The profile normalized the way both sides must agree on (case of the email and
+    the country code, runs of spaces), field by field."""
+
+    def address(a: PostalAddress) -> dict[str, str]:
+        values = {f.name: _normal(getattr(a, f.name)) for f in fields(a)}
+        values["country"] = values["country"].upper()
+        return values
+
+    return {
+        "email": _normal(profile.email).lower(),
+        "name": _normal(profile.name),
+        "phone": _normal(profile.phone),
+        "billing_address": address(profile.billing),
+        "shipping_address": address(profile.shipping),
+    }
+
+
+def profile_fingerprint(profile: CustomerProfile) -> str:
+    """A hash of the normalized profile (64 hex characters): a change that carries the
+    fingerprint last synced only echoes that sync."""
+    encoded = json.dumps(profile_values(profile), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def fact_json(fact: Any) -> dict[str, Any]:

@@ -46,3 +46,26 @@ def test_an_owner_that_is_neither_side_is_a_clear_error():
     LookupTable.objects.create(key=OWNERS_TABLE, entries={"email": "erp"})
     with pytest.raises(exc.DataError, match="'email' is owned by 'erp'; use znode or stripe"):
         field_owners()
+
+
+def test_a_profile_fingerprint_ignores_case_and_spacing_not_values():
+    from integrations.kernel.facts import CustomerProfile, PostalAddress, profile_fingerprint
+
+    profile = CustomerProfile(
+        email="Ana@Example.com",
+        name="Ana  Lima",
+        phone="+1 555 0100",
+        billing=PostalAddress(line1="1 Main St", city="Austin", state="TX", country="us"),
+    )
+    same = CustomerProfile(
+        email="ana@example.com ",
+        name="Ana Lima",
+        phone="+1 555 0100",
+        billing=PostalAddress(line1="1  Main St", city="Austin", state="TX", country="US"),
+    )
+    assert profile_fingerprint(profile) == profile_fingerprint(same)
+    assert len(profile_fingerprint(profile)) == 64
+    moved = CustomerProfile(**{**profile.__dict__, "billing": PostalAddress(city="Dallas")})
+    assert profile_fingerprint(moved) != profile_fingerprint(profile)
+    renamed = CustomerProfile(**{**profile.__dict__, "name": "Ana Souza"})
+    assert profile_fingerprint(renamed) != profile_fingerprint(profile)
