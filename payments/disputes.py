@@ -35,11 +35,6 @@ _OUTCOMES = {
 }
 
 
-def _phase(dispute: StripeDispute) -> str:
-    """open, won, lost or closed: the stage Znode is told about."""
-    return _OUTCOMES.get(dispute.status, DisputeOutcome.OPEN) or "open"
-
-
 def _when(timestamp: int) -> datetime | None:
     return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
 
@@ -62,7 +57,7 @@ def dispute_record(ctx: ActionContext, dispute: StripeDispute) -> dict:
         row.refresh_from_db()
         if ctx.integration.erp_id is not None:
             result["journal_entries"] = _post_movements(ctx, row, dispute)
-        result.update(_znode_dispute_show(ctx, row, dispute))
+        result.update(_znode_dispute_show(ctx, row))
     return result
 
 
@@ -142,8 +137,8 @@ def _post_movements(ctx: ActionContext, row: Dispute, dispute: StripeDispute) ->
     return documents
 
 
-def _znode_dispute_show(ctx: ActionContext, row: Dispute, dispute: StripeDispute) -> dict:
-    phase = _phase(dispute) if not row.outcome else (row.outcome or "open")
+def _znode_dispute_show(ctx: ActionContext, row: Dispute) -> dict:
+    phase = row.outcome or "open"  # the stage Znode is told about
     if phase in row.znode_noted:
         return {"znode": "noted already"}
     order = row.order

@@ -52,6 +52,7 @@ from payments.selectors import (
     order_find,
     order_money,
     payment_for_refund,
+    payment_refunds_held,
     refund_by_stripe_id,
     refund_for_key,
     return_find,
@@ -80,8 +81,11 @@ def _shown(refund: Refund) -> str:
 
 
 # --- the local rows ------------------------------------------------------------------------
-def return_upsert(ctx: ActionContext, order: Order, znode_return: ZnodeReturn) -> Return:
-    """Our row of a Znode return, with what Znode shows of it now."""
+def return_upsert(
+    ctx: ActionContext, order: Order, znode_return: ZnodeReturn
+) -> tuple[Return, str]:
+    """Our row of a Znode return, with what Znode shows of it now, and the Znode state
+    the row held before (empty for a return first seen)."""
     currency = (znode_return.currency or order.currency).upper()
     if currency != order.currency.upper():
         raise exc.DataError(
@@ -101,18 +105,20 @@ def return_upsert(ctx: ActionContext, order: Order, znode_return: ZnodeReturn) -
     if row is None:
         try:
             with transaction.atomic():
-                return Return.objects.create(
+                created = Return.objects.create(
                     integration=ctx.integration, return_number=znode_return.number, **fields
                 )
+            return created, ""
         except IntegrityError:  # a concurrent job made it
             row = return_find(integration=ctx.integration, return_number=znode_return.number)
+    seen_before = row.znode_state
     if row.state not in (ReturnState.REFUNDING, ReturnState.REFUNDED):
         # The amount of a return being refunded is the one refunded.
         Return.objects.filter(pk=row.pk).update(**fields)
     else:
         Return.objects.filter(pk=row.pk).update(znode_state=znode_return.state)
     row.refresh_from_db()
-    return row
+    return row, seen_before
 
 
 def _refund_follow(refund: Refund, stripe_refund: StripeRefund) -> None:
@@ -143,9 +149,9 @@ def _refundable_payment(order: Order) -> Payment:
     return payment
 
 
-def _check_refundable(order: Order, amount_minor: int, *, what: str, excluding: int = 0) -> None:
+def _check_refundable(order: Order, amount_minor: int, *, what: str) -> None:
     held = order_money(order)
-    refundable = held.refundable + excluding
+    refundable = held.refundable
     if amount_minor > refundable:
         raise OverRefund(
             f"{what} of {money.format_minor(amount_minor, order.currency)} is more than order "
@@ -167,9 +173,7 @@ def return_refund(ctx: ActionContext, return_number: str) -> dict:
         return {"skipped": f"order {znode_return.order_number} is not collected here"}
     if order.collection_mode == CollectionMode.NOT_OURS and not order_money(order).captured:
         return {"skipped": f"order {order.order_number}'s money is not collected here"}
-    known = return_find(integration=ctx.integration, return_number=znode_return.number)
-    seen_before = known.znode_state if known else ""
-    row = return_upsert(ctx, order, znode_return)
+    row, seen_before = return_upsert(ctx, order, znode_return)
     wanted = status_or_none(ctx, RETURN_REFUND_TABLE, znode_return.state)
     if row.state == ReturnState.REFUNDED:
         return {"skipped": f"return {row.return_number} was refunded already", **_last(row)}
@@ -257,11 +261,7 @@ def _refunded_elsewhere(ctx: ActionContext, order: Order, payment: Payment) -> b
     if not payment.charge_id:
         return False
     charge = stripe_facts.charge_from_wire(ctx.client("stripe").charge_retrieve(payment.charge_id))
-    known = sum(
-        r.amount_minor
-        for r in payment.refunds.exclude(status__in=REFUND_FINAL).only("amount_minor")
-    )
-    return charge.amount_refunded > known
+    return charge.amount_refunded > payment_refunds_held(payment)
 
 
 def _refund_send(ctx: ActionContext, order: Order, refund: Refund) -> StripeRefund:

@@ -99,6 +99,12 @@ def order_money(order: Order) -> OrderMoney:
     )
 
 
+def payment_refunds_held(payment: Payment) -> int:
+    """What the payment's refunds took (or are taking) back: all but the failed and
+    canceled ones."""
+    return _sum(payment.refunds.exclude(status__in=REFUND_FINAL), "amount_minor")
+
+
 def refund_by_stripe_id(refund_id: str) -> Refund | None:
     return Refund.objects.filter(stripe_refund_id=refund_id).first()
 

@@ -44,7 +44,6 @@ from integrations.runtime import ActionContext
 from integrations.settings_schema import integration_setting
 from payments import money
 from payments.choices import (
-    REFUND_FINAL,
     CollectionMode,
     OrderState,
     PaymentStatus,
@@ -53,7 +52,7 @@ from payments.choices import (
 )
 from payments.exceptions import CannotCollect
 from payments.models import Order, Payment, Refund
-from payments.selectors import payment_by_charge
+from payments.selectors import payment_by_charge, payment_refunds_held
 from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
 
 ORDER_STATUS_TABLE = "znode-order-states"
@@ -303,11 +302,9 @@ def refund_sent_before(ctx: ActionContext, refund: Refund) -> StripeRefund | Non
 
 def payment_refunded_total(payment: Payment) -> None:
     """The payment's refunded amount: its refunds that did not fail."""
-    total = sum(
-        r.amount_minor
-        for r in payment.refunds.exclude(status__in=REFUND_FINAL).only("amount_minor")
+    Payment.objects.filter(pk=payment.pk).update(
+        amount_refunded_minor=payment_refunds_held(payment)
     )
-    Payment.objects.filter(pk=payment.pk).update(amount_refunded_minor=total)
 
 
 def _refund_in_full(ctx: ActionContext, order: Order, payment: Payment) -> Refund:

@@ -11,6 +11,7 @@ from integrations.models import Job
 from payments.choices import OrderState, RefundOrigin, RefundStatus, ReturnState
 from payments.models import Dispute, Order, Refund, Return
 from tests.e2e.conftest import STRIPE_KEY, stripe_client, wait_for
+from tests.support.payments import credit_memos, order_history
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_sandbox")]
 
@@ -29,27 +30,6 @@ def paid_stock_order(platform, *, total: str = "40.00", card: str = "pm_card_vis
         message="captured and booked",
     )
     return placed
-
-
-def credit_memos(sandbox, reference: str) -> list[dict]:
-    return requests.get(
-        f"{sandbox.system_url('erp')}/api/credit-memos",
-        params={"external_reference": reference},
-        headers={"Authorization": "Bearer sandbox-erp-token"},
-        timeout=10,
-    ).json()["results"]
-
-
-def znode_state(sandbox) -> dict:
-    return requests.get(f"{sandbox.system_url('znode')}/_test/state", timeout=10).json()
-
-
-def history_of(sandbox, number: str) -> list[dict]:
-    state = znode_state(sandbox)
-    order = next(o for o in state["orders"].values() if o["OrderNumber"] == number)
-    return [
-        h for h in state["order_history"] if h["OmsOrderDetailsId"] == order["OmsOrderDetailsId"]
-    ]
 
 
 def settled_jobs() -> bool:
@@ -77,7 +57,7 @@ def test_an_approved_return_is_refunded_once_and_shown_everywhere(platform, sand
     assert [r.id for r in stripe_client(sandbox).v1.refunds.list(params={"charge": charge})] == [
         refund.stripe_refund_id
     ]
-    assert [h["TransactionId"] for h in history_of(sandbox, number)] == [refund.stripe_refund_id]
+    assert [h["TransactionId"] for h in order_history(sandbox, number)] == [refund.stripe_refund_id]
     assert platform.shop.order(number)["PaymentStatus"] == "Refunded"
     assert len(credit_memos(sandbox, f"refund:{refund.stripe_refund_id}")) == 1
     assert Refund.objects.count() == 1  # its own refund.created / charge.refunded: no echo
@@ -97,7 +77,7 @@ def test_a_dashboard_refund_reaches_znode_and_the_erp(platform, sandbox):
     )
     wait_for(settled_jobs, message="every job done")
     assert refund.origin == RefundOrigin.OUTSIDE
-    assert [(h["TransactionId"], h["OrderAmount"]) for h in history_of(sandbox, number)] == [
+    assert [(h["TransactionId"], h["OrderAmount"]) for h in order_history(sandbox, number)] == [
         (made.id, "-15.00")
     ]
     assert len(credit_memos(sandbox, f"refund:{made.id}")) == 1

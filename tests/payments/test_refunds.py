@@ -16,7 +16,20 @@ from payments.choices import RefundOrigin, RefundStatus, ReturnState
 from payments.exceptions import OverRefund, RefundFailed
 from payments.models import Dispute, Order, Refund, Return
 from payments.selectors import order_money
-from tests.support.payments import calls, collect, erp_entries, mark_paid, place, post_sale, run
+from tests.support.payments import (
+    calls,
+    collect,
+    credit_memos,
+    erp_entries,
+    mark_paid,
+    notes_with,
+    order_history,
+    place,
+    post_sale,
+    return_history,
+    run,
+    znode_return,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,50 +72,6 @@ def dashboard_refund(wired, charge: str, amount: int) -> dict:
 def approved_return(wired, order_number: str, lines=None) -> dict:
     made = wired.shop.create_return(order_number, lines)
     return wired.shop.return_state(made["ReturnNumber"], "Approved")
-
-
-def znode_return(wired, number: str) -> dict:
-    response = requests.get(f"{wired.sandbox.system_url('znode')}/_test/state", timeout=10).json()
-    return next(r for r in response["returns"].values() if r["ReturnNumber"] == number)
-
-
-def znode_state(wired) -> dict:
-    return requests.get(f"{wired.sandbox.system_url('znode')}/_test/state", timeout=10).json()
-
-
-def order_history(wired, order_number: str) -> list[dict]:
-    state = znode_state(wired)
-    order = next(o for o in state["orders"].values() if o["OrderNumber"] == order_number)
-    return [
-        h for h in state["order_history"] if h["OmsOrderDetailsId"] == order["OmsOrderDetailsId"]
-    ]
-
-
-def return_history(wired, return_number: str) -> list[dict]:
-    state = znode_state(wired)
-    ret = next(r for r in state["returns"].values() if r["ReturnNumber"] == return_number)
-    return [
-        h for h in state["return_history"] if h["RmaReturnDetailsId"] == ret["RmaReturnDetailsId"]
-    ]
-
-
-def notes_with(wired, order_number: str, text: str) -> list[str]:
-    state = znode_state(wired)
-    order = next(o for o in state["orders"].values() if o["OrderNumber"] == order_number)
-    return [
-        n["Notes"]
-        for n in state["notes"]
-        if n["OmsOrderDetailsId"] == order["OmsOrderDetailsId"] and text in n["Notes"]
-    ]
-
-
-def credit_memos(wired, reference: str) -> list[dict]:
-    return requests.get(
-        wired.sandbox.system_url("erp") + "/api/credit-memos",
-        params={"external_reference": reference},
-        headers={"Authorization": "Bearer sandbox-erp-token"},
-        timeout=10,
-    ).json()["results"]
 
 
 def refund_return(wired, number: str) -> dict:
@@ -151,13 +120,15 @@ def test_a_full_return_is_refunded_once_and_recorded_as_znode_admin_does(wired):
     refund_id = result["refund"]
     assert result["status"] == "succeeded" and result["amount_minor"] == 3000
     assert [r["id"] for r in stripe_refunds(wired, order["charge"])] == [refund_id]
-    history = order_history(wired, order["order_number"])
+    history = order_history(wired.sandbox, order["order_number"])
     assert [(h["TransactionId"], h["OrderAmount"]) for h in history] == [(refund_id, "-30.00")]
-    assert [h["TransactionId"] for h in return_history(wired, ret["ReturnNumber"])] == [refund_id]
-    assert znode_return(wired, ret["ReturnNumber"])["RmaReturnStateId"] == 80
+    assert [h["TransactionId"] for h in return_history(wired.sandbox, ret["ReturnNumber"])] == [
+        refund_id
+    ]
+    assert znode_return(wired.sandbox, ret["ReturnNumber"])["RmaReturnStateId"] == 80
     assert payment_status(wired, order["order_number"]) == "Refunded"
-    assert len(notes_with(wired, order["order_number"], refund_id)) == 1
-    memo = credit_memos(wired, f"refund:{refund_id}")
+    assert len(notes_with(wired.sandbox, order["order_number"], refund_id)) == 1
+    memo = credit_memos(wired.sandbox, f"refund:{refund_id}")
     assert len(memo) == 1 and memo[0]["amount"] == "30.00"
     row = Refund.objects.get(stripe_refund_id=refund_id)
     assert row.origin == RefundOrigin.RETURN and row.return_request.state == ReturnState.REFUNDED
@@ -175,7 +146,7 @@ def test_the_same_return_seen_twice_is_one_refund_and_nothing_is_written_again(w
     assert again["skipped"].endswith("was refunded already") and again["refund"] == first["refund"]
     assert len(stripe_refunds(wired, order["charge"])) == 1
     assert calls("refund.create") == 1
-    assert len(order_history(wired, order["order_number"])) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
     assert operations_since(position) == ["znode.return.get"]  # re-read; nothing written
 
 
@@ -240,7 +211,7 @@ def test_a_late_dashboard_refund_of_the_return_is_that_returns_refund(wired):
     assert result["refund"] == dashboard["id"]
     assert len(stripe_refunds(wired, order["charge"])) == 1
     assert Return.objects.get().state == ReturnState.REFUNDED
-    assert znode_return(wired, made["ReturnNumber"])["RmaReturnStateId"] == 80
+    assert znode_return(wired.sandbox, made["ReturnNumber"])["RmaReturnStateId"] == 80
 
 
 def test_a_return_not_in_a_refund_state_is_left_alone(wired):
@@ -264,10 +235,10 @@ def test_a_dashboard_refund_is_reflected_in_znode_and_the_erp_once(wired):
 
     row = Refund.objects.get(stripe_refund_id=refund["id"])
     assert row.origin == RefundOrigin.OUTSIDE and row.status == RefundStatus.SUCCEEDED
-    history = order_history(wired, order["order_number"])
+    history = order_history(wired.sandbox, order["order_number"])
     assert [(h["TransactionId"], h["OrderAmount"]) for h in history] == [(refund["id"], "-12.00")]
-    assert len(notes_with(wired, order["order_number"], refund["id"])) == 1
-    assert len(credit_memos(wired, f"refund:{refund['id']}")) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], refund["id"])) == 1
+    assert len(credit_memos(wired.sandbox, f"refund:{refund['id']}")) == 1
     assert order_money(row.order).refundable == 1800
 
 
@@ -292,7 +263,7 @@ def test_refund_events_out_of_order_record_the_newest_status(wired):
     _refund_follow(row, refund_from_wire(refund))  # the stale created payload
     row.refresh_from_db()
     assert row.status == RefundStatus.SUCCEEDED
-    assert len(order_history(wired, order["order_number"])) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
 
 
 def test_our_own_refund_events_do_not_echo(wired):
@@ -306,7 +277,7 @@ def test_our_own_refund_events_do_not_echo(wired):
 
     assert Refund.objects.count() == 1
     assert operations_since(position) == ["refund.retrieve", "refund.list"]
-    assert len(order_history(wired, order["order_number"])) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
 
 
 def test_another_integrations_refund_is_not_recorded(wired):
@@ -332,12 +303,12 @@ def test_a_pending_refund_is_shown_in_znode_only_once_it_succeeds(wired):
     result = refund_return(wired, ret["ReturnNumber"])
 
     assert result["status"] == "pending" and result["reflected"]["waiting"]
-    assert order_history(wired, order["order_number"]) == []
-    assert credit_memos(wired, f"refund:{result['refund']}") == []
+    assert order_history(wired.sandbox, order["order_number"]) == []
+    assert credit_memos(wired.sandbox, f"refund:{result['refund']}") == []
     stripe(wired, "POST", "/_test/settle")
     stripe_event_for(wired, result["refund"])  # refund.updated
-    assert len(order_history(wired, order["order_number"])) == 1
-    assert len(credit_memos(wired, f"refund:{result['refund']}")) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
+    assert len(credit_memos(wired.sandbox, f"refund:{result['refund']}")) == 1
     assert Return.objects.get().state == ReturnState.REFUNDED
 
 
@@ -345,7 +316,7 @@ def test_a_refund_that_fails_reopens_the_return_reverses_the_memo_and_quarantine
     order = paid_order(wired, card="pm_card_refundFail")
     ret = approved_return(wired, order["order_number"])
     refund_id = refund_return(wired, ret["ReturnNumber"])["refund"]
-    assert len(credit_memos(wired, f"refund:{refund_id}")) == 1  # it succeeded first
+    assert len(credit_memos(wired.sandbox, f"refund:{refund_id}")) == 1  # it succeeded first
     stripe(wired, "POST", "/_test/settle")  # then the card refuses it
 
     with pytest.raises(RefundFailed, match="expired_or_canceled_card"):
@@ -354,9 +325,9 @@ def test_a_refund_that_fails_reopens_the_return_reverses_the_memo_and_quarantine
     row = Refund.objects.get(stripe_refund_id=refund_id)
     assert row.status == RefundStatus.FAILED and row.failure_reason == "expired_or_canceled_card"
     assert row.return_request.state == ReturnState.REFUND_FAILED
-    assert znode_return(wired, ret["ReturnNumber"])["RmaReturnStateId"] == 30  # In Review
+    assert znode_return(wired.sandbox, ret["ReturnNumber"])["RmaReturnStateId"] == 30  # In Review
     assert len(erp_entries(wired, f"refund-failed:{refund_id}")) == 1
-    assert len(notes_with(wired, order["order_number"], "reopened for a person")) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], "reopened for a person")) == 1
     assert order_money(row.order).refundable == 3000
     # the same failure's other events find it handled: nothing is written again
     position = mark()
@@ -383,8 +354,8 @@ def test_stripe_refusing_the_refund_reopens_the_return_and_quarantines(wired):
         run(wired, "payments.refund_return", return_number=ret["ReturnNumber"])
     row = Refund.objects.get(origin=RefundOrigin.RETURN)
     assert row.status == RefundStatus.CANCELED and row.return_request.state == "refund_failed"
-    assert znode_return(wired, ret["ReturnNumber"])["RmaReturnStateId"] == 30
-    assert len(notes_with(wired, order["order_number"], "reopened for a person")) == 1
+    assert znode_return(wired.sandbox, ret["ReturnNumber"])["RmaReturnStateId"] == 30
+    assert len(notes_with(wired.sandbox, order["order_number"], "reopened for a person")) == 1
     assert order_money(row.order).refundable == 3000  # by our rows: nothing went back
 
 
@@ -411,12 +382,12 @@ def test_every_znode_write_losing_its_answer_once_is_not_doubled(wired):
             wired.sandbox.set_faults("znode", error_after_write_rate=0.0)
 
     assert failures == 5  # history, return history, return state, payment status, note
-    assert len(order_history(wired, order["order_number"])) == 1
-    assert len(return_history(wired, ret["ReturnNumber"])) == 1
-    assert len(notes_with(wired, order["order_number"], refund_id)) == 1
-    assert znode_return(wired, ret["ReturnNumber"])["RmaReturnStateId"] == 80
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
+    assert len(return_history(wired.sandbox, ret["ReturnNumber"])) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], refund_id)) == 1
+    assert znode_return(wired.sandbox, ret["ReturnNumber"])["RmaReturnStateId"] == 80
     assert payment_status(wired, order["order_number"]) == "Refunded"
-    assert len(credit_memos(wired, f"refund:{refund_id}")) == 1
+    assert len(credit_memos(wired.sandbox, f"refund:{refund_id}")) == 1
 
 
 def test_a_credit_memo_whose_answer_is_lost_is_posted_once(wired):
@@ -430,9 +401,9 @@ def test_a_credit_memo_whose_answer_is_lost_is_posted_once(wired):
 
     run(wired, "payments.reflect_refund", refund=refund_id)
 
-    assert len(credit_memos(wired, f"refund:{refund_id}")) == 1
+    assert len(credit_memos(wired.sandbox, f"refund:{refund_id}")) == 1
     assert Refund.objects.get().erp_booked_at is not None
-    assert len(order_history(wired, order["order_number"])) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
 
 
 def test_a_lost_refund_answer_is_replayed_not_refunded_twice(wired):
@@ -468,9 +439,9 @@ def test_a_cancel_after_capture_refunds_in_full_once_and_its_events_do_not_echo(
     row = Refund.objects.get(stripe_refund_id=refund_id)
     assert row.origin == RefundOrigin.CANCELLATION and row.amount_minor == 3000
     assert len(stripe_refunds(wired, order["charge"])) == 1
-    assert len(notes_with(wired, order["order_number"], refund_id)) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], refund_id)) == 1
     assert payment_status(wired, order["order_number"]) == "Refunded"
-    assert len(credit_memos(wired, f"refund:{refund_id}")) == 1
+    assert len(credit_memos(wired.sandbox, f"refund:{refund_id}")) == 1
     assert order_money(row.order).refundable == 0
 
 
@@ -490,7 +461,7 @@ def test_a_dispute_is_noted_flagged_and_posted_until_it_is_won_or_lost(wired, ou
     row = Dispute.objects.get(stripe_dispute_id=dispute["id"])
     assert row.reason == "fraudulent" and row.evidence_due_by and row.funds_withdrawn
     assert payment_status(wired, order["order_number"]) == "Pending"
-    assert len(notes_with(wired, order["order_number"], "opened")) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], "opened")) == 1
     [withdrawal] = opened["journal_entries"]
     assert order_money(row.order).refundable == 0
     if outcome == "won":
@@ -520,7 +491,7 @@ def test_a_dispute_is_noted_flagged_and_posted_until_it_is_won_or_lost(wired, ou
     assert payment_status(wired, order["order_number"]) == (
         "Captured" if outcome == "won" else "Refunded"
     )
-    assert len(notes_with(wired, order["order_number"], outcome)) == 1
+    assert len(notes_with(wired.sandbox, order["order_number"], outcome)) == 1
     assert order_money(row.order).refundable == (3000 if outcome == "won" else 0)
     assert closed["outcome"] == outcome
 
@@ -551,12 +522,14 @@ def test_a_cancel_before_capture_releases_the_authorization_once(wired):
     assert charge["refunded"] and not charge["captured"]
     assert len(stripe_refunds(wired, placed["TransactionId"])) == 1
     assert payment_status(wired, placed["OrderNumber"]) == "Voided"
-    assert len(notes_with(wired, placed["OrderNumber"], "was released")) == 1
+    assert len(notes_with(wired.sandbox, placed["OrderNumber"], "was released")) == 1
     assert order_money(Order.objects.get(order_number=placed["OrderNumber"])).captured == 0
     # its refund.created: a released authorization, not money of a sale going back
     [release] = stripe_refunds(wired, placed["TransactionId"])
     assert run(wired, "payments.record_refund", refund=release["id"])["refund"] == ""
-    assert not Refund.objects.exists() and not credit_memos(wired, f"refund:{release['id']}")
+    assert not Refund.objects.exists() and not credit_memos(
+        wired.sandbox, f"refund:{release['id']}"
+    )
     assert payment_status(wired, placed["OrderNumber"]) == "Voided"
 
 
@@ -574,10 +547,10 @@ def test_a_dashboard_refund_of_a_waiting_returns_amount_closes_that_return(wired
     row = Refund.objects.get(stripe_refund_id=refund["id"])
     assert row.return_request.return_number == made["ReturnNumber"]
     assert row.return_request.state == ReturnState.REFUNDED
-    assert [h["TransactionId"] for h in return_history(wired, made["ReturnNumber"])] == [
+    assert [h["TransactionId"] for h in return_history(wired.sandbox, made["ReturnNumber"])] == [
         refund["id"]
     ]
-    assert znode_return(wired, made["ReturnNumber"])["RmaReturnStateId"] == 80
+    assert znode_return(wired.sandbox, made["ReturnNumber"])["RmaReturnStateId"] == 80
     wired.shop.return_state(made["ReturnNumber"], "Approved")
     again = run(wired, "payments.refund_return", return_number=made["ReturnNumber"])
     assert "refunded already" in again["skipped"]
@@ -623,12 +596,12 @@ def test_a_refund_is_written_to_znode_by_one_job_at_a_time(wired, monkeypatch):
 
     with pytest.raises(exc.ConflictRetry, match="being written"):
         run(wired, "payments.reflect_refund", refund=refund_id)
-    assert order_history(wired, order["order_number"]) == []
+    assert order_history(wired.sandbox, order["order_number"]) == []
 
     Job.objects.filter(pk=holder.pk).update(status=JobStatus.SUCCEEDED)  # it went away
     run(wired, "payments.reflect_refund", refund=refund_id)
     run(wired, "payments.reflect_refund", refund=refund_id)
-    assert len(order_history(wired, order["order_number"])) == 1
+    assert len(order_history(wired.sandbox, order["order_number"])) == 1
     assert Refund.objects.get().reflect_job is None
 
 

@@ -96,10 +96,60 @@ def collect(wired, fetched: dict) -> dict:
     )
 
 
-def erp_entries(wired, reference: str) -> list[dict]:
+def erp_documents(sandbox, kind: str, reference: str) -> list[dict]:
+    """The sandbox ERP's documents of ``kind`` (journal-entries, credit-memos) under
+    ``reference``."""
     return requests.get(
-        wired.sandbox.system_url("erp") + "/api/journal-entries",
+        f"{sandbox.system_url('erp')}/api/{kind}",
         params={"external_reference": reference},
         headers={"Authorization": "Bearer sandbox-erp-token"},
         timeout=10,
     ).json()["results"]
+
+
+def erp_entries(wired, reference: str) -> list[dict]:
+    return erp_documents(wired.sandbox, "journal-entries", reference)
+
+
+def credit_memos(sandbox, reference: str) -> list[dict]:
+    return erp_documents(sandbox, "credit-memos", reference)
+
+
+# --- what the sandbox's Znode holds, read from its state -------------------------------
+def znode_state(sandbox) -> dict:
+    return requests.get(f"{sandbox.system_url('znode')}/_test/state", timeout=10).json()
+
+
+def _order_of(state: dict, order_number: str) -> dict:
+    return next(o for o in state["orders"].values() if o["OrderNumber"] == order_number)
+
+
+def _return_of(state: dict, return_number: str) -> dict:
+    return next(r for r in state["returns"].values() if r["ReturnNumber"] == return_number)
+
+
+def znode_return(sandbox, return_number: str) -> dict:
+    return _return_of(znode_state(sandbox), return_number)
+
+
+def order_history(sandbox, order_number: str) -> list[dict]:
+    """The order's history rows (orders/createorderhistory, reference §5.1)."""
+    state = znode_state(sandbox)
+    details = _order_of(state, order_number)["OmsOrderDetailsId"]
+    return [h for h in state["order_history"] if h["OmsOrderDetailsId"] == details]
+
+
+def return_history(sandbox, return_number: str) -> list[dict]:
+    state = znode_state(sandbox)
+    return_id = _return_of(state, return_number)["RmaReturnDetailsId"]
+    return [h for h in state["return_history"] if h["RmaReturnDetailsId"] == return_id]
+
+
+def notes_with(sandbox, order_number: str, text: str) -> list[str]:
+    state = znode_state(sandbox)
+    details = _order_of(state, order_number)["OmsOrderDetailsId"]
+    return [
+        n["Notes"]
+        for n in state["notes"]
+        if n["OmsOrderDetailsId"] == details and text in n["Notes"]
+    ]
