@@ -4,7 +4,10 @@
   (an omitted field becomes null/false) and echoes the posted model, not the row;
 - ``useraccounts/{userId}/{portalId}`` answers ``Addresses: null`` (use addresslist);
 - ``PUT customer/updatecustomeraddress`` replaces the address row, clears the other
-  addresses' default flags (per flag set in the model) and answers 201.
+  addresses' default flags (per flag set in the model) and answers 201;
+- ``customer/addresslist`` filters, sorts and pages the user-address links
+  (ZnodeUserAddress, §6), not the address rows: its dates are those of the link,
+  written when the address was added to the user and not by an address update.
 """
 
 from __future__ import annotations
@@ -112,6 +115,16 @@ ADDRESS_MODEL_EXTRA = {
 }
 # Address columns written from the model on update (keys kept: ids, owner, audit).
 _ADDRESS_KEEP = ("AddressId", "UserAddressId", "UserId", "CreatedBy", "CreatedDate")
+# ZnodeUserAddress, the table customer/addresslist filters and sorts on (§6).
+USER_ADDRESS_COLUMNS = (
+    "UserAddressId",
+    "UserId",
+    "AddressId",
+    "CreatedBy",
+    "CreatedDate",
+    "ModifiedBy",
+    "ModifiedDate",
+)
 
 
 class CustomersMixin:
@@ -258,20 +271,39 @@ class CustomersMixin:
 
     ADDRESS_TABLE_DATES = ("CreatedDate", "ModifiedDate")
 
+    @staticmethod
+    def user_address_link(row: dict) -> dict:
+        """The ZnodeUserAddress row of an address: inserted once, when the address is
+        added to the user (createcustomeraddress); updatecustomeraddress writes the
+        address row only, so the link keeps its dates."""
+        return {
+            "UserAddressId": row.get("UserAddressId"),
+            "UserId": row.get("UserId"),
+            "AddressId": row["AddressId"],
+            "CreatedBy": row.get("CreatedBy"),
+            "CreatedDate": row.get("CreatedDate"),
+            "ModifiedBy": row.get("CreatedBy"),
+            "ModifiedDate": row.get("CreatedDate"),
+        }
+
     def address_list(self, request: Request) -> Response:
+        """CustomerService.GetAddressList: filter, sort and page the user-address links
+        (§6: "on ZnodeUserAddress"; a filter on another column is an unknown column,
+        500, §12), then answer each link's address row."""
         query = parse_query(request)
-        rows = [self.address_model(a, listed=True) for a in self.state["addresses"].values()]
-        template = self.address_model(
-            next(iter(self.state["addresses"].values()), {}) or {"AddressId": 0}, listed=True
-        )
+        addresses = self.state["addresses"]
+        links = [self.user_address_link(a) for a in addresses.values()]
         table = Table(
-            columns=tuple(template),
+            columns=USER_ADDRESS_COLUMNS,
             dates=self.ADDRESS_TABLE_DATES,
             default_sort=[("addressid", False)],
         )
-        page = select(rows, query, table)
+        page = select(links, query, table)
         if page.empty:
             return no_content()
+        page.rows = [
+            self.address_model(addresses[str(link["AddressId"])], listed=True) for link in page.rows
+        ]
         names = {(a["FirstName"], a["LastName"]) for a in page.rows}
         user_ids = {a["UserId"] for a in page.rows}
         customer = None

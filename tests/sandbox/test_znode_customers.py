@@ -303,3 +303,46 @@ def test_return_state_change_by_reposting_the_model(sandbox):
         {"ReturnNumber": "SBX-RMA-999999", "ReturnLineItems": current["ReturnLineItems"]},
     )
     assert unknown.status_code == 500 and body(unknown)["ErrorCode"] == 5
+
+
+# --- what the customer poller sends (§2.3, §6, §12) ------------------------------------------
+def test_customer_list_takes_the_poller_s_filters_and_sort(sandbox):
+    zn = Zn(sandbox)
+    after = zn.ok("customeraccount/list/0?filter=userid~gt~12&sort=userid~asc&page=index~1,size~2")
+    assert [u["UserId"] for u in after["Users"]] == [13, 14]
+    assert (after["TotalResults"], after["TotalPages"]) == (3, 2)
+    zn.test("POST", "customers/14/update", {"PhoneNumber": "555-1414"})
+    stamp = user(zn, 14)["ModifiedDate"]
+    since = zn.ok(f"customeraccount/list/0?filter=modifieddate~ge~{stamp[:16]},userid~gt~0")
+    assert [u["UserId"] for u in since["Users"]] == [14]
+    assert zn.get("customeraccount/list/0?filter=userid~gt~15").status_code == 204
+
+
+def test_address_list_filters_and_sorts_the_user_address_links(sandbox):
+    """§6: customer/addresslist filters on ZnodeUserAddress (UserAddressId, UserId,
+    AddressId, audit columns): its ModifiedDate is the date the address was added to
+    the user, which an address update does not move. Another column is an unknown
+    filter column: 500 (§12)."""
+    zn = Zn(sandbox)
+    old = addresses(zn, 11)[201]
+    old["CityName"] = "Berkeley"
+    assert zn.put("customer/updatecustomeraddress", old).status_code == 201
+    edited = addresses(zn, 11)[201]
+    assert edited["ModifiedDate"] > edited["CreatedDate"]  # the row's own date moved
+    day = edited["ModifiedDate"][:10]
+    assert zn.get(f"customer/addresslist?filter=modifieddate~ge~{day}").status_code == 204
+    new = {"UserId": 11, "Address1": "7 Bay St", "CityName": "Oakland", "IsActive": True}
+    created = body(zn.post("customer/createcustomeraddress", new))["Address"]
+    listed = zn.ok(
+        f"customer/addresslist?filter=modifieddate~ge~{day}&sort=modifieddate~asc,addressid~asc"
+    )
+    assert [a["AddressId"] for a in listed["AddressList"]] == [created["AddressId"]]
+    assert listed["AddressList"][0]["CityName"] == "Oakland"  # the address row, as stored
+    several = zn.ok("customer/addresslist?filter=userid~in~14^11&page=index~2,size~2")
+    # 201, 202 (Alice), 205 (Dieter), then Alice's new one: by AddressId.
+    assert [a["AddressId"] for a in several["AddressList"]] == [205, created["AddressId"]]
+    assert (several["TotalResults"], several["TotalPages"]) == (4, 2)
+    linked = zn.ok(f"customer/addresslist?filter=useraddressid~eq~{created['UserAddressId']}")
+    assert [a["AddressId"] for a in linked["AddressList"]] == [created["AddressId"]]
+    unknown = zn.get("customer/addresslist?filter=cityname~eq~oakland")
+    assert unknown.status_code == 500 and body(unknown)["HasError"] is True
