@@ -15,7 +15,8 @@ What it takes care of so callers do not have to:
 * the pitfalls of §12: payment records are not idempotent (we check the payment
   history first), state writes clear the tracking number (we restore it) and ignore
   unknown names silently (we verify), notes need the order-details id, customer
-  updates replace the whole row (read-modify-write), length limits.
+  and address updates replace the whole row (read-modify-write), useraccounts answers
+  no addresses (we read the address list), length limits.
 
 Every call is throttled per connection, has a timeout and is recorded as an ApiCall.
 """
@@ -176,8 +177,9 @@ def build_params(
 
 @dataclass(frozen=True)
 class ListRoute:
-    """A 9.x list route: where its rows sit in the answer (§2.4), the date column a
-    ``since`` window filters on, and the order rows are read in."""
+    """A 9.x list route: where its rows sit in the answer (§2.4: ``list_key``, and
+    ``rows_key`` inside it; no ``rows_key``: ``list_key`` holds the rows itself), the
+    date column a ``since`` window filters on, and the order rows are read in."""
 
     path: str
     operation: str
@@ -198,6 +200,29 @@ RETURN_LIST = ListRoute(
     "modifieddate",
     (("modifieddate", "asc"), ("rmareturndetailsid", "asc")),  # ties: a stable order
 )
+
+
+# customer/addresslist filters, sorts and pages the user-address links (ZnodeUserAddress:
+# UserAddressId, UserId, AddressId and the audit columns, §6), not the address rows.
+ADDRESS_LIST = ListRoute(
+    "customer/addresslist",
+    "znode.customer.addresses",
+    "AddressList",
+    "",
+    "modifieddate",
+    (("addressid", "asc"),),
+)
+ADDRESS_CHANGES = ListRoute(
+    ADDRESS_LIST.path,
+    ADDRESS_LIST.operation,
+    ADDRESS_LIST.list_key,
+    "",
+    "modifieddate",
+    (("modifieddate", "asc"), ("addressid", "asc")),  # ties: a stable order
+)
+CUSTOMER_LIST_OPERATION = "znode.customer.list"
+USER_IDS_PER_READ = 200
+"""``userid in`` values per ``customer/addresslist`` read (keeps URLs short)."""
 
 
 def _return_notes(ret: dict) -> set[str]:
@@ -519,6 +544,14 @@ class ZnodeClient:
         ``since``: dated at or after that minute."""
         return self._list_pages(ORDER_LIST, filters, since, page_size, max_pages)
 
+    def _since_filter(self, column: str, since: datetime) -> tuple[str, str, datetime]:
+        """``column`` at or after the minute of ``since``. Znode compares dates in the
+        store server's local time, no offset, and at minute precision (§3.2, §12):
+        seconds in the value (or ``gt``) would make the server drop the rows of that
+        minute; start at the minute."""
+        local = dj_timezone.localtime(since, self.timezone) if since.tzinfo else since
+        return (column, "ge", local.replace(tzinfo=None, second=0, microsecond=0))
+
     def _list_pages(
         self,
         route: ListRoute,
@@ -532,12 +565,7 @@ class ZnodeClient:
         (given at the top level and again in the list model, §2.4)."""
         filters = list(filters or [])
         if since is not None:
-            # Znode compares dates in the store server's local time, no offset, and at
-            # minute precision (§3.2, §12): seconds in the value would make the server
-            # drop the rows of that minute; start at the minute.
-            local = dj_timezone.localtime(since, self.timezone) if since.tzinfo else since
-            start = local.replace(tzinfo=None, second=0, microsecond=0)
-            filters.append((route.date_column, "ge", start))
+            filters.append(self._since_filter(route.date_column, since))
         for index in range(1, max_pages + 1):
             body = self.request(
                 "GET",
@@ -550,7 +578,10 @@ class ZnodeClient:
             if body is None:
                 return  # 204: no (more) rows
             listed = body.get(route.list_key) or {}
-            rows = listed.get(route.rows_key) or []
+            if route.rows_key:
+                rows = listed.get(route.rows_key) or []
+            else:  # the rows sit right under list_key; paging only at the top level
+                rows, listed = (listed if isinstance(listed, list) else []), {}
             yield from rows
             total_pages = body.get("TotalPages") or listed.get("TotalPages")
             if not rows or (total_pages is not None and index >= int(total_pages)):
@@ -788,46 +819,113 @@ class ZnodeClient:
         return [str(value) for value in values if value not in (None, "")]
 
     # --- customers ----------------------------------------------------------------------------
-    def get_customer(self, *, user_id: int, portal_id: int) -> dict:
+    def get_customer(self, *, user_id: int, portal_id: int | None) -> dict:
+        """The user (UserModel, §6) read fresh, its ``Addresses`` filled from
+        ``customer/addresslist`` (Znode answers null there, §12). ``portal_id``:
+        ``useraccounts/{userId}/{portalId}``; None: the user whatever its store,
+        ``users/getcustomeraccountdetails/{userId}``."""
+        if portal_id is None:
+            path = f"users/getcustomeraccountdetails/{int(user_id)}"
+        else:
+            path = f"useraccounts/{int(user_id)}/{int(portal_id)}"
         body = self.request(
-            "GET",
-            f"useraccounts/{int(user_id)}/{int(portal_id)}",
-            operation="znode.customer.get",
-            params=build_params(fresh=True),
+            "GET", path, operation="znode.customer.get", params=build_params(fresh=True)
         )
         user = (body or {}).get("User")
         if not user:
             raise exc.NotFound(f"Znode user {user_id} does not exist")
-        # useraccounts returns Addresses null; addresses come from their own list.
         user["Addresses"] = self.list_addresses(user_id=user_id)
         return user
 
-    def update_customer(self, *, user_id: int, portal_id: int, changes: dict[str, Any]) -> dict:
-        """Read, modify, write back the full model: Znode nulls omitted fields."""
+    def update_customer(
+        self, *, user_id: int, portal_id: int | None, changes: dict[str, Any]
+    ) -> dict:
+        """Read, modify, write back the full model: Znode nulls omitted fields (§12).
+        Returns the model as written (Znode echoes the posted model, not the stored
+        row; the caller fingerprints exactly what was written)."""
         current = self.get_customer(user_id=user_id, portal_id=portal_id)
         current.pop("Addresses", None)
-        model = {**current, **changes}
-        body = self.request(
-            "PUT", "customeraccount/update", operation="znode.customer.update", json=model
-        )
-        return (body or {}).get("User") or model
+        model = {**current, **changes, "UserId": int(user_id)}
+        self.request("PUT", "customeraccount/update", operation="znode.customer.update", json=model)
+        return model
 
-    def list_addresses(self, *, user_id: int) -> list[dict]:
-        body = self.request(
-            "GET",
-            "customer/addresslist",
-            operation="znode.customer.addresses",
-            params=build_params(filters=[("userid", "eq", int(user_id))], fresh=True),
-        )
-        return (body or {}).get("AddressList") or []
+    def list_customers(
+        self, *, since: datetime | None = None, after_user_id: int = 0, page_size: int = 100
+    ) -> Iterator[dict]:
+        """``customeraccount/list`` rows (UserModel, no addresses) by ``UserId``,
+        ascending, after ``after_user_id``; ``since``: modified at or after that minute.
 
-    def update_address(self, *, user_id: int, address_id: int, changes: dict[str, Any]) -> dict:
-        """Change some fields of one address row.
+        Read page by page lazily, each page asking for the users after the last one
+        read (``userid gt``, page 1): a cursor of the last ``UserId`` done resumes
+        exactly there, and a user changed or added meanwhile never shifts a row out of
+        the pages still to come. The route's ``{loggedUserAccountId}`` is the
+        connection's ``acting_user_id``; without one 0, the user no portal restriction
+        is added for (as with no ``Znode-UserId``, §1.3)."""
+        acting = int(self.settings.get("acting_user_id") or 0)
+        last = int(after_user_id)
+        window = [self._since_filter("modifieddate", since)] if since is not None else []
+        while True:
+            body = self.request(
+                "GET",
+                f"customeraccount/list/{acting}",
+                operation=CUSTOMER_LIST_OPERATION,
+                params=build_params(
+                    filters=[*window, ("userid", "gt", last)],
+                    sort=[("userid", "asc")],
+                    page=(1, page_size),
+                    fresh=True,
+                ),
+            )
+            rows = [r for r in ((body or {}).get("Users") or []) if isinstance(r, dict)]
+            for row in rows:
+                user_id = int(row.get("UserId") or 0)
+                if user_id <= last:
+                    # The store ignored the userid filter or the sort: going on could
+                    # loop forever or skip users; stopping quietly would look complete.
+                    raise exc.DataError(
+                        f"{CUSTOMER_LIST_OPERATION}: user {user_id} came after user {last}; "
+                        "Znode did not apply userid~gt / sort=userid~asc"
+                    )
+                last = user_id
+                yield row
+            if len(rows) < page_size:
+                return
 
-        ``PUT customer/updatecustomeraddress`` replaces the whole row, so an omitted
-        field becomes null (§6, §12): the stored row is read, changed and written back
-        whole."""
-        current = next(
+    def list_addresses(
+        self,
+        *,
+        user_id: int | None = None,
+        user_ids: Sequence[int] = (),
+        since: datetime | None = None,
+    ) -> list[dict]:
+        """``customer/addresslist`` rows (AddressModel), through every page: of one
+        user (``userid eq``), of several (``userid in``, values joined with ``^``,
+        §2.3), and/or attached to their user at or after the minute of ``since``.
+
+        9.x filters and sorts this list on the user-address links (ZnodeUserAddress,
+        §6), so ``since`` finds the addresses *added* since then: editing an address
+        moves its row's ``ModifiedDate`` but not its link's. With ``since`` rows come
+        in that date's order, else by ``AddressId`` (per read of at most
+        :data:`USER_IDS_PER_READ` users). Naming no user and no ``since`` is refused
+        (it would read the store's whole address book)."""
+        if user_id is None and not user_ids and since is None:
+            raise ValueError("list_addresses needs user_id, user_ids or since")
+        route = ADDRESS_LIST if since is None else ADDRESS_CHANGES
+        base: Filters = [] if user_id is None else [("userid", "eq", int(user_id))]
+        ids = sorted({int(i) for i in user_ids})
+        chunks = [ids[i : i + USER_IDS_PER_READ] for i in range(0, len(ids), USER_IDS_PER_READ)]
+        rows: list[dict] = []
+        for chunk in chunks or [None]:
+            filters = base if chunk is None else [*base, ("userid", "in", chunk)]
+            rows.extend(
+                row
+                for row in self._list_pages(route, filters, since, 100, 1000)
+                if isinstance(row, dict)
+            )
+        return rows
+
+    def _address_row(self, *, user_id: int, address_id: int) -> dict:
+        found = next(
             (
                 row
                 for row in self.list_addresses(user_id=user_id)
@@ -835,16 +933,51 @@ class ZnodeClient:
             ),
             None,
         )
-        if current is None:
+        if found is None:
             raise exc.NotFound(f"Znode user {user_id} has no address {address_id}")
+        return found
+
+    def update_address(self, *, user_id: int, address_id: int, changes: dict[str, Any]) -> dict:
+        """Change some fields of one address row.
+
+        ``PUT customer/updatecustomeraddress`` replaces the whole row, so an omitted
+        field becomes null (§6, §12): the stored row is read, changed and written back
+        whole. It answers 201, and a default flag set here is cleared on the user's
+        other addresses. Returns the full model as written."""
+        current = self._address_row(user_id=user_id, address_id=address_id)
         model = {**current, **changes, "AddressId": int(address_id), "UserId": int(user_id)}
-        body = self.request(
+        self.request(
             "PUT",
             "customer/updatecustomeraddress",
             operation="znode.customer.update_address",
             json=model,
         )
-        return (body or {}).get("Address") or model
+        return model
+
+    def create_address(self, *, user_id: int, values: dict[str, Any]) -> dict:
+        """Add an address to the user's address book (``POST
+        customer/createcustomeraddress``, answers 201); returns the created row.
+
+        Always inserts: a caller that may retry looks for its address first. A
+        default flag set in ``values`` is cleared on the user's other addresses. Ids
+        in ``values`` are dropped (a model with an ``AddressId`` is not inserted), and
+        ``DontAddUpdateAddress`` is sent false: list rows carry it true, and with it
+        the new address would not be linked to the user."""
+        model = {
+            **{k: v for k, v in values.items() if k not in ("AddressId", "UserAddressId")},
+            "UserId": int(user_id),
+            "DontAddUpdateAddress": False,
+        }
+        body = self.request(
+            "POST",
+            "customer/createcustomeraddress",
+            operation="znode.customer.create_address",
+            json=model,
+        )
+        created = (body or {}).get("Address")
+        if not created or not int(created.get("AddressId") or 0):
+            raise exc.BusinessRuleError(f"Znode did not create the address of user {user_id}")
+        return created
 
     # --- returns ------------------------------------------------------------------------
     def list_returns(

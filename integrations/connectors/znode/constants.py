@@ -12,6 +12,13 @@ ORDER_UPDATED = "order.updated"
 # may send one; the 9.x poller emits these from ``rmareturn/list``.
 RETURN_CREATED = "return.created"
 RETURN_UPDATED = "return.updated"
+# A customer (UserModel, §6) and one of its address-book rows (AddressModel, §3.3): Znode
+# 10 sends User and Address events (§7.2); the 9.x poller emits the same from
+# ``customeraccount/list`` and ``customer/addresslist``.
+USER_CREATED = "user.created"
+USER_UPDATED = "user.updated"
+ADDRESS_CREATED = "address.created"
+ADDRESS_UPDATED = "address.updated"
 
 SUPPORTED_EVENTS = frozenset(
     f"{m}.{n}" for m in ("order", "user", "address", "return") for n in NAMES

@@ -1,24 +1,29 @@
 """Znode wire ⇄ facts (reference znode-api.md §3.3: OrderModel, AddressModel,
-OrderLineItemModel; §5.1: RMAReturnModel). Pure functions: no database or network
-access."""
+OrderLineItemModel; §5.1: RMAReturnModel; §6: UserModel and its address book). Pure
+functions: no database or network access."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from integrations.connectors.base import ChangeFingerprint
 from integrations.connectors.znode.constants import (
+    ADDRESS_CREATED,
+    ADDRESS_UPDATED,
     ORDER_CREATED,
     ORDER_UPDATED,
     RETURN_CREATED,
     RETURN_UPDATED,
+    USER_CREATED,
+    USER_UPDATED,
 )
-from integrations.kernel.facts import PostalAddress, fact_json
+from integrations.kernel.countries import country_alpha2
+from integrations.kernel.facts import CustomerProfile, PostalAddress, fact_json
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -259,6 +264,227 @@ def return_from_wire(raw: Mapping[str, Any]) -> ZnodeReturn:
     )
 
 
+# --- customers (§6) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ZnodeAddress:
+    """One row of a customer's address book (AddressModel, §3.3; ``customer/addresslist``)."""
+
+    address_id: int
+    """``AddressId``."""
+    user_id: int | None
+    """``UserId``: the customer the row belongs to."""
+    default_billing: bool
+    """``IsDefaultBilling``."""
+    default_shipping: bool
+    """``IsDefaultShipping``."""
+    address: PostalAddress
+    """The address. ``country`` is the ISO alpha-2 code where ``CountryCode`` or
+    ``CountryName`` names a country (a code, an alpha-3 code or an English name);
+    otherwise the text as Znode sent it, upper-cased and whitespace-folded, so a
+    validator can name it (a country no ISO table knows, never silently dropped)."""
+    modified: str
+    """``ModifiedDate`` as sent (store-local time, no offset)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ZnodeCustomer:
+    """A Znode customer (UserModel, §6: "customer" is a user) with its address book."""
+
+    user_id: int
+    """``UserId``."""
+    portal_id: int | None
+    """``PortalId``: the store the user belongs to."""
+    email: str
+    first_name: str
+    last_name: str
+    phone: str
+    """``PhoneNumber``."""
+    modified: str
+    """``ModifiedDate`` as sent (store-local time, no offset)."""
+    addresses: tuple[ZnodeAddress, ...]
+    """The user's address-book rows, by ``AddressId``."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """First and last name joined by a space, blanks dropped."""
+        return " ".join(x for x in (self.first_name, self.last_name) if x)
+
+    def _default(self, flag: str) -> ZnodeAddress | None:
+        # Znode keeps one default of each kind (setting one clears the others, §12);
+        # should a store show two anyway, the oldest row wins, the same on every read.
+        rows = [a for a in self.addresses if getattr(a, flag)]
+        return min(rows, key=lambda a: a.address_id) if rows else None
+
+    @property
+    def billing_address(self) -> ZnodeAddress | None:
+        """The default billing address (the lowest ``AddressId`` among the rows flagged
+        ``IsDefaultBilling``); None when no row is."""
+        return self._default("default_billing")
+
+    @property
+    def shipping_address(self) -> ZnodeAddress | None:
+        """The default shipping address, chosen like :attr:`billing_address`."""
+        return self._default("default_shipping")
+
+    @property
+    def profile(self) -> CustomerProfile:
+        """The customer as the two-way sync compares it (an empty address where Znode
+        has no default of that kind)."""
+        billing, shipping = self.billing_address, self.shipping_address
+        return CustomerProfile(
+            email=self.email,
+            name=self.name,
+            phone=self.phone,
+            billing=billing.address if billing else PostalAddress(),
+            shipping=shipping.address if shipping else PostalAddress(),
+        )
+
+
+def _folded(value: object) -> str:
+    """Text with runs of whitespace folded to one space, ends stripped."""
+    return " ".join(_text(value).split())
+
+
+def _flag(value: object) -> bool:
+    """A .NET bool as sent: JSON true, or "true"/"1" from a lenient source."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return value is True or (isinstance(value, int) and value == 1)
+
+
+def _country(raw: Mapping[str, Any]) -> str:
+    text = _text(raw.get("CountryCode")) or _text(raw.get("CountryName"))
+    code = country_alpha2(text)
+    return code if code is not None else _folded(text).upper()
+
+
+def address_row_from_wire(raw: Mapping[str, Any]) -> ZnodeAddress:
+    """A ``customer/addresslist`` row, a created or updated address, or an Address
+    event's payload. ``Address2`` and ``Address3`` are joined into ``line2``; the state
+    is ``StateCode``, else ``StateName``."""
+    extra = [_text(raw.get("Address2")), _text(raw.get("Address3"))]
+    return ZnodeAddress(
+        address_id=_int(raw.get("AddressId")) or 0,
+        user_id=_int(raw.get("UserId")),
+        default_billing=_flag(raw.get("IsDefaultBilling")),
+        default_shipping=_flag(raw.get("IsDefaultShipping")),
+        address=PostalAddress(
+            name=" ".join(
+                x for x in (_text(raw.get("FirstName")), _text(raw.get("LastName"))) if x
+            ),
+            line1=_text(raw.get("Address1")),
+            line2=" ".join(x for x in extra if x),
+            city=_text(raw.get("CityName")),
+            state=_text(raw.get("StateCode")) or _text(raw.get("StateName")),
+            postal_code=_text(raw.get("PostalCode")),
+            country=_country(raw),
+            phone=_text(raw.get("PhoneNumber")),
+        ),
+        modified=_text(raw.get("ModifiedDate")),
+        raw=raw,
+    )
+
+
+def customer_from_wire(
+    user: Mapping[str, Any], addresses: Iterable[Mapping[str, Any]] = ()
+) -> ZnodeCustomer:
+    """A user (``useraccounts``, ``users/getcustomeraccountdetails``, a
+    ``customeraccount/list`` row or a User event's payload) with its address rows.
+
+    ``addresses``: the rows of ``customer/addresslist``; none given, the user's own
+    ``Addresses`` list where it carries one (``ZnodeClient.get_customer`` fills it in:
+    Znode itself answers null there, §12). Rows of another user are left out, so the
+    rows of one ``userid in`` read can be handed to each user as they are."""
+    user_id = _int(user.get("UserId")) or 0
+    rows = list(addresses) or _rows(user.get("Addresses"))
+    book = sorted(
+        (
+            address_row_from_wire(row)
+            for row in rows
+            if isinstance(row, Mapping) and _int(row.get("UserId")) in (None, user_id)
+        ),
+        key=lambda a: a.address_id,
+    )
+    return ZnodeCustomer(
+        user_id=user_id,
+        portal_id=_int(user.get("PortalId")),
+        email=_text(user.get("Email")),
+        first_name=_text(user.get("FirstName")),
+        last_name=_text(user.get("LastName")),
+        phone=_text(user.get("PhoneNumber")),
+        modified=_text(user.get("ModifiedDate")),
+        addresses=tuple(book),
+        raw=user,
+    )
+
+
+def _split_name(name: str) -> tuple[str | None, str | None]:
+    """A full name as Znode's first and last name: split at the first space, so
+    joining them back gives the same name ("Mary Ann Smith" → "Mary", "Ann Smith")."""
+    first, _, last = _folded(name).partition(" ")
+    return first or None, last or None
+
+
+def _or_none(value: str) -> str | None:
+    text = _folded(value)
+    return text or None
+
+
+def user_changes(profile: CustomerProfile) -> dict[str, Any]:
+    """The UserModel fields a profile sets (to merge into the model read, §12:
+    ``customeraccount/update`` writes every column): ``Email``, ``FirstName``,
+    ``LastName`` (the name split at its first space) and ``PhoneNumber``.
+
+    Blank values are written as null, which is what Znode stores for "not set" (an
+    omitted field becomes null, §12) and what a read of such a column answers; both
+    read back as "". The exception is a blank email: it is left out (the stored email
+    is kept), because the email is the account's login identity in Znode and a
+    profile without one means "not known", never "remove it"."""
+    first, last = _split_name(profile.name)
+    changes: dict[str, Any] = {
+        "FirstName": first,
+        "LastName": last,
+        "PhoneNumber": _or_none(profile.phone),
+    }
+    if email := _folded(profile.email):
+        changes = {"Email": email, **changes}
+    return changes
+
+
+def address_changes(address: PostalAddress) -> dict[str, Any]:
+    """The AddressModel fields an address sets (to merge into the row read: the
+    address PUT replaces the whole row, §12): ``FirstName``/``LastName`` (the name
+    split like :func:`user_changes`), ``Address1``, ``Address2`` (``line2``),
+    ``Address3`` (null: :func:`address_row_from_wire` joins it into ``line2``),
+    ``CityName``, ``StateName`` and ``StateCode`` (both the state as given: the model
+    has both, §3.3, and a read prefers the code), ``PostalCode``, ``CountryName`` and
+    ``CountryCode`` (the alpha-2 code, as orders carry it, §3.3; both, because a read
+    prefers ``CountryCode`` and a stale one would win over the new name) and
+    ``PhoneNumber``. A country no ISO table knows is written as given (upper-cased),
+    so an address read from Znode writes back unchanged; blanks are written as null.
+    The default flags are the caller's to set."""
+    first, last = _split_name(address.name)
+    code = country_alpha2(address.country)
+    country = _or_none(code if code is not None else _folded(address.country).upper())
+    state = _or_none(address.state)
+    return {
+        "FirstName": first,
+        "LastName": last,
+        "Address1": _or_none(address.line1),
+        "Address2": _or_none(address.line2),
+        "Address3": None,
+        "CityName": _or_none(address.city),
+        "StateName": state,
+        "StateCode": state,
+        "PostalCode": _or_none(address.postal_code),
+        "CountryName": country,
+        "CountryCode": country,
+        "PhoneNumber": _or_none(address.phone),
+    }
+
+
 def _event_parts(payload: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """An event payload's object and envelope (``{"envelope": ..., "object": ...}``,
     as ``webhooks.parse`` and the poller store it), each a mapping whatever was sent."""
@@ -359,6 +585,11 @@ class _ChangeOf:
     id_field: str
     facts: Callable[[Mapping[str, Any]], list[str]]
 
+    def digest(self, obj: Mapping[str, Any]) -> str:
+        """The fingerprint of one state of the object (sha256 hex of ``facts``)."""
+        facts = json.dumps(self.facts(obj), separators=(",", ":"))
+        return hashlib.sha256(facts.encode()).hexdigest()
+
     def __call__(self, event_type: str, payload: Mapping[str, Any]) -> ChangeFingerprint | None:
         created, updated = self.types
         if event_type not in self.types:
@@ -367,11 +598,10 @@ class _ChangeOf:
         object_id = _object_id(obj.get(self.id_field) or envelope.get("EventDataId"))
         if object_id is None:
             return None
-        facts = json.dumps(self.facts(obj), separators=(",", ":"))
         creates = event_type == created
         return ChangeFingerprint(
             object_key=f"{event_type.partition('.')[0]}:{object_id}",
-            fingerprint=hashlib.sha256(facts.encode()).hexdigest(),
+            fingerprint=self.digest(obj),
             creates=creates,
             update_event_type=updated if creates else "",
         )
@@ -430,19 +660,120 @@ return_change_fingerprint = _ChangeOf(
 (``return:<RmaReturnDetailsId>``)."""
 
 
+def _user_facts(user: Mapping[str, Any]) -> list[str]:
+    """What the customer sync acts on in a user: ``Email`` (lower case),
+    ``FirstName``, ``LastName`` and ``PhoneNumber``, whitespace-folded (null and ""
+    alike).
+
+    Left out on purpose, because our own writes do not set them or an unrelated save
+    touches them: the modified dates, ``EmailOptIn``/``SMSOptIn``, ``ExternalId``,
+    the store, role and account columns."""
+    return [
+        _folded(user.get("Email")).lower(),
+        _folded(user.get("FirstName")),
+        _folded(user.get("LastName")),
+        _folded(user.get("PhoneNumber")),
+    ]
+
+
+_ADDRESS_PARTS = ("name", "line1", "line2", "city", "state", "postal_code", "country", "phone")
+
+
+def _address_facts(row: Mapping[str, Any]) -> list[str]:
+    """What the customer sync acts on in an address row: its ``UserId``, the address
+    as :func:`address_row_from_wire` reads it (so "USA" and "US", or a line split
+    differently between ``Address2`` and ``Address3``, are one address) and the two
+    default flags. Left out: the modified dates, ``DisplayName``, ``IsActive`` and the
+    other columns the sync never writes."""
+    found = address_row_from_wire(row)
+    values = [_folded(getattr(found.address, f)) for f in _ADDRESS_PARTS]
+    return [
+        _text(found.user_id),
+        *values,
+        "1" if found.default_billing else "0",
+        "1" if found.default_shipping else "0",
+    ]
+
+
+user_change_fingerprint = _ChangeOf((USER_CREATED, USER_UPDATED), "UserId", _user_facts)
+"""The user a ``user.created``/``user.updated`` event is about (``user:<UserId>``)."""
+
+address_change_fingerprint = _ChangeOf(
+    (ADDRESS_CREATED, ADDRESS_UPDATED), "AddressId", _address_facts
+)
+"""The address row an ``address.created``/``address.updated`` event is about
+(``address:<AddressId>``: one user has several rows)."""
+
+
+def user_change_key(user_id: int) -> str:
+    """The ``object_key`` of a user's changes (what :func:`change_fingerprint` gives a
+    ``user.*`` event)."""
+    return f"user:{int(user_id)}"
+
+
+def address_change_key(address_id: int) -> str:
+    """The ``object_key`` of an address row's changes."""
+    return f"address:{int(address_id)}"
+
+
+def user_fingerprint(model: Mapping[str, Any]) -> str:
+    """The fingerprint a ``user.created``/``user.updated`` event whose object is
+    ``model`` gets: what a write of ``model`` (``customeraccount/update``) comes back
+    as, from a Znode 10 webhook or the poller."""
+    return user_change_fingerprint.digest(model)
+
+
+def address_fingerprint(model: Mapping[str, Any]) -> str:
+    """The fingerprint an ``address.*`` event whose object is ``model`` gets (see
+    :func:`user_fingerprint`)."""
+    return address_change_fingerprint.digest(model)
+
+
+def user_event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user event names: ``customer.user_id`` and ``customer.portal_id`` (the
+    flows re-read the customer; events are hints). The id falls back to the envelope's
+    ``EventDataId``."""
+    if not event_type.startswith("user."):
+        return {}
+    user, envelope = _event_parts(payload)
+    user_id = _object_id(user.get("UserId")) or _object_id(envelope.get("EventDataId"))
+    return {"customer": {"user_id": user_id, "portal_id": _object_id(user.get("PortalId"))}}
+
+
+def address_event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What an address event names: the customer whose address book changed
+    (``customer.user_id``: the row's ``UserId``; ``portal_id`` None, an address row
+    names no store)."""
+    if not event_type.startswith("address."):
+        return {}
+    row, _ = _event_parts(payload)
+    return {"customer": {"user_id": _object_id(row.get("UserId")), "portal_id": None}}
+
+
 # What an event is about, by its module (the part before the dot).
-_CHANGE_FINGERPRINTS = {"order": order_change_fingerprint, "return": return_change_fingerprint}
-_EVENT_FACTS = {"order": order_event_facts, "return": return_event_facts}
+_CHANGE_FINGERPRINTS = {
+    "order": order_change_fingerprint,
+    "return": return_change_fingerprint,
+    "user": user_change_fingerprint,
+    "address": address_change_fingerprint,
+}
+_EVENT_FACTS = {
+    "order": order_event_facts,
+    "return": return_event_facts,
+    "user": user_event_facts,
+    "address": address_event_facts,
+}
 
 
 def change_fingerprint(event_type: str, payload: Mapping[str, Any]) -> ChangeFingerprint | None:
-    """The connector's ``change_fingerprint``: the order's or the return's."""
+    """The connector's ``change_fingerprint``: the order's, the return's, the user's
+    or the address row's."""
     reader = _CHANGE_FINGERPRINTS.get(event_type.partition(".")[0])
     return reader(event_type, payload) if reader else None
 
 
 def event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The connector's ``event_facts``: ``order`` or ``return``."""
+    """The connector's ``event_facts``: ``order``, ``return`` or ``customer``."""
     reader = _EVENT_FACTS.get(event_type.partition(".")[0])
     return reader(event_type, payload) if reader else {}
 

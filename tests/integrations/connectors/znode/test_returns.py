@@ -262,4 +262,7 @@ def test_the_connector_fingerprints_returns_and_orders():
     assert by_envelope.object_key == "return:42"
     order = connector.change_fingerprint("order.updated", {"object": {"OmsOrderId": 7}})
     assert order.object_key == "order:7"
-    assert connector.change_fingerprint("user.updated", {"object": {"UserId": 7}}) is None
+    # Users and addresses have theirs too (test_customers.py); other modules none.
+    user = connector.change_fingerprint("user.updated", {"object": {"UserId": 7}})
+    assert user.object_key == "user:7"
+    assert connector.change_fingerprint("portal.updated", {"object": {"PortalId": 7}}) is None
