@@ -279,7 +279,8 @@ def test_connection_form_stores_typed_settings(admin_client, znode_connection):
             {"settings": '{"api_version": "2024-06-20"}'},
             "settings",
             "unknown setting 'api_version'; known settings: acting_user_id, auth, final_states, "
-            "poll, poll_every_minutes, poll_overlap_seconds, poll_return_states, poll_returns, "
+            "poll, poll_customers, poll_every_minutes, poll_overlap_seconds, poll_return_states, "
+            "poll_returns, "
             "scope, store_domain, "
             "timeout_seconds, timezone, token_auth, token_url",
         ),

@@ -95,6 +95,15 @@ SETTINGS = (
         "Return states (names, as in rmareturn/getreturnstatuslist) whose returns the "
         "poller reports; an empty list reports returns in every state.",
     ),
+    Setting(
+        "poll_customers",
+        "bool",
+        True,
+        "Poll the store's customers (customeraccount/list) and their address books "
+        "(customer/addresslist) too, when polling is on (Znode 9.x): user and address "
+        "events for the customer sync. On 9.x the address poll sees addresses added, "
+        "not edits of an existing address.",
+    ),
 )
 
 SCHEMA = Schema(SETTINGS)

@@ -1,5 +1,5 @@
-"""Polling Znode for orders and returns: the 9.x way (no webhooks) and the 10.x
-safety net.
+"""Polling Znode for orders, returns and customers: the 9.x way (no webhooks) and the
+10.x safety net.
 
 Each poll reads ``orders/list`` from the watermark minus an overlap, re-reads the
 open orders it knows, and emits the same normalized events the webhook endpoint
@@ -8,9 +8,14 @@ event id made of the order id and a per-order version. Then it reads ``rmareturn
 by modified date from the returns' watermark minus the same overlap, in the states the
 connection names (``poll_return_states``), and emits ``return.created`` /
 ``return.updated`` events whose id is made of the return's id, state and modified
-date, so a re-read stores nothing and every later change is a new event. Where Znode
-10 webhooks are on as well, the inbox recognises a change both sources report (the
-connector's ``change_fingerprint``) and creates its jobs once.
+date, so a re-read stores nothing and every later change is a new event. Then (unless
+``poll_customers`` is off) the users modified since the customers' watermark
+(``customeraccount/list``) become ``user.created`` / ``user.updated`` events, and the
+address-book rows added since the addresses' watermark (``customer/addresslist``)
+``address.created`` / ``address.updated`` events, each with an id made of the object's
+id and its ``ModifiedDate``. Where Znode 10 webhooks are on as well, the inbox
+recognises a change both sources report (the connector's ``change_fingerprint``) and
+creates its jobs once.
 
 What the poller remembers between polls (the watermarks, the orders it has seen) it
 reads and writes through the engine's :class:`~integrations.connectors.base.PollStore`.
@@ -47,6 +52,8 @@ DEFAULT_LOOKBACK = timedelta(days=1)
 FINAL_STATES = tuple(DEFAULT_FINAL_STATES)
 OPEN_BATCH = 50
 RETURNS_WATERMARK = "returns"
+CUSTOMERS_WATERMARK = "customers"
+ADDRESSES_WATERMARK = "addresses"
 
 
 def poll_every_minutes(connection: Connection) -> int | None:
@@ -59,7 +66,8 @@ def poll_every_minutes(connection: Connection) -> int | None:
 def poll(connection: Connection, store: PollStore, *, now: datetime) -> None:
     """One poll: the orders dated since the watermark (less the overlap), then the
     open orders that window did not cover, then the returns (unless ``poll_returns``
-    is off)."""
+    is off), then the customers and their addresses (unless ``poll_customers`` is
+    off)."""
     settings = connection.settings or {}
     overlap = timedelta(seconds=int(settings.get("poll_overlap_seconds", DEFAULT_OVERLAP.seconds)))
     final = {s.upper() for s in settings.get("final_states", FINAL_STATES)}
@@ -78,6 +86,8 @@ def poll(connection: Connection, store: PollStore, *, now: datetime) -> None:
             _observe(store, row, final)
     if SCHEMA.value(settings, "poll_returns"):
         poll_returns(client, store, now=now, overlap=overlap)
+    if SCHEMA.value(settings, "poll_customers"):
+        poll_customers(client, store, now=now, overlap=overlap)
 
 
 def poll_returns(
@@ -105,6 +115,49 @@ def poll_returns(
         mark = store.watermark_of(RETURNS_WATERMARK)
         if when and (mark is None or when > mark):
             store.advance_to(RETURNS_WATERMARK, when)
+
+
+def poll_customers(
+    client: ZnodeClient, store: PollStore, *, now: datetime, overlap: timedelta
+) -> None:
+    """The users modified since the customers' watermark, then the address-book rows
+    added since the addresses' watermark (each less ``overlap``; the first poll looks
+    back :data:`DEFAULT_LOOKBACK`), each row reported as a User / Address event. The
+    rows are enough: the customer sync re-reads a customer before it acts.
+
+    The users come in ``UserId`` order (``list_customers``), not by date, so their
+    watermark moves only once the whole list is read: a poll that fails half-way
+    leaves it where it was, and the next one re-reads what this one stored (same
+    event ids: nothing twice). The addresses come by date, and their watermark moves
+    row by row as the returns' does.
+
+    On 9.x ``customer/addresslist`` filters by the date an address was added to the
+    user (§6: the filter runs on ZnodeUserAddress), so an edit of an existing address
+    is not seen here; a Znode 10 Address webhook reports it, and a row added and then
+    edited within the window is reported in its edited state."""
+    since = (store.watermark_of(CUSTOMERS_WATERMARK) or now - DEFAULT_LOOKBACK) - overlap
+    newest = None
+    for row in client.list_customers(since=since):
+        body = user_event_body(row)
+        store.event_observed(parsed=webhooks.parse(body), body=body)
+        when = _store_time(row.get("ModifiedDate"), client.timezone)
+        if when and (newest is None or when > newest):
+            newest = when
+    mark = store.watermark_of(CUSTOMERS_WATERMARK)
+    if newest and (mark is None or newest > mark):
+        store.advance_to(CUSTOMERS_WATERMARK, newest)
+
+    since = (store.watermark_of(ADDRESSES_WATERMARK) or now - DEFAULT_LOOKBACK) - overlap
+    for row in client.list_addresses(since=since):
+        if row.get("AddressId") in (None, "", 0):
+            logger.warning("integrations.poll.address_without_id user=%r", row.get("UserId"))
+            continue
+        body = address_event_body(row)
+        store.event_observed(parsed=webhooks.parse(body), body=body)
+        when = _store_time(row.get("ModifiedDate"), client.timezone)
+        mark = store.watermark_of(ADDRESSES_WATERMARK)
+        if when and (mark is None or when > mark):
+            store.advance_to(ADDRESSES_WATERMARK, when)
 
 
 def _znode_date(value: object) -> datetime | None:
@@ -175,14 +228,49 @@ def return_event_body(row: dict) -> bytes:
     id, and any later change (approved again after being reopened) a new one."""
     state = row.get("RmaReturnStateId") or " ".join(str(row.get("ReturnStatus") or "").split())
     modified = str(row.get("ModifiedDate") or "")
-    created = str(row.get("CreatedDate") or "")
-    unchanged = modified == created and _znode_date(modified) is not None
     return _event_body(
         f"poll:return:{row['RmaReturnDetailsId']}:{state}:{modified}",
         "Return",
-        "Created" if unchanged else "Updated",
+        _created_or_updated(row),
         row["RmaReturnDetailsId"],
         row.get("ReturnNumber"),
+        row,
+    )
+
+
+def _created_or_updated(row: dict) -> str:
+    """The event name of a polled row: Created while the object is as it was created
+    (its ``ModifiedDate`` still its ``CreatedDate``, and a real date), else Updated."""
+    modified = str(row.get("ModifiedDate") or "")
+    unchanged = modified == str(row.get("CreatedDate") or "") and _znode_date(modified)
+    return "Created" if unchanged else "Updated"
+
+
+def user_event_body(row: dict) -> bytes:
+    """A ``customeraccount/list`` row as a Znode 10 webhook of module "User" carries
+    it (``EventDataCode``: the user name, as Znode sends it). The event id is made of
+    the ``UserId`` and its ``ModifiedDate``: a re-read gives the same id, any later
+    save a new one."""
+    return _event_body(
+        f"poll:user:{row['UserId']}:{row.get('ModifiedDate') or ''}",
+        "User",
+        _created_or_updated(row),
+        row["UserId"],
+        row.get("UserName"),
+        row,
+    )
+
+
+def address_event_body(row: dict) -> bytes:
+    """A ``customer/addresslist`` row as a Znode 10 webhook of module "Address"
+    carries it (``EventDataCode``: its ``DisplayName``); the event id is made of the
+    ``AddressId`` and its ``ModifiedDate``."""
+    return _event_body(
+        f"poll:address:{row['AddressId']}:{row.get('ModifiedDate') or ''}",
+        "Address",
+        _created_or_updated(row),
+        row["AddressId"],
+        row.get("DisplayName"),
         row,
     )
 

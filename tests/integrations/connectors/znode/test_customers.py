@@ -22,6 +22,7 @@ from integrations.connectors.znode.mapping import (
     user_changes,
     user_fingerprint,
 )
+from integrations.connectors.znode.sync import address_event_body, user_event_body
 from integrations.connectors.znode.webhooks import parse
 from integrations.kernel.facts import CustomerProfile, PostalAddress
 from integrations.models import ApiCall
@@ -432,6 +433,10 @@ def test_our_user_write_comes_back_with_the_fingerprint_we_predict(znode, receiv
     assert change.object_key == user_change_key(13) == "user:13"
     assert change.fingerprint == user_fingerprint(written)
     assert hook.payload["object"]["LastName"] == "Chen-Li"
+    (row,) = [r for r in znode.list_customers(after_user_id=12) if r["UserId"] == 13]
+    polled = parse(user_event_body(row))
+    assert polled.event_type == "user.updated"
+    assert change_fingerprint(polled.event_type, polled.payload) == change
     # A save of a field the sync never writes (EmailOptIn) is no change that matters.
     opted = znode.update_customer(user_id=13, portal_id=1, changes={"EmailOptIn": True})
     assert opted["EmailOptIn"] is True
@@ -469,6 +474,9 @@ def test_our_address_writes_come_back_with_the_fingerprint_we_predict(znode, rec
     change = change_fingerprint(hook.event_type, hook.payload)
     assert (hook.event_type, change.object_key) == ("address.updated", address_change_key(205))
     assert change.fingerprint == address_fingerprint(written)
+    (row,) = [r for r in znode.list_addresses(user_id=14) if r["AddressId"] == 205]
+    polled = parse(address_event_body(row))
+    assert change_fingerprint(polled.event_type, polled.payload) == change
     # An address we add: the store's Address Created event and the poller's agree too.
     created = znode.create_address(
         user_id=14,
@@ -483,6 +491,10 @@ def test_our_address_writes_come_back_with_the_fingerprint_we_predict(znode, rec
     )
     assert made.object_key == f"address:{created['AddressId']}"
     assert made.fingerprint == address_fingerprint(created)
+    (row,) = [r for r in znode.list_addresses(user_id=14) if r["AddressId"] == created["AddressId"]]
+    polled = parse(address_event_body(row))
+    assert polled.event_type == "address.created"
+    assert change_fingerprint(polled.event_type, polled.payload) == made
 
 
 def test_what_an_address_fingerprint_acts_on():
