@@ -28,6 +28,8 @@ _operation: ContextVar[str] = ContextVar("stripe_operation", default="")
 
 # Our own pacing for 429s inside one call, before the job-level retry takes over.
 RATE_LIMIT_BACKOFF = (0.5, 1.0, 2.0)
+# Items per page of a list we read to the end (Stripe's maximum).
+LIST_PAGE_SIZE = 100
 
 
 class RecordingHTTPClient(stripe.RequestsClient):
@@ -200,6 +202,18 @@ class StripeGateway:
         )
         return [c.to_dict() for c in page.data]
 
+    def customer_payment_methods(self, customer_id: str, *, type: str = "card") -> list[dict]:
+        """Every payment method of ``type`` attached to the customer, all pages
+        (``GET /v1/customers/{id}/payment_methods``)."""
+        return list(
+            self._each(
+                "customer.payment_methods",
+                self.client.v1.customers.payment_methods.list,
+                {"limit": LIST_PAGE_SIZE, "type": type},
+                customer_id,
+            )
+        )
+
     def customer_list(self, *, email: str) -> list[dict]:
         page = self._call(
             "customer.list", self.client.v1.customers.list, params={"email": email, "limit": 10}
@@ -356,10 +370,12 @@ class StripeGateway:
             {"payout": payout_id, "limit": 100, "expand": ["data.source"]},
         )
 
-    def _each(self, operation: str, fn: Callable[..., Any], params: dict) -> Iterator[dict]:
+    def _each(
+        self, operation: str, fn: Callable[..., Any], params: dict, *args: Any
+    ) -> Iterator[dict]:
         """Every item of a list, page after page (each page's request recorded as
-        ``operation``)."""
-        page = self._call(operation, fn, params=params)
+        ``operation``); ``args`` go before the params (a nested list's parent id)."""
+        page = self._call(operation, fn, *args, params=params)
         token = _operation.set(operation)
         try:
             for item in page.auto_paging_iter():
