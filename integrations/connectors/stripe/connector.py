@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 
-from integrations.connectors.base import Connector, ParsedEvent
+from integrations.connectors.base import ChangeFingerprint, Connector, ParsedEvent
 from integrations.connectors.stripe import mapping, webhooks
 from integrations.connectors.stripe.client import StripeGateway
 from integrations.connectors.stripe.constants import SUPPORTED_EVENTS
@@ -37,6 +37,14 @@ class StripeConnector(Connector):
 
     def event_facts(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         return mapping.event_facts(payload)
+
+    def change_fingerprint(
+        self, event_type: str, payload: dict[str, Any]
+    ) -> ChangeFingerprint | None:
+        """``customer.created``/``customer.updated``: the customer (``customer:<id>``)
+        and a hash of its profile and default payment method, so the echo of the
+        two-way sync's own write makes no job. Every other event routes as before."""
+        return mapping.customer_change_fingerprint(event_type, payload)
 
     def client(self, connection: Connection) -> StripeGateway:
         return StripeGateway(connection)

@@ -38,7 +38,9 @@ DISPUTE_EVENTS = frozenset(
         "charge.dispute.funds_reinstated",
     }
 )
-CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.deleted"})
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_UPDATED = "customer.updated"
+CUSTOMER_EVENTS = frozenset({CUSTOMER_CREATED, CUSTOMER_UPDATED, "customer.deleted"})
 PAYMENT_METHOD_EVENTS = frozenset(
     {"payment_method.attached", "payment_method.detached", "payment_method.updated"}
 )

@@ -9,18 +9,27 @@ table's business (``payments/money.py``), not this module's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from integrations.connectors.base import ChangeFingerprint
 from integrations.connectors.stripe.constants import (
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
     METADATA_INTEGRATION,
     METADATA_ORDER_NUMBER,
     METADATA_REFUND_KEY,
     METADATA_RETURN_NUMBER,
     METADATA_ZNODE_USER,
 )
-from integrations.kernel.facts import PostalAddress, fact_json
+from integrations.kernel.countries import country_alpha2, is_country_code
+from integrations.kernel.facts import CustomerProfile, PostalAddress, fact_json, profile_values
 
 
 # --- facts --------------------------------------------------------------------------------
@@ -121,6 +130,46 @@ class StripeCustomer:
     znode_user_id: str
     """Our metadata: the Znode user it was made for (empty: none named)."""
     default_payment_method: str
+    """``invoice_settings.default_payment_method`` (else the legacy ``default_source``)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Added after ``raw`` so that positional construction of the fields above still works.
+    name: str = ""
+    phone: str = ""
+    address: PostalAddress = field(default_factory=PostalAddress)
+    """The billing address (``address``); Stripe keeps no name or phone in it."""
+    shipping: PostalAddress = field(default_factory=PostalAddress)
+    """``shipping.address`` with ``shipping.name`` and ``shipping.phone``."""
+    deleted: bool = False
+    """A deleted customer's stub (``{"id", "object", "deleted": true}``)."""
+
+    @property
+    def profile(self) -> CustomerProfile:
+        """The customer as the two-way sync compares it with the Znode user."""
+        return CustomerProfile(
+            email=self.email,
+            name=self.name,
+            phone=self.phone,
+            billing=self.address,
+            shipping=self.shipping,
+        )
+
+
+@dataclass(frozen=True)
+class StripeCard:
+    """A PaymentMethod a customer can pay with again (a saved card)."""
+
+    id: str
+    """``pm_…``"""
+    customer: str
+    """The customer it is attached to ("" when detached; the fact of a
+    ``payment_method.detached`` event names the customer it left)."""
+    brand: str
+    """``card.brand`` ("" for a payment method that is no card)."""
+    last4: str
+    exp_month: int
+    exp_year: int
+    type: str
+    """The payment method's type: ``card``, ``sepa_debit``…"""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -207,15 +256,55 @@ def page_from_wire(raw: Mapping[str, Any]) -> CheckoutPage:
     )
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _address(raw: Any, *, name: Any = None, phone: Any = None) -> PostalAddress:
+    """Stripe's address object (null parts, or a null address, read as empty)."""
+    parts = _mapping(raw)
+    return PostalAddress(
+        name=_text(name),
+        line1=_text(parts.get("line1")),
+        line2=_text(parts.get("line2")),
+        city=_text(parts.get("city")),
+        state=_text(parts.get("state")),
+        postal_code=_text(parts.get("postal_code")),
+        country=_text(parts.get("country")),
+        phone=_text(phone),
+    )
+
+
 def customer_from_wire(raw: Mapping[str, Any]) -> StripeCustomer:
-    invoice = raw.get("invoice_settings")
-    invoice = invoice if isinstance(invoice, Mapping) else {}
+    invoice = _mapping(raw.get("invoice_settings"))
     method = _id(invoice.get("default_payment_method")) or _id(raw.get("default_source"))
+    shipping = _mapping(raw.get("shipping"))
     return StripeCustomer(
         id=_id(raw.get("id")),
         email=_text(raw.get("email")),
         znode_user_id=_text(_metadata(raw).get(METADATA_ZNODE_USER)),
         default_payment_method=method,
+        raw=raw,
+        name=_text(raw.get("name")),
+        phone=_text(raw.get("phone")),
+        address=_address(raw.get("address")),
+        shipping=_address(
+            shipping.get("address"), name=shipping.get("name"), phone=shipping.get("phone")
+        ),
+        deleted=raw.get("deleted") is True,
+    )
+
+
+def card_from_wire(raw: Mapping[str, Any]) -> StripeCard:
+    card = _mapping(raw.get("card"))
+    return StripeCard(
+        id=_id(raw.get("id")),
+        customer=_id(raw.get("customer")),
+        brand=_text(card.get("brand")),
+        last4=_text(card.get("last4")),
+        exp_month=_int(card.get("exp_month")),
+        exp_year=_int(card.get("exp_year")),
+        type=_text(raw.get("type")),
         raw=raw,
     )
 
@@ -236,9 +325,24 @@ def customer_facing_decline(decline_code: str) -> str:
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
 METADATA_VALUE_MAX = 500
+# The customer's own fields (reference stripe.md A6 for the email; Stripe's OpenAPI
+# spec, stripe/openapi openapi/spec3.yaml, POST /v1/customers/{customer}: name
+# maxLength 256, phone 20, email 512).
 NAME_MAX = 256
 PHONE_MAX = 20
 EMAIL_MAX = 512
+ADDRESS_PART_MAX = 5000
+"""Each part of the billing and the shipping address (line1, line2, city, state,
+postal_code, country). The reference (A8) and stripe-python 16.1.0's params are silent;
+Stripe's OpenAPI spec gives maxLength 5000 for every part, as the sandbox does
+(``sandbox/stripe/params.py``)."""
+SHIPPING_NAME_MAX = 256
+"""``shipping.name``. The reference and stripe-python are silent (the SDK calls it the
+"Customer name"); the OpenAPI spec and the sandbox allow 5000. The stricter reading: a
+shipping name is a customer's name, held to the customer's ``name`` limit."""
+SHIPPING_PHONE_MAX = 20
+"""``shipping.phone``, by the same stricter reading: the customer's ``phone`` limit
+(the OpenAPI spec and the sandbox allow 5000)."""
 
 
 def stripe_metadata(values: Mapping[str, object]) -> dict[str, str]:
@@ -381,6 +485,199 @@ def customer_details_params(*, name: str, phone: str, address: PostalAddress) ->
     if located := address_params(address):
         details["address"] = located
     return details
+
+
+# --- the customer's profile, written by the two-way sync -------------------------------------
+_ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+def _located(address: PostalAddress) -> bool:
+    """The address has a part Stripe keeps in an address object (not only a name or
+    a phone)."""
+    return any(getattr(address, part).strip() for part in _ADDRESS_PARTS)
+
+
+def _country(value: str) -> str:
+    return value.strip().upper()
+
+
+def _written_address(address: PostalAddress, *, name: str = "", phone: str = "") -> PostalAddress:
+    """What Stripe keeps of an address: its six parts (the country code in upper case),
+    with the ``name`` and ``phone`` given; nothing when it has no part."""
+    if not _located(address):
+        return PostalAddress()
+    parts = {part: getattr(address, part) for part in _ADDRESS_PARTS}
+    return PostalAddress(**{**parts, "country": _country(address.country)}, name=name, phone=phone)
+
+
+def _address_param(address: PostalAddress) -> dict[str, str] | str:
+    """Every part of Stripe's address object, an empty one as "" (which unsets it,
+    whether Stripe merges the object or replaces it); "" for no address at all."""
+    if not _located(address):
+        return ""
+    return {part: getattr(address, part) for part in _ADDRESS_PARTS}
+
+
+def profile_as_written(profile: CustomerProfile) -> CustomerProfile:
+    """The profile as the Stripe customer shows it after
+    :func:`customer_profile_params`: the billing address without name and phone (Stripe's
+    ``address`` has neither: the customer's ``name`` and ``phone`` stand for them), the
+    shipping name defaulted to the profile's name, no shipping without a shipping
+    address, country codes in upper case."""
+    shipping = profile.shipping
+    return replace(
+        profile,
+        billing=_written_address(profile.billing),
+        shipping=_written_address(
+            shipping, name=shipping.name or profile.name, phone=shipping.phone
+        ),
+    )
+
+
+def customer_profile_params(
+    profile: CustomerProfile, *, znode_user_id: int | None = None
+) -> dict[str, Any]:
+    """The customer update that makes the Stripe customer show exactly ``profile``
+    (as :func:`profile_as_written` describes it).
+
+    Every field is sent: an empty one as "" (stripe-python form-encodes "" as
+    ``name=``, which unsets the field; it leaves None out, which would keep the old
+    value). No billing address unsets ``address``; no shipping address unsets
+    ``shipping``. The shipping name Stripe requires is the shipping address's name, else
+    the profile's. ``metadata[znode_user_id]`` when given (other keys are kept).
+    Nothing is truncated: check :func:`profile_problems` first."""
+    written = profile_as_written(profile)
+    shipping: dict[str, Any] | str = ""
+    if _located(written.shipping):
+        shipping = {
+            "name": written.shipping.name,
+            "phone": written.shipping.phone,
+            "address": _address_param(written.shipping),
+        }
+    params: dict[str, Any] = {
+        "email": written.email,
+        "name": written.name,
+        "phone": written.phone,
+        "address": _address_param(written.billing),
+        "shipping": shipping,
+    }
+    if znode_user_id is not None:
+        params["metadata"] = {METADATA_ZNODE_USER: str(int(znode_user_id))}
+    return params
+
+
+def _too_long(label: str, value: str, limit: int) -> list[str]:
+    if len(value) <= limit:
+        return []
+    return [f"{label} is {len(value)} characters; Stripe accepts at most {limit}"]
+
+
+def _address_problems(label: str, address: PostalAddress) -> list[str]:
+    problems: list[str] = []
+    for part in _ADDRESS_PARTS:
+        problems += _too_long(f"{label} {part}", getattr(address, part), ADDRESS_PART_MAX)
+    country = _country(address.country)
+    if country and not is_country_code(country):
+        known = country_alpha2(address.country)
+        hint = f" (that is {known})" if known else ""
+        problems.append(
+            f"{label} country {address.country!r} is not an ISO 3166-1 alpha-2 code{hint}"
+        )
+    return problems
+
+
+def _email_problems(email: str) -> list[str]:
+    if not email:
+        return []  # unsets the email
+    if len(email) > EMAIL_MAX:
+        return _too_long("email", email, EMAIL_MAX)
+    try:
+        validate_email(email)
+    except ValidationError:
+        return [f"email {email!r} is not a valid email address"]
+    return []
+
+
+def profile_problems(profile: CustomerProfile) -> list[str]:
+    """Why ``profile`` cannot be written to Stripe as it is (``[]``: it can), one
+    readable reason per problem, each naming the field (and the limit): an invalid
+    email, a country that is no ISO 3166-1 alpha-2 code, a part longer than Stripe
+    accepts, a shipping address without a name Stripe requires, or a shipping name or
+    phone without a shipping address to keep them in."""
+    problems = _email_problems(profile.email)
+    problems += _too_long("name", profile.name, NAME_MAX)
+    problems += _too_long("phone", profile.phone, PHONE_MAX)
+    problems += _address_problems("billing address", profile.billing)
+    shipping = profile.shipping
+    if _located(shipping):
+        problems += _too_long("shipping name", shipping.name, SHIPPING_NAME_MAX)
+        problems += _too_long("shipping phone", shipping.phone, SHIPPING_PHONE_MAX)
+        problems += _address_problems("shipping address", shipping)
+        if not (shipping.name or profile.name):
+            problems.append(
+                "shipping address has no name and neither has the profile; Stripe "
+                "requires a name with a shipping address"
+            )
+    elif shipping.name or shipping.phone:
+        problems.append(
+            "shipping name or phone is set without a shipping address; Stripe keeps "
+            "them only with one"
+        )
+    return problems
+
+
+# --- what a customer event changes, for the inbox's echo check ---------------------------------
+def customer_change_key(customer_id: str) -> str:
+    """The customer's name in the inbox's change gate (``RoutedChange.object_key``)."""
+    return f"customer:{customer_id}"
+
+
+def customer_state_fingerprint(profile: CustomerProfile, *, default_payment_method: str) -> str:
+    """sha256 hex of what the customer flows act on: the profile (normalized:
+    :func:`~integrations.kernel.facts.profile_values`) and the default payment method."""
+    values = {"profile": profile_values(profile), "default_payment_method": default_payment_method}
+    encoded = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def customer_fingerprint(raw: Mapping[str, Any]) -> str:
+    """The fingerprint of a customer as Stripe sends it: its profile and its default
+    payment method (a new default card is a change that matters; a description or
+    metadata is not). Pure; odd values are read as what they can be."""
+    customer = customer_from_wire(_mapping(raw))
+    return customer_state_fingerprint(
+        customer.profile, default_payment_method=customer.default_payment_method
+    )
+
+
+def expected_customer_fingerprint(profile: CustomerProfile, *, default_payment_method: str) -> str:
+    """The fingerprint the customer will carry once ``customer_profile_params(profile)``
+    is written (its default payment method unchanged): what to hand the inbox's
+    ``change_expect`` before the write."""
+    return customer_state_fingerprint(
+        profile_as_written(profile), default_payment_method=default_payment_method
+    )
+
+
+def customer_change_fingerprint(
+    event_type: str, payload: Mapping[str, Any]
+) -> ChangeFingerprint | None:
+    """The connector's ``change_fingerprint`` for ``customer.created`` and
+    ``customer.updated``: ``customer:<id>`` and :func:`customer_fingerprint` of the
+    event's object. None for every other event (and an object without an id)."""
+    if event_type not in (CUSTOMER_CREATED, CUSTOMER_UPDATED):
+        return None
+    obj = _mapping(_mapping(payload.get("data")).get("object"))
+    customer_id = obj.get("id")
+    if not isinstance(customer_id, str) or not customer_id:
+        return None
+    creates = event_type == CUSTOMER_CREATED
+    return ChangeFingerprint(
+        object_key=customer_change_key(customer_id),
+        fingerprint=customer_fingerprint(obj),
+        creates=creates,
+        update_event_type=CUSTOMER_UPDATED if creates else "",
+    )
 
 
 CANCEL_PARAMS = {"cancellation_reason": "requested_by_customer"}
@@ -542,27 +839,46 @@ def refund_params(
     return params
 
 
-# What an event's object is, by its ``object`` field: the name mappings read it under.
-_EVENT_FACTS = {
-    "payment_intent": ("payment", payment_from_wire),
-    "charge": ("charge", charge_from_wire),
-    "checkout.session": ("page", page_from_wire),
-    "customer": ("customer", customer_from_wire),
-    "refund": ("refund", refund_from_wire),
-    "dispute": ("dispute", dispute_from_wire),
+def _card_of_event(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> StripeCard:
+    """A payment method event's card. A detached one names no customer any more
+    (``customer: null``); the event's ``previous_attributes`` still do, so the fact
+    names the customer it left."""
+    card = card_from_wire(obj)
+    if not card.customer:
+        card = replace(card, customer=_id(previous.get("customer")))
+    return card
+
+
+def _object_only(
+    reader: Callable[[Mapping[str, Any]], Any],
+) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Any]:
+    return lambda obj, previous: reader(obj)
+
+
+# What an event's object is, by its ``object`` field: the name mappings read it under,
+# and its reader (of the object and the event's ``previous_attributes``).
+_EVENT_FACTS: dict[str, tuple[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]]] = {
+    "payment_intent": ("payment", _object_only(payment_from_wire)),
+    "charge": ("charge", _object_only(charge_from_wire)),
+    "checkout.session": ("page", _object_only(page_from_wire)),
+    "customer": ("customer", _object_only(customer_from_wire)),
+    "refund": ("refund", _object_only(refund_from_wire)),
+    "dispute": ("dispute", _object_only(dispute_from_wire)),
+    "payment_method": ("card", _card_of_event),
 }
 
 
 def event_facts(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The event's object as a fact, under ``payment``, ``charge``, ``page`` or
-    ``customer`` (``payment.order_number``, ``payment.decline_code``...). Events are
-    hints: actions re-read the object before money moves."""
-    data = payload.get("data")
-    obj = data.get("object") if isinstance(data, Mapping) else None
+    """The event's object as a fact, under ``payment``, ``charge``, ``page``,
+    ``customer``, ``refund``, ``dispute`` or ``card`` (``payment.order_number``,
+    ``card.customer``...). Events are hints: actions re-read the object before money
+    moves."""
+    data = _mapping(payload.get("data"))
+    obj = data.get("object")
     if not isinstance(obj, Mapping):
         return {}
     known = _EVENT_FACTS.get(str(obj.get("object") or ""))
     if known is None:
         return {}
     name, reader = known
-    return {name: fact_json(reader(obj))}
+    return {name: fact_json(reader(obj, _mapping(data.get("previous_attributes"))))}
