@@ -550,11 +550,15 @@ class PolledOrder(models.Model):
 
 
 class RoutedChange(models.Model):
-    """The last change of one external object that the inbox turned into jobs.
+    """The last change of one external object that the inbox turned into jobs, or
+    that we wrote ourselves.
 
     One row per (connection, object): routing locks it, so two sources reporting the
     same change at once cannot both create jobs. See
-    :meth:`integrations.connectors.base.Connector.change_fingerprint`.
+    :meth:`integrations.connectors.base.Connector.change_fingerprint`. An action about
+    to write the object announces the state it writes
+    (:func:`integrations.services.inbox.change_expect`): the event that reports exactly
+    that state is the echo of the write and makes no job.
     """
 
     # Lookups go through the unique (connection, object_key) key; no other index is
@@ -568,7 +572,8 @@ class RoutedChange(models.Model):
     fingerprint = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Hash of what flows act on, as of the last event routed to jobs.",
+        help_text="Hash of what flows act on, as of the last event routed to jobs or our "
+        "own last write (whichever came later).",
     )
     event = models.ForeignKey(
         InboundEvent,
@@ -590,6 +595,13 @@ class RoutedChange(models.Model):
     )
     routed_at = models.DateTimeField(
         null=True, blank=True, help_text="When the last event was routed to jobs."
+    )
+    written_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When our own write last set the fingerprint. Until an event is routed "
+        "after it, an event that reports exactly this state is the echo of that write and "
+        "makes no job.",
     )
 
     class Meta:

@@ -263,18 +263,21 @@ def _change_of(event: InboundEvent, parsed: ParsedEvent) -> ChangeFingerprint | 
         return None
     if change is None:
         return None
-    change = replace(
-        change, object_key=db_text(change.object_key), fingerprint=db_text(change.fingerprint)
-    )
-    # Keep within the columns without merging two objects or two states.
-    if len(change.object_key) > 255:
-        digest = hashlib.sha256(change.object_key.encode()).hexdigest()
-        change = replace(change, object_key=f"{change.object_key[:190]}:{digest}")
-    if len(change.fingerprint) > 64:
-        change = replace(
-            change, fingerprint=hashlib.sha256(change.fingerprint.encode()).hexdigest()
-        )
-    return change
+    object_key, fingerprint = _storable_change(change.object_key, change.fingerprint)
+    return replace(change, object_key=object_key, fingerprint=fingerprint)
+
+
+def _storable_change(object_key: str, fingerprint: str) -> tuple[str, str]:
+    """An object key and fingerprint as the change row stores them: storable text,
+    within the columns, without merging two objects or two states (the same for what
+    an event reports and for what :func:`change_expect` announces)."""
+    object_key, fingerprint = db_text(object_key), db_text(fingerprint)
+    if len(object_key) > 255:
+        digest = hashlib.sha256(object_key.encode()).hexdigest()
+        object_key = f"{object_key[:190]}:{digest}"
+    if len(fingerprint) > 64:
+        fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()
+    return object_key, fingerprint
 
 
 def _lock_change(connection_id: int, object_key: str) -> RoutedChange:
@@ -297,7 +300,59 @@ def _describe(event_id: int) -> str:
     return f"event {event_id} ({row[0]} via {row[1]})" if row else f"event {event_id}"
 
 
+def change_expect(*, connection: Connection, object_key: str, fingerprint: str) -> None:
+    """Announce our own write: "we are about to write this object into this state; an
+    event that reports exactly this state is the echo of our write".
+
+    ``object_key`` and ``fingerprint`` are what the connector's ``change_fingerprint``
+    gives for the object in the state being written (for a Stripe customer:
+    ``customer_change_key`` and ``expected_customer_fingerprint``). Call it just before
+    the write. Until an event is routed to jobs after it, an event carrying this
+    fingerprint (a creation too) makes no job and is settled as our echo; an event with
+    another fingerprint (somebody else's change) routes as ever, and from then on the
+    written state is no longer ours to drop: a change back to it routes.
+
+    If the write then fails, the expectation stays: an event reporting that state is
+    dropped all the same, and the object is then as we wanted it. Several writes in a
+    row: only the last announced state is the echo (an earlier write's event routes, at
+    worst one job too many, never one too few).
+
+    Locks the object's change row (made if new) in its own ``transaction.atomic()``,
+    and only that row: inside a caller's transaction the lock is held until that
+    commits (a drain routing the object waits for it), so never call it while holding
+    other change rows. Domain apps import it from here
+    (``integrations.services.inbox``).
+    """
+    object_key, fingerprint = _storable_change(object_key, fingerprint)
+    with transaction.atomic():
+        row = _lock_change(connection.pk, object_key)
+        RoutedChange.objects.filter(pk=row.pk).update(
+            fingerprint=fingerprint, written_at=timezone.now()
+        )
+    logger.info(
+        "integrations.inbox.change_expected connection=%s object=%s", connection.pk, object_key
+    )
+
+
+def _our_echo(change: ChangeFingerprint, row: RoutedChange) -> bool:
+    """The event reports the state our last write announced, and no event was routed
+    since that write."""
+    return (
+        row.written_at is not None
+        and bool(row.fingerprint)
+        and row.fingerprint == change.fingerprint
+        and (row.routed_at is None or row.written_at > row.routed_at)
+    )
+
+
 def _verdict(event: InboundEvent, change: ChangeFingerprint, row: RoutedChange) -> _Verdict:
+    if _our_echo(change, row):
+        # Our own write (its creation too, when we made the object): no flow reacts to
+        # it. Not a duplicate of any event: the state was never routed.
+        written = row.written_at.isoformat(timespec="seconds")
+        return _Verdict(
+            reason=f"echo of our own write: {change.object_key} is as we wrote it at {written}"
+        )
     if change.creates:
         if row.created_event_id is None:
             return _Verdict(route_as=event.event_type)
@@ -375,7 +430,8 @@ def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> 
     """Create the jobs an event triggers, then settle its status
     (:func:`~integrations.services.events.event_settle`): ignored when nothing wants
     it, duplicate when the change it reports was routed already (connector's
-    ``change_fingerprint``).
+    ``change_fingerprint``), ignored as our echo when it reports the state our own
+    last write announced (:func:`change_expect`).
 
     Paused is not absent: a job is made for every integration that contains the
     event's connection and every flow its type triggers, enabled or not; where the
@@ -413,7 +469,8 @@ def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> 
                 event.pk, routed=Routed(reason=verdict.reason, duplicate_of=verdict.duplicate_of)
             )
             logger.info(
-                "integrations.inbox.duplicate_change event=%s object=%s of=%s",
+                "integrations.inbox.%s event=%s object=%s of=%s",
+                "duplicate_change" if verdict.duplicate_of else "echo_of_our_write",
                 event.pk,
                 change.object_key,
                 verdict.duplicate_of,

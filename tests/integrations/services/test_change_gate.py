@@ -514,3 +514,198 @@ def test_drains_locking_the_same_orders_in_opposite_order_do_not_deadlock(integr
     updated = Job.objects.filter(flow__key="order-updated").values_list("reference", flat=True)
     assert sorted(updated) == ["ORD-1", "ORD-2"]
     assert InboundEvent.objects.filter(status=EventStatus.DUPLICATE).count() == 2
+
+
+# --- our own writes: the echo of the two-way sync -----------------------------------------
+# A Stripe customer the platform writes, through the sandbox over HTTP; the sandbox's
+# signed webhooks are posted to the platform's endpoint as Stripe sends them.
+@pytest.fixture
+def customers(sandbox, znode_connection):
+    from integrations.services.connections import connection_create
+    from tests.integrations.connectors.stripe.test_customers import WHSEC
+
+    stripe = connection_create(
+        name="stripe-sync",
+        kind="stripe",
+        base_url=sandbox.system_url("stripe"),
+        credentials={"api_key": "sk_test_change_gate"},
+        webhook_secrets=[WHSEC],
+        rate_limit_per_second=500,
+    )
+    Integration.objects.create(name="sync", znode=znode_connection, stripe=stripe)
+    make_flow("customer-created", event="customer.created")
+    make_flow("customer-updated", event="customer.updated")
+    return stripe
+
+
+@pytest.fixture
+def stripe_hooks(sandbox):
+    from tests.integrations.connectors.stripe.test_customers import WHSEC
+    from tests.sandbox.localstripe_support import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    sandbox.control("POST", "webhooks/stripe", {"url": receiver.url, "secret": WHSEC})
+    yield receiver
+    receiver.close()
+
+
+def gateway_of(connection):
+    from integrations.connectors.stripe.client import StripeGateway
+
+    return StripeGateway(connection)
+
+
+def stripe_webhook(client, connection, hooks, event_type: str, number: int) -> InboundEvent:
+    """The ``number``-th (1-based) signed ``event_type`` webhook the sandbox sent, posted
+    to the connection's endpoint and routed."""
+    from tests.conftest import post_stripe
+    from tests.integrations.connectors.stripe.test_customers import signed_deliveries
+
+    delivery = signed_deliveries(hooks, event_type, number)[number - 1]
+    body = delivery["body"].decode()
+    response = post_stripe(client, connection, body, header=delivery["signature"])
+    assert response.status_code == 200, response.content
+    inbox_drain()
+    return InboundEvent.objects.get(connection=connection, external_id=json.loads(body)["id"])
+
+
+def customer_jobs() -> list[tuple[str, int]]:
+    return list(Job.objects.order_by("id").values_list("flow__key", "event_id"))
+
+
+def echo_reason(object_key: str, row: RoutedChange) -> str:
+    return (
+        f"echo of our own write: {object_key} is as we wrote it at "
+        f"{row.written_at.isoformat(timespec='seconds')}"
+    )
+
+
+def write_profile(connection, customer_id: str, key: str):
+    """What the sync does: announce the state, then write it."""
+    from integrations.connectors.stripe.mapping import (
+        customer_change_key,
+        customer_profile_params,
+        expected_customer_fingerprint,
+    )
+    from tests.integrations.connectors.stripe.test_customers import PROFILE
+
+    expected = expected_customer_fingerprint(PROFILE, default_payment_method="")
+    inbox.change_expect(
+        connection=connection, object_key=customer_change_key(customer_id), fingerprint=expected
+    )
+    gateway_of(connection).customer_update(
+        customer_id, params=customer_profile_params(PROFILE), idempotency_key=key
+    )
+    return expected
+
+
+def someone_else_updates(connection, customer_id: str, **params) -> None:
+    gateway_of(connection).client.v1.customers.update(customer_id, params)
+
+
+def test_the_echo_of_our_own_write_makes_no_job(client, customers, stripe_hooks):
+    someone = gateway_of(customers).client.v1.customers.create({"email": "ada@example.com"})
+    created = stripe_webhook(client, customers, stripe_hooks, "customer.created", 1)
+    assert customer_jobs() == [("customer-created", created.pk)]
+
+    expected = write_profile(customers, someone.id, "sync:ada:1")
+    echo = stripe_webhook(client, customers, stripe_hooks, "customer.updated", 1)
+
+    assert customer_jobs() == [("customer-created", created.pk)]
+    row = RoutedChange.objects.get(connection=customers, object_key=f"customer:{someone.id}")
+    assert (row.fingerprint, row.event_id, row.created_event_id) == (
+        expected,
+        created.pk,
+        created.pk,
+    )
+    assert row.written_at > row.routed_at
+    assert (echo.status, echo.duplicate_of_id) == (EventStatus.IGNORED, None)
+    assert echo.status_reason == echo_reason(f"customer:{someone.id}", row)
+    assert echo.processed_at is not None
+
+
+def test_a_later_change_routes_and_so_does_a_change_back_to_our_state(
+    client, customers, stripe_hooks
+):
+    someone = gateway_of(customers).client.v1.customers.create({"email": "ada@example.com"})
+    created = stripe_webhook(client, customers, stripe_hooks, "customer.created", 1)
+    expected = write_profile(customers, someone.id, "sync:ada:1")
+    stripe_webhook(client, customers, stripe_hooks, "customer.updated", 1)  # our echo
+
+    someone_else_updates(customers, someone.id, name="Augusta Ada King")
+    renamed = stripe_webhook(client, customers, stripe_hooks, "customer.updated", 2)
+    assert customer_jobs() == [("customer-created", created.pk), ("customer-updated", renamed.pk)]
+    row = RoutedChange.objects.get(connection=customers, object_key=f"customer:{someone.id}")
+    assert (row.event_id, row.fingerprint != expected) == (renamed.pk, True)
+    assert row.routed_at > row.written_at
+
+    # Someone puts back exactly what we wrote: their change, not our echo.
+    someone_else_updates(customers, someone.id, name="Ada Lovelace")
+    back = stripe_webhook(client, customers, stripe_hooks, "customer.updated", 3)
+    assert customer_jobs() == [
+        ("customer-created", created.pk),
+        ("customer-updated", renamed.pk),
+        ("customer-updated", back.pk),
+    ]
+    row.refresh_from_db()
+    assert (row.event_id, row.fingerprint) == (back.pk, expected)
+    assert back.status == EventStatus.PROCESSING
+
+
+def test_the_creation_of_a_customer_we_made_is_our_echo(client, customers, stripe_hooks):
+    from integrations.connectors.stripe.mapping import customer_change_key, customer_fingerprint
+
+    made = gateway_of(customers).customer_create(
+        params={"email": "ada@example.com", "name": "Ada Lovelace"},
+        idempotency_key="customer:user-42",
+    )
+    key = customer_change_key(made["id"])
+    inbox.change_expect(
+        connection=customers, object_key=key, fingerprint=customer_fingerprint(made)
+    )
+    ours = stripe_webhook(client, customers, stripe_hooks, "customer.created", 1)
+
+    assert customer_jobs() == []
+    row = RoutedChange.objects.get(connection=customers, object_key=key)
+    assert (row.created_event_id, row.event_id, row.routed_at) == (None, None, None)
+    assert (ours.status, ours.duplicate_of_id) == (EventStatus.IGNORED, None)
+    assert ours.status_reason == echo_reason(key, row)
+
+    # A customer made by someone else is a creation to route.
+    theirs = gateway_of(customers).client.v1.customers.create({"email": "bob@example.com"})
+    routed = stripe_webhook(client, customers, stripe_hooks, "customer.created", 2)
+    assert json.loads(routed.body)["data"]["object"]["id"] == theirs.id
+    assert customer_jobs() == [("customer-created", routed.pk)]
+    # And a later change to ours by someone else runs the update flows.
+    someone_else_updates(customers, made["id"], phone="+15550100")
+    changed = stripe_webhook(client, customers, stripe_hooks, "customer.updated", 1)
+    assert customer_jobs() == [
+        ("customer-created", routed.pk),
+        ("customer-updated", changed.pk),
+    ]
+
+
+def test_an_expectation_of_another_state_does_not_drop_the_event(client, customers, stripe_hooks):
+    someone = gateway_of(customers).client.v1.customers.create({"email": "ada@example.com"})
+    stripe_webhook(client, customers, stripe_hooks, "customer.created", 1)
+    inbox.change_expect(
+        connection=customers, object_key=f"customer:{someone.id}", fingerprint="0" * 64
+    )
+    someone_else_updates(customers, someone.id, name="Ada")
+    update = stripe_webhook(client, customers, stripe_hooks, "customer.updated", 1)
+    assert [flow for flow, _ in customer_jobs()] == ["customer-created", "customer-updated"]
+    assert customer_jobs()[-1][1] == update.pk
+
+
+def test_an_expectation_is_stored_like_the_fingerprint_an_event_gives(customers):
+    inbox.change_expect(
+        connection=customers, object_key="customer:" + "9" * 300, fingerprint="f" * 100
+    )
+    row = RoutedChange.objects.get(connection=customers)
+    assert (len(row.object_key), len(row.fingerprint), row.routed_at) == (255, 64, None)
+    assert row.object_key.startswith("customer:999")
+    first = row.written_at
+    inbox.change_expect(connection=customers, object_key="customer:" + "9" * 300, fingerprint="e")
+    row.refresh_from_db()
+    assert (RoutedChange.objects.count(), row.fingerprint) == (1, "e")
+    assert row.written_at >= first
