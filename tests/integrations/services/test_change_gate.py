@@ -1,5 +1,7 @@
 """One order change, one job: the same change reported by a Znode 10 webhook and by the
 9.x poller, and the echoes of our own writes, are stored as evidence but create no job.
+The two-way customer sync's writes to Stripe are announced (``change_expect``): their
+echo makes no job, anybody else's change does.
 
 Webhooks are signed for real and go through the endpoint. Their payload is the order as
 the sandbox store holds it after each write (the body its "Order Updated" webhook
