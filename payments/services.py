@@ -11,8 +11,7 @@ reach other systems only through ``ctx.client(kind)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from integrations.choices import JobStatus
 from integrations.connectors.erp.mapping import (
     CreditMemo,
     JournalEntry,
@@ -39,8 +37,8 @@ from integrations.connectors.znode.mapping import (
 )
 from integrations.kernel import exceptions as exc
 from integrations.mapping import apply_transform
-from integrations.models import Job
 from integrations.runtime import ActionContext
+from integrations.services.jobs import CLAIM_WAIT_SECONDS, job_running, row_claim
 from integrations.settings_schema import integration_setting
 from payments import money
 from payments.choices import (
@@ -522,48 +520,22 @@ def _mispaid(
     return paid_refused(ctx, order, payment, f"{flag}: the order total is now {total}")
 
 
-def job_running(job_id: int | None, now: datetime) -> bool:
-    """The job holding a booking claim is still running on a live lease (a job that
-    failed, waits for a retry or lost its worker holds nothing)."""
-    if job_id is None:
-        return False
-    return Job.objects.filter(
-        pk=job_id, status=JobStatus.RUNNING, lease_expires_at__gt=now
-    ).exists()
-
-
 # A job finding another running job writing the same payment into Znode (the order's
 # job and the payment's event, racing) waits this long for it before it retries later.
-BOOKING_WAIT_SECONDS = 10.0
+BOOKING_WAIT_SECONDS = CLAIM_WAIT_SECONDS
 
 
-@contextmanager
-def writer_claim(ctx: ActionContext, row: models.Model) -> Iterator[None]:
+def writer_claim(ctx: ActionContext, row: models.Model) -> AbstractContextManager[None]:
     """Hold ``row`` (a refund, a dispute: its ``reflect_job``) for this job while it
     writes the row's news into Znode and the ERP: an object's events come in pairs and
     bursts, and two jobs each reading "not written yet" would both write (Znode's
-    history and notes always insert, §12). Another job holding it right now is waited
-    for a few seconds, then this one is retried shortly; either way it then finds the
-    writes made by their marks."""
-    model = type(row)
-    deadline = time.monotonic() + BOOKING_WAIT_SECONDS
-    while True:
-        with transaction.atomic():
-            holder = model.objects.select_for_update().get(pk=row.pk).reflect_job
-            if not holder or holder == ctx.job.pk or not job_running(holder, timezone.now()):
-                model.objects.filter(pk=row.pk).update(reflect_job=ctx.job.pk)
-                break
-        if time.monotonic() >= deadline:
-            raise exc.ConflictRetry(
-                f"{model._meta.verbose_name} {row} is being written to Znode and the ERP by "
-                f"job {holder}",
-                retry_after=2,
-            )
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        model.objects.filter(pk=row.pk, reflect_job=ctx.job.pk).update(reflect_job=None)
+    history and notes always insert, §12). See :func:`integrations.services.jobs.row_claim`."""
+    return row_claim(
+        job_id=ctx.job.pk,
+        row=row,
+        field="reflect_job",
+        doing="being written to Znode and the ERP",
+    )
 
 
 class _ClaimHeld(Exception):

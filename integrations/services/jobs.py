@@ -14,19 +14,20 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from integrations.choices import AttemptOutcome, JobStatus
 from integrations.kernel.context import RunContext, current_run
-from integrations.kernel.exceptions import DataError, error_summary, is_retryable
+from integrations.kernel.exceptions import ConflictRetry, DataError, error_summary, is_retryable
 from integrations.kernel.jsonutil import db_text
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, Job
@@ -678,3 +679,52 @@ class RetryWaker:
 
 
 retry_waker = RetryWaker()
+
+
+# --- claims: one job at a time writes an object's news -------------------------------------
+# A job finding another running job holding the same row waits this long for it, then is
+# retried shortly.
+CLAIM_WAIT_SECONDS = 10.0
+
+
+def job_running(job_id: int | None, now: datetime) -> bool:
+    """The job holding a claim is still running on a live lease (a job that failed,
+    waits for a retry or lost its worker holds nothing)."""
+    if job_id is None:
+        return False
+    return Job.objects.filter(
+        pk=job_id, status=JobStatus.RUNNING, lease_expires_at__gt=now
+    ).exists()
+
+
+@contextmanager
+def row_claim(
+    *,
+    job_id: int,
+    row: models.Model,
+    field: str,
+    doing: str,
+    wait_seconds: float = CLAIM_WAIT_SECONDS,
+) -> Iterator[None]:
+    """Hold ``row`` for job ``job_id`` (its ``field`` names the holder) while the job
+    writes what the row stands for into other systems: two jobs each reading "not
+    written yet" would both write. Another job holding it right now is waited for up
+    to ``wait_seconds``; then this job is retried shortly (``ConflictRetry``). A claim
+    of a job no longer running is taken over."""
+    model = type(row)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with transaction.atomic():
+            holder = getattr(model.objects.select_for_update().get(pk=row.pk), field)
+            if not holder or holder == job_id or not job_running(holder, timezone.now()):
+                model.objects.filter(pk=row.pk).update(**{field: job_id})
+                break
+        if time.monotonic() >= deadline:
+            raise ConflictRetry(
+                f"{model._meta.verbose_name} {row} is {doing} by job {holder}", retry_after=2
+            )
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        model.objects.filter(pk=row.pk, **{field: job_id}).update(**{field: None})
