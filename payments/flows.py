@@ -7,6 +7,7 @@ from integrations.services.flows import (
     StepSpec,
     register_default_flow,
     register_default_lookup,
+    register_flow_per_event,
 )
 
 # The event's business facts (the connectors' ``event_facts``): what a Stripe event's
@@ -248,28 +249,7 @@ REFLECT_REFUND = StepSpec(
 )
 
 
-def _flow_per_event(
-    events: tuple[str, ...], *, source: str, name: str, condition: str, steps: tuple
-) -> None:
-    """The same steps for each event of a kind (``{event}`` in ``name``); the flow's
-    key is the event's name (``charge-refunded``, ``dispute-funds-withdrawn``)."""
-    for event in events:
-        register_default_flow(
-            FlowSpec(
-                key=event.replace("charge.dispute.", "dispute.")
-                .replace(".", "-")
-                .replace("_", "-"),
-                name=name.format(event=event),
-                trigger_source=source,
-                trigger_event=event,
-                condition=condition,
-                version=1,
-                steps=steps,
-            )
-        )
-
-
-_flow_per_event(
+register_flow_per_event(
     ("return.created", "return.updated"),
     source="znode",
     name="Znode {event} in a refund state → Stripe refund → Znode, ERP credit memo",
@@ -283,7 +263,7 @@ _flow_per_event(
         REFLECT_REFUND,
     ),
 )
-_flow_per_event(
+register_flow_per_event(
     ("refund.created", "refund.updated", "refund.failed"),
     source="stripe",
     name="Stripe {event} → refund recorded → Znode, ERP credit memo",
@@ -293,7 +273,7 @@ _flow_per_event(
         REFLECT_REFUND,
     ),
 )
-_flow_per_event(
+register_flow_per_event(
     ("charge.refunded",),
     source="stripe",
     name="Stripe {event} → its refunds recorded → Znode, ERP credit memos",
@@ -306,7 +286,7 @@ _flow_per_event(
         ),
     ),
 )
-_flow_per_event(
+register_flow_per_event(
     (
         "charge.dispute.created",
         "charge.dispute.updated",

@@ -169,6 +169,28 @@ def register_default_flow(spec: FlowSpec) -> FlowSpec:
     return spec
 
 
+def register_flow_per_event(
+    events: tuple[str, ...], *, source: str, name: str, condition: str, steps: tuple
+) -> None:
+    """The same steps for each event of a kind (``{event}`` in ``name``); the flow's
+    key is the event's name (``charge-refunded``, ``dispute-funds-withdrawn``,
+    ``user-updated``)."""
+    for event in events:
+        register_default_flow(
+            FlowSpec(
+                key=event.replace("charge.dispute.", "dispute.")
+                .replace(".", "-")
+                .replace("_", "-"),
+                name=name.format(event=event),
+                trigger_source=source,
+                trigger_event=event,
+                condition=condition,
+                version=1,
+                steps=steps,
+            )
+        )
+
+
 def default_flows() -> dict[str, FlowSpec]:
     return dict(_defaults)
 
