@@ -1,7 +1,44 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from customers.models import CustomerLink
-from integrations.admin import ReadOnlyAdmin
+from customers.models import (
+    CustomerBackfill,
+    CustomerConflict,
+    CustomerLink,
+    CustomerSweep,
+    MatchedBy,
+    SavedCard,
+)
+from integrations.admin import ReadOnlyAdmin, permission_check
+
+
+class SavedCardInline(admin.TabularInline):
+    model = SavedCard
+    extra = 0
+    can_delete = False
+    fields = ("brand", "last4", "exp_month", "exp_year", "is_default", "stripe_payment_method_id")
+    readonly_fields = fields
+    verbose_name = "saved card (as Stripe lists it)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ConflictInline(admin.TabularInline):
+    model = CustomerConflict
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "field", "znode_value", "stripe_value", "winner", "rule", "reviewed_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(CustomerLink)
@@ -11,9 +48,81 @@ class CustomerLinkAdmin(ReadOnlyAdmin):
         "stripe_customer_id",
         "email",
         "integration",
+        "matched_by",
         "znode_synced_at",
         "stripe_synced_at",
         "created_at",
     )
-    list_filter = ("integration",)
+    list_filter = ("integration", "matched_by")
     search_fields = ("=znode_user_id", "=stripe_customer_id", "=email")
+    inlines = (SavedCardInline, ConflictInline)
+    actions = ("confirm_match", "unlink")
+
+    has_confirm_permission = permission_check("customers.confirm_customerlink")
+    has_unlink_permission = permission_check("customers.delete_customerlink")
+
+    @admin.action(
+        description="Confirm the email match (the customer is this user's: saved cards may "
+        "be charged, our metadata is written)",
+        permissions=["confirm"],
+    )
+    def confirm_match(self, request, queryset):
+        count = 0
+        for link in queryset.filter(matched_by=MatchedBy.EMAIL):
+            link.matched_by = MatchedBy.CONFIRMED
+            link._change_reason = f"email match confirmed by {request.user.get_username()}"
+            link.save(update_fields=["matched_by", "updated_at"])
+            count += 1
+        self.message_user(request, f"{count} link(s) confirmed.", messages.SUCCESS)
+
+    @admin.action(
+        description="Unlink (its Stripe customer is gone or wrong: the next sync finds or "
+        "makes another; history is kept)",
+        permissions=["unlink"],
+    )
+    def unlink(self, request, queryset):
+        count = 0
+        for link in queryset:
+            link._change_reason = f"unlinked by {request.user.get_username()}"
+            link.delete()
+            count += 1
+        self.message_user(request, f"{count} link(s) removed.", messages.SUCCESS)
+
+
+@admin.register(CustomerConflict)
+class CustomerConflictAdmin(ReadOnlyAdmin):
+    """Both sides changed a field: the rule picked a value; an operator checks it."""
+
+    list_display = (
+        "created_at",
+        "link",
+        "field",
+        "znode_value",
+        "stripe_value",
+        "winner",
+        "rule",
+        "reviewed_at",
+    )
+    list_filter = ("field", "winner", "rule", ("reviewed_at", admin.EmptyFieldListFilter))
+    search_fields = ("=link__znode_user_id", "=link__stripe_customer_id", "link__email")
+    list_select_related = ("link",)
+    actions = ("mark_reviewed",)
+
+    has_review_permission = permission_check("customers.review_customerconflict")
+
+    @admin.action(description="Mark reviewed", permissions=["review"])
+    def mark_reviewed(self, request, queryset):
+        count = queryset.filter(reviewed_at__isnull=True).update(
+            reviewed_at=timezone.now(), reviewed_by=request.user.get_username()[:150]
+        )
+        self.message_user(request, f"{count} conflict(s) marked reviewed.", messages.SUCCESS)
+
+
+@admin.register(CustomerBackfill)
+class CustomerBackfillAdmin(ReadOnlyAdmin):
+    list_display = ("integration", "since", "after_user_id", "counts", "started_at", "finished_at")
+
+
+@admin.register(CustomerSweep)
+class CustomerSweepAdmin(ReadOnlyAdmin):
+    list_display = ("integration", "after_user_id", "swept_at")

@@ -5,31 +5,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
-from customers.models import CustomerLink
-from customers.selectors import stripe_customer_linked
+from customers.models import TRUSTED_MATCHES, CustomerLink, MatchedBy
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.kernel import exceptions as exc
 from integrations.kernel.facts import PostalAddress
 from integrations.models import Integration
-from integrations.runtime import ActionContext
 
 
 def customer_link_create(
-    *, integration: Integration, znode_user_id: int, stripe_customer_id: str, email: str
+    *,
+    integration: Integration,
+    znode_user_id: int,
+    stripe_customer_id: str,
+    email: str,
+    matched_by: str = MatchedBy.CREATED,
 ) -> CustomerLink:
     """Link the user to the customer; an existing link for the user is kept."""
     link, _ = CustomerLink.objects.get_or_create(
         integration=integration,
         znode_user_id=znode_user_id,
-        defaults={"stripe_customer_id": stripe_customer_id, "email": email[:512]},
+        defaults={
+            "stripe_customer_id": stripe_customer_id,
+            "email": email[:512],
+            "matched_by": matched_by,
+        },
     )
     return link
 
 
-def stripe_customer_find(*, ctx: ActionContext, znode_user_id: int, email: str) -> str:
-    """An existing Stripe customer for this Znode user: by our metadata, then by
-    email (only a customer that names no other Znode user). Empty when none.
+def stripe_customer_find(ctx: Any, *, znode_user_id: int, email: str) -> tuple[str, str]:
+    """(an existing Stripe customer for this Znode user, how it was found): by our
+    metadata, then by email (only a customer that names no other Znode user).
+    ("", "") when none.
 
     Callers that charge a saved card pass no email: anyone can type an email into a
     checkout, so only our metadata may lead to someone's saved payment method."""
@@ -39,18 +48,30 @@ def stripe_customer_find(*, ctx: ActionContext, znode_user_id: int, email: str) 
     except exc.NotFound:
         found = []  # an account or emulator without search: fall back to the email
     if found:
-        return stripe_facts.customer_from_wire(found[0]).id
+        return stripe_facts.customer_from_wire(found[0]).id, MatchedBy.METADATA
     if not email:
-        return ""
+        return "", ""
     for candidate in map(stripe_facts.customer_from_wire, gateway.customer_list(email=email)):
         if candidate.znode_user_id in ("", str(znode_user_id)):
-            return candidate.id
-    return ""
+            how = MatchedBy.METADATA if candidate.znode_user_id else MatchedBy.EMAIL
+            return candidate.id, how
+    return "", ""
+
+
+def customer_create_key(ctx: Any, *, znode_user_id: int) -> str:
+    """The idempotency key of the user's Stripe customer creation: the same for every
+    flow that may make it (an order's first payment, the sync), so two racing make one
+    customer; a new one once an operator unlinked the last (its customer deleted)."""
+    unlinked = CustomerLink.history.filter(
+        integration_id=ctx.integration.pk, znode_user_id=znode_user_id, history_type="-"
+    ).count()
+    parts: tuple = ("customer", ctx.integration.name, znode_user_id)
+    return ctx.idempotency_key(*parts, *((f"relink-{unlinked}",) if unlinked else ()))
 
 
 def stripe_customer_ensure(
     *,
-    ctx: ActionContext,
+    ctx: Any,
     znode_user_id: int,
     email: str,
     name: str = "",
@@ -59,12 +80,18 @@ def stripe_customer_ensure(
     by_email: bool = True,
 ) -> tuple[str, bool]:
     """(the user's Stripe customer, whether it was created now): the link, else one
-    found (``by_email``: an email match counts too), else a new one with the details."""
-    linked = stripe_customer_linked(integration=ctx.integration, znode_user_id=znode_user_id)
-    if linked:
-        return linked, False
-    existing = stripe_customer_find(
-        ctx=ctx, znode_user_id=znode_user_id, email=email if by_email else ""
+    found (``by_email``: an email match counts too), else a new one with the details.
+    Without ``by_email`` (a saved card is to be charged) a link made by an email match
+    that no operator confirmed gives no customer: ("", False)."""
+    link = CustomerLink.objects.filter(
+        integration=ctx.integration, znode_user_id=znode_user_id
+    ).first()
+    if link is not None:
+        if not by_email and link.matched_by not in TRUSTED_MATCHES:
+            return "", False
+        return link.stripe_customer_id, False
+    existing, how = stripe_customer_find(
+        ctx, znode_user_id=znode_user_id, email=email if by_email else ""
     )
     if existing:
         customer_link_create(
@@ -72,6 +99,7 @@ def stripe_customer_ensure(
             znode_user_id=znode_user_id,
             stripe_customer_id=existing,
             email=email,
+            matched_by=how,
         )
         return existing, False
     gateway = ctx.client("stripe")
@@ -81,7 +109,7 @@ def stripe_customer_ensure(
     customer = stripe_facts.customer_from_wire(
         gateway.customer_create(
             params=stripe_facts.customer_create_params(email=email, znode_user_id=znode_user_id),
-            idempotency_key=ctx.idempotency_key("customer", ctx.integration.name, znode_user_id),
+            idempotency_key=customer_create_key(ctx, znode_user_id=znode_user_id),
         )
     )
     details = stripe_facts.customer_details_params(

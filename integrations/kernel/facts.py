@@ -74,6 +74,17 @@ def profile_values(profile: CustomerProfile) -> dict[str, Any]:
     }
 
 
+def profile_from_values(values: dict[str, Any]) -> CustomerProfile:
+    """The profile that :func:`profile_values` normalized into ``values``."""
+    return CustomerProfile(
+        email=values.get("email") or "",
+        name=values.get("name") or "",
+        phone=values.get("phone") or "",
+        billing=PostalAddress.from_json(values.get("billing_address")),
+        shipping=PostalAddress.from_json(values.get("shipping_address")),
+    )
+
+
 def profile_fingerprint(profile: CustomerProfile) -> str:
     """A hash of the normalized profile (64 hex characters): a change that carries the
     fingerprint last synced only echoes that sync."""

@@ -44,7 +44,9 @@ def test_the_field_owners_default_is_installed_and_an_operators_edit_wins():
 
 def test_an_owner_that_is_neither_side_is_a_clear_error():
     LookupTable.objects.create(key=OWNERS_TABLE, entries={"email": "erp"})
-    with pytest.raises(exc.DataError, match="'email' is owned by 'erp'; use znode or stripe"):
+    with pytest.raises(
+        exc.DataError, match="'email' is owned by 'erp'; use znode, stripe or newest"
+    ):
         field_owners()
 
 

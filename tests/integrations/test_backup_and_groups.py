@@ -69,6 +69,7 @@ def test_operator_groups_grant_the_actions_and_viewer_only_views(django_user_mod
         "integrations.replay_event",
         "integrations.test_connection",
         "payments.rebook_payment",
+        "customers.review_customerconflict",
     ]
     assert viewer.has_perms(["integrations.view_job", "payments.view_order"])
     assert not any(viewer.has_perm(p) for p in actions)

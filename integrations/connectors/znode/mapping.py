@@ -420,6 +420,12 @@ def customer_from_wire(
     )
 
 
+def address_book(user_id: int, rows: Iterable[Mapping[str, Any]]) -> ZnodeCustomer:
+    """The address book of one user out of a ``customer/addresslist`` read of several
+    (``userid in``): a customer with only its addresses (the user's own fields empty)."""
+    return customer_from_wire({"UserId": int(user_id)}, rows)
+
+
 def _split_name(name: str) -> tuple[str | None, str | None]:
     """A full name as Znode's first and last name: split at the first space, so
     joining them back gives the same name ("Mary Ann Smith" → "Mary", "Ann Smith")."""
@@ -432,24 +438,31 @@ def _or_none(value: str) -> str | None:
     return text or None
 
 
-def user_changes(profile: CustomerProfile) -> dict[str, Any]:
+USER_PROFILE_FIELDS = ("email", "name", "phone")
+
+
+def user_changes(
+    profile: CustomerProfile, fields: Iterable[str] = USER_PROFILE_FIELDS
+) -> dict[str, Any]:
     """The UserModel fields a profile sets (to merge into the model read, §12:
     ``customeraccount/update`` writes every column): ``Email``, ``FirstName``,
-    ``LastName`` (the name split at its first space) and ``PhoneNumber``.
+    ``LastName`` (the name split at its first space) and ``PhoneNumber``; only those
+    of the profile ``fields`` given (``email``, ``name``, ``phone``), so a field that
+    did not change keeps Znode's own text (an email's case, say).
 
     Blank values are written as null, which is what Znode stores for "not set" (an
     omitted field becomes null, §12) and what a read of such a column answers; both
     read back as "". The exception is a blank email: it is left out (the stored email
     is kept), because the email is the account's login identity in Znode and a
     profile without one means "not known", never "remove it"."""
-    first, last = _split_name(profile.name)
-    changes: dict[str, Any] = {
-        "FirstName": first,
-        "LastName": last,
-        "PhoneNumber": _or_none(profile.phone),
-    }
-    if email := _folded(profile.email):
-        changes = {"Email": email, **changes}
+    wanted = set(fields)
+    changes: dict[str, Any] = {}
+    if "email" in wanted and (email := _folded(profile.email)):
+        changes["Email"] = email
+    if "name" in wanted:
+        changes["FirstName"], changes["LastName"] = _split_name(profile.name)
+    if "phone" in wanted:
+        changes["PhoneNumber"] = _or_none(profile.phone)
     return changes
 
 
@@ -482,6 +495,17 @@ def address_changes(address: PostalAddress) -> dict[str, Any]:
         "CountryName": country,
         "CountryCode": country,
         "PhoneNumber": _or_none(address.phone),
+    }
+
+
+def new_address_values(address: PostalAddress, *, billing: bool, shipping: bool) -> dict[str, Any]:
+    """The AddressModel of a new address-book row (``ZnodeClient.create_address``):
+    :func:`address_changes` with the default flags it takes (setting one clears it on
+    the user's other rows, §12)."""
+    return {
+        **address_changes(address),
+        "IsDefaultBilling": billing,
+        "IsDefaultShipping": shipping,
     }
 
 
@@ -727,6 +751,17 @@ def address_fingerprint(model: Mapping[str, Any]) -> str:
     """The fingerprint an ``address.*`` event whose object is ``model`` gets (see
     :func:`user_fingerprint`)."""
     return address_change_fingerprint.digest(model)
+
+
+def user_fingerprint_after(customer: ZnodeCustomer, changes: Mapping[str, Any]) -> str:
+    """The fingerprint the user will carry once ``changes`` (:func:`user_changes`) are
+    written over it as read: what to hand the inbox's ``change_expect`` before."""
+    return user_fingerprint({**customer.raw, **changes})
+
+
+def address_fingerprint_after(address: ZnodeAddress, changes: Mapping[str, Any]) -> str:
+    """Like :func:`user_fingerprint_after`, for an address-book row."""
+    return address_fingerprint({**address.raw, **changes})
 
 
 def user_event_facts(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:

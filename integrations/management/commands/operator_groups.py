@@ -13,6 +13,7 @@ OPERATOR = (
     "integrations.replay_event",
     "integrations.test_connection",
     "payments.rebook_payment",
+    "customers.review_customerconflict",
 )
 
 
@@ -20,8 +21,8 @@ class Command(BaseCommand):
     help = (
         'Create or reset the groups "Viewer" (sees events, jobs, attempts, API calls, '
         'orders, configuration) and "Operator" (Viewer, and may retry, quarantine, discard, '
-        "replay, test connections and rebook payments). Configuration changes stay with "
-        "the users you give change permissions to."
+        "replay, test connections, rebook payments and mark customer conflicts reviewed). "
+        "Configuration changes stay with the users you give change permissions to."
     )
 
     @transaction.atomic

@@ -1,0 +1,161 @@
+"""Link every existing Znode user to its Stripe customer (``manage.py sync_customers``).
+
+Users are read a page at a time in ``UserId`` order, with their addresses in one
+call per page, so a user already in step costs no call of its own. A user whose
+profile has not changed since its link last agreed is counted unchanged and left
+alone; the others go through the same sync as an event would
+(:func:`customers.sync.customer_sync`: find before create, so nothing is duplicated).
+
+The run is resumable: after each user the cursor (:class:`CustomerBackfill`) records
+the last ``UserId`` finished, and an interrupted run resumes after it. A user whose
+data Stripe cannot take (an invalid email, an unknown country, an address too long)
+is filed as a quarantined job of the ``user-updated`` flow with the reason, where an
+operator retries it after the data is corrected, like any failed sync.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+
+from django.db import transaction
+from django.utils import timezone
+
+from customers.models import CustomerBackfill, CustomerLink
+from customers.services import stripe_customer_find
+from customers.sync import SyncContext, customer_sync, customer_unchanged
+from integrations.connectors.stripe import mapping as stripe_facts
+from integrations.connectors.znode import mapping as znode_facts
+from integrations.kernel import exceptions as exc
+from integrations.models import Flow, Integration, Job
+from integrations.services.jobs import job_run
+
+PAGE = 100
+RETRY_FLOW = "user-updated"
+OUTCOMES = ("linked", "created", "matched", "updated", "unchanged", "quarantined")
+DRY_OUTCOMES = ("would_create", "would_match", "would_update", "unchanged", "invalid")
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    counts: dict[str, int]
+    resumed_after: int
+    """The UserId the run resumed after (0: it started at the beginning)."""
+    dry_run: bool
+
+
+def _pages(client, *, since: datetime | None, after: int) -> Iterator[list]:
+    """Users a page at a time, each with its address book (one read per page)."""
+    rows = client.list_customers(since=since, after_user_id=after, page_size=PAGE)
+    while page := list(islice(rows, PAGE)):
+        ids = [int(znode_facts.customer_from_wire(row).user_id) for row in page]
+        addresses = client.list_addresses(user_ids=ids)
+        # customer_from_wire keeps each user's own rows of the shared list.
+        yield [znode_facts.customer_from_wire(row, addresses) for row in page]
+
+
+def _cursor(integration: Integration, since: datetime | None, restart: bool) -> CustomerBackfill:
+    now = timezone.now()
+    cursor, created = CustomerBackfill.objects.get_or_create(
+        integration=integration, defaults={"since": since, "started_at": now}
+    )
+    if not created and (restart or cursor.finished_at or cursor.since != since):
+        cursor.since, cursor.after_user_id, cursor.counts = since, 0, {}
+        cursor.started_at, cursor.finished_at = now, None
+        cursor.save()
+    return cursor
+
+
+def _quarantine(integration: Integration, customer: znode_facts.ZnodeCustomer) -> None:
+    """File the user as a job of the sync flow and run it here: the sync raises the
+    data error again and the engine quarantines the job with its reason, so the
+    operator retries it like any other once the data is corrected."""
+    flow = Flow.objects.filter(key=RETRY_FLOW).first()
+    if flow is None:
+        raise exc.ConnectorConfigurationError(
+            f"flow {RETRY_FLOW} is not installed: run manage.py install_flows"
+        )
+    job = Job.objects.create(
+        flow=flow,
+        integration=integration,
+        context={
+            "customer": {"user_id": customer.user_id, "portal_id": customer.portal_id},
+            "integration": {"id": integration.pk, "name": integration.name},
+            "backfill": True,
+        },
+        max_attempts=1,
+        reference=f"user:{customer.user_id}",
+    )
+    job_run(job_id=job.pk)
+
+
+def _dry_outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> str:
+    if stripe_facts.profile_problems(customer.profile):
+        return "invalid"
+    linked = CustomerLink.objects.filter(
+        integration=ctx.integration, znode_user_id=customer.user_id
+    ).exists()
+    if linked:
+        return "would_update"
+    found, _ = stripe_customer_find(ctx, znode_user_id=customer.user_id, email=customer.email)
+    return "would_match" if found else "would_create"
+
+
+def _outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> list[str]:
+    try:
+        result = customer_sync(ctx, user_id=customer.user_id, znode=customer)
+    except exc.DataError:
+        _quarantine(ctx.integration, customer)
+        return ["quarantined"]
+    if result.link_created:
+        return ["linked", "created" if result.stripe_created else "matched"]
+    return ["unchanged"] if result.unchanged else ["updated"]
+
+
+def customers_backfill(
+    *,
+    integration: Integration,
+    since: datetime | None = None,
+    dry_run: bool = False,
+    restart: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> BackfillReport:
+    """Link (and bring in step) every Znode user of ``integration`` modified since
+    ``since`` (all when None). ``progress`` is called with the number of users done
+    after each one. A dry run reads both systems and writes nothing, cursor included."""
+    ctx = SyncContext(integration=integration)
+    client = ctx.client("znode")
+    counts: Counter[str] = Counter()
+    if dry_run:
+        for page in _pages(client, since=since, after=0):
+            for customer in page:
+                unchanged = customer_unchanged(integration=integration, znode=customer)
+                counts["unchanged" if unchanged else _dry_outcome(ctx, customer)] += 1
+                progress(1)
+        return BackfillReport(
+            counts={k: counts[k] for k in DRY_OUTCOMES}, resumed_after=0, dry_run=True
+        )
+    cursor = _cursor(integration, since, restart)
+    ctx.run_key = f"backfill-{cursor.pk}-{cursor.started_at.isoformat()}"
+    resumed_after = cursor.after_user_id
+    counts.update(cursor.counts)
+    for page in _pages(client, since=since, after=cursor.after_user_id):
+        for customer in page:
+            if customer_unchanged(integration=integration, znode=customer):
+                counts["unchanged"] += 1
+            else:
+                counts.update(_outcome(ctx, customer))
+            with transaction.atomic():
+                CustomerBackfill.objects.filter(pk=cursor.pk).update(
+                    after_user_id=customer.user_id, counts=dict(counts)
+                )
+            progress(1)
+    CustomerBackfill.objects.filter(pk=cursor.pk).update(
+        counts=dict(counts), finished_at=timezone.now()
+    )
+    return BackfillReport(
+        counts={k: counts[k] for k in OUTCOMES}, resumed_after=resumed_after, dry_run=False
+    )
