@@ -19,10 +19,18 @@ returns of one order) and the store's admin approves them; the merchant refunds 
 of an order in the Stripe Dashboard; a card whose refunds fail at the bank
 (``pm_card_refundFail``) is returned and refunded, then Stripe's scheduled work fails
 the refund; two cards are disputed once captured (``pm_card_createDispute``), one
-dispute won, one lost. With ``--exit-when-settled`` it waits until every order and
-every refund and dispute has settled, prints whether the platform, Znode, Stripe and
-the ERP agree about each one (each read from its own state), and exits 0 only if
-they all do.
+dispute won, one lost.
+
+The shoppers are returning customers: before the first order the backfill
+(``manage.py sync_customers``) links the store's users to Stripe customers (matching
+those who saved a card), and while orders flow one shopper moves house and another
+changes her name in Znode, and support corrects a third one's phone in the Stripe
+Dashboard; each change must reach the other system and stay there.
+
+With ``--exit-when-settled`` it waits until every order and every refund and dispute
+has settled, prints whether the platform, Znode, Stripe and the ERP agree about each
+one (each read from its own state), and exits 0 only if they all do and every
+profile change arrived.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from customers.management.profiles_demo import ProfilesDemo
 from integrations import processes
 from integrations.connectors.stripe.constants import METADATA_RETURN_NUMBER
 from integrations.connectors.znode.mapping import history_rows
@@ -292,6 +301,15 @@ class Command(BaseCommand):
         self.devnull = io.StringIO()  # what the wiring commands print is not the demo's
         integration = self.wire()
         self.save_cards()
+        self.profiles = ProfilesDemo(
+            sandbox=self.sandbox,
+            stripe_key=STRIPE_KEY,
+            store_domain=STORE_DOMAIN,
+            store_key=STORE_KEY,
+            out=self.stdout,
+        )
+        linked = self.profiles.backfill(integration.name)
+        self.stdout.write(f"customers linked by the backfill: {linked}")
         self.start_platform(port)
         self.register_webhooks(integration)
         self.stdout.write(f"admin:   {self.platform}/admin/  (login above)")
@@ -303,17 +321,22 @@ class Command(BaseCommand):
         rounds = max(1, orders // AFTER_SALES_PER)
         self.to_deal, self.deal_every, self.paid_dealt = list(ON_PAID_ORDERS) * rounds, 1, 0
         placed = self.place_orders(orders, interval)
+        self.profiles.change()  # returning customers change their profiles meanwhile
         extra = self.place_test_card_orders(rounds)
         cases = [AfterSale(d.after, d) for d in placed + extra if d.after]
         sold, ok = self.settle(placed, extra, cases, timeout)
+        profiles_ok = self.profiles.settle()
         self.report(placed)
         self.report_after_sales(cases)
+        self.profiles.report(linked)
         if not sold:
             raise CommandError("Znode, Stripe and the ERP do not agree on every order")
         if not ok:
             raise CommandError(
                 "the platform, Znode, Stripe and the ERP do not agree on every refund and dispute"
             )
+        if not profiles_ok:
+            raise CommandError("a customer's profile change did not reach the other side")
         self.stdout.write(self.style.SUCCESS("all orders settled and consistent"))
         return None
 
@@ -322,6 +345,7 @@ class Command(BaseCommand):
         round of those brings orders paid with the test cards."""
         self.to_deal, self.deal_every, self.paid_dealt = [], 3, 0
         placed = self.place_orders(orders, interval)
+        self.profiles.change()  # returning customers change their profiles
         cases: list[AfterSale] = []
         self.stdout.write("placing an order every few seconds; Ctrl-C stops the demo")
         while True:
