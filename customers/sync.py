@@ -229,11 +229,14 @@ def _stripe_write(
     profile: CustomerProfile,
     user_id: int,
     trusted: bool,
+    fields: tuple[str, ...],
 ) -> None:
     # Our metadata names the Znode user only on a customer that is surely theirs: a
     # customer matched by email alone would be found by it for saved-card charges.
+    # Only the fields that differ are sent: one changed in the Dashboard since our read
+    # is not written over (its own event then syncs it).
     params = stripe_facts.customer_profile_params(
-        profile, znode_user_id=user_id if trusted else None
+        profile, znode_user_id=user_id if trusted else None, fields=fields
     )
     change_expect(
         connection=ctx.connection("stripe"),
@@ -425,7 +428,14 @@ def _customer_sync(
     unnamed = link.trusted and stripe.znode_user_id != str(user_id)
     if to_stripe or unnamed:
         _problems_raise(user_id, merged)
-        _stripe_write(ctx, customer=stripe, profile=merged, user_id=user_id, trusted=link.trusted)
+        _stripe_write(
+            ctx,
+            customer=stripe,
+            profile=merged,
+            user_id=user_id,
+            trusted=link.trusted,
+            fields=to_stripe,
+        )
     if merge.to_znode:
         _znode_write(ctx, customer=znode, merge=merge)
     mark = profile_fingerprint(merged)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -534,11 +534,26 @@ def profile_as_written(profile: CustomerProfile) -> CustomerProfile:
     )
 
 
+# Profile fields (``profile_values`` names) → the customer's parameters.
+_PROFILE_PARAMS = {
+    "email": "email",
+    "name": "name",
+    "phone": "phone",
+    "billing_address": "address",
+    "shipping_address": "shipping",
+}
+
+
 def customer_profile_params(
-    profile: CustomerProfile, *, znode_user_id: int | None = None
+    profile: CustomerProfile,
+    *,
+    znode_user_id: int | None = None,
+    fields: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The customer update that makes the Stripe customer show exactly ``profile``
-    (as :func:`profile_as_written` describes it).
+    (as :func:`profile_as_written` describes it); with ``fields`` (profile field
+    names: ``email``, ``name``, ``phone``, ``billing_address``, ``shipping_address``)
+    only those, so a field changed meanwhile in the Dashboard is not written over.
 
     Every field is sent: an empty one as "" (stripe-python form-encodes "" as
     ``name=``, which unsets the field; it leaves None out, which would keep the old
@@ -561,6 +576,9 @@ def customer_profile_params(
         "address": _address_param(written.billing),
         "shipping": shipping,
     }
+    if fields is not None:
+        wanted = {_PROFILE_PARAMS[f] for f in fields if f in _PROFILE_PARAMS}
+        params = {k: v for k, v in params.items() if k in wanted}
     if znode_user_id is not None:
         params["metadata"] = {METADATA_ZNODE_USER: str(int(znode_user_id))}
     return params

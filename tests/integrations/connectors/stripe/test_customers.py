@@ -560,3 +560,28 @@ def test_every_page_of_the_customers_cards_is_read(gateway, monkeypatch):
         ("GET", f"{listing}&starting_after={attached[1]}", 200),
     ]
     assert gateway.customer_payment_methods(other["id"], type="sepa_debit") == []
+
+
+def test_profile_params_of_some_fields_send_only_those():
+    profile = CustomerProfile(
+        email="ana@example.com",
+        name="Ana Lima",
+        phone="+15550100",
+        billing=PostalAddress(line1="1 Main St", city="Austin", country="US"),
+    )
+
+    params = customer_profile_params(profile, znode_user_id=7, fields=("phone", "billing_address"))
+
+    assert params == {
+        "phone": "+15550100",
+        "address": {
+            "line1": "1 Main St",
+            "line2": "",
+            "city": "Austin",
+            "state": "",
+            "postal_code": "",
+            "country": "US",
+        },
+        "metadata": {"znode_user_id": "7"},
+    }
+    assert customer_profile_params(profile, fields=()) == {}
