@@ -109,10 +109,10 @@ class SyncResult:
 
 
 def comparable(profile: CustomerProfile) -> CustomerProfile:
-    """What Stripe can hold of a Znode profile (``profile_as_written``: its billing
-    address has no name or phone of its own, a shipping address is named): both sides
-    are compared in this form, or a difference Stripe cannot store would be written
-    again on every sync."""
+    """A profile in the form Stripe holds it (``profile_as_written``: the billing
+    address has no name or phone of its own, a shipping address is named, states and
+    postal codes normalized): both sides are compared in this form, or a difference
+    Stripe cannot store ("Texas" against "TX") would be written again on every sync."""
     return stripe_facts.profile_as_written(profile)
 
 
@@ -417,7 +417,7 @@ def _customer_sync(
     merge = profile_merge(
         base=link.synced_profile or None,
         znode=profile_values(comparable(znode.profile)),
-        stripe=profile_values(stripe.profile),
+        stripe=profile_values(comparable(stripe.profile)),
         owners=field_owners(),
         znode_changed_at=_znode_changed_at(ctx, znode),
         stripe_changed_at=link.stripe_changed_at,

@@ -48,3 +48,31 @@ def country_alpha2(value: object) -> str | None:
 def is_country_code(value: str) -> bool:
     """``value`` is an ISO 3166-1 alpha-2 code (upper case)."""
     return len(value) == 2 and country_alpha2(value) == value
+
+
+@lru_cache(maxsize=256)
+def _subdivisions(country: str) -> dict[str, str]:
+    """A country's ISO 3166-2 subdivisions: code (no country prefix) and name, upper
+    case → the code."""
+    table: dict[str, str] = {}
+    for sub in pycountry.subdivisions.get(country_code=country) or ():
+        code = sub.code.partition("-")[2]
+        table[code.upper()] = code
+        table[sub.name.upper()] = code
+    return table
+
+
+def state_code(country: str, state: object) -> str:
+    """A state or province as its ISO 3166-2 code without the country's prefix
+    ("Texas" or "tx" in US → "TX", "Bayern" in DE → "BY") where the country's
+    subdivisions name it; otherwise as given, whitespace folded."""
+    text = " ".join(str(state or "").split())
+    if not text or not is_country_code(country):
+        return text
+    return _subdivisions(country).get(text.upper(), text)
+
+
+def postal_code(value: object) -> str:
+    """A postal code as carriers print it: upper case, single spaces ("k1a  0b1" →
+    "K1A 0B1")."""
+    return " ".join(str(value or "").split()).upper()

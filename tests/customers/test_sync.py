@@ -450,3 +450,22 @@ def test_a_customer_deleted_in_stripe_is_unlinked_by_an_operator_and_made_anew(
     assert (out["link_created"], out["stripe_created"]) == (True, True)
     assert out["customer"] != customer["id"]
     assert CustomerLink.objects.get().stripe_customer_id == out["customer"]
+
+
+def test_a_state_name_and_a_lower_case_postal_code_reach_stripe_normalized_once(synced):
+    user = synced.create_user(
+        email="norm@example.com",
+        address={**AUSTIN, "state": "Texas", "postal_code": "78701 ab", "country": "USA"},
+    )
+
+    sync(synced, user["UserId"])
+
+    [customer] = synced.stripe_customers("norm@example.com")
+    assert {k: address_of(customer)[k] for k in ("state", "postal_code", "country")} == {
+        "state": "TX",
+        "postal_code": "78701 AB",
+        "country": "US",
+    }
+    before = writes()
+    again = sync(synced, user["UserId"])
+    assert (again["to_stripe"], again["to_znode"], writes()) == ([], [], before)

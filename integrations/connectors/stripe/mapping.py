@@ -28,7 +28,7 @@ from integrations.connectors.stripe.constants import (
     METADATA_RETURN_NUMBER,
     METADATA_ZNODE_USER,
 )
-from integrations.kernel.countries import country_alpha2, is_country_code
+from integrations.kernel.countries import country_alpha2, is_country_code, postal_code, state_code
 from integrations.kernel.facts import CustomerProfile, PostalAddress, fact_json, profile_values
 
 
@@ -502,12 +502,20 @@ def _country(value: str) -> str:
 
 
 def _written_address(address: PostalAddress, *, name: str = "", phone: str = "") -> PostalAddress:
-    """What Stripe keeps of an address: its six parts (the country code in upper case),
-    with the ``name`` and ``phone`` given; nothing when it has no part."""
+    """What Stripe keeps of an address: its six parts (the country code in upper case,
+    the state as its ISO 3166-2 code where the country's subdivisions name it, the
+    postal code in upper case), with the ``name`` and ``phone`` given; nothing when it
+    has no part."""
     if not _located(address):
         return PostalAddress()
     parts = {part: getattr(address, part) for part in _ADDRESS_PARTS}
-    return PostalAddress(**{**parts, "country": _country(address.country)}, name=name, phone=phone)
+    country = _country(address.country)
+    parts.update(
+        country=country,
+        state=state_code(country, address.state),
+        postal_code=postal_code(address.postal_code),
+    )
+    return PostalAddress(**parts, name=name, phone=phone)
 
 
 def _address_param(address: PostalAddress) -> dict[str, str] | str:
