@@ -1,15 +1,20 @@
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils import timezone
 
+from customers.jobs import customer_sync_job_file
 from customers.models import (
     CustomerBackfill,
     CustomerConflict,
     CustomerLink,
     CustomerSweep,
     MatchedBy,
+    RejectedCustomer,
     SavedCard,
 )
+from customers.selectors import customer_sync_running
 from integrations.admin import ReadOnlyAdmin, permission_check
+from integrations.kernel.exceptions import IntegrationError
 
 
 class SavedCardInline(admin.TabularInline):
@@ -73,20 +78,48 @@ class CustomerLinkAdmin(ReadOnlyAdmin):
             link._change_reason = f"email match confirmed by {request.user.get_username()}"
             link.save(update_fields=["matched_by", "updated_at"])
             count += 1
+            # Now its profile and cards may cross: a sync job does it.
+            try:
+                customer_sync_job_file(
+                    integration=link.integration,
+                    user_id=link.znode_user_id,
+                    portal_id=link.znode_portal_id,
+                    why="confirmed",
+                )
+            except IntegrationError as error:
+                self.message_user(request, f"no sync job filed: {error}", messages.WARNING)
         self.message_user(request, f"{count} link(s) confirmed.", messages.SUCCESS)
 
     @admin.action(
-        description="Unlink (its Stripe customer is gone or wrong: the next sync finds or "
-        "makes another; history is kept)",
+        description="Unlink (its Stripe customer is gone or not this user's: it is never "
+        "found for the user again, the next sync finds or makes another; history is kept)",
         permissions=["unlink"],
     )
     def unlink(self, request, queryset):
-        count = 0
+        count, busy = 0, []
+        who = request.user.get_username()
         for link in queryset:
-            link._change_reason = f"unlinked by {request.user.get_username()}"
-            link.delete()
+            if customer_sync_running(link):
+                busy.append(str(link.znode_user_id))
+                continue
+            with transaction.atomic():
+                # Never found for this user again (our metadata may still name them).
+                RejectedCustomer.objects.get_or_create(
+                    integration=link.integration,
+                    znode_user_id=link.znode_user_id,
+                    stripe_customer_id=link.stripe_customer_id,
+                    defaults={"rejected_by": who[:150]},
+                )
+                link._change_reason = f"unlinked by {who}"
+                link.delete()
             count += 1
         self.message_user(request, f"{count} link(s) removed.", messages.SUCCESS)
+        if busy:
+            self.message_user(
+                request,
+                f"being synced right now, try again in a moment: Znode user(s) {', '.join(busy)}",
+                messages.WARNING,
+            )
 
 
 @admin.register(CustomerConflict)
@@ -126,3 +159,15 @@ class CustomerBackfillAdmin(ReadOnlyAdmin):
 @admin.register(CustomerSweep)
 class CustomerSweepAdmin(ReadOnlyAdmin):
     list_display = ("integration", "after_user_id", "swept_at")
+
+
+@admin.register(RejectedCustomer)
+class RejectedCustomerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "integration",
+        "znode_user_id",
+        "stripe_customer_id",
+        "rejected_by",
+        "created_at",
+    )
+    search_fields = ("=znode_user_id", "=stripe_customer_id")

@@ -24,19 +24,23 @@ from itertools import islice
 from django.db import transaction
 from django.utils import timezone
 
+from customers.jobs import customer_sync_job_file
 from customers.models import CustomerBackfill, CustomerLink
 from customers.services import stripe_customer_find
-from customers.sync import SyncContext, customer_sync, customer_unchanged
+from customers.sync import SyncContext, customer_standing, customer_sync
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
 from integrations.kernel import exceptions as exc
-from integrations.models import Flow, Integration, Job
+from integrations.models import Integration
 from integrations.services.jobs import job_run
 
 PAGE = 100
-RETRY_FLOW = "user-updated"
 OUTCOMES = ("linked", "created", "matched", "updated", "unchanged", "quarantined")
+# Said only when some are: links found by email only wait for an operator; users a
+# running job was syncing are left to it (a job is filed for them).
+SOMETIMES = ("unconfirmed", "deferred")
 DRY_OUTCOMES = ("would_create", "would_match", "would_update", "unchanged", "invalid")
+DRY_SOMETIMES = ("unconfirmed",)
 
 
 @dataclass(frozen=True)
@@ -73,23 +77,16 @@ def _quarantine(integration: Integration, customer: znode_facts.ZnodeCustomer) -
     """File the user as a job of the sync flow and run it here: the sync raises the
     data error again and the engine quarantines the job with its reason, so the
     operator retries it like any other once the data is corrected."""
-    flow = Flow.objects.filter(key=RETRY_FLOW).first()
-    if flow is None:
-        raise exc.ConnectorConfigurationError(
-            f"flow {RETRY_FLOW} is not installed: run manage.py install_flows"
-        )
-    job = Job.objects.create(
-        flow=flow,
+    job = customer_sync_job_file(
         integration=integration,
-        context={
-            "customer": {"user_id": customer.user_id, "portal_id": customer.portal_id},
-            "integration": {"id": integration.pk, "name": integration.name},
-            "backfill": True,
-        },
+        user_id=customer.user_id,
+        portal_id=customer.portal_id,
+        why="backfill",
+        enqueue=False,
         max_attempts=1,
-        reference=f"user:{customer.user_id}",
     )
-    job_run(job_id=job.pk)
+    if job is not None:
+        job_run(job_id=job.pk)
 
 
 def _dry_outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> str:
@@ -110,8 +107,19 @@ def _outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> list[str]
     except exc.DataError:
         _quarantine(ctx.integration, customer)
         return ["quarantined"]
+    except exc.ConflictRetry:  # a job syncs the user right now: after it, once more
+        customer_sync_job_file(
+            integration=ctx.integration,
+            user_id=customer.user_id,
+            portal_id=customer.portal_id,
+            why="backfill",
+        )
+        return ["deferred"]
     if result.link_created:
-        return ["linked", "created" if result.stripe_created else "matched"]
+        found = ["linked", "created" if result.stripe_created else "matched"]
+        return found + (["unconfirmed"] if result.unconfirmed else [])
+    if result.unconfirmed:
+        return ["unconfirmed"]
     return ["unchanged"] if result.unchanged else ["updated"]
 
 
@@ -132,11 +140,16 @@ def customers_backfill(
     if dry_run:
         for page in _pages(client, since=since, after=0):
             for customer in page:
-                unchanged = customer_unchanged(integration=integration, znode=customer)
-                counts["unchanged" if unchanged else _dry_outcome(ctx, customer)] += 1
+                standing = customer_standing(integration=integration, znode=customer)
+                counts[standing or _dry_outcome(ctx, customer)] += 1
                 progress(1)
         return BackfillReport(
-            counts={k: counts[k] for k in DRY_OUTCOMES}, resumed_after=0, dry_run=True
+            counts={
+                **{k: counts[k] for k in DRY_OUTCOMES},
+                **{k: counts[k] for k in DRY_SOMETIMES if counts[k]},
+            },
+            resumed_after=0,
+            dry_run=True,
         )
     cursor = _cursor(integration, since, restart)
     ctx.run_key = f"backfill-{cursor.pk}-{cursor.started_at.isoformat()}"
@@ -144,10 +157,8 @@ def customers_backfill(
     counts.update(cursor.counts)
     for page in _pages(client, since=since, after=cursor.after_user_id):
         for customer in page:
-            if customer_unchanged(integration=integration, znode=customer):
-                counts["unchanged"] += 1
-            else:
-                counts.update(_outcome(ctx, customer))
+            standing = customer_standing(integration=integration, znode=customer)
+            counts.update([standing] if standing else _outcome(ctx, customer))
             with transaction.atomic():
                 CustomerBackfill.objects.filter(pk=cursor.pk).update(
                     after_user_id=customer.user_id, counts=dict(counts)
@@ -157,5 +168,10 @@ def customers_backfill(
         counts=dict(counts), finished_at=timezone.now()
     )
     return BackfillReport(
-        counts={k: counts[k] for k in OUTCOMES}, resumed_after=resumed_after, dry_run=False
+        counts={
+            **{k: counts[k] for k in OUTCOMES},
+            **{k: counts[k] for k in SOMETIMES if counts[k]},
+        },
+        resumed_after=resumed_after,
+        dry_run=False,
     )

@@ -34,11 +34,6 @@ class CustomerLink(models.Model):
         "store: a customer found by email only is never charged with its saved cards, nor "
         "given our metadata, until an operator confirms the match.",
     )
-    sync_job = models.BigIntegerField(
-        null=True,
-        blank=True,
-        help_text="The job syncing this customer right now (one at a time).",
-    )
     znode_fingerprint = models.CharField(
         max_length=64,
         blank=True,
@@ -70,7 +65,7 @@ class CustomerLink(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["sync_job"])
+    history = HistoricalRecords()
 
     class Meta:
         permissions = [("confirm_customerlink", "Can confirm a customer matched by email")]
@@ -212,3 +207,46 @@ class CustomerSweep(models.Model):
 
     def __str__(self) -> str:
         return f"address-book sweep of {self.integration}"
+
+
+class CustomerSyncLock(models.Model):
+    """One job at a time syncs a Znode user, linked yet or not (a Znode save raises a
+    user and an address event at once): the job holding it."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    znode_user_id = models.BigIntegerField(help_text="Znode UserId.")
+    job = models.BigIntegerField(
+        null=True, blank=True, help_text="The job syncing this user right now."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "znode_user_id"], name="customersynclock_unique_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"sync of Znode user {self.znode_user_id}"
+
+
+class RejectedCustomer(models.Model):
+    """A Stripe customer an operator unlinked from a Znode user: never found for that
+    user again (our metadata may still name them, or the email still match)."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    znode_user_id = models.BigIntegerField(help_text="Znode UserId.")
+    stripe_customer_id = models.CharField(max_length=255, help_text="Stripe cus_… id.")
+    rejected_by = models.CharField(max_length=150, blank=True, help_text="The operator.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "znode_user_id", "stripe_customer_id"],
+                name="rejectedcustomer_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_customer_id} is not Znode user {self.znode_user_id}"

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from customers.models import TRUSTED_MATCHES, CustomerLink, MatchedBy
+from customers.models import TRUSTED_MATCHES, CustomerLink, MatchedBy, RejectedCustomer
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.kernel import exceptions as exc
 from integrations.kernel.facts import PostalAddress
@@ -41,18 +41,25 @@ def stripe_customer_find(ctx: Any, *, znode_user_id: int, email: str) -> tuple[s
     ("", "") when none.
 
     Callers that charge a saved card pass no email: anyone can type an email into a
-    checkout, so only our metadata may lead to someone's saved payment method."""
+    checkout, so only our metadata may lead to someone's saved payment method. A
+    customer an operator unlinked from this user is never found again."""
     gateway = ctx.client("stripe")
+    rejected = set(
+        RejectedCustomer.objects.filter(
+            integration=ctx.integration, znode_user_id=znode_user_id
+        ).values_list("stripe_customer_id", flat=True)
+    )
     try:
         found = gateway.customer_search(query=stripe_facts.customer_search_query(znode_user_id))
     except exc.NotFound:
         found = []  # an account or emulator without search: fall back to the email
-    if found:
-        return stripe_facts.customer_from_wire(found[0]).id, MatchedBy.METADATA
+    for candidate in map(stripe_facts.customer_from_wire, found):
+        if candidate.id not in rejected:
+            return candidate.id, MatchedBy.METADATA
     if not email:
         return "", ""
     for candidate in map(stripe_facts.customer_from_wire, gateway.customer_list(email=email)):
-        if candidate.znode_user_id in ("", str(znode_user_id)):
+        if candidate.id not in rejected and candidate.znode_user_id in ("", str(znode_user_id)):
             how = MatchedBy.METADATA if candidate.znode_user_id else MatchedBy.EMAIL
             return candidate.id, how
     return "", ""
@@ -81,15 +88,16 @@ def stripe_customer_ensure(
 ) -> tuple[str, bool]:
     """(the user's Stripe customer, whether it was created now): the link, else one
     found (``by_email``: an email match counts too), else a new one with the details.
-    Without ``by_email`` (a saved card is to be charged) a link made by an email match
-    that no operator confirmed gives no customer: ("", False)."""
+
+    A customer found by email only, and not yet confirmed by an operator, is linked
+    (so no second one is ever made) but given to no payment: ("", False). The payment
+    then goes ahead without a customer (a Checkout page takes the email), because a
+    customer attached to a payment shows, and may charge, its saved cards."""
     link = CustomerLink.objects.filter(
         integration=ctx.integration, znode_user_id=znode_user_id
     ).first()
     if link is not None:
-        if not by_email and link.matched_by not in TRUSTED_MATCHES:
-            return "", False
-        return link.stripe_customer_id, False
+        return (link.stripe_customer_id if link.matched_by in TRUSTED_MATCHES else ""), False
     existing, how = stripe_customer_find(
         ctx, znode_user_id=znode_user_id, email=email if by_email else ""
     )
@@ -101,7 +109,7 @@ def stripe_customer_ensure(
             email=email,
             matched_by=how,
         )
-        return existing, False
+        return (existing if how in TRUSTED_MATCHES else ""), False
     gateway = ctx.client("stripe")
     # The create carries only what is the same for every order of this user (two
     # concurrent first orders send identical requests under the same key); the

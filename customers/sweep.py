@@ -18,19 +18,17 @@ from dataclasses import replace
 from django.db import transaction
 from django.utils import timezone
 
+from customers.jobs import customer_sync_job_file
 from customers.models import CustomerLink, CustomerSweep
 from customers.sync import comparable
-from integrations.choices import JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.znode import mapping as znode_facts
 from integrations.kernel.facts import profile_from_values, profile_values
-from integrations.models import Flow, Integration, Job
-from integrations.retry import RetryPolicy
+from integrations.models import Flow, Integration
 from integrations.services.jobs import jobs_enqueue
 
 SWEEP_BATCH = 500
 SWEEP_FLOW = "address-updated"
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.QUARANTINED, JobStatus.DISCARDED)
 
 
 def _polled(integration: Integration) -> bool:
@@ -51,30 +49,10 @@ def _moved(link: CustomerLink, book: znode_facts.ZnodeCustomer) -> bool:
     return profile_values(comparable(seen)) != link.synced_profile
 
 
-def _sync_job(flow: Flow, link: CustomerLink) -> Job | None:
-    reference = f"user:{link.znode_user_id}"
-    busy = Job.objects.filter(
-        integration=link.integration, reference=reference, flow__trigger_source="znode"
-    ).exclude(status__in=FINISHED)
-    if busy.exists():
-        return None
-    return Job.objects.create(
-        flow=flow,
-        integration=link.integration,
-        context={
-            "customer": {"user_id": link.znode_user_id, "portal_id": link.znode_portal_id},
-            "sweep": True,
-        },
-        max_attempts=RetryPolicy.for_flow(flow).max_attempts,
-        reference=reference,
-    )
-
-
 def integration_sweep(integration: Integration, *, batch: int = SWEEP_BATCH) -> list[int]:
     """One run over the next ``batch`` linked users of ``integration``: the ids of the
     sync jobs it started."""
-    flow = Flow.objects.filter(key=SWEEP_FLOW, enabled=True).first()
-    if flow is None:
+    if not Flow.objects.filter(key=SWEEP_FLOW, enabled=True).exists():
         return []
     cursor, _ = CustomerSweep.objects.get_or_create(integration=integration)
     links = list(
@@ -94,7 +72,14 @@ def integration_sweep(integration: Integration, *, batch: int = SWEEP_BATCH) -> 
             if link.synced_profile and _moved(
                 link, znode_facts.address_book(link.znode_user_id, rows)
             ):
-                job = _sync_job(flow, link)
+                job = customer_sync_job_file(
+                    integration=integration,
+                    user_id=link.znode_user_id,
+                    portal_id=link.znode_portal_id,
+                    why="sweep",
+                    flow_key=SWEEP_FLOW,
+                    enqueue=False,
+                )
                 if job is not None:
                     started.append(job.pk)
         CustomerSweep.objects.filter(pk=cursor.pk).update(

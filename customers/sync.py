@@ -26,7 +26,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from customers.merge import Merge, profile_merge
-from customers.models import CustomerConflict, CustomerLink, MatchedBy, SavedCard
+from customers.models import (
+    CustomerConflict,
+    CustomerLink,
+    CustomerSyncLock,
+    MatchedBy,
+    SavedCard,
+)
 from customers.ownership import field_owners
 from customers.services import customer_create_key, customer_link_create, stripe_customer_find
 from integrations.connectors.stripe import mapping as stripe_facts
@@ -42,7 +48,7 @@ from integrations.kernel.facts import (
 from integrations.models import Connection, Integration
 from integrations.runtime import ActionContext, make_idempotency_key
 from integrations.services.inbox import change_expect
-from integrations.services.jobs import row_claim
+from integrations.services.jobs import job_running, row_claim
 
 logger = logging.getLogger("customers.sync")
 
@@ -91,6 +97,8 @@ class SyncResult:
     to_znode: tuple[str, ...] = ()
     conflicts: int = 0
     skipped: str = ""
+    unconfirmed: bool = False
+    """Linked by an email match no operator confirmed yet: nothing was synced."""
 
     @property
     def unchanged(self) -> bool:
@@ -199,8 +207,10 @@ def _conflicts_record(ctx: SyncCtx, link: CustomerLink, merge: Merge) -> None:
             "winner": conflict.winner,
             "rule": conflict.rule,
         }
-        if job is None:  # the backfill: each run's conflict is its own
-            CustomerConflict.objects.create(link=link, field=conflict.field, **values)
+        if job is None:  # the backfill: a resumed run meets the same conflict again
+            CustomerConflict.objects.get_or_create(
+                link=link, field=conflict.field, job=None, **values
+            )
         else:  # a retry of the job meets the same conflict again
             CustomerConflict.objects.get_or_create(
                 link=link, field=conflict.field, job=job, defaults=values
@@ -270,6 +280,19 @@ def _znode_address_write(
         keep = current.address if current else PostalAddress(name=customer.name)
         address = replace(address, name=keep.name, phone=keep.phone)
     if current is None:
+        # Znode clears the flag the new row takes on the rows that held it: those
+        # changes come back as events too, and are ours.
+        for row in customer.addresses:
+            if (billing and row.default_billing) or (shipping and row.default_shipping):
+                cleared = znode_facts.default_flags_cleared(
+                    billing=billing and row.default_billing,
+                    shipping=shipping and row.default_shipping,
+                )
+                change_expect(
+                    connection=ctx.connection("znode"),
+                    object_key=znode_facts.address_change_key(row.address_id),
+                    fingerprint=znode_facts.address_fingerprint_after(row, cleared),
+                )
         created = client.create_address(
             user_id=customer.user_id,
             values=znode_facts.new_address_values(address, billing=billing, shipping=shipping),
@@ -357,18 +380,23 @@ def customer_sync(
     reads pages of users); otherwise it is re-read. ``stripe_changed_at``: when the
     Stripe change that triggered this run happened. One job at a time syncs a linked
     customer (a Znode save raises a user and an address event at once)."""
-    link = CustomerLink.objects.filter(integration=ctx.integration, znode_user_id=user_id).first()
     job = getattr(ctx, "job", None)
-    claim = (
-        row_claim(
-            job_id=job.pk, row=link, field="sync_job", doing="being synced", wait_seconds=SYNC_WAIT
-        )
-        if link is not None and job is not None
-        else nullcontext()
+    lock, _ = CustomerSyncLock.objects.get_or_create(
+        integration=ctx.integration, znode_user_id=user_id
     )
+    if job is not None:
+        claim = row_claim(
+            job_id=job.pk, row=lock, field="job", doing="being synced", wait_seconds=SYNC_WAIT
+        )
+    elif job_running(lock.job, timezone.now()):  # the backfill leaves the user to the job
+        raise exc.ConflictRetry(f"Znode user {user_id} is being synced by job {lock.job}")
+    else:
+        claim = nullcontext()
     with claim:
-        if link is not None:
-            link.refresh_from_db()  # as the job that held it left it
+        # Read after the claim: as the job that held it left it.
+        link = CustomerLink.objects.filter(
+            integration=ctx.integration, znode_user_id=user_id
+        ).first()
         return _customer_sync(
             ctx,
             link=link,
@@ -409,6 +437,17 @@ def _customer_sync(
             email=znode.profile.email,
             matched_by=how,
         )
+    if not link.trusted:
+        # Found by email only: anyone can type an email into a store. Nothing crosses
+        # either way (the other person's phone, address or cards, or our name over
+        # theirs) until an operator confirms the match, which files a sync job.
+        return SyncResult(
+            customer=stripe.id,
+            link_created=link_created,
+            unconfirmed=True,
+            skipped=f"Stripe customer {stripe.id} was found by email only; it is synced "
+            "once an operator confirms the match (Customer links → Confirm the email match)",
+        )
     if stripe_changed_at and (
         not link.stripe_changed_at or stripe_changed_at > link.stripe_changed_at
     ):
@@ -447,6 +486,8 @@ def _customer_sync(
         link.znode_portal_id = znode.portal_id or link.znode_portal_id
         link.email = merged.email[:512]
         link.znode_synced_at = link.stripe_synced_at = now
+        if not CustomerLink.objects.select_for_update().filter(pk=link.pk).exists():
+            raise exc.ConflictRetry(f"the link of Znode user {user_id} was removed meanwhile")
         if changed:  # a history row for each change of what both sides agree on
             link._change_reason = "synced"
             link.save(
@@ -476,10 +517,17 @@ def _customer_sync(
     )
 
 
-def customer_unchanged(*, integration: Integration, znode: znode_facts.ZnodeCustomer) -> bool:
-    """The user is linked and still as both sides last agreed: nothing to do (no call)."""
+def customer_standing(*, integration: Integration, znode: znode_facts.ZnodeCustomer) -> str:
+    """What the backfill can say of a user with no call: ``unchanged`` (linked and as
+    both sides last agreed), ``unconfirmed`` (linked by an email match an operator has
+    not confirmed: nothing is synced), or "" (to be synced)."""
     link = CustomerLink.objects.filter(integration=integration, znode_user_id=znode.user_id).first()
-    return bool(link and link.znode_fingerprint == profile_fingerprint(comparable(znode.profile)))
+    if link is None:
+        return ""
+    if not link.trusted:
+        return "unconfirmed"
+    same = link.znode_fingerprint == profile_fingerprint(comparable(znode.profile))
+    return "unchanged" if same else ""
 
 
 def stripe_customer_sync(
@@ -522,6 +570,12 @@ def customer_cards_sync(ctx: SyncCtx, *, stripe_customer_id: str) -> dict[str, A
     ).first()
     if link is None:
         return {"cards": 0, "skipped": f"Stripe customer {stripe_customer_id} is not linked"}
+    if not link.trusted:
+        return {
+            "cards": 0,
+            "skipped": f"Stripe customer {stripe_customer_id} was found by email only; its "
+            "cards are shown once an operator confirms the match",
+        }
     gateway = ctx.client("stripe")
     customer = stripe_facts.customer_from_wire(gateway.customer_retrieve(stripe_customer_id))
     cards = [

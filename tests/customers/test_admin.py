@@ -7,12 +7,15 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from customers.models import CustomerConflict, CustomerLink, MatchedBy, SavedCard
+from integrations.models import Job
+from integrations.services.flows import flows_install_defaults
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def conflict(integration):
+    flows_install_defaults()
     link = CustomerLink.objects.create(
         integration=integration, znode_user_id=7, stripe_customer_id="cus_7", email="a@x.io"
     )
@@ -91,6 +94,8 @@ def test_confirming_an_email_match_and_unlinking_need_their_permissions(
     link.refresh_from_db()
     assert link.matched_by == MatchedBy.CONFIRMED
     assert link.history.first().history_change_reason == "email match confirmed by ops"
+    job = Job.objects.get(reference="user:7")  # its profile may now cross: a sync job
+    assert job.flow.key == "user-updated" and job.context["filed_by"] == "confirmed"
 
     user.user_permissions.add(Permission.objects.get(codename="delete_customerlink"))
     client.post(url, {"action": "unlink", "_selected_action": [link.pk]})

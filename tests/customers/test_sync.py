@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from customers.models import CustomerConflict, CustomerLink, MatchedBy, SavedCard
+from customers.models import (
+    CustomerConflict,
+    CustomerLink,
+    CustomerSyncLock,
+    MatchedBy,
+    RejectedCustomer,
+    SavedCard,
+)
+from customers.selectors import stripe_customer_linked
 from customers.services import stripe_customer_ensure
 from integrations.choices import JobStatus
 from integrations.kernel import exceptions as exc
@@ -91,30 +99,45 @@ def test_a_second_sync_of_an_unchanged_user_writes_nothing(synced):
 
 
 def test_a_customer_with_the_same_email_is_matched_not_duplicated_nor_trusted(synced):
-    made = synced.stripe("POST", "/v1/customers", email="dup@example.com", name="Support made")
-    user = synced.create_user(email="dup@example.com", address=AUSTIN)
+    made = synced.stripe(
+        "POST", "/v1/customers", email="dup@example.com", name="Support made", phone="+15559999"
+    )
+    user = synced.create_user(email="dup@example.com")  # no phone of hers, no address
+    before = writes()
 
     out = sync(synced, user["UserId"])
 
     assert (out["link_created"], out["stripe_created"]) == (True, False)
     [customer] = synced.stripe_customers("dup@example.com")
     assert customer["id"] == made["id"] and out["customer"] == made["id"]
-    assert customer["name"] == "Ana Lima"  # Znode owns the name
-    assert CustomerConflict.objects.get().field == "name"  # two names met: recorded
-    # Anyone can type an email into a store: until an operator confirms the match, the
-    # customer gets no metadata of ours and its saved cards are never charged.
+    # Anyone can type an email into a store: until an operator confirms the match,
+    # nothing crosses (not the other person's phone into Znode, not our name over
+    # theirs), no metadata of ours, and its cards are never offered or charged.
+    assert "found by email only" in out["skipped"] and writes() == before
     link = CustomerLink.objects.get()
     assert link.matched_by == MatchedBy.EMAIL and customer["metadata"] == {}
-    assert stripe_customer_ensure(
-        ctx=new_ctx(synced.integration), znode_user_id=user["UserId"], email="", by_email=False
-    ) == ("", False)
+    assert customer["name"] == "Support made"
+    stored = synced.znode().get_customer(user_id=user["UserId"], portal_id=1)
+    assert stored["PhoneNumber"] == "+15550100" and stored["Addresses"] == []
+    for by_email in (True, False):
+        assert stripe_customer_ensure(
+            ctx=new_ctx(synced.integration),
+            znode_user_id=user["UserId"],
+            email="dup@example.com",
+            by_email=by_email,
+        ) == ("", False)
+    assert (
+        stripe_customer_linked(integration=synced.integration, znode_user_id=user["UserId"]) == ""
+    )
 
     link.matched_by = MatchedBy.CONFIRMED
     link.save()
-    sync(synced, user["UserId"])
+    out = sync(synced, user["UserId"])
 
     [customer] = synced.stripe_customers("dup@example.com")
     assert customer["metadata"] == {"znode_user_id": str(user["UserId"])}
+    assert (customer["name"], customer["phone"]) == ("Ana Lima", "+15550100")  # Znode owns them
+    assert {c.field for c in CustomerConflict.objects.all()} == {"name", "phone"}
     assert stripe_customer_ensure(
         ctx=new_ctx(synced.integration), znode_user_id=user["UserId"], email="", by_email=False
     ) == (made["id"], False)
@@ -134,7 +157,7 @@ def test_a_value_changed_back_is_written_again(synced):
     assert sync(synced, user["UserId"])["to_znode"] == []
 
 
-def test_a_billing_address_changed_in_stripe_leaves_a_shared_shipping_row_alone(synced):
+def test_a_billing_address_changed_in_stripe_leaves_a_shared_shipping_row_alone(synced, client):
     user, customer = linked_user(synced, email="split@example.com")
     [shared] = synced.znode().list_addresses(user_id=user["UserId"])  # default for both
     synced.stripe(
@@ -159,6 +182,17 @@ def test_a_billing_address_changed_in_stripe_leaves_a_shared_shipping_row_alone(
     )
     [customer] = synced.stripe_customers("split@example.com")
     assert address_of(customer["shipping"])["city"] == "Austin"
+    # Znode's events for both rows (the new one, and the old one whose billing flag
+    # Znode cleared) are the echoes of our write: no job.
+    jobs = Job.objects.count()
+    for name, row in (("Created", rows[new_id]), ("Updated", kept)):
+        post_znode(
+            client,
+            synced.integration.znode,
+            znode_event(module="Address", name=name, payload=row),
+        )
+    inbox_drain()
+    assert Job.objects.count() == jobs
     again = sync(synced, user["UserId"])
     assert (again["to_stripe"], again["to_znode"]) == ([], [])
 
@@ -414,13 +448,13 @@ def test_two_jobs_never_sync_one_customer_at_once(synced, monkeypatch):
 
     import customers.sync
 
-    _, customer = linked_user(synced, email="busy@example.com")
+    user, customer = linked_user(synced, email="busy@example.com")
     synced.stripe("POST", f"/v1/customers/{customer['id']}", phone="+15550166")
     other = new_ctx(synced.integration).job
     Job.objects.filter(pk=other.pk).update(
         status=JobStatus.RUNNING, lease_expires_at=timezone.now() + timedelta(minutes=1)
     )
-    CustomerLink.objects.update(sync_job=other.pk)
+    CustomerSyncLock.objects.filter(znode_user_id=user["UserId"]).update(job=other.pk)
     monkeypatch.setattr(customers.sync, "SYNC_WAIT", 0.3)
     before = writes()
 
@@ -430,7 +464,7 @@ def test_two_jobs_never_sync_one_customer_at_once(synced, monkeypatch):
 
     Job.objects.filter(pk=other.pk).update(status=JobStatus.SUCCEEDED)
     out = run(synced.integration, "customers.sync_stripe_customer", customer=customer["id"])
-    assert out["to_znode"] == ["phone"] and CustomerLink.objects.get().sync_job is None
+    assert out["to_znode"] == ["phone"] and CustomerSyncLock.objects.get().job is None
 
 
 def test_a_customer_deleted_in_stripe_is_unlinked_by_an_operator_and_made_anew(
@@ -469,3 +503,16 @@ def test_a_state_name_and_a_lower_case_postal_code_reach_stripe_normalized_once(
     before = writes()
     again = sync(synced, user["UserId"])
     assert (again["to_stripe"], again["to_znode"], writes()) == ([], [], before)
+
+
+def test_an_unlinked_customer_is_never_found_for_the_user_again(synced, admin_client):
+    user, customer = linked_user(synced, email="wrong@example.com")  # our metadata on it
+    link = CustomerLink.objects.get()
+
+    admin_client.post(
+        "/admin/customers/customerlink/", {"action": "unlink", "_selected_action": [link.pk]}
+    )
+    out = sync(synced, user["UserId"])
+
+    assert out["stripe_created"] is True and out["customer"] != customer["id"]
+    assert RejectedCustomer.objects.get().stripe_customer_id == customer["id"]

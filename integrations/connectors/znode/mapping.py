@@ -420,6 +420,17 @@ def customer_from_wire(
     )
 
 
+def default_flags_cleared(*, billing: bool, shipping: bool) -> dict[str, Any]:
+    """What Znode writes on a user's other rows when a row takes a default flag
+    (``createcustomeraddress`` and ``updatecustomeraddress`` clear it there, §12)."""
+    cleared: dict[str, Any] = {}
+    if billing:
+        cleared["IsDefaultBilling"] = False
+    if shipping:
+        cleared["IsDefaultShipping"] = False
+    return cleared
+
+
 def address_book(user_id: int, rows: Iterable[Mapping[str, Any]]) -> ZnodeCustomer:
     """The address book of one user out of a ``customer/addresslist`` read of several
     (``userid in``): a customer with only its addresses (the user's own fields empty)."""

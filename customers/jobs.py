@@ -1,0 +1,52 @@
+"""Sync jobs the customer app files itself (not from an event): the sweep's, the
+backfill's, an operator's confirmation. They run the shipped Znode flows, so they
+retry, quarantine and show in the admin like any other job."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from integrations.choices import JobStatus
+from integrations.kernel import exceptions as exc
+from integrations.models import Flow, Integration, Job
+from integrations.retry import RetryPolicy
+from integrations.services.jobs import jobs_enqueue
+
+SYNC_FLOW = "user-updated"
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.QUARANTINED, JobStatus.DISCARDED)
+
+
+def customer_sync_job_file(
+    *,
+    integration: Integration,
+    user_id: int,
+    portal_id: int | None,
+    why: str,
+    flow_key: str = SYNC_FLOW,
+    enqueue: bool = True,
+    max_attempts: int | None = None,
+) -> Job | None:
+    """A job of ``flow_key`` that syncs Znode user ``user_id`` (None: one of ours is
+    already waiting or running for the user). ``why`` is kept in its context (sweep,
+    backfill, confirmed). Enqueued once the caller's transaction commits."""
+    flow = Flow.objects.filter(key=flow_key).first()
+    if flow is None:
+        raise exc.ConnectorConfigurationError(
+            f"flow {flow_key} is not installed: run manage.py install_flows"
+        )
+    reference = f"user:{user_id}"
+    busy = Job.objects.filter(integration=integration, reference=reference).exclude(
+        status__in=FINISHED
+    )
+    if busy.exists():
+        return None
+    job = Job.objects.create(
+        flow=flow,
+        integration=integration,
+        context={"customer": {"user_id": user_id, "portal_id": portal_id}, "filed_by": why},
+        max_attempts=max_attempts or RetryPolicy.for_flow(flow).max_attempts,
+        reference=reference,
+    )
+    if enqueue:
+        transaction.on_commit(lambda: jobs_enqueue([job.pk]))
+    return job
