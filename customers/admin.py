@@ -13,37 +13,19 @@ from customers.models import (
     SavedCard,
 )
 from customers.selectors import customer_sync_running
-from integrations.admin import ReadOnlyAdmin, permission_check
+from integrations.admin import ReadOnlyAdmin, ReadOnlyInline, permission_check
 from integrations.kernel.exceptions import IntegrationError
 
 
-class SavedCardInline(admin.TabularInline):
+class SavedCardInline(ReadOnlyInline):
     model = SavedCard
-    extra = 0
-    can_delete = False
     fields = ("brand", "last4", "exp_month", "exp_year", "is_default", "stripe_payment_method_id")
-    readonly_fields = fields
     verbose_name = "saved card (as Stripe lists it)"
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ConflictInline(admin.TabularInline):
+class ConflictInline(ReadOnlyInline):
     model = CustomerConflict
-    extra = 0
-    can_delete = False
     fields = ("created_at", "field", "znode_value", "stripe_value", "winner", "rule", "reviewed_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CustomerLink)

@@ -89,6 +89,23 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page as evidence: nothing added, edited or deleted
+    here (``fields`` are all read-only)."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields or ()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 # --- configuration: every save records who (middleware) and why (this field) ----------
 class ChangeReasonForm(forms.ModelForm):
     change_reason = forms.CharField(

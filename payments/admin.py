@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from integrations.admin import ReadOnlyAdmin
+from integrations.admin import ReadOnlyAdmin, ReadOnlyInline
 from integrations.models import ApiCall, InboundEvent, Job
 from payments import money
 from payments.models import Dispute, Notification, Order, Payment, Refund, Return
@@ -11,37 +11,19 @@ from payments.selectors import order_money
 from payments.services import payment_rebook
 
 
-class PaymentInline(admin.TabularInline):
+class PaymentInline(ReadOnlyInline):
     model = Payment
-    extra = 0
-    can_delete = False
     fields = ("payment_intent_id", "charge_id", "status", "amount_minor", "decline_code")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
-    extra = 0
-    can_delete = False
     fields = ("stripe_refund_id", "origin", "status", "amount_minor", "failure_reason")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class DisputeInline(admin.TabularInline):
+class DisputeInline(ReadOnlyInline):
     model = Dispute
-    extra = 0
-    can_delete = False
     fields = ("stripe_dispute_id", "status", "outcome", "reason", "amount_minor", "evidence_due_by")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Order)
