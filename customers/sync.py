@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,8 +45,8 @@ from integrations.kernel.facts import (
     profile_from_values,
     profile_values,
 )
-from integrations.models import Connection, Integration
-from integrations.runtime import ActionContext, make_idempotency_key
+from integrations.models import Integration
+from integrations.runtime import ActionContext, ServiceContext
 from integrations.services.inbox import change_expect
 from integrations.services.jobs import job_running, row_claim
 
@@ -56,32 +56,8 @@ logger = logging.getLogger("customers.sync")
 SYNC_WAIT = 10.0
 
 
-@dataclass
-class SyncContext:
-    """What the sync needs of a job's context, for a run outside any job (the
-    backfill): the integration, its clients, the idempotency keys. ``run_key`` makes
-    this run's writes its own (a job's are keyed by the job)."""
-
-    integration: Integration
-    run_key: str = ""
-    job: Any = None
-    _clients: dict[str, Any] = field(default_factory=dict)
-
-    def connection(self, kind: str) -> Connection:
-        connection = getattr(self.integration, kind, None)
-        if connection is None:
-            raise exc.ConnectorConfigurationError(f"the integration has no {kind} connection")
-        if not connection.enabled:
-            raise exc.ConnectorConfigurationError(f"connection {connection.name} is disabled")
-        return connection
-
-    def client(self, kind: str) -> Any:
-        if kind not in self._clients:
-            self._clients[kind] = self.connection(kind).client()
-        return self._clients[kind]
-
-    def idempotency_key(self, *parts: object) -> str:
-        return make_idempotency_key(*parts)
+# The backfill's context: the engine's context of a run outside any job.
+SyncContext = ServiceContext
 
 
 SyncCtx = ActionContext | SyncContext

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from integrations.kernel.exceptions import ConnectorConfigurationError
@@ -50,6 +50,35 @@ class ActionContext:
     def client(self, kind: str) -> Any:
         """The client of the integration's ``kind`` connection (``connection.client()``)."""
         return self.connection(kind).client()
+
+    def idempotency_key(self, *parts: object) -> str:
+        return make_idempotency_key(*parts)
+
+
+@dataclass
+class ServiceContext:
+    """What an action's service needs of its context, for a run outside any job (a
+    backfill, a scheduled check): the integration, its clients (one each, kept), the
+    idempotency keys. ``run_key`` makes this run's writes its own (a job's are keyed
+    by the job); ``job`` is None."""
+
+    integration: Integration
+    run_key: str = ""
+    job: Job | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def connection(self, kind: str) -> Connection:
+        connection = getattr(self.integration, kind, None)
+        if connection is None:
+            raise ConnectorConfigurationError(f"the integration has no {kind} connection")
+        if not connection.enabled:
+            raise ConnectorConfigurationError(f"connection {connection.name} is disabled")
+        return connection
+
+    def client(self, kind: str) -> Any:
+        if kind not in self._clients:
+            self._clients[kind] = self.connection(kind).client()
+        return self._clients[kind]
 
     def idempotency_key(self, *parts: object) -> str:
         return make_idempotency_key(*parts)

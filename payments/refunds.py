@@ -70,6 +70,7 @@ from payments.services import (
     writer_claim,
     znode_note,
 )
+from reconciliation.references import credit_memo_reference
 
 RETURN_REFUND_TABLE = "znode-return-refund-states"
 RETURN_STATE_TABLE = "znode-return-states"
@@ -559,7 +560,8 @@ def _memo_posted(ctx: ActionContext, refund: Refund) -> bool:
         return True
     if not refund.stripe_refund_id or refund.origin == RefundOrigin.CANCELLATION:
         return bool(refund.erp_booked_at)
-    return ctx.client("erp").credit_memo_find(f"refund:{refund.stripe_refund_id}") is not None
+    memo = credit_memo_reference(refund.stripe_refund_id)
+    return ctx.client("erp").credit_memo_find(memo) is not None
 
 
 def _credit_memo_reverse(ctx: ActionContext, refund: Refund) -> str:

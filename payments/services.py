@@ -52,6 +52,7 @@ from payments.exceptions import CannotCollect
 from payments.models import Order, Payment, Refund
 from payments.selectors import payment_by_charge, payment_refunds_held
 from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
+from reconciliation.references import credit_memo_reference, sale_reference
 
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
@@ -356,7 +357,7 @@ def credit_memo_post(ctx: ActionContext, refund: Refund, *, why: str = "") -> st
     amount = money.from_minor_units(refund.amount_minor, refund.currency)
     accounts = gl_accounts(ctx)
     memo = CreditMemo(
-        external_reference=f"refund:{refund.stripe_refund_id}",
+        external_reference=credit_memo_reference(refund.stripe_refund_id),
         customer_reference=f"znode-user-{order.znode_user_id}"
         if order.znode_user_id
         else order.order_number,
@@ -725,7 +726,7 @@ def erp_sale_entry(
             )
         )
     return JournalEntry(
-        external_reference=f"sale:{charge}",
+        external_reference=sale_reference(charge),
         date=when.date(),
         currency=order.currency,
         memo=f"Stripe payment for order {order.order_number}",

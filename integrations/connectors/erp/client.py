@@ -22,6 +22,7 @@ Point ``settings["client_class"]`` of the connection at the subclass.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils.module_loading import import_string
@@ -29,9 +30,11 @@ from django.utils.module_loading import import_string
 from integrations.connectors.erp.constants import CREDIT_MEMOS, JOURNAL_ENTRIES, TRIAL_BALANCE
 from integrations.connectors.erp.mapping import (
     CreditMemo,
+    ErpDocument,
     JournalEntry,
     check_balanced,
     credit_memo_to_wire,
+    document_from_wire,
     journal_entry_to_wire,
 )
 from integrations.kernel import exceptions as exc
@@ -131,6 +134,19 @@ class ErpClient:
 
     def journal_entry_find(self, external_reference: str) -> dict | None:
         return self._find(JOURNAL_ENTRIES, external_reference, operation="erp.journal_entry.find")
+
+    def journal_entries_since(self, day: date) -> list[ErpDocument]:
+        """The journal entries dated ``day`` or later (``date_from``; an ERP that ignores
+        it answers more, filtered here by the documents' own dates)."""
+        response = self._request(
+            "GET",
+            JOURNAL_ENTRIES,
+            operation="erp.journal_entry.list",
+            params={"date_from": day.isoformat()},
+        )
+        rows = response.json().get("results") or []
+        documents = [document_from_wire(self.decode_document(d)) for d in rows]
+        return [d for d in documents if not d.date or d.date >= day.isoformat()]
 
     def credit_memo_post(self, *, memo: CreditMemo | dict[str, Any]) -> dict[str, Any]:
         if isinstance(memo, CreditMemo):

@@ -97,6 +97,8 @@ class ErpDocument:
 
     id: str
     external_reference: str
+    date: str = ""
+    """The document's date as the ERP holds it (ISO, empty when it sent none)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -104,5 +106,6 @@ def document_from_wire(raw: Mapping[str, Any]) -> ErpDocument:
     return ErpDocument(
         id=str(raw.get("id") or ""),
         external_reference=str(raw.get("external_reference") or ""),
+        date=str(raw.get("date") or ""),
         raw=raw,
     )

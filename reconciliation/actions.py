@@ -1,0 +1,16 @@
+"""Reconciliation's actions: thin adapters over its services."""
+
+from __future__ import annotations
+
+from integrations.registry import action
+from integrations.runtime import ActionContext
+from reconciliation.drift import drift_recheck
+
+
+@action(
+    "reconciliation.recheck_drift",
+    description="A mismatch the drift check found: check it again (done once Znode, "
+    "Stripe and the ERP agree).",
+)
+def recheck_drift(*, ctx: ActionContext, kind: str, key: str) -> dict:
+    return drift_recheck(ctx, kind=kind, key=key)

@@ -1,0 +1,133 @@
+"""The drift check (issue 12, Deliver 6): Znode, Stripe and the ERP read from their own
+state over the last days; each mismatch filed once as a quarantined job with a readable
+reason, which a retry checks again."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import requests
+from django.core.management import call_command
+
+from integrations.choices import JobStatus
+from integrations.connectors.erp.mapping import JournalEntry, JournalLine
+from integrations.models import Job
+from integrations.services.flows import flows_install_defaults
+from integrations.services.jobs import job_requeue, job_run
+from reconciliation.drift import drift_check
+from tests.payments.conftest import wired  # noqa: F401  (the fixture)
+from tests.support.payments import collect, mark_paid, place, post_sale
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _flows(db):
+    flows_install_defaults()
+
+
+def booked(wired, user_id: int, total: str = "30.00") -> tuple[dict, dict]:  # noqa: F811
+    placed = place(wired, user_id=user_id, total=total)
+    paid = collect(wired, placed)
+    assert paid["outcome"] == "paid", paid
+    mark_paid(wired, placed, paid)
+    post_sale(wired, placed, paid)
+    return placed, paid
+
+
+def drift_jobs() -> dict[str, Job]:
+    return {job.reference: job for job in Job.objects.filter(reference__startswith="drift:")}
+
+
+def test_systems_that_agree_show_no_drift(wired):  # noqa: F811
+    booked(wired, user_id=11)
+
+    report = drift_check(integration=wired, days=2)
+
+    assert (report.found, report.filed) == (0, 0) and report.checked >= 2
+    assert drift_jobs() == {}
+
+
+def test_a_planted_erp_entry_without_a_payment_is_found_once(wired):  # noqa: F811
+    booked(wired, user_id=11)
+    wired.erp.client().journal_entry_post(
+        entry=JournalEntry(
+            external_reference="sale:ch_planted",
+            date=date.today(),
+            currency="USD",
+            memo="typed in by hand",
+            lines=(
+                JournalLine(account="1150", debit=Decimal("10.00")),
+                JournalLine(account="4000", credit=Decimal("10.00")),
+            ),
+        )
+    )
+
+    first = drift_check(integration=wired, days=2)
+    again = drift_check(integration=wired, days=2)
+
+    assert (first.found, first.filed) == (1, 1) and (again.found, again.filed) == (1, 0)
+    [job] = drift_jobs().values()
+    assert job.reference == "drift:erp_sale_without_payment:sale:ch_planted"
+    assert job.status == JobStatus.QUARANTINED
+    assert "drift: the ERP holds the sales journal sale:ch_planted" in job.last_error
+    assert "Stripe's charge ch_planted does not exist" in job.last_error
+
+
+def test_money_taken_in_stripe_but_not_booked_is_found_and_a_retry_after_the_fix_resolves_it(
+    wired,  # noqa: F811
+):
+    placed = place(wired, user_id=12, total="42.00")
+    paid = collect(wired, placed)  # Stripe has the money; Znode and the ERP do not yet
+
+    report = drift_check(integration=wired, days=2)
+
+    jobs = drift_jobs()
+    charge = paid["charge"]
+    assert report.filed == 2 and set(jobs) == {
+        f"drift:paid_not_in_znode:{charge}",
+        f"drift:paid_not_in_erp:{charge}",
+    }
+    assert (
+        f"order {placed['order_number']} paid"
+        in jobs[f"drift:paid_not_in_znode:{charge}"].last_error
+    )
+    assert f"no sales journal sale:{charge}" in jobs[f"drift:paid_not_in_erp:{charge}"].last_error
+
+    mark_paid(wired, placed, paid)
+    post_sale(wired, placed, paid)
+    for job in jobs.values():
+        job_requeue(job=job, note="booked by hand")
+        job_run(job_id=job.pk)
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED
+
+
+def test_a_refund_without_its_credit_memo_is_found(wired):  # noqa: F811
+    _, paid = booked(wired, user_id=13, total="50.00")
+    response = requests.post(
+        wired.sandbox.system_url("stripe") + "/v1/refunds",
+        data={"charge": paid["charge"], "amount": 1500},
+        headers={"Authorization": "Bearer sk_test_booking"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    refund = response.json()["id"]
+
+    report = drift_check(integration=wired, days=2)
+
+    assert report.filed == 1
+    [job] = drift_jobs().values()
+    assert job.reference == f"drift:refund_not_in_erp:{refund}"
+    assert f"no credit memo refund:{refund}" in job.last_error
+
+
+def test_the_command_reports_what_it_checked_and_filed(wired):  # noqa: F811
+    out = io.StringIO()
+    call_command(
+        "drift_check", "--integration", wired.name, "--days", "2", "--no-progress", stdout=out
+    )
+    assert out.getvalue().strip() == "checked 0, mismatches 0, filed 0 (already filed 0)"
