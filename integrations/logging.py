@@ -9,6 +9,8 @@ URL in ``Q_CLUSTER``) and credential-looking values in frame locals.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -60,3 +62,22 @@ class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
             )
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
+
+
+# The loggers of a run's every call: what a command that runs services in process (the
+# demo) keeps out of its own output.
+CALL_LOGGERS = ("stripe", "integrations", "customers", "payments", "reconciliation")
+
+
+@contextmanager
+def calls_quieted(names: tuple[str, ...] = CALL_LOGGERS) -> Iterator[None]:
+    """Only warnings and errors of ``names`` while the block runs."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

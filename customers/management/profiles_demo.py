@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 
 import requests
 from django.core.management import call_command
+
+from integrations.logging import calls_quieted
 
 
 @dataclass
@@ -83,17 +84,10 @@ class ProfilesDemo:
     def backfill(self, integration: str) -> str:
         """Link the store's existing users (``manage.py sync_customers``)."""
         out = io.StringIO()
-        quiet = [logging.getLogger(name) for name in ("stripe", "integrations", "customers")]
-        levels = [logger.level for logger in quiet]
-        for logger in quiet:  # the demo's own output is the summary, not each call
-            logger.setLevel(logging.WARNING)
-        try:
+        with calls_quieted():  # the demo's own output is the summary, not each call
             call_command(
                 "sync_customers", "--integration", integration, "--no-progress", stdout=out
             )
-        finally:
-            for logger, level in zip(quiet, levels, strict=True):
-                logger.setLevel(level)
         return out.getvalue().strip().splitlines()[-1]
 
     def change(self) -> None:

@@ -1094,9 +1094,11 @@ class Command(BaseCommand):
     def report_drift(self, integration: Integration) -> None:
         """The daily drift check, run now: Znode, Stripe and the ERP read from their own
         state; each mismatch would be a quarantined job (none expected)."""
+        from integrations.logging import calls_quieted
         from reconciliation.drift import drift_check
 
-        report = drift_check(integration=integration, days=1)
+        with calls_quieted():
+            report = drift_check(integration=integration, days=1)
         self.stdout.write(
             f"\ndrift check (Znode, Stripe and the ERP over the last day): checked "
             f"{report.checked}, mismatches {report.found}"
