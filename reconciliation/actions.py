@@ -5,6 +5,7 @@ from __future__ import annotations
 from integrations.registry import action
 from integrations.runtime import ActionContext
 from reconciliation.drift import drift_recheck
+from reconciliation.services import payout_import
 
 
 @action(
@@ -14,3 +15,12 @@ from reconciliation.drift import drift_recheck
 )
 def recheck_drift(*, ctx: ActionContext, kind: str, key: str) -> dict:
     return drift_recheck(ctx, kind=kind, key=key)
+
+
+@action(
+    "reconciliation.import_payout",
+    description="A payout was paid or reconciled: read it again, import its balance "
+    "transactions matched to their orders, and tie it out.",
+)
+def import_payout(*, ctx: ActionContext, payout: str) -> dict:
+    return payout_import(ctx=ctx, payout_id=payout).as_output()

@@ -1,7 +1,12 @@
-"""Reconciliation's flows, shipped as data."""
+"""Reconciliation's flows, shipped as data (editable in the admin like every flow)."""
 
 from integrations.mapping import Rule
-from integrations.services.flows import FlowSpec, StepSpec, register_default_flow
+from integrations.services.flows import (
+    FlowSpec,
+    StepSpec,
+    register_default_flow,
+    register_flow_per_event,
+)
 from reconciliation.drift import DRIFT_FLOW
 
 # Filed by the drift check (never by an event): one job per mismatch, quarantined with
@@ -24,4 +29,21 @@ register_default_flow(
             ),
         ),
     )
+)
+
+# Payout reconciliation. Both events import the payout (Stripe's reference, stripe.md
+# A7: fetch on payout.paid or payout.reconciliation_completed); the import is
+# idempotent, so whichever comes second only confirms the first.
+register_flow_per_event(
+    ("payout.paid", "payout.reconciliation_completed"),
+    source="stripe",
+    name="Stripe {event} → payout imported, matched and tied out",
+    condition="payout.id",
+    steps=(
+        StepSpec(
+            "import",
+            "reconciliation.import_payout",
+            (Rule("payout", "payout.id", required=True),),
+        ),
+    ),
 )

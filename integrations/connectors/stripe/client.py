@@ -370,6 +370,45 @@ class StripeGateway:
             {"payout": payout_id, "limit": 100, "expand": ["data.source"]},
         )
 
+    def balance_transactions_between(
+        self, *, created_gt: int, created_lte: int, currency: str = ""
+    ) -> Iterator[dict]:
+        """The balance history created in ``(created_gt, created_lte]`` (of ``currency``
+        when given), newest first, sources expanded, auto-paging: how a manual payout,
+        which ``payout=`` cannot itemise (reference stripe.md A7), is reconciled."""
+        params: dict[str, Any] = {
+            "created": {"gt": int(created_gt), "lte": int(created_lte)},
+            "limit": LIST_PAGE_SIZE,
+            "expand": ["data.source"],
+        }
+        if currency:
+            params["currency"] = currency
+        yield from self._each(
+            "balance_transaction.list", self.client.v1.balance_transactions.list, params
+        )
+
+    def payout_retrieve(self, payout_id: str) -> dict:
+        return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)
+
+    def payouts_list(
+        self,
+        *,
+        arrival_gte: int | None = None,
+        arrival_lt: int | None = None,
+        created_lt: int | None = None,
+    ) -> Iterator[dict]:
+        """Payouts, newest first, auto-paging: by arrival date (``[arrival_gte,
+        arrival_lt)``) and/or created before ``created_lt``."""
+        params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+        arrival = {
+            k: int(v) for k, v in (("gte", arrival_gte), ("lt", arrival_lt)) if v is not None
+        }
+        if arrival:
+            params["arrival_date"] = arrival
+        if created_lt is not None:
+            params["created"] = {"lt": int(created_lt)}
+        yield from self._each("payout.list", self.client.v1.payouts.list, params)
+
     def _each(
         self, operation: str, fn: Callable[..., Any], params: dict, *args: Any
     ) -> Iterator[dict]:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -865,6 +866,194 @@ def refund_params(
     return params
 
 
+# --- reconciliation: payouts and balance transactions (reference stripe.md A7) -------------
+@dataclass(frozen=True)
+class StripePayout:
+    id: str
+    """``po_…``"""
+    amount: int
+    """Minor units paid to the bank (positive)."""
+    currency: str
+    status: str
+    """pending, in_transit, paid, failed or canceled."""
+    automatic: bool
+    """Made by Stripe's payout schedule: only these can be itemised with
+    ``GET /v1/balance_transactions?payout=`` (A7)."""
+    arrival_date: int
+    """Unix time the money is expected at the bank."""
+    created: int
+    balance_transaction: str = ""
+    """The payout's own balance transaction (``txn_…``): the balance moving out."""
+    reconciliation_status: str = ""
+    """not_applicable, in_progress or completed: ``completed`` once Stripe has tied every
+    transaction to it (A7)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def settled(self) -> bool:
+        """Stripe is done with it: paid, or (automatic) its transactions are all known."""
+        return self.status == "paid" or self.reconciliation_status == "completed"
+
+
+def payout_from_wire(raw: Mapping[str, Any]) -> StripePayout:
+    return StripePayout(
+        id=_id(raw.get("id")),
+        amount=_int(raw.get("amount")),
+        currency=_text(raw.get("currency")),
+        status=_text(raw.get("status")),
+        automatic=raw.get("automatic") is True,
+        arrival_date=_int(raw.get("arrival_date")),
+        created=_int(raw.get("created")),
+        balance_transaction=_id(raw.get("balance_transaction")),
+        reconciliation_status=_text(raw.get("reconciliation_status")),
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True)
+class OrderReference:
+    """Our metadata on a Stripe object (a PaymentIntent, charge, refund or dispute):
+    the Znode order whose money it is, and the integration that made it."""
+
+    order_number: str = ""
+    integration: str = ""
+
+    @property
+    def named(self) -> bool:
+        return bool(self.order_number or self.integration)
+
+
+def order_reference_from_wire(raw: Mapping[str, Any]) -> OrderReference:
+    metadata = _metadata(_mapping(raw))
+    return OrderReference(
+        order_number=_text(metadata.get(METADATA_ORDER_NUMBER)),
+        integration=_text(metadata.get(METADATA_INTEGRATION)),
+    )
+
+
+FeeDetail = tuple[str, int, str]
+"""One entry of ``fee_details``: (type, amount in minor units, currency)."""
+
+# A source that was not expanded is known by its id's prefix.
+_SOURCE_PREFIXES = (
+    ("ch_", "charge"),
+    ("py_", "charge"),
+    ("re_", "refund"),
+    ("pyr_", "refund"),
+    ("dp_", "dispute"),
+    ("du_", "dispute"),
+    ("po_", "payout"),
+    ("tr_", "transfer"),
+    ("tu_", "topup"),
+    ("ia_", "issuing.authorization"),
+)
+
+
+@dataclass(frozen=True)
+class StripeBalanceTransaction:
+    """One movement of the balance (A7), with what matching needs of its source."""
+
+    id: str
+    """``txn_…``"""
+    type: str
+    """charge, payment, refund, adjustment, payout, stripe_fee… (about 50 values)."""
+    reporting_category: str
+    """charge, refund, dispute, fee, payout, other_adjustment…: better for accounting."""
+    amount: int
+    """Gross, signed, minor units of ``currency`` (already converted: see
+    ``exchange_rate``)."""
+    fee: int
+    """Positive when charged."""
+    net: int
+    """``amount - fee``."""
+    currency: str
+    """The settlement currency (lower case, as Stripe writes it)."""
+    exchange_rate: Decimal | None
+    """Set when the presentment currency differed; exact as Stripe wrote it."""
+    fee_details: tuple[FeeDetail, ...]
+    source_id: str
+    source_type: str
+    """The source's ``object`` (charge, refund, dispute, payout…), else guessed from
+    its id's prefix; "" when unknown."""
+    available_on: int
+    created: int
+    description: str = ""
+    status: str = ""
+    """pending or available."""
+    charge_id: str = ""
+    """The charge the money belongs to: the source itself, or the refund's or the
+    dispute's charge."""
+    payment_intent_id: str = ""
+    """The PaymentIntent of the source (charge, refund or dispute), where it names one."""
+    reference: OrderReference = field(default_factory=OrderReference)
+    """Our metadata on the source (an expanded PaymentIntent's before the charge's)."""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _exchange_rate(value: Any) -> Decimal | None:
+    """Stripe writes the rate as a JSON number; read it as the digits written (never
+    through binary floating point arithmetic)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        rate = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return rate if rate.is_finite() else None
+
+
+def _fee_details(value: Any) -> tuple[FeeDetail, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        (_text(d.get("type")), _int(d.get("amount")), _text(d.get("currency")))
+        for d in value
+        if isinstance(d, Mapping)
+    )
+
+
+def _source_type(source: Any) -> str:
+    if isinstance(source, Mapping):
+        return _text(source.get("object"))
+    source_id = _text(source)
+    return next((kind for prefix, kind in _SOURCE_PREFIXES if source_id.startswith(prefix)), "")
+
+
+def balance_transaction_from_wire(raw: Mapping[str, Any]) -> StripeBalanceTransaction:
+    source = raw.get("source")
+    source_type = _source_type(source)
+    obj = _mapping(source)
+    intent = obj.get("payment_intent")
+    charge_id = _id(source) if source_type == "charge" else _id(obj.get("charge"))
+    reference = order_reference_from_wire(obj)
+    if isinstance(intent, Mapping) and order_reference_from_wire(intent).named:
+        reference = order_reference_from_wire(intent)
+    amount = _int(raw.get("amount"))
+    fee = _int(raw.get("fee"))
+    net = raw.get("net")
+    return StripeBalanceTransaction(
+        id=_id(raw.get("id")),
+        type=_text(raw.get("type")),
+        reporting_category=_text(raw.get("reporting_category")),
+        amount=amount,
+        fee=fee,
+        net=_int(net) if isinstance(net, int) else amount - fee,
+        currency=_text(raw.get("currency")),
+        exchange_rate=_exchange_rate(raw.get("exchange_rate")),
+        fee_details=_fee_details(raw.get("fee_details")),
+        source_id=_id(source),
+        source_type=source_type,
+        available_on=_int(raw.get("available_on")),
+        created=_int(raw.get("created")),
+        description=_text(raw.get("description")),
+        status=_text(raw.get("status")),
+        charge_id=charge_id,
+        payment_intent_id=_id(intent),
+        reference=reference,
+        raw=raw,
+    )
+
+
 def _card_of_event(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> StripeCard:
     """A payment method event's card. A detached one names no customer any more
     (``customer: null``); the event's ``previous_attributes`` still do, so the fact
@@ -891,12 +1080,13 @@ _EVENT_FACTS: dict[str, tuple[str, Callable[[Mapping[str, Any], Mapping[str, Any
     "refund": ("refund", _object_only(refund_from_wire)),
     "dispute": ("dispute", _object_only(dispute_from_wire)),
     "payment_method": ("card", _card_of_event),
+    "payout": ("payout", _object_only(payout_from_wire)),
 }
 
 
 def event_facts(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The event's object as a fact, under ``payment``, ``charge``, ``page``,
-    ``customer``, ``refund``, ``dispute`` or ``card`` (``payment.order_number``,
+    ``customer``, ``refund``, ``dispute``, ``card`` or ``payout`` (``payment.order_number``,
     ``card.customer``...). Events are hints: actions re-read the object before money
     moves."""
     data = _mapping(payload.get("data"))

@@ -52,7 +52,21 @@ def test_an_event_names_its_object_by_what_it_is_without_raw_or_secret():
     assert event_facts(event("checkout.session.expired", session))["page"]["order_number"] == (
         "ORD-2"
     )
-    assert event_facts(event("payout.paid", {"id": "po_1", "object": "payout"})) == {}
+    payout = {"id": "po_1", "object": "payout", "amount": 5651, "automatic": True}
+    assert event_facts(event("payout.paid", payout)) == {
+        "payout": {
+            "id": "po_1",
+            "amount": 5651,
+            "currency": "",
+            "status": "",
+            "automatic": True,
+            "arrival_date": 0,
+            "created": 0,
+            "balance_transaction": "",
+            "reconciliation_status": "",
+        }
+    }
+    assert event_facts(event("balance.available", {"object": "balance"})) == {}
     assert event_facts({"data": "not an object"}) == {}
 
 

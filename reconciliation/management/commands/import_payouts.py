@@ -1,0 +1,84 @@
+"""``manage.py import_payouts --integration NAME [--since DATE] [--until DATE]``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils.dateparse import parse_date
+from tqdm import tqdm
+
+from integrations.connectors.stripe.mapping import payout_from_wire
+from integrations.kernel.exceptions import IntegrationError
+from integrations.models import Integration
+from integrations.runtime import ServiceContext
+from reconciliation.choices import TieOut
+from reconciliation.services import payout_import
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if not value:
+        return None
+    day = parse_date(value)
+    if day is None:
+        raise CommandError(f"{option} {value!r} is no date (YYYY-MM-DD)")
+    return day
+
+
+def _timestamp(day: date) -> int:
+    return int(datetime.combine(day, time.min, tzinfo=UTC).timestamp())
+
+
+class Command(BaseCommand):
+    help = (
+        "Import the Stripe payouts of an integration that arrive at the bank between two "
+        "dates (UTC, both included): each payout's balance transactions are stored, "
+        "matched to their orders and tied out. Running it again changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--integration", required=True, help="The integration's name.")
+        parser.add_argument("--since", help="First arrival date (YYYY-MM-DD); default: all.")
+        parser.add_argument("--until", help="Last arrival date (YYYY-MM-DD); default: none.")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args, **options):
+        integration = Integration.objects.filter(name=options["integration"]).first()
+        if integration is None:
+            raise CommandError(f"no integration named {options['integration']!r}")
+        since = _day(options["since"], "--since")
+        until = _day(options["until"], "--until")
+        if since and until and until < since:
+            raise CommandError("--until is before --since")
+        ctx = ServiceContext(integration=integration)
+        outcomes: Counter[str] = Counter()
+        transactions: Counter[str] = Counter()
+        bar = tqdm(
+            unit=" payouts", desc="payouts", disable=options["no_progress"], file=self.stderr._out
+        )
+        try:
+            listed = ctx.client("stripe").payouts_list(
+                arrival_gte=_timestamp(since) if since else None,
+                arrival_lt=_timestamp(until + timedelta(days=1)) if until else None,
+            )
+            for row in listed:
+                fact = payout_from_wire(row)
+                report = payout_import(ctx=ctx, payout_id=fact.id, fresh=fact)
+                outcomes[report.payout.tie_out] += 1
+                transactions["new"] += report.new
+                transactions["known"] += report.known
+                transactions["unexplained"] += report.payout.unexplained_count
+                bar.update()
+        except IntegrationError as error:
+            raise CommandError(
+                f"stopped: {error}. Run the command again: nothing doubles."
+            ) from error
+        finally:
+            bar.close()
+        states = ", ".join(f"{label} {outcomes[state]}" for state, label in TieOut.choices)
+        self.stdout.write(
+            f"payouts {sum(outcomes.values())}: {states}; transactions new "
+            f"{transactions['new']}, known {transactions['known']}, unexplained "
+            f"{transactions['unexplained']}"
+        )

@@ -1,0 +1,331 @@
+"""Writes for reconciliation: a Stripe payout imported with its balance transactions,
+each matched to its order (:mod:`reconciliation.matching`), and the payout tied out.
+
+Events are hints: the payout is read again from Stripe before anything is stored. Its
+transactions are streamed from Stripe's auto-paging list and stored a batch at a time
+(one upsert per batch, keyed by the ``txn_`` id), so a payout is never held in memory
+whole and importing it again changes nothing. Totals are summed by the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, Protocol
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.connectors.stripe.mapping import (
+    StripeBalanceTransaction,
+    StripePayout,
+    balance_transaction_from_wire,
+    payout_from_wire,
+)
+from integrations.kernel import exceptions as exc
+from integrations.models import Integration
+from payments import money
+from reconciliation import selectors
+from reconciliation.choices import TieOut
+from reconciliation.matching import Match, transactions_match
+from reconciliation.models import BalanceTransaction, Payout
+
+BATCH = 500
+"""Balance transactions matched and written together (five of Stripe's pages)."""
+
+UNEXPLAINED_SHOWN = 5
+"""Unexplained lines named in a payout's note (the admin page lists them all)."""
+
+_STORED = (
+    "payout",
+    "type",
+    "reporting_category",
+    "gross_minor",
+    "fee_minor",
+    "net_minor",
+    "currency",
+    "exchange_rate",
+    "fee_details",
+    "source_id",
+    "source_type",
+    "available_on",
+    "created",
+    "order",
+    "matched_as",
+    "explained",
+    "unmatched_reason",
+)
+"""What an import writes again over a transaction already stored."""
+
+NOT_PAID_OUT = ("failed", "canceled")
+
+
+class ImportContext(Protocol):
+    """A job's :class:`~integrations.runtime.ActionContext`, or a run's outside any job
+    (:class:`~integrations.runtime.ServiceContext`: the command)."""
+
+    @property
+    def integration(self) -> Integration | None: ...
+
+    def client(self, kind: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PayoutImport:
+    payout: Payout
+    new: int
+    """Transactions stored for the first time."""
+    known: int
+    """Transactions already stored, written again (nothing doubles)."""
+    skipped: int = 0
+    """Manual payouts: transactions of the date range already part of another payout."""
+
+    def as_output(self) -> dict:
+        payout = self.payout
+        return {
+            "payout": payout.stripe_payout_id,
+            "tie_out": payout.tie_out,
+            "discrepancy_minor": payout.discrepancy_minor,
+            "currency": payout.currency,
+            "transactions": payout.transaction_count,
+            "unexplained": payout.unexplained_count,
+            "new": self.new,
+            "known": self.known,
+            "skipped": self.skipped,
+        }
+
+
+def _when(timestamp: int) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
+
+
+def _day(timestamp: int) -> str:
+    moment = _when(timestamp)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "the beginning"
+
+
+def _batches(rows: Iterable[dict], size: int) -> Iterator[list[StripeBalanceTransaction]]:
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield [balance_transaction_from_wire(row) for row in chunk]
+
+
+def payout_import(
+    *, ctx: ImportContext, payout_id: str, fresh: StripePayout | None = None
+) -> PayoutImport:
+    """Import payout ``payout_id``: read it again from Stripe (``fresh``: a payout this
+    run has just read, the backfill's list, is not read twice), store its balance
+    transactions matched to their orders, and tie it out.
+
+    An automatic payout is itemised by Stripe (``payout=``). A manual one cannot be
+    (reference stripe.md A7): its lines are the balance history of its currency
+    created after the previous payout up to this one, as its note says."""
+    integration = ctx.integration
+    if integration is None:
+        raise exc.ConnectorConfigurationError("a payout is imported for an integration")
+    gateway = ctx.client("stripe")
+    fact = fresh if fresh is not None else payout_from_wire(gateway.payout_retrieve(payout_id))
+    if not fact.id:
+        raise exc.DataError(f"Stripe returned no payout for {payout_id!r}")
+    payout = _payout_upsert(integration, fact)
+    if fact.automatic:
+        rows = gateway.balance_transactions_for_payout(fact.id)
+        method = "Automatic payout: itemised by Stripe."
+    else:
+        since, previous = _previous_payout(gateway, fact)
+        rows = gateway.balance_transactions_between(
+            created_gt=since, created_lte=fact.created, currency=fact.currency
+        )
+        method = (
+            "Manual payout: Stripe cannot itemise it (reference stripe.md A7). Reconciled "
+            f"from the balance history: the {fact.currency.upper()} transactions created "
+            + (f"after the previous payout {previous} ({_day(since)}) " if previous else "")
+            + f"up to this one ({_day(fact.created)}), other payouts' rows left out. It "
+            "ties out only if it paid out exactly that."
+        )
+    new = known = skipped = 0
+    for batch in _batches(rows, BATCH):
+        if not fact.automatic:
+            batch, left_out = _manual_lines(integration, payout, fact, batch)
+            skipped += left_out
+        if not batch:
+            continue
+        matches = transactions_match(
+            integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
+        )
+        stored_new = _store(integration, payout, batch, matches)
+        new += stored_new
+        known += len(batch) - stored_new
+    if skipped:
+        method += f" {skipped} transactions of the range were already another payout's."
+    payout_tie_out(payout=payout, fact=fact, method=method)
+    return PayoutImport(payout=payout, new=new, known=known, skipped=skipped)
+
+
+def _payout_upsert(integration: Integration, fact: StripePayout) -> Payout:
+    values = {
+        "amount_minor": fact.amount,
+        "currency": fact.currency.upper(),
+        "status": fact.status,
+        "automatic": fact.automatic,
+        "arrival_date": _when(fact.arrival_date),
+        "stripe_created": _when(fact.created),
+    }
+    payout, made = Payout.objects.get_or_create(
+        integration=integration, stripe_payout_id=fact.id, defaults=values
+    )
+    if not made:
+        _save_changed(payout, values)
+    return payout
+
+
+def _save_changed(payout: Payout, values: dict[str, Any]) -> None:
+    """Save (and so record in its history) only what changed."""
+    changed = [name for name, value in values.items() if getattr(payout, name) != value]
+    for name in changed:
+        setattr(payout, name, values[name])
+    if changed:
+        payout.save(update_fields=changed)
+
+
+def _previous_payout(gateway: Any, fact: StripePayout) -> tuple[int, str]:
+    """When the payout before ``fact`` in the same currency was created, and its id
+    (0 and "": there is none). Failed and canceled payouts paid nothing out."""
+    for row in gateway.payouts_list(created_lt=fact.created):
+        earlier = payout_from_wire(row)
+        if earlier.currency == fact.currency and earlier.status not in NOT_PAID_OUT:
+            return earlier.created, earlier.id
+    return 0, ""
+
+
+def _manual_lines(
+    integration: Integration,
+    payout: Payout,
+    fact: StripePayout,
+    batch: list[StripeBalanceTransaction],
+) -> tuple[list[StripeBalanceTransaction], int]:
+    """The lines of a manual payout in a batch of its date range: not other payouts'
+    own rows, not transactions already reconciled with another payout."""
+    owners = selectors.transaction_payouts(
+        integration=integration, txn_ids=(txn.id for txn in batch)
+    )
+    kept = [
+        txn
+        for txn in batch
+        if not (txn.type == "payout" and txn.source_id != fact.id)
+        and owners.get(txn.id, payout.pk) == payout.pk
+    ]
+    return kept, len(batch) - len(kept)
+
+
+def _row(
+    integration: Integration, payout: Payout, txn: StripeBalanceTransaction, match: Match
+) -> BalanceTransaction:
+    return BalanceTransaction(
+        integration=integration,
+        payout=payout,
+        stripe_txn_id=txn.id,
+        type=txn.type,
+        reporting_category=txn.reporting_category,
+        gross_minor=txn.amount,
+        fee_minor=txn.fee,
+        net_minor=txn.net,
+        currency=txn.currency.upper(),
+        exchange_rate=txn.exchange_rate,
+        fee_details=[
+            {"type": kind, "amount": amount, "currency": currency.upper()}
+            for kind, amount, currency in txn.fee_details
+        ],
+        source_id=txn.source_id,
+        source_type=txn.source_type,
+        available_on=_when(txn.available_on),
+        created=_when(txn.created),
+        order=match.order,
+        matched_as=match.matched_as,
+        explained=match.explained,
+        unmatched_reason=match.reason,
+    )
+
+
+def _store(
+    integration: Integration,
+    payout: Payout,
+    batch: list[StripeBalanceTransaction],
+    matches: list[Match],
+) -> int:
+    """Upsert a batch by ``txn_`` id; returns how many were new."""
+    pairs = zip(batch, matches, strict=True)
+    rows = {txn.id: _row(integration, payout, txn, match) for txn, match in pairs}
+    with transaction.atomic():
+        stored = selectors.transaction_payouts(integration=integration, txn_ids=rows)
+        BalanceTransaction.objects.bulk_create(
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=("integration", "stripe_txn_id"),
+            update_fields=_STORED,
+        )
+    return len(rows) - len(stored)
+
+
+def payout_tie_out(*, payout: Payout, fact: StripePayout, method: str = "") -> Payout:
+    """Tie the payout out from its stored transactions: the nets of those matched to
+    an order or explained must add up to the amount, and none may be unexplained.
+    Stripe's unfinished payouts (automatic, still being reconciled) and those that
+    never reached the bank stay pending."""
+    totals = selectors.payout_totals(payout=payout)
+    discrepancy = payout.amount_minor - totals.explained_net
+
+    def shown(minor: int) -> str:
+        try:
+            return money.format_minor(minor, payout.currency)
+        except money.MoneyError:
+            return f"{minor} {payout.currency} (minor units)"
+
+    lines = [
+        method,
+        f"{totals.lines} transactions net {shown(totals.net)}; the payout is "
+        f"{shown(payout.amount_minor)}.",
+    ]
+    if fact.status in NOT_PAID_OUT:
+        state = TieOut.PENDING
+        lines.append(f"Stripe says the payout {fact.status}: nothing reached the bank.")
+    elif fact.automatic and not fact.settled:
+        state = TieOut.PENDING
+        lines.append(
+            f"Stripe is still adding transactions to it ({fact.status}, reconciliation "
+            f"{fact.reconciliation_status or 'not started'}): it is imported again on "
+            "payout.reconciliation_completed and payout.paid."
+        )
+    elif discrepancy == 0 and totals.unexplained == 0:
+        state = TieOut.TIED_OUT
+        lines.append("Tied out: every transaction is matched to an order or explained.")
+    else:
+        state = TieOut.DISCREPANCY
+        lines.append(f"Discrepancy: {shown(discrepancy)} is not accounted for.")
+    if totals.unexplained:
+        named = "; ".join(
+            f"{txn.stripe_txn_id} net {shown(txn.net_minor)}: {txn.unmatched_reason}"
+            for txn in selectors.payout_unexplained(payout=payout, limit=UNEXPLAINED_SHOWN)
+        )
+        more = totals.unexplained - UNEXPLAINED_SHOWN
+        lines.append(
+            f"{totals.unexplained} unexplained, net {shown(totals.unexplained_net)}: {named}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
+    _save_changed(
+        payout,
+        {
+            "tie_out": state,
+            "discrepancy_minor": discrepancy,
+            "transactions_net_minor": totals.net,
+            "transaction_count": totals.count,
+            "unexplained_count": totals.unexplained,
+            "note": "\n".join(line for line in lines if line),
+        },
+    )
+    # When it was last imported is no change of the payout's: kept out of its history.
+    payout.imported_at = timezone.now()
+    Payout.objects.filter(pk=payout.pk).update(imported_at=payout.imported_at)
+    return payout
