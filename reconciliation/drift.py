@@ -17,9 +17,11 @@ already filed and not yet resolved is not filed again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -29,16 +31,26 @@ from integrations.choices import JobStatus
 from integrations.connectors.erp import mapping as erp_facts
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
+from integrations.connectors.znode.client import history_has_references
 from integrations.kernel import exceptions as exc
 from integrations.models import Flow, Integration, Job
 from integrations.runtime import ServiceContext
 from integrations.services.jobs import job_run
+from payments import money
 from reconciliation.references import charge_of_sale, credit_memo_reference, sale_reference
 
+logger = logging.getLogger("reconciliation.drift")
+
 DRIFT_FLOW = "drift-recheck"
-OPEN = (JobStatus.QUARANTINED, JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRYING)
+# A mismatch filed before stays filed until its job succeeds (the systems agreed): a job
+# an operator discarded is an acknowledged mismatch, not a new one.
+RESOLVED = (JobStatus.SUCCEEDED,)
+# What happened in the last minutes may still be on its way (a booking job running, a
+# retry due): the check leaves it to them.
+GRACE = timedelta(minutes=15)
 
 PAID_NOT_IN_ZNODE = "paid_not_in_znode"
+PAID_FOR_UNKNOWN_ORDER = "paid_for_unknown_order"
 PAID_NOT_IN_ERP = "paid_not_in_erp"
 REFUND_NOT_IN_ERP = "refund_not_in_erp"
 ERP_SALE_WITHOUT_PAYMENT = "erp_sale_without_payment"
@@ -62,40 +74,72 @@ class DriftReport:
     checked: int
     found: int
     filed: int
+    unchecked: int = 0
+    """Objects that could not be read this time (logged; the next run tries again)."""
+
+
+def _recorded(order: znode_facts.ZnodeOrder, charge: str, amount: Decimal) -> bool:
+    """Znode's order holds a payment record of ``charge``: by its reference, or, on a
+    build that leaves ``TransactionReference`` out of the model (§9, pitfalls §12), by a
+    row of the amount."""
+    if history_has_references(order.payments):
+        return any(p.reference == charge for p in order.payments)
+    return any(p.amount == amount for p in order.payments)
 
 
 def _paid_drifts(ctx: Any, intent: stripe_facts.StripePayment) -> Iterator[Drift]:
-    charge = intent.charge_id
+    charge_id = intent.charge_id
     number = intent.order_number
-    order = znode_facts.order_from_wire(ctx.client("znode").get_order_by_number(number))
-    if not any(p.reference == charge for p in order.payments):
+    stripe, erp = ctx.client("stripe"), ctx.client("erp")
+    charge = stripe_facts.charge_from_wire(stripe.charge_retrieve(charge_id))
+    sale = erp.journal_entry_find(sale_reference(charge_id))
+    if sale is None and charge.amount_refunded >= charge.amount_captured:
+        # All of it went back before any sale was booked (an order canceled after it
+        # was paid is refunded in full, reference §4): nothing is owed to any ledger.
+        return
+    try:
+        order = znode_facts.order_from_wire(ctx.client("znode").get_order_by_number(number))
+    except exc.NotFound:
+        yield Drift(
+            PAID_FOR_UNKNOWN_ORDER,
+            charge_id,
+            number,
+            f"Stripe shows order {number} paid ({intent.id}, charge {charge_id}) but Znode "
+            "has no such order",
+        )
+        return
+    amount = money.from_minor_units(charge.amount_captured, charge.currency)
+    shown = f"{money.format_money(amount, charge.currency)}"
+    if not _recorded(order, charge_id, amount):
         yield Drift(
             PAID_NOT_IN_ZNODE,
-            charge,
+            charge_id,
             number,
-            f"Stripe shows order {number} paid ({intent.id}, charge {charge}, "
-            f"{intent.amount_received} {intent.currency.upper()} in minor units) but Znode's "
-            "order has no payment record of that charge",
+            f"Stripe shows order {number} paid ({intent.id}, charge {charge_id}, {shown}) but "
+            "Znode's order has no payment record of that charge",
         )
-    erp = ctx.client("erp")
-    if erp.journal_entry_find(sale_reference(charge)) is None:
+    if sale is None:
         yield Drift(
             PAID_NOT_IN_ERP,
-            charge,
+            charge_id,
             number,
-            f"Stripe shows order {number} paid (charge {charge}) but the ERP has no sales "
-            f"journal {sale_reference(charge)}",
+            f"Stripe shows order {number} paid (charge {charge_id}, {shown}) but the ERP has "
+            f"no sales journal {sale_reference(charge_id)}",
         )
-    for raw in ctx.client("stripe").refunds_for_charge(charge):
+        return  # a credit memo is owed only against a sale the ERP holds
+    for raw in stripe.refunds_for_charge(charge_id):
         refund = stripe_facts.refund_from_wire(raw)
         memo = credit_memo_reference(refund.id)
         if refund.status == "succeeded" and erp.credit_memo_find(memo) is None:
+            back = money.format_money(
+                money.from_minor_units(refund.amount, refund.currency), refund.currency
+            )
             yield Drift(
                 REFUND_NOT_IN_ERP,
                 refund.id,
                 number,
-                f"Stripe refunded {refund.amount} {refund.currency.upper()} (minor units) of "
-                f"order {number} ({refund.id}) but the ERP has no credit memo {memo}",
+                f"Stripe refunded {back} of order {number} ({refund.id}) but the ERP has no "
+                f"credit memo {memo}",
             )
 
 
@@ -120,21 +164,38 @@ def _erp_drift(ctx: Any, document: erp_facts.ErpDocument) -> Drift | None:
 
 
 def drifts_find(
-    ctx: Any, *, days: int, progress: Callable[[int], None] = lambda n: None
+    ctx: Any,
+    *,
+    days: int,
+    grace: timedelta = GRACE,
+    progress: Callable[[int], None] = lambda n: None,
+    unchecked: Callable[[str], None] = lambda why: None,
 ) -> Iterator[Drift]:
-    """Every mismatch of the last ``days`` days, as the three systems show it now."""
-    since = timezone.now() - timedelta(days=days)
+    """Every mismatch of the last ``days`` days (less the last ``grace``), as the three
+    systems show it now. An object that cannot be read now is reported to
+    ``unchecked`` and the check goes on."""
+    now = timezone.now()
+    since, until = now - timedelta(days=days), now - grace
     name = ctx.integration.name
     for raw in ctx.client("stripe").payment_intents_since(created_gte=int(since.timestamp())):
         intent = stripe_facts.payment_from_wire(raw)
         progress(1)
         if intent.integration != name or not intent.order_number:
             continue  # another integration's money, or no order of ours
+        if intent.created > until.timestamp():
+            continue
         if intent.status == "succeeded" and intent.charge_id:
-            yield from _paid_drifts(ctx, intent)
+            try:
+                yield from _paid_drifts(ctx, intent)
+            except exc.IntegrationError as error:
+                unchecked(f"{intent.id}: {error}")
     for document in ctx.client("erp").journal_entries_since(since.date()):
         progress(1)
-        drift = _erp_drift(ctx, document)
+        try:
+            drift = _erp_drift(ctx, document)
+        except exc.IntegrationError as error:
+            unchecked(f"{document.external_reference}: {error}")
+            continue
         if drift is not None:
             yield drift
 
@@ -166,13 +227,15 @@ def drift_recheck(ctx: Any, *, kind: str, key: str) -> dict[str, Any]:
 
 
 def _file(ctx: ServiceContext, flow: Flow, drift: Drift) -> bool:
-    """A drift job for ``drift``, unless one is open for it already; run here once, so
-    it is quarantined with the reason (or done, if the systems agreed meanwhile)."""
+    """A drift job for ``drift``, unless one was filed and not yet resolved; run here
+    once, so it is quarantined with the reason (or done, if the systems agreed
+    meanwhile)."""
     integration = ctx.integration
     with transaction.atomic():
-        if Job.objects.filter(
-            integration=integration, reference=drift.reference, status__in=OPEN
-        ).exists():
+        # One check at a time files (the schedule and the command may meet).
+        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        filed = Job.objects.filter(integration=integration, reference=drift.reference)
+        if filed.exclude(status__in=RESOLVED).exists():
             return False
         job = Job.objects.create(
             flow=flow,
@@ -186,9 +249,14 @@ def _file(ctx: ServiceContext, flow: Flow, drift: Drift) -> bool:
 
 
 def drift_check(
-    *, integration: Integration, days: int = 7, progress: Callable[[int], None] = lambda n: None
+    *,
+    integration: Integration,
+    days: int = 7,
+    grace: timedelta = GRACE,
+    progress: Callable[[int], None] = lambda n: None,
 ) -> DriftReport:
-    """Find the mismatches of the last ``days`` days and file each new one."""
+    """Find the mismatches of the last ``days`` days and file each new one as it is
+    found."""
     flow = Flow.objects.filter(key=DRIFT_FLOW).first()
     if flow is None:
         raise exc.ConnectorConfigurationError(
@@ -196,13 +264,18 @@ def drift_check(
         )
     ctx = ServiceContext(integration=integration)
     checked = found = filed = 0
+    skipped: list[str] = []
 
     def counted(n: int) -> None:
         nonlocal checked
         checked += n
         progress(n)
 
-    for drift in list(drifts_find(ctx, days=days, progress=counted)):
+    for drift in drifts_find(
+        ctx, days=days, grace=grace, progress=counted, unchecked=skipped.append
+    ):
         found += 1
         filed += _file(ctx, flow, drift)
-    return DriftReport(checked=checked, found=found, filed=filed)
+    for why in skipped:
+        logger.warning("reconciliation.drift.unchecked integration=%s %s", integration.pk, why)
+    return DriftReport(checked=checked, found=found, filed=filed, unchecked=len(skipped))

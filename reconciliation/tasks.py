@@ -1,10 +1,14 @@
 """django-q2 entry points of reconciliation. Thin: each calls one service."""
 
+import logging
+
+from integrations.kernel.exceptions import IntegrationError
 from integrations.models import Integration
 from integrations.services.jobs import retry_waker
 from reconciliation.drift import drift_check
 
 DRIFT_DAYS = 7
+logger = logging.getLogger("reconciliation.tasks")
 
 
 def check_drift() -> dict[str, int]:
@@ -14,6 +18,10 @@ def check_drift() -> dict[str, int]:
     for integration in Integration.objects.filter(enabled=True).select_related(
         "znode", "stripe", "erp"
     ):
-        if integration.znode and integration.stripe and integration.erp:
+        if not (integration.znode and integration.stripe and integration.erp):
+            continue
+        try:  # one integration's outage never stops the others' check
             filed += drift_check(integration=integration, days=DRIFT_DAYS).filed
+        except IntegrationError:
+            logger.exception("reconciliation.drift.failed integration=%s", integration.pk)
     return {"filed": filed}

@@ -80,6 +80,8 @@ class StripePayment:
     client_secret: str = field(default="", repr=False)
     """For the customer's browser only; never stored in a step's output."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    created: int = 0
+    """When it was created (Unix seconds)."""
 
     @property
     def received(self) -> int:
@@ -241,6 +243,7 @@ def payment_from_wire(raw: Mapping[str, Any]) -> StripePayment:
         charge=charge_from_wire(latest) if isinstance(latest, Mapping) else None,
         client_secret=_text(raw.get("client_secret")),
         raw=raw,
+        created=_int(raw.get("created")),
     )
 
 

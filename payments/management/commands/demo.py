@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import requests
@@ -1098,7 +1098,8 @@ class Command(BaseCommand):
         from reconciliation.drift import drift_check
 
         with calls_quieted():
-            report = drift_check(integration=integration, days=1)
+            # Every order has settled: nothing is left in flight, so no grace.
+            report = drift_check(integration=integration, days=1, grace=timedelta(0))
         self.stdout.write(
             f"\ndrift check (Znode, Stripe and the ERP over the last day): checked "
             f"{report.checked}, mismatches {report.found}"

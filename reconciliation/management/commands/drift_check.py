@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -19,6 +21,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--integration", required=True, help="The integration's name.")
         parser.add_argument("--days", type=int, default=7, help="How far back (default 7).")
+        parser.add_argument(
+            "--grace-minutes",
+            type=int,
+            default=15,
+            help="Leave what happened in the last minutes to the jobs still on it (default 15).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options):
@@ -31,12 +39,18 @@ class Command(BaseCommand):
             unit=" objects", desc="drift", disable=options["no_progress"], file=self.stderr._out
         )
         try:
-            report = drift_check(integration=integration, days=options["days"], progress=bar.update)
+            report = drift_check(
+                integration=integration,
+                days=options["days"],
+                grace=timedelta(minutes=max(options["grace_minutes"], 0)),
+                progress=bar.update,
+            )
         except IntegrationError as error:
             raise CommandError(f"stopped: {error}") from error
         finally:
             bar.close()
+        unchecked = f", unchecked {report.unchecked} (see the log)" if report.unchecked else ""
         self.stdout.write(
             f"checked {report.checked}, mismatches {report.found}, filed {report.filed} "
-            f"(already filed {report.found - report.filed})"
+            f"(already filed {report.found - report.filed}){unchecked}"
         )
