@@ -325,6 +325,12 @@ def test_a_payout_stripe_is_still_reconciling_or_that_failed_stays_pending(recon
     row = Payout.objects.get()
     assert row.discrepancy_minor == 0 and "Stripe is still adding transactions" in row.note
 
+    with system.lock:  # payout.paid may come before payout.reconciliation_completed
+        system.table("payout")[payout]["status"] = "paid"
+    assert import_payout(recon, payout)["tie_out"] == "pending"
+    with system.lock:
+        system.table("payout")[payout]["status"] = "in_transit"
+
     stripe(recon, "POST", f"/_test/payouts/{payout}/fail", failure_code="account_closed")
     assert import_payout(recon, payout)["tie_out"] == "pending"
     row.refresh_from_db()
@@ -332,6 +338,8 @@ def test_a_payout_stripe_is_still_reconciling_or_that_failed_stays_pending(recon
     assert [(h.status, h.tie_out) for h in row.history.order_by("history_id")] == [
         ("in_transit", "pending"),  # made
         ("in_transit", "pending"),  # its note
+        ("paid", "pending"),  # paid, but Stripe still reconciling
+        ("paid", "pending"),  # its note
         ("failed", "pending"),
         ("failed", "pending"),  # its note
     ]

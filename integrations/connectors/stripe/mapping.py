@@ -894,8 +894,13 @@ class StripePayout:
 
     @property
     def settled(self) -> bool:
-        """Stripe is done with it: paid, or (automatic) its transactions are all known."""
-        return self.status == "paid" or self.reconciliation_status == "completed"
+        """Stripe is done adding transactions to it: reconciliation completed, or paid
+        where Stripe reports no reconciliation. A payout can be paid while its
+        reconciliation is still in progress (``payout.paid`` may come before
+        ``payout.reconciliation_completed``): not settled yet."""
+        if self.reconciliation_status == "completed":
+            return True
+        return self.status == "paid" and self.reconciliation_status in ("", "not_applicable")
 
 
 def payout_from_wire(raw: Mapping[str, Any]) -> StripePayout:
