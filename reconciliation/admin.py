@@ -1,8 +1,13 @@
 from django.contrib import admin
+from django.db.models import Subquery
+from django.urls import reverse
+from django.utils.html import format_html
 
 from integrations.admin import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from payments import money
 from reconciliation.models import BalanceTransaction, Payout
+
+INLINE_ROWS = 200
 
 
 def _shown(minor: int, currency: str) -> str:
@@ -30,9 +35,14 @@ class BalanceTransactionInline(ReadOnlyInline):
         "available_on",
     )
     ordering = ("explained", "created", "id")  # the unexplained first
+    verbose_name_plural = f"balance transactions (the unexplained first; at most {INLINE_ROWS})"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("order")
+        # A payout may hold tens of thousands: the page shows the first rows, the link
+        # above lists them all.
+        rows = super().get_queryset(request)
+        first = rows.order_by(*self.ordering).values("pk")[:INLINE_ROWS]
+        return rows.filter(pk__in=Subquery(first)).select_related("order")
 
     @admin.display(description="Gross")
     def gross(self, obj):
@@ -66,9 +76,10 @@ class PayoutAdmin(ReadOnlyAdmin):
         "unexplained_count",
     )
     list_filter = ("tie_out", "status", "automatic", "integration", "currency")
+    list_select_related = ("integration",)
     search_fields = ("=stripe_payout_id", "=transactions__stripe_txn_id")
     date_hierarchy = "arrival_date"
-    readonly_fields = ("amount", "discrepancy", "transactions_net")
+    readonly_fields = ("amount", "discrepancy", "transactions_net", "all_transactions")
     fields = (
         "integration",
         "stripe_payout_id",
@@ -82,6 +93,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "transactions_net",
         "transaction_count",
         "unexplained_count",
+        "all_transactions",
         "note",
         "imported_at",
     )
@@ -94,6 +106,16 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.display(description="Discrepancy", ordering="discrepancy_minor")
     def discrepancy(self, obj):
         return _shown(obj.discrepancy_minor, obj.currency)
+
+    @admin.display(description="All its transactions")
+    def all_transactions(self, obj):
+        url = reverse("admin:reconciliation_balancetransaction_changelist")
+        return format_html(
+            '<a href="{}?payout__id__exact={}">{} transactions</a>',
+            url,
+            obj.pk,
+            obj.transaction_count,
+        )
 
     @admin.display(description="Transactions' net (the payout's own row left out)")
     def transactions_net(self, obj):

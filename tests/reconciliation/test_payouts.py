@@ -486,6 +486,10 @@ def test_the_admin_lists_payouts_with_money_and_shows_a_payouts_transactions(rec
     shown = page.content.decode()
     assert a["order_number"] in shown and "unexplained: no payment" in shown
     assert "28.83 USD" in shown and 'name="_save"' not in shown  # read-only
+    link = f"/admin/reconciliation/balancetransaction/?payout__id__exact={row.pk}"
+    assert link in shown  # every transaction, however many: the page shows the first
+    assert admin_client.get(link).context["cl"].result_count == row.transaction_count
+
     assert (
         admin_client.get("/admin/reconciliation/payout/?tie_out__exact=tied_out")
         .context["cl"]
@@ -496,3 +500,23 @@ def test_the_admin_lists_payouts_with_money_and_shows_a_payouts_transactions(rec
         {"type": "stripe_fee", "amount": 117, "currency": "USD"}
     ]
     assert Order.objects.count() == 1
+
+
+def test_a_payouts_page_shows_its_first_transactions_the_unexplained_first(
+    recon, admin_client, monkeypatch
+):
+    import reconciliation.admin
+
+    paid(recon, user_id=11)
+    paid(recon, user_id=12)
+    paid_outside(recon, 2500)
+    payout = payout_run(recon)
+    import_payout(recon, payout)
+    row = Payout.objects.get()
+    monkeypatch.setattr(reconciliation.admin, "INLINE_ROWS", 1)
+
+    page = admin_client.get(f"/admin/reconciliation/payout/{row.pk}/change/")
+
+    inline = page.context["inline_admin_formsets"][0]
+    [shown] = [form.original for form in inline]
+    assert shown.explained is False and row.transaction_count >= 3
