@@ -31,7 +31,6 @@ from integrations.choices import JobStatus
 from integrations.connectors.erp import mapping as erp_facts
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
-from integrations.connectors.znode.client import history_has_references
 from integrations.kernel import exceptions as exc
 from integrations.models import Flow, Integration, Job
 from integrations.runtime import ServiceContext
@@ -82,7 +81,7 @@ def _recorded(order: znode_facts.ZnodeOrder, charge: str, amount: Decimal) -> bo
     """Znode's order holds a payment record of ``charge``: by its reference, or, on a
     build that leaves ``TransactionReference`` out of the model (§9, pitfalls §12), by a
     row of the amount."""
-    if history_has_references(order.payments):
+    if znode_facts.history_has_references(order.payments):
         return any(p.reference == charge for p in order.payments)
     return any(p.amount == amount for p in order.payments)
 

@@ -38,6 +38,7 @@ from django.utils import timezone as dj_timezone
 
 from integrations.connectors.znode.mapping import (
     PaymentRecord,
+    history_has_references,
     history_rows,
     order_from_wire,
     payment_records,
@@ -230,10 +231,6 @@ def _return_notes(ret: dict) -> set[str]:
     ``ReturnHistoryAndNotesList`` (where this read carries them)."""
     rows = [ret, *(ret.get("ReturnNotes") or []), *(ret.get("ReturnHistoryAndNotesList") or [])]
     return {str(r["Notes"]).strip() for r in rows if isinstance(r, dict) and r.get("Notes")}
-
-
-def history_has_references(history: Sequence[PaymentRecord]) -> bool:
-    return any(record.reference is not None for record in history)
 
 
 def matching_rows(history: Sequence[PaymentRecord], amount: Decimal, status: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -50,6 +50,12 @@ class PaymentRecord:
     amount: Decimal | None
     status: str
     """``TransactionStatus``."""
+
+
+def history_has_references(history: Sequence[PaymentRecord]) -> bool:
+    """The payment history names its rows' ``TransactionReference`` (some 9.x builds
+    leave it out of the model: then only amount and status tell rows apart, §12)."""
+    return any(record.reference is not None for record in history)
 
 
 @dataclass(frozen=True)
