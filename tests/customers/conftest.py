@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from integrations.models import Integration
-from tests.conftest import STRIPE_SECRET, ZNODE_TOKEN
-from tests.support.shop import Shop, store_connection
+from tests.support.wiring import wired_integration
 
 STRIPE_KEY = "sk_test_customers"
 
@@ -56,26 +54,13 @@ class Customers:
 
 @pytest.fixture
 def synced(sandbox):
-    from integrations.connectors.znode.client import forget_cached
-    from integrations.services.connections import connection_create
-    from integrations.services.flows import flows_install_defaults, lookups_install_defaults
-
-    forget_cached()
-    lookups_install_defaults()
-    flows_install_defaults()
-    stripe_conn = connection_create(
-        name="stripe-customers",
-        kind="stripe",
-        base_url=sandbox.system_url("stripe"),
-        credentials={"api_key": STRIPE_KEY},
-        webhook_secrets=[STRIPE_SECRET],
-        rate_limit_per_second=1000,
-    )
-    integration = Integration.objects.create(
+    with wired_integration(
+        sandbox,
         name="customers",
-        znode=store_connection(sandbox, webhook_secrets=[ZNODE_TOKEN]),
-        stripe=stripe_conn,
-    )
-    integration.shop = Shop(sandbox.system_url("znode"))
-    yield Customers(sandbox, integration)
-    forget_cached()
+        stripe_key=STRIPE_KEY,
+        erp=False,
+        webhooks=True,
+        flows=True,
+        rate=1000,
+    ) as integration:
+        yield Customers(sandbox, integration)
