@@ -27,11 +27,12 @@ from django.utils import timezone
 from customers.jobs import customer_sync_job_file
 from customers.models import CustomerBackfill, CustomerLink
 from customers.services import stripe_customer_find
-from customers.sync import SyncContext, customer_standing, customer_sync
+from customers.sync import customer_standing, customer_sync
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
 from integrations.kernel import exceptions as exc
 from integrations.models import Integration
+from integrations.runtime import ServiceContext
 from integrations.services.jobs import job_run
 
 PAGE = 100
@@ -89,7 +90,7 @@ def _quarantine(integration: Integration, customer: znode_facts.ZnodeCustomer) -
         job_run(job_id=job.pk)
 
 
-def _dry_outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> str:
+def _dry_outcome(ctx: ServiceContext, customer: znode_facts.ZnodeCustomer) -> str:
     if stripe_facts.profile_problems(customer.profile):
         return "invalid"
     linked = CustomerLink.objects.filter(
@@ -101,7 +102,7 @@ def _dry_outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> str:
     return "would_match" if found else "would_create"
 
 
-def _outcome(ctx: SyncContext, customer: znode_facts.ZnodeCustomer) -> list[str]:
+def _outcome(ctx: ServiceContext, customer: znode_facts.ZnodeCustomer) -> list[str]:
     try:
         result = customer_sync(ctx, user_id=customer.user_id, znode=customer)
     except exc.DataError:
@@ -134,7 +135,7 @@ def customers_backfill(
     """Link (and bring in step) every Znode user of ``integration`` modified since
     ``since`` (all when None). ``progress`` is called with the number of users done
     after each one. A dry run reads both systems and writes nothing, cursor included."""
-    ctx = SyncContext(integration=integration)
+    ctx = ServiceContext(integration=integration)
     client = ctx.client("znode")
     counts: Counter[str] = Counter()
     if dry_run:

@@ -14,6 +14,12 @@ from integrations.kernel.facts import PostalAddress
 from integrations.models import Integration
 
 
+def params_digest(params: dict[str, Any]) -> str:
+    """A short hash of a write's parameters, for its idempotency key: another value is
+    another write."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def customer_link_create(
     *,
     integration: Integration,
@@ -124,11 +130,12 @@ def stripe_customer_ensure(
         name=name, phone=phone, address=address or PostalAddress()
     )
     if details:
-        digest = hashlib.sha256(json.dumps(details, sort_keys=True).encode()).hexdigest()[:16]
         gateway.customer_update(
             customer.id,
             params=details,
-            idempotency_key=ctx.idempotency_key("customer-details", customer.id, digest),
+            idempotency_key=ctx.idempotency_key(
+                "customer-details", customer.id, params_digest(details)
+            ),
         )
     customer_link_create(
         integration=ctx.integration,

@@ -14,8 +14,6 @@ whole rows (reference §6, §12): the connector's client reads, modifies and wri
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -34,7 +32,12 @@ from customers.models import (
     SavedCard,
 )
 from customers.ownership import field_owners
-from customers.services import customer_create_key, customer_link_create, stripe_customer_find
+from customers.services import (
+    customer_create_key,
+    customer_link_create,
+    params_digest,
+    stripe_customer_find,
+)
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
 from integrations.kernel import exceptions as exc
@@ -56,12 +59,8 @@ logger = logging.getLogger("customers.sync")
 SYNC_WAIT = 10.0
 
 
-# The backfill's context: the engine's context of a run outside any job.
-SyncContext = ServiceContext
-
-
-SyncCtx = ActionContext | SyncContext
-"""A job's context, or the backfill's."""
+SyncCtx = ActionContext | ServiceContext
+"""A job's context, or the backfill's (the engine's context of a run outside any job)."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,6 @@ def comparable(profile: CustomerProfile) -> CustomerProfile:
     return stripe_facts.profile_as_written(profile)
 
 
-def _digest(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _problems_raise(user_id: int, profile: CustomerProfile) -> None:
     problems = stripe_facts.profile_problems(profile)
     if problems:
@@ -111,19 +106,6 @@ def _problems_raise(user_id: int, profile: CustomerProfile) -> None:
             f"Znode user {user_id} cannot be written to Stripe: {'; '.join(problems)}. "
             "Correct it in Znode, then retry."
         )
-
-
-def _store_time(ctx: SyncCtx, value: str) -> datetime | None:
-    """A Znode modified date (store-local, no offset) as an aware moment."""
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.year < 1900:
-        return None
-    if parsed.tzinfo:
-        return parsed
-    return timezone.make_aware(parsed, ctx.client("znode").timezone)
 
 
 def znode_customer_read(
@@ -136,10 +118,11 @@ def znode_customer_read(
 
 
 def _znode_changed_at(ctx: SyncCtx, customer: znode_facts.ZnodeCustomer) -> datetime | None:
-    moments = [_store_time(ctx, customer.modified)]
+    tz = ctx.client("znode").timezone
+    moments = [znode_facts.store_time(customer.modified, tz)]
     for address in (customer.billing_address, customer.shipping_address):
         if address is not None:
-            moments.append(_store_time(ctx, address.modified))
+            moments.append(znode_facts.store_time(address.modified, tz))
     known = [m for m in moments if m]
     return max(known) if known else None
 
@@ -214,16 +197,13 @@ def _stripe_write(
     customer: stripe_facts.StripeCustomer,
     profile: CustomerProfile,
     user_id: int,
-    trusted: bool,
     fields: tuple[str, ...],
 ) -> None:
-    # Our metadata names the Znode user only on a customer that is surely theirs: a
-    # customer matched by email alone would be found by it for saved-card charges.
-    # Only the fields that differ are sent: one changed in the Dashboard since our read
-    # is not written over (its own event then syncs it).
-    params = stripe_facts.customer_profile_params(
-        profile, znode_user_id=user_id if trusted else None, fields=fields
-    )
+    # Only a trusted link gets here (a customer matched by email alone is synced only
+    # once confirmed), so our metadata may name the Znode user. Only the fields that
+    # differ are sent: one changed in the Dashboard since our read is not written over
+    # (its own event then syncs it).
+    params = stripe_facts.customer_profile_params(profile, znode_user_id=user_id, fields=fields)
     change_expect(
         connection=ctx.connection("stripe"),
         object_key=stripe_facts.customer_change_key(customer.id),
@@ -235,7 +215,7 @@ def _stripe_write(
         customer.id,
         params=params,
         idempotency_key=ctx.idempotency_key(
-            "customer-profile", customer.id, _run_key(ctx), _digest(params)
+            "customer-profile", customer.id, _run_key(ctx), params_digest(params)
         ),
     )
 
@@ -440,15 +420,13 @@ def _customer_sync(
     merged = profile_from_values(merge.values)
     _conflicts_record(ctx, link, merge)
     to_stripe = merge.to_stripe
-    unnamed = link.trusted and stripe.znode_user_id != str(user_id)
-    if to_stripe or unnamed:
+    if to_stripe or stripe.znode_user_id != str(user_id):
         _problems_raise(user_id, merged)
         _stripe_write(
             ctx,
             customer=stripe,
             profile=merged,
             user_id=user_id,
-            trusted=link.trusted,
             fields=to_stripe,
         )
     if merge.to_znode:

@@ -201,8 +201,7 @@ def _text(value: Any) -> str:
 
 
 def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
+    return _mapping(obj.get("metadata"))
 
 
 def charge_from_wire(raw: Mapping[str, Any]) -> StripeCharge:

@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -186,6 +187,28 @@ def address_from_wire(raw: Mapping[str, Any] | None) -> PostalAddress:
         country=country if len(country) == 2 else "",
         phone=_text(raw.get("PhoneNumber")),
     )
+
+
+def znode_date(value: object) -> datetime | None:
+    """A Znode date as sent; None for none, for what is no date, and for .NET's and
+    SQL Server's "no date" minimums (an unset BaseModel date, §2.2, is .NET's
+    ``DateTime.MinValue``, sent as ``0001-01-01T00:00:00``)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return None if parsed.year < 1900 else parsed
+
+
+def store_time(value: object, tz: tzinfo) -> datetime | None:
+    """A Znode date (store-local, no offset: the connection's ``timezone``) as an
+    aware moment, or None."""
+    parsed = znode_date(value)
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 def _rows(raw: object) -> list[Mapping[str, Any]]:

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from integrations.connectors.base import PollStore, SeenOrder
 from integrations.connectors.znode import webhooks
+from integrations.connectors.znode.mapping import store_time, znode_date
 from integrations.connectors.znode.settings import (
     DEFAULT_FINAL_STATES,
     DEFAULT_POLL_OVERLAP_SECONDS,
@@ -40,8 +41,6 @@ from integrations.connectors.znode.settings import (
 )
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
     from integrations.connectors.znode.client import ZnodeClient
     from integrations.kernel.types import Connection
 
@@ -77,7 +76,7 @@ def poll(connection: Connection, store: PollStore, *, now: datetime) -> None:
     for row in client.list_orders(since=since):
         seen.add(int(row["OmsOrderId"]))
         _observe(store, row, final)
-        when = _store_time(row.get("OrderDate"), client.timezone)
+        when = store_time(row.get("OrderDate"), client.timezone)
         if when and (store.watermark is None or when > store.watermark):
             store.advance(when)
     open_ids = store.open_orders(exclude=seen, limit=OPEN_BATCH)
@@ -111,7 +110,7 @@ def poll_returns(
             continue
         body = return_event_body(row)
         store.event_observed(parsed=webhooks.parse(body), body=body)
-        when = _store_time(row.get("ModifiedDate"), client.timezone)
+        when = store_time(row.get("ModifiedDate"), client.timezone)
         mark = store.watermark_of(RETURNS_WATERMARK)
         if when and (mark is None or when > mark):
             store.advance_to(RETURNS_WATERMARK, when)
@@ -140,7 +139,7 @@ def poll_customers(
     for row in client.list_customers(since=since):
         body = user_event_body(row)
         store.event_observed(parsed=webhooks.parse(body), body=body)
-        when = _store_time(row.get("ModifiedDate"), client.timezone)
+        when = store_time(row.get("ModifiedDate"), client.timezone)
         if when and (newest is None or when > newest):
             newest = when
     mark = store.watermark_of(CUSTOMERS_WATERMARK)
@@ -154,31 +153,10 @@ def poll_customers(
             continue
         body = address_event_body(row)
         store.event_observed(parsed=webhooks.parse(body), body=body)
-        when = _store_time(row.get("ModifiedDate"), client.timezone)
+        when = store_time(row.get("ModifiedDate"), client.timezone)
         mark = store.watermark_of(ADDRESSES_WATERMARK)
         if when and (mark is None or when > mark):
             store.advance_to(ADDRESSES_WATERMARK, when)
-
-
-def _znode_date(value: object) -> datetime | None:
-    """A Znode date as sent; None for none, for what is no date, and for .NET's and
-    SQL Server's "no date" minimums (an unset BaseModel date, §2.2, is .NET's
-    ``DateTime.MinValue``, sent as ``0001-01-01T00:00:00``)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return None if parsed.year < 1900 else parsed
-
-
-def _store_time(value: object, tz: ZoneInfo) -> datetime | None:
-    """A Znode date (store-local, no offset) as an aware moment, or None."""
-    parsed = _znode_date(value)
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, tz)
 
 
 def fingerprint(row: dict) -> str:
@@ -242,7 +220,7 @@ def _created_or_updated(row: dict) -> str:
     """The event name of a polled row: Created while the object is as it was created
     (its ``ModifiedDate`` still its ``CreatedDate``, and a real date), else Updated."""
     modified = str(row.get("ModifiedDate") or "")
-    unchanged = modified == str(row.get("CreatedDate") or "") and _znode_date(modified)
+    unchanged = modified == str(row.get("CreatedDate") or "") and znode_date(modified)
     return "Created" if unchanged else "Updated"
 
 
