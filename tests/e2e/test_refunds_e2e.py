@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 def paid_stock_order(platform, *, total: str = "40.00", card: str = "pm_card_visa") -> dict:
     """A stock card order (§9.1) adopted, shipped, captured and booked: Znode holds the
-    payment record of its charge. Its payment status is Captured then, unless the card
+    payment record of its charge. Its payment status shows Captured, unless the card
     is disputed at capture: a dispute that opens before the booking keeps the order
     flagged (Pending), so the status may never show Captured."""
     placed = platform.shop.place_order(total=total, card=card, payment_setting_id=7)
@@ -34,7 +34,12 @@ def paid_stock_order(platform, *, total: str = "40.00", card: str = "pm_card_vis
         message="captured and booked",
     )
     if card != "pm_card_createDispute":
-        assert platform.shop.order(number)["PaymentStatus"] == "Captured"
+        # The booking writes the payment record before the status (the evidence first,
+        # payments.services.order_book_in_znode): the status follows within the job.
+        wait_for(
+            lambda: platform.shop.order(number)["PaymentStatus"] == "Captured",
+            message="shown Captured",
+        )
     return placed
 
 
