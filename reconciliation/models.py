@@ -7,7 +7,7 @@ from simple_history.models import HistoricalRecords
 
 from integrations.models import Integration
 from payments.models import Order
-from reconciliation.choices import MatchedAs, TieOut
+from reconciliation.choices import Document, EntryKind, LedgerState, MatchedAs, TieOut
 
 
 class Payout(models.Model):
@@ -44,7 +44,8 @@ class Payout(models.Model):
         default=TieOut.PENDING,
         help_text="Tied out: the nets of its matched or explained transactions add up to "
         "the amount and none is unexplained. Discrepancy: they do not (see the amount and "
-        "the note). Pending: not imported to the end yet, or Stripe is not done with it.",
+        "the note). Pending: not imported to the end yet, or Stripe is not done with it. "
+        "Not paid out: Stripe says it failed or was canceled.",
     )
     discrepancy_minor = models.BigIntegerField(
         default=0,
@@ -66,6 +67,17 @@ class Payout(models.Model):
     )
     imported_at = models.DateTimeField(
         null=True, blank=True, help_text="When its transactions were last imported."
+    )
+    ledger_state = models.CharField(
+        max_length=20,
+        choices=LedgerState.choices,
+        default=LedgerState.NOT_POSTED,
+        help_text="Posted: its journal is in the ERP and the Stripe clearing account nets "
+        "to zero for it. Waiting: an order's entry it clears is not posted yet. Refused: "
+        "it would not balance or clear (see the ledger note). Not posted: not tied out.",
+    )
+    ledger_note = models.TextField(
+        blank=True, help_text="The ledger's proof for the payout, or why it is not posted."
     )
     history = HistoricalRecords()
 
@@ -156,6 +168,14 @@ class BalanceTransaction(models.Model):
     unmatched_reason = models.TextField(
         blank=True, help_text="Why it has no order: what it is, or what could not be found."
     )
+    ledger_key = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="The order-to-cash journal entry that put its money on the Stripe "
+        "clearing account (the entry's ledger key: the charge, the refund, the dispute's "
+        "movement); empty when no entry of an order's does.",
+    )
 
     class Meta:
         ordering = ("payout", "created", "id")
@@ -167,3 +187,157 @@ class BalanceTransaction(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_txn_id
+
+
+class GlAccount(models.Model):
+    """One line of the GL map: the ledger account a kind of money posts to.
+
+    ``key`` is a Stripe reporting category (charge, refund, dispute, fee, ...), a fee
+    type (``fee:stripe_fee``, ``fee:tax``, ...) or a role of the clearing-account
+    method (clearing, bank, fx, rounding). A row for one currency wins over the row
+    for every currency (currency empty); a row of an integration wins over the rows
+    for every integration (``reconciliation.ledger`` documents the fallbacks)."""
+
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="gl_accounts",
+        help_text="The integration whose entries use it; empty: every integration.",
+    )
+    key = models.CharField(
+        max_length=60,
+        help_text="What posts to it: a Stripe reporting category (charge, refund, dispute, "
+        "fee, other_adjustment, ...), a fee type (fee:stripe_fee, fee:tax, ...) or a role "
+        "(clearing: Stripe clearing; bank: where payouts arrive; fx: currency conversion; "
+        "rounding; other: any category without its own row).",
+    )
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="ISO 4217 code (upper case) of the entries it is for; empty: every currency.",
+    )
+    account = models.CharField(max_length=60, help_text="The ERP's account number.")
+    description = models.CharField(
+        max_length=200, blank=True, help_text="What the account is, for finance."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ("key", "currency", "integration_id")
+        verbose_name = "GL account"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "key", "currency"],
+                condition=models.Q(integration__isnull=False),
+                name="gl_account_unique_per_integration",
+            ),
+            models.UniqueConstraint(
+                fields=["key", "currency"],
+                condition=models.Q(integration__isnull=True),
+                name="gl_account_unique_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.currency or '*'} → {self.account}"
+
+
+class JournalEntry(models.Model):
+    """A balanced double-entry journal the platform posts to the ERP, kept as posted:
+    an order's sale, credit memo or dispute movement, a payout's deposit, its currency
+    conversion. ``external_reference`` is its idempotency key in the ERP."""
+
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.PROTECT,
+        related_name="journal_entries",
+        help_text="The integration that posts it.",
+    )
+    external_reference = models.CharField(
+        max_length=255, help_text="Its key in the ERP: the same document is never posted twice."
+    )
+    kind = models.CharField(max_length=20, choices=EntryKind.choices, help_text="What it books.")
+    document = models.CharField(
+        max_length=20,
+        choices=Document.choices,
+        default=Document.JOURNAL_ENTRY,
+        help_text="The ERP document it is posted as.",
+    )
+    ledger_key = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="What a balance transaction finds it by: the charge of a sale, the "
+        "refund of a credit memo, the movement (txn_) of a dispute.",
+    )
+    date = models.DateField(help_text="Its date in the ledger.")
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code of its amounts.")
+    memo = models.CharField(max_length=500, blank=True, help_text="What it is, in words.")
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The order whose money it books, if one.",
+    )
+    payout = models.ForeignKey(
+        Payout,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="journal_entries",
+        help_text="The payout it books, if one.",
+    )
+    total = models.DecimalField(
+        max_digits=19, decimal_places=3, help_text="Its debits (equal to its credits)."
+    )
+    erp_document_id = models.CharField(
+        max_length=255, blank=True, help_text="The ERP's id of the posted document."
+    )
+    posted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the ERP accepted it (empty: not yet)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-date", "-id")
+        verbose_name_plural = "journal entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "external_reference"],
+                name="journal_entry_unique_reference",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_reference
+
+
+class JournalLine(models.Model):
+    """A debit or a credit of a journal entry."""
+
+    entry = models.ForeignKey(
+        JournalEntry, on_delete=models.CASCADE, related_name="lines", help_text="Its entry."
+    )
+    position = models.PositiveIntegerField(help_text="Its place in the entry.")
+    key = models.CharField(
+        max_length=60, help_text="The GL map's key it was posted under (clearing, charge, ...)."
+    )
+    account = models.CharField(max_length=60, help_text="The ERP's account number.")
+    debit = models.DecimalField(max_digits=19, decimal_places=3, default=0)
+    credit = models.DecimalField(max_digits=19, decimal_places=3, default=0)
+    signed_minor = models.BigIntegerField(
+        help_text="Debit minus credit in minor units of the entry's currency (sums in the "
+        "database)."
+    )
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ("entry", "position")
+        indexes = [models.Index(fields=["key", "entry"], name="journal_line_key_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.debit or -self.credit}"

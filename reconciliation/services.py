@@ -29,7 +29,8 @@ from integrations.models import Integration
 from payments import money
 from reconciliation import selectors
 from reconciliation.choices import TieOut
-from reconciliation.matching import Match, transactions_match
+from reconciliation.ledger import ledger_key_of
+from reconciliation.matching import Match, category_of, transactions_match
 from reconciliation.models import BalanceTransaction, Payout
 
 BATCH = 500
@@ -56,6 +57,7 @@ _STORED = (
     "matched_as",
     "explained",
     "unmatched_reason",
+    "ledger_key",
 )
 """What an import writes again over a transaction already stored."""
 
@@ -246,6 +248,13 @@ def _row(
         matched_as=match.matched_as,
         explained=match.explained,
         unmatched_reason=match.reason,
+        ledger_key=ledger_key_of(
+            category=category_of(txn),
+            matched_as=match.matched_as,
+            txn_id=txn.id,
+            source_id=txn.source_id,
+            has_order=match.order is not None,
+        ),
     )
 
 

@@ -444,7 +444,7 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
         stderr=err,
     )
     assert out.getvalue() == (
-        "payouts 1: pending 0, tied out 1, discrepancy 0; transactions new 2, known 0, "
+        "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0; transactions new 2, known 0, "
         "unexplained 0\n"
     )
     assert "1 payouts" in err.getvalue()  # the progress bar
@@ -453,7 +453,7 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
     out = StringIO()
     call_command("import_payouts", integration="recon", stdout=out, stderr=StringIO())
     assert out.getvalue() == (
-        "payouts 2: pending 0, tied out 2, discrepancy 0; transactions new 2, known 2, "
+        "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0; transactions new 2, known 2, "
         "unexplained 0\n"
     )
     assert set(Payout.objects.values_list("stripe_payout_id", flat=True)) == {first, second}
