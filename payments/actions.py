@@ -38,10 +38,10 @@ from payments.selectors import order_find, order_get, refund_by_stripe_id
 from payments.services import (
     AUTHORIZED,
     PAID,
-    erp_sale_post,
     order_book_in_znode,
     order_upsert,
 )
+from reconciliation import ledger
 
 
 @action("payments.fetch_order", description="Re-read the order from Znode (events are hints).")
@@ -183,7 +183,7 @@ def erp_post_sale(
     if ctx.integration.erp_id is None:
         return {"skipped": "no ERP connection"}
     order = order_get(integration=ctx.integration, order_number=order_number)
-    return erp_sale_post(ctx, order, charge=charge, amount_received=amount_received)
+    return ledger.sale_post(ctx, order, charge=charge, amount_received=amount_received)
 
 
 @action("payments.record_failure", description="Declined: Znode status, note, customer email.")

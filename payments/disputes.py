@@ -12,7 +12,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
 from integrations.connectors.stripe.mapping import DisputeMovement, StripeDispute
 from integrations.runtime import ActionContext
 from payments import money
@@ -21,11 +20,12 @@ from payments.models import Dispute, Payment
 from payments.selectors import dispute_by_stripe_id, payment_for_refund
 from payments.services import (
     DISPUTE_STATE_TABLE,
-    gl_accounts,
     status_or_none,
     writer_claim,
     znode_note,
 )
+from reconciliation import ledger
+from reconciliation.choices import EntryKind
 
 _OUTCOMES = {
     "won": DisputeOutcome.WON,
@@ -91,35 +91,29 @@ def _dispute_upsert(payment: Payment, dispute: StripeDispute) -> Dispute:
     return row
 
 
-def _line(account: str, signed_minor: int, currency: str, description: str) -> JournalLine:
-    """A debit for a positive amount, a credit for a negative one."""
-    amount = money.from_minor_units(abs(signed_minor), currency)
-    if signed_minor > 0:
-        return JournalLine(account=account, debit=amount, description=description)
-    return JournalLine(account=account, credit=amount, description=description)
-
-
-def movement_entry(ctx: ActionContext, row: Dispute, movement: DisputeMovement) -> JournalEntry:
+def movement_entry(ctx: ActionContext, row: Dispute, movement: DisputeMovement) -> ledger.Entry:
     """One money movement of a dispute: the disputed amount against the disputes
     account, the fee as expense, the net through the Stripe clearing account (a
     withdrawal: disputes and fee debited, clearing credited; a reinstatement the
-    other way)."""
-    accounts = gl_accounts(ctx)
+    other way). Keyed in the ledger by the movement (its balance transaction)."""
+    gl = ledger.gl_map(ctx.integration)
     currency = (movement.currency or row.currency).upper()
     net = movement.amount - movement.fee
     reason = row.reason or "chargeback"
-    lines = [
-        _line(accounts["disputes"], -movement.amount, currency, f"Dispute ({reason})"),
-        _line(accounts["dispute_fees"], movement.fee, currency, "Stripe dispute fee"),
-        _line(accounts["clearing"], net, currency, f"Stripe {movement.id}"),
-    ]
     kind = "withdrawn" if movement.amount < 0 else "reinstated"
-    return JournalEntry(
-        external_reference=f"dispute:{row.stripe_dispute_id}:{movement.id}",
-        date=(_when(movement.created) or row.created_at).date(),
+    return ledger.Entry(
+        reference=f"dispute:{row.stripe_dispute_id}:{movement.id}",
+        kind=EntryKind.DISPUTE,
+        day=(_when(movement.created) or row.created_at).date(),
         currency=currency,
         memo=f"Order {row.order.order_number}: dispute {row.stripe_dispute_id} funds {kind}",
-        lines=tuple(line for line in lines if line.debit or line.credit),
+        postings=(
+            gl.posting("dispute", -movement.amount, currency, f"Dispute ({reason})"),
+            gl.posting("dispute_fee", movement.fee, currency, "Stripe dispute fee"),
+            gl.posting("clearing", net, currency, f"Stripe {movement.id}"),
+        ),
+        ledger_key=movement.id,
+        order=row.order,
     )
 
 
@@ -130,7 +124,7 @@ def _post_movements(ctx: ActionContext, row: Dispute, dispute: StripeDispute) ->
         if movement.id in posted or not (movement.amount or movement.fee):
             continue
         entry = movement_entry(ctx, row, movement)
-        documents.append(document_from_wire(ctx.client("erp").journal_entry_post(entry=entry)).id)
+        documents.append(ledger.entry_post(ctx, entry))
         posted.append(movement.id)
         Dispute.objects.filter(pk=row.pk).update(erp_posted=posted)
     row.refresh_from_db()

@@ -525,6 +525,15 @@ def at_exponent(amount: Decimal | str | int, code: str) -> Decimal:
     return _to_decimal(amount).quantize(_quantum(cur.exponent), rounding=ROUND_HALF_UP)
 
 
+def ledger_minor_units(amount: Decimal | str | int, code: str) -> int:
+    """A major amount at the currency's ledger precision (``exponent``, half up) in
+    Stripe's minor units, without Stripe's ``round_to`` steps: what a ledger line holds
+    (``"5.125", "KWD"`` -> ``5125``, where ``to_minor_units`` charges ``5130``). The
+    inverse of :func:`from_minor_units`."""
+    cur = currency(code)
+    return int(at_exponent(amount, code).scaleb(cur.stripe_exponent, context=_CONTEXT))
+
+
 def rounding_step(code: str) -> Decimal:
     """What Stripe's ``round_to`` makes the smallest difference between two chargeable
     amounts, in major units (KWD: 0.010; USD: 0.01)."""

@@ -29,7 +29,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.connectors.erp.mapping import JournalEntry, JournalLine, document_from_wire
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.stripe.constants import METADATA_REFUND_KEY, METADATA_RETURN_NUMBER
 from integrations.connectors.stripe.mapping import StripeRefund
@@ -62,7 +61,6 @@ from payments.services import (
     PAYMENT_STATUS_TABLE,
     cancel_refund_book,
     credit_memo_post,
-    gl_accounts,
     order_metadata,
     payment_refunded_total,
     refund_sent_before,
@@ -70,6 +68,8 @@ from payments.services import (
     writer_claim,
     znode_note,
 )
+from reconciliation import ledger
+from reconciliation.choices import EntryKind
 from reconciliation.references import credit_memo_reference
 
 RETURN_REFUND_TABLE = "znode-return-refund-states"
@@ -567,22 +567,28 @@ def _memo_posted(ctx: ActionContext, refund: Refund) -> bool:
 def _credit_memo_reverse(ctx: ActionContext, refund: Refund) -> str:
     """A journal entry undoing the credit memo of a refund that failed after it was
     posted (the money came back to the merchant)."""
-    amount = money.from_minor_units(refund.amount_minor, refund.currency)
-    accounts = gl_accounts(ctx)
-    entry = JournalEntry(
-        external_reference=f"refund-failed:{refund.stripe_refund_id}",
-        date=(refund.failed_at or refund.updated_at).date(),
-        currency=refund.currency,
-        memo=f"Order {refund.order.order_number}: Stripe refund {refund.stripe_refund_id} "
-        f"failed ({refund.failure_reason or refund.status}); reverses credit memo "
-        f"refund:{refund.stripe_refund_id}",
-        lines=(
-            JournalLine(
-                account=accounts["clearing"],
-                debit=amount,
-                description=f"Stripe {refund.stripe_refund_id} failed",
+    currency = refund.currency
+    gl = ledger.gl_map(ctx.integration)
+    return ledger.entry_post(
+        ctx,
+        ledger.Entry(
+            reference=f"refund-failed:{refund.stripe_refund_id}",
+            kind=EntryKind.REFUND_FAILURE,
+            day=(refund.failed_at or refund.updated_at).date(),
+            currency=currency,
+            memo=f"Order {refund.order.order_number}: Stripe refund {refund.stripe_refund_id} "
+            f"failed ({refund.failure_reason or refund.status}); reverses credit memo "
+            f"refund:{refund.stripe_refund_id}",
+            postings=(
+                gl.posting(
+                    "clearing",
+                    refund.amount_minor,
+                    currency,
+                    f"Stripe {refund.stripe_refund_id} failed",
+                ),
+                gl.posting("refund", -refund.amount_minor, currency, "Refund reversed"),
             ),
-            JournalLine(account=accounts["refunds"], credit=amount, description="Refund reversed"),
+            ledger_key=f"refund_failure:{refund.stripe_refund_id}",
+            order=refund.order,
         ),
     )
-    return document_from_wire(ctx.client("erp").journal_entry_post(entry=entry)).id

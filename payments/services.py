@@ -13,18 +13,11 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
 
-from integrations.connectors.erp.mapping import (
-    CreditMemo,
-    JournalEntry,
-    JournalLine,
-    document_from_wire,
-)
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.stripe.constants import METADATA_REFUND_KEY
 from integrations.connectors.stripe.mapping import StripeRefund
@@ -51,8 +44,10 @@ from payments.choices import (
 from payments.exceptions import CannotCollect
 from payments.models import Order, Payment, Refund
 from payments.selectors import payment_by_charge, payment_refunds_held
-from payments.settings import BEFORE_PAYMENT_STATES, GL_ACCOUNTS
-from reconciliation.references import credit_memo_reference, sale_reference
+from payments.settings import BEFORE_PAYMENT_STATES
+from reconciliation import ledger
+from reconciliation.choices import EntryKind
+from reconciliation.references import credit_memo_reference
 
 ORDER_STATUS_TABLE = "znode-order-states"
 PAYMENT_STATUS_TABLE = "znode-payment-states"
@@ -75,12 +70,6 @@ def setting(ctx: ActionContext, name: str) -> Any:
     """A typed integration setting (payments/settings.py declares them and their
     defaults)."""
     return integration_setting(ctx.integration, name)
-
-
-def gl_accounts(ctx: ActionContext) -> dict[str, str]:
-    """The GL account of each role (clearing, sales, refunds...): the integration's
-    ``gl_accounts``, the defaults for roles it does not name."""
-    return {**GL_ACCOUNTS, **setting(ctx, "gl_accounts")}
 
 
 def status_for(ctx: ActionContext, table: str, outcome: str) -> str:
@@ -354,27 +343,30 @@ def credit_memo_post(ctx: ActionContext, refund: Refund, *, why: str = "") -> st
     """The credit memo of money that went back, keyed by the refund, dated when the
     platform first saw it; refunds are debited, the Stripe clearing account credited."""
     order = refund.order
-    amount = money.from_minor_units(refund.amount_minor, refund.currency)
-    accounts = gl_accounts(ctx)
-    memo = CreditMemo(
-        external_reference=credit_memo_reference(refund.stripe_refund_id),
-        customer_reference=f"znode-user-{order.znode_user_id}"
-        if order.znode_user_id
-        else order.order_number,
-        date=refund.created_at.date(),
-        currency=refund.currency,
-        amount=amount,
-        memo=f"Order {order.order_number}{why}: Stripe refund {refund.stripe_refund_id}",
-        lines=(
-            JournalLine(account=accounts["refunds"], debit=amount, description="Refund"),
-            JournalLine(
-                account=accounts["clearing"],
-                credit=amount,
-                description=f"Stripe {refund.stripe_refund_id}",
+    currency = refund.currency
+    gl = ledger.gl_map(ctx.integration)
+    return ledger.entry_post(
+        ctx,
+        ledger.Entry(
+            reference=credit_memo_reference(refund.stripe_refund_id),
+            kind=EntryKind.CREDIT_MEMO,
+            day=refund.created_at.date(),
+            currency=currency,
+            memo=f"Order {order.order_number}{why}: Stripe refund {refund.stripe_refund_id}",
+            postings=(
+                gl.posting("refund", refund.amount_minor, currency, "Refund"),
+                gl.posting(
+                    "clearing", -refund.amount_minor, currency, f"Stripe {refund.stripe_refund_id}"
+                ),
             ),
+            ledger_key=refund.stripe_refund_id,
+            credit_memo_customer=f"znode-user-{order.znode_user_id}"
+            if order.znode_user_id
+            else order.order_number,
+            credit_memo_amount=refund.amount_minor,
+            order=order,
         ),
     )
-    return document_from_wire(ctx.client("erp").credit_memo_post(memo=memo)).id
 
 
 def order_canceled_with_money(ctx: ActionContext, order: Order, payment: Payment) -> dict:
@@ -676,78 +668,6 @@ def order_book_in_znode(
     if outcome == PAID and payment is not None:
         Payment.objects.filter(pk=payment.pk).update(znode_booked_at=timezone.now())
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
-
-
-def erp_sale_entry(
-    ctx: ActionContext,
-    order: Order,
-    *,
-    charge: str,
-    amount_received: int,
-    payment: Payment | None = None,
-) -> JournalEntry:
-    """The sales journal entry of a payment: the Stripe clearing account debited,
-    sales credited, keyed by the charge.
-
-    Dated when the money came in (``paid_at``, stamped once), so whichever job posts
-    it, and a retry after midnight, sends the same entry (the ERP refuses a second,
-    different one under the same reference). Payments from before that stamp take
-    the event's time."""
-    accounts = gl_accounts(ctx)
-    amount = money.from_minor_units(amount_received or order.amount_minor, order.currency)
-    when = payment.paid_at if payment is not None and payment.paid_at else None
-    if when is None:
-        when = ctx.event.occurred_at if ctx.event and ctx.event.occurred_at else timezone.now()
-    lines = [
-        JournalLine(account=accounts["clearing"], debit=amount, description=f"Stripe {charge}")
-    ]
-    sale = money.at_exponent(order.total, order.currency)
-    rounding = amount - sale
-    if rounding and abs(rounding) < money.rounding_step(order.currency):
-        # Stripe charges three-decimal currencies in steps of ten (5.125 KWD is charged
-        # 5.130): the sale stays the order's, the difference is a rounding line.
-        lines.append(
-            JournalLine(
-                account=accounts["sales"], credit=sale, description=f"Order {order.order_number}"
-            )
-        )
-        lines.append(
-            JournalLine(
-                account=accounts["rounding"],
-                debit=-rounding if rounding < 0 else Decimal(0),
-                credit=rounding if rounding > 0 else Decimal(0),
-                description=f"Rounding of order {order.order_number} to Stripe's amount",
-            )
-        )
-    else:
-        lines.append(
-            JournalLine(
-                account=accounts["sales"], credit=amount, description=f"Order {order.order_number}"
-            )
-        )
-    return JournalEntry(
-        external_reference=sale_reference(charge),
-        date=when.date(),
-        currency=order.currency,
-        memo=f"Stripe payment for order {order.order_number}",
-        lines=tuple(lines),
-    )
-
-
-def erp_sale_post(ctx: ActionContext, order: Order, *, charge: str, amount_received: int) -> dict:
-    """Post the sale once per payment (the ERP keys it by the charge as well)."""
-    payment = payment_by_charge(order, charge)
-    if payment is not None and payment.refund_id:
-        return {"skipped": f"refunded ({payment.refund_id}): no sale"}
-    if payment is not None and payment.erp_booked_at:
-        return {"skipped": "posted to the ERP already"}
-    entry = erp_sale_entry(
-        ctx, order, charge=charge, amount_received=amount_received, payment=payment
-    )
-    document = document_from_wire(ctx.client("erp").journal_entry_post(entry=entry))
-    if payment is not None:
-        Payment.objects.filter(pk=payment.pk).update(erp_booked_at=timezone.now())
-    return {"journal_entry": document.id, "amount": str(entry.lines[0].debit)}
 
 
 def payment_rebook(*, payment: Payment) -> Payment:

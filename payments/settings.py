@@ -18,16 +18,6 @@ COLLECTABLE_STATES = ["SUBMITTED", "PENDING PAYMENT", "PENDING APPROVAL", "IN RE
 # Znode payment statuses that say the order's money is already taken, held or settled
 # (reference §4.2: names used by Znode's code and its gateway enum).
 PAID_PAYMENT_STATUSES = ["Authorized", "Captured", "Received", "Refunded", "Voided"]
-# Accounts a stored gl_accounts does not name keep these.
-GL_ACCOUNTS = {
-    "clearing": "1150",
-    "sales": "4000",
-    "refunds": "4100",
-    "disputes": "4910",
-    "dispute_fees": "6120",
-    "rounding": "7990",
-}
-
 register_integration_settings(
     Setting(
         "collection_modes",
@@ -93,12 +83,6 @@ register_integration_settings(
         None,
         "Payment setting of the Znode payment record when the order has none.",
         min=1,
-    ),
-    Setting(
-        "gl_accounts",
-        "dict[str,str]",
-        GL_ACCOUNTS,
-        "GL account numbers of the ERP journal entries, by role (clearing, sales, ...).",
     ),
     Setting(
         "customer_payment_page",

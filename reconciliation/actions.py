@@ -5,6 +5,8 @@ from __future__ import annotations
 from integrations.registry import action
 from integrations.runtime import ActionContext
 from reconciliation.drift import drift_recheck
+from reconciliation.ledger import payout_ledger_post
+from reconciliation.selectors import payout_find
 from reconciliation.services import payout_import
 
 
@@ -24,3 +26,15 @@ def recheck_drift(*, ctx: ActionContext, kind: str, key: str) -> dict:
 )
 def import_payout(*, ctx: ActionContext, payout: str) -> dict:
     return payout_import(ctx=ctx, payout_id=payout).as_output()
+
+
+@action(
+    "reconciliation.post_payout",
+    description="A tied-out payout's journal posted to the ERP by the clearing-account "
+    "method (fees, FX and the bank), once; waits for the orders' entries it clears.",
+)
+def post_payout(*, ctx: ActionContext, payout: str) -> dict:
+    row = payout_find(integration=ctx.integration, stripe_payout_id=payout)
+    if row is None:
+        return {"skipped": f"payout {payout} is not imported"}
+    return payout_ledger_post(ctx=ctx, payout=row)

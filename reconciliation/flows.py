@@ -37,12 +37,17 @@ register_default_flow(
 register_flow_per_event(
     ("payout.paid", "payout.reconciliation_completed"),
     source="stripe",
-    name="Stripe {event} → payout imported, matched and tied out",
+    name="Stripe {event} → payout imported, matched, tied out and posted to the ledger",
     condition="payout.id",
     steps=(
         StepSpec(
             "import",
             "reconciliation.import_payout",
+            (Rule("payout", "payout.id", required=True),),
+        ),
+        StepSpec(
+            "post",
+            "reconciliation.post_payout",
             (Rule("payout", "payout.id", required=True),),
         ),
     ),

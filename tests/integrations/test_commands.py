@@ -391,7 +391,7 @@ def test_integration_update_changes_what_is_given_with_a_reason(connections):
         "store-2",
         "--no-erp",
         "--setting",
-        'gl_accounts={"sales": "4100"}',
+        'collection_modes={"7": "adopt"}',
         "--unset",
         "notify_customer",
         "--disable",
@@ -403,15 +403,15 @@ def test_integration_update_changes_what_is_given_with_a_reason(connections):
         None,
         False,
     )
-    assert integration.settings == {"stripe_description": False, "gl_accounts": {"sales": "4100"}}
+    assert integration.settings == {"stripe_description": False, "collection_modes": {"7": "adopt"}}
     reason = (
-        "manage.py integration update: znode=store-2, no erp, set gl_accounts, "
+        "manage.py integration update: znode=store-2, no erp, set collection_modes, "
         "unset notify_customer, disabled"
     )
     assert integration.history.first().history_change_reason == reason[:99] + "…"  # 100 max
     assert out.getvalue() == (
         "main\tznode: store-2\tstripe: stripe-live\terp: -\tdisabled\tsettings: "
-        '{"gl_accounts": {"sales": "4100"}, "stripe_description": false}\n'
+        '{"collection_modes": {"7": "adopt"}, "stripe_description": false}\n'
     )
     call_command(
         "integration", "update", "main", "--enable", "--erp", "erp", "--reason", "back", stdout=out

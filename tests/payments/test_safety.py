@@ -193,7 +193,7 @@ def test_three_decimal_rounding_is_booked_as_its_own_line(integration):
 
     from integrations.connectors.erp.mapping import check_balanced, journal_entry_to_wire
     from payments import money
-    from payments.services import erp_sale_entry
+    from reconciliation.ledger import erp_document, sale_entry
 
     order = Order.objects.create(
         integration=integration,
@@ -204,7 +204,9 @@ def test_three_decimal_rounding_is_booked_as_its_own_line(integration):
         amount_minor=money.to_minor_units("5.125", "KWD"),
     )
     assert order.amount_minor == 5130
-    entry = erp_sale_entry(new_ctx(integration), order, charge="ch_kw", amount_received=5130)
+    entry = erp_document(
+        sale_entry(new_ctx(integration), order, charge="ch_kw", amount_received=5130)
+    )
     lines = [(line.account, line.debit, line.credit) for line in entry.lines]
     assert lines == [
         ("1150", Decimal("5.130"), Decimal(0)),
@@ -220,8 +222,11 @@ def test_three_decimal_rounding_is_booked_as_its_own_line(integration):
         total=Decimal("19.990000"),
         amount_minor=1999,
     )
-    plain = erp_sale_entry(new_ctx(integration), usd, charge="ch_us", amount_received=1999)
-    assert [line.account for line in plain.lines] == ["1150", "4000"]
+    plain = sale_entry(new_ctx(integration), usd, charge="ch_us", amount_received=1999)
+    assert [(p.key, p.account, p.signed_minor) for p in plain.lines()] == [
+        ("clearing", "1150", 1999),
+        ("charge", "4000", -1999),
+    ]
 
 
 def _lose_create_answers(monkeypatch, *, reach_stripe: bool):

@@ -389,7 +389,14 @@ def test_a_manual_payout_is_reconciled_from_the_balance_history_since_the_previo
 
 
 def test_a_signed_payout_event_files_a_job_that_imports_the_payout(recon, client):
-    paid(recon, user_id=11)
+    order = paid(recon, user_id=11)
+    run(  # its sale on the clearing account: the payout's journal empties it
+        recon,
+        "payments.erp_post_sale",
+        order_number=order["order_number"],
+        charge=order["charge"],
+        amount_received=3000,
+    )
     payout = payout_run(recon)
     stripe(recon, "POST", "/_test/run_payouts")  # in transit → paid
     obj = {**stripe(recon, "GET", f"/v1/payouts/{payout}"), "amount": 1}  # a hint only
@@ -444,8 +451,8 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
         stderr=err,
     )
     assert out.getvalue() == (
-        "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0; transactions new 2, known 0, "
-        "unexplained 0\n"
+        "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0; "
+        "transactions new 2, known 0, unexplained 0\n"
     )
     assert "1 payouts" in err.getvalue()  # the progress bar
     assert list(Payout.objects.values_list("stripe_payout_id", flat=True)) == [first]
@@ -453,8 +460,8 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
     out = StringIO()
     call_command("import_payouts", integration="recon", stdout=out, stderr=StringIO())
     assert out.getvalue() == (
-        "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0; transactions new 2, known 2, "
-        "unexplained 0\n"
+        "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0; "
+        "transactions new 2, known 2, unexplained 0\n"
     )
     assert set(Payout.objects.values_list("stripe_payout_id", flat=True)) == {first, second}
 

@@ -1009,7 +1009,9 @@ def _exchange_rate(value: Any) -> Decimal | None:
     return rate if rate.is_finite() else None
 
 
-def _fee_details(value: Any) -> tuple[FeeDetail, ...]:
+def fee_details_from_wire(value: Any) -> tuple[FeeDetail, ...]:
+    """Stripe's ``fee_details`` list (as Stripe sends it, or as a balance transaction
+    row keeps it): (type, amount, currency) per entry."""
     if not isinstance(value, list):
         return ()
     return tuple(
@@ -1047,7 +1049,7 @@ def balance_transaction_from_wire(raw: Mapping[str, Any]) -> StripeBalanceTransa
         net=_int(net) if isinstance(net, int) else amount - fee,
         currency=_text(raw.get("currency")),
         exchange_rate=_exchange_rate(raw.get("exchange_rate")),
-        fee_details=_fee_details(raw.get("fee_details")),
+        fee_details=fee_details_from_wire(raw.get("fee_details")),
         source_id=_id(source),
         source_type=source_type,
         available_on=_int(raw.get("available_on")),
