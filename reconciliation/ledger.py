@@ -410,7 +410,10 @@ def transaction_keys(txn: BalanceTransaction) -> list[str]:
     if txn.matched_as == MatchedAs.PAYOUT:
         keys = [category if category in ("payout", "payout_reversal") else "bank"]
     elif txn.ledger_key:
-        keys = ["fx" if txn.exchange_rate is not None else "clearing"]
+        # Stripe books a dispute in the settlement currency, so does its entry; a sale
+        # or refund of a converted charge is in the order's currency: through FX.
+        converted = txn.exchange_rate is not None and txn.matched_as != MatchedAs.DISPUTE
+        keys = ["fx" if converted else "clearing"]
     else:
         keys = [_FEE_CATEGORIES.get(category, category or "other")]
     if txn.matched_as != MatchedAs.DISPUTE:
