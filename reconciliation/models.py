@@ -83,6 +83,7 @@ class Payout(models.Model):
 
     class Meta:
         ordering = ("-arrival_date", "-id")
+        permissions = [("export_payout", "Can export payouts and their transactions")]
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "stripe_payout_id"], name="payout_unique_stripe_id"
