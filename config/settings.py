@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "simple_history",
     "integrations",
@@ -218,6 +220,26 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The finance API's OpenAPI schema (/api/schema/) and its pages (/api/docs/, Swagger
+# UI; /api/redoc/), served with their assets from our static files (no CDN: offline).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Znode ⇄ Stripe integration: finance API",
+    "DESCRIPTION": "Payouts, their balance transactions and the finance exports (CSV, XLSX). "
+    "HTTP Basic or the admin's session; the finance role (reconciliation.export_payout).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SERVE_PERMISSIONS": ["reconciliation.api.ReadsTheDocs"],
+    "PREPROCESSING_HOOKS": ["reconciliation.api.api_paths_only"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
