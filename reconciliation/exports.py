@@ -302,7 +302,7 @@ def export_rows(*, payouts: QuerySet[Payout]) -> Iterator[ExportRow]:
         yield ExportRow(
             payout=TOTAL,
             payout_date=None,
-            transaction=f"{sums.count} transactions",
+            transaction=f"{sums.count} transaction{'' if sums.count == 1 else 's'}",
             created=None,
             order_number="",
             customer="",
