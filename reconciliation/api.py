@@ -278,10 +278,12 @@ class TransactionSerializer(serializers.ModelSerializer):
 # --- views ---------------------------------------------------------------------------------
 _BAD = OpenApiResponse(description="A parameter is wrong: the answer names it and says why.")
 _UNKNOWN = OpenApiResponse(description="No such payout (or not of the integration named).")
-_REFUSED = OpenApiResponse(description="Not authenticated (401), or not the finance role (403).")
+_REFUSED = OpenApiResponse(description="Not the finance role.")
+_ANONYMOUS = OpenApiResponse(description="Not authenticated (HTTP Basic or the admin's session).")
+_FILE = "The export as an attachment: CSV (UTF-8, streamed) or XLSX, as format says."
 _FILES = {
-    (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The export, CSV."),
-    (200, exports.XLSX_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description="The export."),
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description=_FILE),
+    (200, exports.XLSX_TYPE): OpenApiResponse(OpenApiTypes.BINARY, description=_FILE),
 }
 
 
@@ -303,7 +305,10 @@ class PayoutList(FinanceView, ListAPIView):
     serializer_class = PayoutSerializer
     pagination_class = Pages
 
-    @extend_schema(parameters=[PayoutFilters], responses={200: PayoutSerializer, 400: _BAD})
+    @extend_schema(
+        parameters=[PayoutFilters],
+        responses={200: PayoutSerializer, 400: _BAD, 401: _ANONYMOUS, 403: _REFUSED},
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -319,7 +324,13 @@ class PayoutDetail(FinanceView, RetrieveAPIView):
 
     @extend_schema(
         parameters=[IntegrationParam],
-        responses={200: PayoutDetailSerializer, 400: _BAD, 403: _REFUSED, 404: _UNKNOWN},
+        responses={
+            200: PayoutDetailSerializer,
+            400: _BAD,
+            401: _ANONYMOUS,
+            403: _REFUSED,
+            404: _UNKNOWN,
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -337,7 +348,13 @@ class PayoutTransactions(FinanceView, ListAPIView):
 
     @extend_schema(
         parameters=[IntegrationParam],
-        responses={200: TransactionSerializer(many=True), 400: _BAD, 404: _UNKNOWN},
+        responses={
+            200: TransactionSerializer(many=True),
+            400: _BAD,
+            401: _ANONYMOUS,
+            403: _REFUSED,
+            404: _UNKNOWN,
+        },
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -354,7 +371,7 @@ class PayoutExport(FinanceView):
     @extend_schema(
         operation_id="reconciliation_payout_export",
         parameters=[ExportFormat, IntegrationParam],
-        responses={**_FILES, 400: _BAD, 403: _REFUSED, 404: _UNKNOWN},
+        responses={**_FILES, 400: _BAD, 401: _ANONYMOUS, 403: _REFUSED, 404: _UNKNOWN},
     )
     def get(self, request, stripe_payout_id: str):
         export_format = _validated(ExportFormat, request)["format"]
@@ -373,7 +390,7 @@ class RangeExport(FinanceView):
     @extend_schema(
         operation_id="reconciliation_range_export",
         parameters=[RangeExportParams],
-        responses={**_FILES, 400: _BAD, 403: _REFUSED},
+        responses={**_FILES, 400: _BAD, 401: _ANONYMOUS, 403: _REFUSED},
     )
     def get(self, request):
         params = _validated(RangeExportParams, request)
