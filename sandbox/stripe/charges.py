@@ -14,14 +14,13 @@ convenience: Stripe's Charges API documents only ``source``).
 
 from __future__ import annotations
 
-import copy
 import random
 
 from sandbox.stripe import money
 from sandbox.stripe import params as p
 from sandbox.stripe.cards import DECLINES, Decline, test_token_number
 from sandbox.stripe.errors import StripeError, invalid, missing_param
-from sandbox.stripe.store import DAY, random_token
+from sandbox.stripe.store import DAY, clone, random_token
 
 CREATE_PARAMS = (
     "amount", "capture", "currency", "customer", "description", "metadata", "payment_method",
@@ -55,7 +54,7 @@ class ChargesMixin:
             "application_fee": None,
             "application_fee_amount": None,
             "balance_transaction": None,
-            "billing_details": copy.deepcopy(pm["billing_details"]),
+            "billing_details": clone(pm["billing_details"]),
             "calculated_statement_descriptor": f"SANDBOX* {suffix}"[:22] if suffix else "SANDBOX",
             "captured": False,
             "created": self.now(),

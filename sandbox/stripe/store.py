@@ -6,8 +6,7 @@ never rendered. Each kind is a dict in insertion order, so "newest first" is its
 
 from __future__ import annotations
 
-import copy
-import random
+import os
 import string
 import time
 from collections.abc import Callable, Iterable
@@ -49,11 +48,29 @@ PREFIXES = {
 MODE_IN_ID = frozenset({"cs"})
 DAY = 86400
 _ALPHABET = string.ascii_letters + string.digits
-_ids = random.SystemRandom()
+# Random bytes map onto the 62 characters through a table (4 x 62 = 248 entries; the 8 bytes
+# above are dropped, so every character is equally likely): a bulk seed mints hundreds of
+# thousands of ids, and one os.urandom call per id is ~40x faster than a choice per character.
+_TOKEN_TABLE = (_ALPHABET * 5)[:256].encode()
+_TOKEN_DROP = bytes(range(4 * len(_ALPHABET), 256))
 
 
 def random_token(length: int = 24) -> str:
-    return "".join(_ids.choice(_ALPHABET) for _ in range(length))
+    token = b""
+    while len(token) < length:
+        token += os.urandom(length + 8).translate(_TOKEN_TABLE, _TOKEN_DROP)
+    return token[:length].decode()
+
+
+def clone(value):
+    """A deep copy of JSON-able data (dicts, lists, scalars): what ``render`` hands out, so
+    nothing rendered shares a mutable part with the store. ~5x faster than copy.deepcopy,
+    which matters when a page of 100 balance transactions expands 100 charges."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
 
 
 def kind_of(object_id: str) -> str | None:
@@ -73,6 +90,8 @@ def empty_state() -> dict:
         "idempotency": {},
         "scheduled": [],
         "config": {},
+        "ledger": {"pending": {}, "unpaid": {}, "payouts": {}},
+        "payout_schedule": {},
     }
 
 
@@ -117,17 +136,27 @@ class StoreMixin:
         return [o for o in items if keep(o)] if keep else items
 
     # --- rendering ------------------------------------------------------------------
-    def render(self, obj: dict | None, expand: Iterable[str] = ()) -> dict | None:
+    def render(
+        self, obj: dict | None, expand: Iterable[str] = (), *, share: bool = False
+    ) -> dict | None:
+        """``obj`` as the API shows it (no hidden keys), a deep copy. ``share``: only the top
+        level is copied, the rest is the store's own, for a body encoded at once under the
+        lock (see page_body); expanding copies what it changes."""
         if obj is None:
             return None
         if obj.get("_deleted"):
             return {"id": obj["id"], "object": obj["object"], "deleted": True}
-        data = {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+        if share:
+            data = {k: v for k, v in obj.items() if k[0] != "_"}
+        else:
+            data = {k: clone(v) for k, v in obj.items() if k[0] != "_"}
         for path in expand:
-            self._expand(data, path.split("."), 0, path)
+            self._expand(data, path.split("."), 0, path, share)
         return data
 
-    def _expand(self, node: dict, parts: list[str], depth: int, path: str) -> None:
+    def _expand(
+        self, node: dict, parts: list[str], depth: int, path: str, share: bool = False
+    ) -> None:
         if depth > 4:
             raise invalid(
                 f"You cannot expand more than 4 levels of a property. Property: {path}", "expand"
@@ -136,7 +165,7 @@ class StoreMixin:
         if head == "data" and node.get("object") in ("list", "search_result"):
             for item in node["data"]:
                 if rest:
-                    self._expand(item, rest, depth, path)
+                    self._expand(item, rest, depth, path, share)
             return
         if head == "refunds" and node.get("object") == "charge" and "refunds" not in node:
             refunds = self.newest_first("refund", lambda r: r["charge"] == node["id"])
@@ -159,9 +188,11 @@ class StoreMixin:
             target = self.find(kind, value) if kind else None
             if target is None:
                 raise invalid(f"This property cannot be expanded ({head}).", "expand")
-            value = node[head] = self.render(target)
+            value = node[head] = self.render(target, share=share)
+        elif rest and isinstance(value, dict):
+            value = node[head] = dict(value)  # a shared part: copied before it changes
         if rest and isinstance(value, dict):
-            self._expand(value, rest, depth + 1, path)
+            self._expand(value, rest, depth + 1, path, share)
 
     # --- lists ----------------------------------------------------------------------
     def list_by_payment(self, kind: str, params: dict, url: str) -> dict:
@@ -188,43 +219,57 @@ class StoreMixin:
 
     def list_body(self, items: list[dict], params: dict, url: str) -> dict:
         """``items`` newest first; Stripe's limit / starting_after / ending_before."""
-        limit = p.integer(params, "limit")
-        if limit is None:
-            limit = 10
-        if not 1 <= limit <= 100:
-            raise invalid(
-                "Invalid limit: must be between 1 and 100", "limit", "parameter_invalid_integer"
-            )
-        after, before = p.text(params, "starting_after"), p.text(params, "ending_before")
-        if after and before:
-            raise invalid(
-                "You may only specify one of these parameters: ending_before, starting_after.",
-                "ending_before",
-            )
+        limit, after, before = list_window(params)
         ids = [o["id"] for o in items]
         if after:
             if after not in ids:
-                raise _bad_cursor(after, "starting_after")
+                raise bad_cursor(after, "starting_after")
             rest = items[ids.index(after) + 1 :]
             page, has_more = rest[:limit], len(rest) > limit
         elif before:
             if before not in ids:
-                raise _bad_cursor(before, "ending_before")
+                raise bad_cursor(before, "ending_before")
             start = ids.index(before)
             page, has_more = items[max(0, start - limit) : start], start > limit
         else:
             page, has_more = items[:limit], len(items) > limit
+        return self.page_body(page, has_more, params, url)
+
+    def page_body(
+        self, page: list[dict], has_more: bool, params: dict, url: str, *, share: bool = False
+    ) -> dict:
+        """One page of a list as Stripe renders it, with ``expand[]=data....`` applied.
+        ``share``: rendered without copies, to be encoded before the lock is let go (a page
+        of 100 transactions with their charges is copied in ~2 ms, encoded in ~3 ms)."""
         body = {
             "object": "list",
-            "data": [self.render(o) for o in page],
+            "data": [self.render(o, share=share) for o in page],
             "has_more": has_more,
             "url": url,
         }
         for path in p.expand(params):
-            self._expand(body, path.split("."), 0, path)
+            self._expand(body, path.split("."), 0, path, share)
         return body
 
 
-def _bad_cursor(object_id: str, param: str) -> StripeError:
+def list_window(params: dict) -> tuple[int, str | None, str | None]:
+    """A list's (limit, starting_after, ending_before), checked as Stripe does."""
+    limit = p.integer(params, "limit")
+    if limit is None:
+        limit = 10
+    if not 1 <= limit <= 100:
+        raise invalid(
+            "Invalid limit: must be between 1 and 100", "limit", "parameter_invalid_integer"
+        )
+    after, before = p.text(params, "starting_after"), p.text(params, "ending_before")
+    if after and before:
+        raise invalid(
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            "ending_before",
+        )
+    return limit, after, before
+
+
+def bad_cursor(object_id: str, param: str) -> StripeError:
     kind = kind_of(object_id) or "object"
     return no_such(kind, object_id, param, 400)
