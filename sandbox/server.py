@@ -25,6 +25,8 @@ from sandbox.http import Headers, Request, Response, json_response
 from sandbox.system import System
 
 logger = logging.getLogger("sandbox")
+TICK_SECONDS = 0.25
+"""How often the server lets the systems do time-driven work (System.tick)."""
 
 
 class Sandbox:
@@ -202,11 +204,22 @@ class SandboxServer:
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._saver: threading.Timer | None = None
+        self._stopping = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, daemon=True, name="sandbox-tick")
 
     def start(self) -> SandboxServer:
         self.thread.start()
+        self._ticker.start()
         self._schedule_save()
         return self
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            for system in self.sandbox.systems.values():
+                try:
+                    system.tick()
+                except Exception:  # one bad tick must not stop the clock of the others
+                    logger.exception("sandbox %s: tick failed", system.name)
 
     def _schedule_save(self) -> None:
         if self.sandbox.state_path:
@@ -219,6 +232,9 @@ class SandboxServer:
         self._schedule_save()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker.is_alive():
+            self._ticker.join(timeout=10)
         if self._saver:
             self._saver.cancel()
         self.sandbox.save()

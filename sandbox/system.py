@@ -43,6 +43,10 @@ class System:
         """Return an error response to refuse the request, None to accept it."""
         return None
 
+    def tick(self) -> None:
+        """Time-driven work the system does by itself (the server calls it a few times a
+        second from one thread). Take ``self.lock`` around any change of the state."""
+
     # --- provided --------------------------------------------------------------------
     def handle(self, request: Request, subpath: str) -> Response:
         self.requests.append(
