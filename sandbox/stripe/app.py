@@ -16,7 +16,8 @@
     Refunds       POST/GET /v1/refunds, GET/POST /v1/refunds/{id}, POST /v1/refunds/{id}/cancel
     Disputes      GET /v1/disputes, GET/POST /v1/disputes/{id}, POST /v1/disputes/{id}/close
     Balance       GET /v1/balance, GET /v1/balance_transactions[/{id}], GET /v1/balance/history
-    Payouts       GET /v1/payouts, GET/POST /v1/payouts/{id}
+    Payouts       POST/GET /v1/payouts (create: a manual payout), GET/POST /v1/payouts/{id},
+                  POST /v1/payouts/{id}/cancel (automatic payouts: sandbox.stripe.payouts)
     Events        GET /v1/events, GET /v1/events/{id}
     Webhooks      POST/GET /v1/webhook_endpoints, GET/POST/DELETE /v1/webhook_endpoints/{id}
     Hosted page   GET /stripe/checkout/pay/{id} (no API key: the customer's browser; a
@@ -47,6 +48,7 @@ from sandbox.stripe.errors import StripeError
 from sandbox.stripe.events import API_VERSION, EventsMixin, StripeWebhookDispatcher
 from sandbox.stripe.payment_intents import PaymentIntentsMixin
 from sandbox.stripe.payment_methods import PaymentMethodsMixin
+from sandbox.stripe.payouts import PayoutsMixin
 from sandbox.stripe.refunds import RefundsMixin
 from sandbox.stripe.store import DAY, StoreMixin, empty_state, random_token
 from sandbox.stripe.testing import TestingMixin
@@ -103,9 +105,11 @@ ROUTES = (
     ("GET", "/v1/balance/history", "api_balance_transactions_list"),
     ("GET", "/v1/balance_transactions", "api_balance_transactions_list"),
     ("GET", "/v1/balance_transactions/{id}", "api_balance_transactions_retrieve"),
+    ("POST", "/v1/payouts", "api_payouts_create"),
     ("GET", "/v1/payouts", "api_payouts_list"),
     ("GET", "/v1/payouts/{id}", "api_payouts_retrieve"),
     ("POST", "/v1/payouts/{id}", "api_payouts_update"),
+    ("POST", "/v1/payouts/{id}/cancel", "api_payouts_cancel"),
     ("GET", "/v1/events", "api_events_list"),
     ("GET", "/v1/events/{id}", "api_events_retrieve"),
     ("POST", "/v1/webhook_endpoints", "api_webhook_endpoints_create"),
@@ -119,6 +123,7 @@ ROUTES = (
     ("POST", "/_test/settle", "hook_settle"),
     ("POST", "/_test/run_payouts", "hook_run_payouts"),
     ("POST", "/_test/config", "hook_config"),
+    ("POST", "/_test/payouts/seed", "hook_seed_payout"),
     ("POST", "/_test/payouts/{id}/fail", "hook_fail_payout"),
     ("POST", "/_test/disputes/{id}/resolve", "hook_resolve_dispute"),
     ("POST", "/_test/checkout/sessions/{id}/pay", "hook_pay_checkout_session"),
@@ -165,6 +170,7 @@ class Stripe(
     RefundsMixin,
     DisputesMixin,
     BalanceMixin,
+    PayoutsMixin,
     EventsMixin,
     WebhookEndpointsMixin,
     TestingMixin,
@@ -174,7 +180,17 @@ class Stripe(
     name = "stripe"
     webhook_retry_delays: tuple[float, ...] = (1.0, 5.0, 20.0)
     """Delays between webhook delivery attempts (Stripe test mode retries a few times)."""
-    default_config = {"settlement_days": 2, "async_settle_seconds": 60}
+    default_config = {
+        "settlement_days": 2,
+        "async_settle_seconds": 60,
+        "payout_interval_seconds": 0,
+        "settlement_currencies": [],
+        "default_settlement_currency": None,
+        "fx_rates": {},
+        "card_fees": {},
+        "dispute_fees": {},
+        "fee_tax_percent": "0",
+    }
 
     def __init__(self, faults: FaultInjector) -> None:
         self.call: Call | None = None
@@ -190,6 +206,12 @@ class Stripe(
     def register_routes(self) -> None:
         for method, pattern, handler_name in ROUTES:
             self.router.add(method, pattern, self._endpoint(getattr(self, handler_name)))
+
+    def tick(self) -> None:
+        """The server's ticker: automatic payouts by the schedule, under the store's lock
+        like every request."""
+        with self.lock:
+            self.payouts_due()
 
     # --- errors and auth ------------------------------------------------------------------
     def error_response(self, status: int, message: str) -> Response:

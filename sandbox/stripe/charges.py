@@ -151,14 +151,13 @@ class ChargesMixin:
         charge["_released"] = charge["amount"] - amount
         charge["amount_refunded"] = charge["_released"]
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
-        fee = money.card_fee(amount, charge["currency"])
         txn = self._txn(
             type="charge",
             reporting_category="charge",
             amount=amount,
             currency=charge["currency"],
             source=charge["id"],
-            fee=fee,
+            fees="card",
             description=charge["description"],
             available_now=profile.bypass_pending,
         )
@@ -311,6 +310,7 @@ class ChargesMixin:
         amount = p.integer(params, "amount", required=True)
         currency = money.check_currency(p.text(params, "currency", required=True))
         money.check_amount(amount, currency)
+        self.check_settles(currency)
         capture = p.boolean(params, "capture", True)
         customer_id = p.text(params, "customer")
         if customer_id is not None:

@@ -316,6 +316,7 @@ class CheckoutMixin:
             currency = money.check_currency(p.text(params, "currency"))
         items = self._line_items(params, currency)
         currency = items[0]["currency"]
+        self.check_settles(currency)
         subtotal = sum(item["amount_subtotal"] for item in items)
         low = money.minimum(currency)
         if subtotal < low:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sandbox.stripe import money
 from sandbox.stripe import params as p
 from sandbox.stripe.errors import invalid
 from sandbox.stripe.store import DAY
@@ -26,17 +25,18 @@ class DisputesMixin:
         dispute_id = self.new_id("dp")
         amount = charge["amount_captured"]
         currency = charge["currency"]
-        fee = money.dispute_fee(currency)
+        # The dispute fee is the settlement currency's (Stripe charges it in the currency
+        # the account is paid in); the disputed amount converts as its charge did.
         txn = self._txn(
             type="adjustment",
             reporting_category="dispute",
             amount=-amount,
             currency=currency,
             source=dispute_id,
-            fee=fee,
-            fee_description="Dispute fee",
+            fees="dispute",
             description=f"Chargeback withdrawal for {charge['id']}",
             available_now=True,
+            like=charge["balance_transaction"],
         )
         now = self.now()
         dispute = {
@@ -137,6 +137,7 @@ class DisputesMixin:
                 source=dispute["id"],
                 description=f"Chargeback reversal for {dispute['charge']}",
                 available_now=True,
+                like=dispute["balance_transactions"][0]["id"],
             )
             dispute["balance_transactions"].append(self.render(txn))
             self.emit("charge.dispute.funds_reinstated", dispute)

@@ -9,7 +9,8 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sandbox.faults import FaultInjector
 from sandbox.stripe import params as p
@@ -62,7 +63,20 @@ class StripeWebhookDispatcher(WebhookDispatcher):
 class EventsMixin:
     """Needs ``self.webhooks``, ``self.faults``, the store and ``self.call`` (request context)."""
 
-    def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> dict:
+    _quiet = False
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Record no events and send no webhooks inside (a bulk seed of test data)."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
+    def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> dict | None:
+        if self._quiet:
+            return None
         call = getattr(self, "call", None)
         request = {
             "id": call.request_id if call else None,
@@ -90,6 +104,17 @@ class EventsMixin:
         if targets:
             self.webhooks.emit(event_type, json.dumps(event, indent=2).encode())
         return event
+
+    def update_metadata(self, obj: dict, params: dict, *event_types: str) -> None:
+        """An update that may change only ``metadata``: applied, and ``event_types`` emitted
+        with the previous metadata, when it changes anything."""
+        p.check_known(params, ("metadata",))
+        new_metadata = p.metadata(params, obj["metadata"])
+        if new_metadata is not None and new_metadata != obj["metadata"]:
+            previous = {"metadata": obj["metadata"]}
+            obj["metadata"] = new_metadata
+            for event_type in event_types:
+                self.emit(event_type, obj, previous)
 
     def _trim_events(self, keep: int = 20000) -> None:
         events = self.table("event")

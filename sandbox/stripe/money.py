@@ -39,8 +39,16 @@ MINIMUMS = {
 MAX_AMOUNT = 99_999_999
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "$", "aud": "$", "nzd": "$"}
 
-CARD_FEE_PERCENT = Decimal("0.029")
+# Stripe's US list price for cards: 2.9% + 30 cents (the fixed part scaled to the currency's
+# minor unit: none for zero-decimal, 300 for three-decimal currencies), and a 15.00 dispute fee.
+# ``POST /stripe/_test/config`` sets other prices per settlement currency (card_fees,
+# dispute_fees, fee_tax_percent).
+CARD_FEE_PERCENT = Decimal("2.9")
+CARD_FEE_FIXED = {0: 0, 2: 30, 3: 300}
 DISPUTE_FEE = 1500
+# Payouts: HUF and TWD may be charged with two decimals but are paid out in whole units
+# (stripe.md A6), as ISK always is.
+PAYOUT_WHOLE_UNITS = frozenset({"huf", "twd"}) | WHOLE_UNITS_TIMES_100
 
 
 def exponent(currency: str) -> int:
@@ -107,13 +115,62 @@ def check_amount(amount: int, currency: str, param: str = "amount") -> None:
         )
 
 
-def card_fee(amount: int, currency: str) -> int:
-    """2.9% + a fixed fee (30 minor units; 0 for zero-decimal and 300 for three-decimal
-    currencies), rounded half-up to the minor unit."""
-    fixed = {0: 0, 2: 30, 3: 300}[exponent(currency)]
-    fee = Decimal(amount) * CARD_FEE_PERCENT + fixed
-    return int(fee.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def _round(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def card_fee(
+    amount: int, currency: str, percent: Decimal | None = None, fixed: int | None = None
+) -> int:
+    """``percent`` % of ``amount`` + ``fixed`` minor units (Stripe's US list price unless
+    given), rounded half-up to the minor unit."""
+    percent = CARD_FEE_PERCENT if percent is None else percent
+    fixed = CARD_FEE_FIXED[exponent(currency)] if fixed is None else fixed
+    return _round(Decimal(amount) * percent / 100 + fixed)
 
 
 def dispute_fee(currency: str) -> int:
     return DISPUTE_FEE * (10 if exponent(currency) == 3 else 1)
+
+
+def percent_of(amount: int, percent: Decimal) -> int:
+    """``percent`` % of ``amount`` minor units, rounded half-up (tax on a fee)."""
+    return _round(Decimal(amount) * percent / 100)
+
+
+def convert(amount: int, source: str, target: str, rate: Decimal) -> int:
+    """``amount`` minor units of ``source`` in minor units of ``target``, at ``rate`` units of
+    ``target`` per unit of ``source`` (Stripe's ``exchange_rate``: 10.00 EUR at 1.234 is
+    12.34 USD), rounded half-up (away from zero, so a refund mirrors its charge)."""
+    value = Decimal(amount).scaleb(exponent(target) - exponent(source)) * rate
+    return _round(value)
+
+
+def decimal_text(value, name: str, *, positive: bool = False) -> Decimal:
+    """A rate or percentage of the sandbox's settings: a decimal string (or an integer),
+    never a float, whose digits survive being rendered as a JSON number."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise invalid(f'{name} must be a decimal string such as "1.0823", not {value!r}', name)
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise invalid(f"{name} is not a decimal number: {value!r}", name) from None
+    if not number.is_finite() or number < 0 or (positive and number == 0):
+        raise invalid(f"{name} must be a {'positive' if positive else 'non-negative'} number", name)
+    if Decimal(repr(float(number))) != number:
+        raise invalid(f"{name} has more digits than a JSON number keeps: {value!r}", name)
+    return number
+
+
+def check_payout_amount(amount: int, currency: str, param: str = "amount") -> None:
+    """What Stripe refuses in a payout amount (stripe.md A6)."""
+    if currency in PAYOUT_WHOLE_UNITS and amount % 100:
+        raise invalid(
+            f"Payouts in {currency} must be whole units: the amount must be divisible by 100.",
+            param,
+        )
+    if currency in THREE_DECIMAL and amount % 10:
+        raise invalid(
+            f"Amounts in {currency} must be a multiple of 10 (the last digit must be 0).",
+            param,
+        )

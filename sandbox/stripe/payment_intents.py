@@ -106,6 +106,7 @@ class PaymentIntentsMixin:
         amount = p.integer(params, "amount", required=True)
         currency = money.check_currency(p.text(params, "currency", required=True))
         money.check_amount(amount, currency)
+        self.check_settles(currency)
         customer_id = p.text(params, "customer")
         if customer_id is not None:
             self.get("customer", customer_id, "customer", 400)
@@ -197,6 +198,7 @@ class PaymentIntentsMixin:
             amount = changes["amount"] = p.integer(params, "amount", required=True)
         if "amount" in params or "currency" in params:
             money.check_amount(amount, currency)
+            self.check_settles(currency)
         customer_id = pi["customer"]
         if "customer" in params:
             customer_id = p.text(params, "customer")

@@ -91,6 +91,20 @@ class RefundsMixin:
             )
         pm = self.find("payment_method", charge["payment_method"])
         behaviour = self.profile(pm).refund
+        refund = self._new_refund(
+            charge, amount, reason=reason, metadata=metadata, pending=behaviour == "pending"
+        )
+        self._book_refund(refund, charge)
+        if behaviour in ("pending", "fail"):
+            delay = int(self.state["config"].get("async_settle_seconds", 60))
+            self.schedule(delay, "settle_refund", refund["id"])
+        return self.render(refund, call.expand)
+
+    def _new_refund(
+        self, charge: dict, amount: int, *, reason: str | None, metadata: dict, pending: bool
+    ) -> dict:
+        """A refund of ``amount`` of a captured charge, its money taken from the balance at
+        once (converted as the charge was); not stored yet."""
         refund_id = self.new_id("re")
         txn = self._txn(
             type="refund",
@@ -101,8 +115,9 @@ class RefundsMixin:
             description="REFUND FOR CHARGE"
             + (f" ({charge['description']})" if charge["description"] else ""),
             available_now=True,
+            like=charge["balance_transaction"],
         )
-        refund = self._refund_object(
+        return self._refund_object(
             charge,
             refund_id=refund_id,
             amount=amount,
@@ -110,13 +125,8 @@ class RefundsMixin:
             reversal=False,
             reason=reason,
             metadata=metadata,
-            pending=behaviour == "pending",
+            pending=pending,
         )
-        self._book_refund(refund, charge)
-        if behaviour in ("pending", "fail"):
-            delay = int(self.state["config"].get("async_settle_seconds", 60))
-            self.schedule(delay, "settle_refund", refund_id)
-        return self.render(refund, call.expand)
 
     def _release_authorization(
         self, call, charge: dict, amount: int | None, reason: str | None, metadata: dict
@@ -218,6 +228,7 @@ class RefundsMixin:
             source=refund["id"],
             description="REFUND FAILURE",
             available_now=True,
+            like=refund["balance_transaction"],
         )
         before = refund["status"]
         refund.update(
@@ -235,13 +246,7 @@ class RefundsMixin:
 
     def api_refunds_update(self, call) -> dict:
         refund = self.get("refund", call.path["id"])
-        p.check_known(call.params, ("metadata",))
-        new_metadata = p.metadata(call.params, refund["metadata"])
-        if new_metadata is not None and new_metadata != refund["metadata"]:
-            previous = {"metadata": refund["metadata"]}
-            refund["metadata"] = new_metadata
-            self.emit("refund.updated", refund, previous)
-            self.emit("charge.refund.updated", refund, previous)
+        self.update_metadata(refund, call.params, "refund.updated", "charge.refund.updated")
         return self.render(refund, call.expand)
 
     def api_refunds_cancel(self, call) -> dict:

@@ -10,9 +10,25 @@ Sessions expiring).
     POST /stripe/_test/advance_time                {"seconds": N}: move the clock, run what is due
     POST /stripe/_test/settle                      run every scheduled action now (not expiries:
                                                     a Checkout Session expires with the clock)
-    POST /stripe/_test/run_payouts                 in-transit payouts → paid; available → payout
-    POST /stripe/_test/config                      {"settlement_days", "async_settle_seconds",
-                                                    "webhook_retry_delays": [..]}
+    POST /stripe/_test/run_payouts                 a payout run (sandbox.stripe.payouts):
+                                                    {"created", "paid", "in_transit", "now"}
+    POST /stripe/_test/config                      the account's settings, answered in full:
+                                                    "settlement_days", "async_settle_seconds",
+                                                    "webhook_retry_delays": [..],
+                                                    "payout_interval_seconds" (0: off), and
+                                                    the fees and currencies of
+                                                    sandbox.stripe.balance ("card_fees",
+                                                    "dispute_fees", "fee_tax_percent",
+                                                    "settlement_currencies",
+                                                    "default_settlement_currency", "fx_rates";
+                                                    each replaced whole, null restores the
+                                                    default)
+    POST /stripe/_test/payouts/seed                {"count": N, "currency": "usd", "amount":
+                                                    1000, "metadata": {"k": "BENCH-{i}"},
+                                                    "refunds_every": 0, "refund_amount": null}:
+                                                    N paid payments and one paid automatic
+                                                    payout holding them, no events. 200:
+                                                    {"payout", "count", "amount", "currency"}
     POST /stripe/_test/payouts/{id}/fail           {"failure_code": "account_closed"}
     POST /stripe/_test/disputes/{id}/resolve       {"status": "won" | "lost"}
     POST /stripe/_test/checkout/sessions/{id}/pay  {"payment_method": "pm_card_visa"}: the
@@ -36,9 +52,11 @@ import json
 import time
 
 from sandbox.http import Response, decode_nested_form
+from sandbox.stripe import money
 from sandbox.stripe import params as p
 from sandbox.stripe.errors import StripeError, invalid
 
+SEED_MAX = 200_000
 ACTIONS = ("settle_payment", "settle_refund", "expire_checkout_session")
 CLOCK_ONLY = frozenset({"expire_checkout_session"})
 """Actions that only the clock runs: ``/_test/settle`` leaves them scheduled."""
@@ -66,6 +84,58 @@ def _number(value, name: str, cast=int):
         raise invalid(f"{name} must be a number", name) from None
 
 
+def _whole(value, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise invalid(f"{name} must be a whole number", name)
+    number = _number(value, name)
+    if number < minimum:
+        raise invalid(f"{name} must be at least {minimum}", name)
+    return number
+
+
+def _mapping(value, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise invalid(f"{name} must be an object keyed by currency", name)
+    return {money.check_currency(k, f"{name}[{k}]"): v for k, v in value.items()}
+
+
+def _currencies(value, name: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise invalid(f"{name} must be a list of currencies", name)
+    listed = [money.check_currency(str(v).strip(), name) for v in value]
+    return list(dict.fromkeys(listed))
+
+
+def _card_fees(value, name: str) -> dict:
+    fees = {}
+    for currency, price in _mapping(value, name).items():
+        where = f"{name}[{currency}]"
+        if not isinstance(price, dict) or set(price) - {"percent", "fixed"}:
+            raise invalid(f'{where} must be {{"percent": "2.9", "fixed": 30}}', where)
+        percent = money.decimal_text(price.get("percent", "0"), f"{where}[percent]")
+        fixed = _whole(price.get("fixed", 0), f"{where}[fixed]")
+        fees[currency] = {"percent": str(percent), "fixed": fixed}
+    return fees
+
+
+# The account's settings besides the webhook delays: name → its check (the stored value).
+SETTINGS = {
+    "settlement_days": lambda v, n: _number(v, n),
+    "async_settle_seconds": lambda v, n: _number(v, n),
+    "payout_interval_seconds": lambda v, n: _whole(v, n),
+    "settlement_currencies": _currencies,
+    "default_settlement_currency": lambda v, n: money.check_currency(v, n),
+    "fx_rates": lambda v, n: {
+        c: str(money.decimal_text(r, f"{n}[{c}]", positive=True)) for c, r in _mapping(v, n).items()
+    },
+    "card_fees": _card_fees,
+    "dispute_fees": lambda v, n: {c: _whole(f, f"{n}[{c}]") for c, f in _mapping(v, n).items()},
+    "fee_tax_percent": lambda v, n: str(money.decimal_text(v, n)),
+}
+
+
 class TestingMixin:
     default_config: dict
 
@@ -86,6 +156,7 @@ class TestingMixin:
                 if action["action"] in ACTIONS:
                     getattr(self, action["action"])(action["id"])
         self.make_available()
+        self.payouts_due()
         return len(due)
 
     # --- hooks ------------------------------------------------------------------------
@@ -135,19 +206,75 @@ class TestingMixin:
 
     def hook_config(self, call) -> dict:
         data = hook_body(call.request)
-        config = self.state["config"]
+        for key in data:
+            if key != "webhook_retry_delays" and key not in SETTINGS:
+                raise invalid(f"Unknown setting: {key}", key)
+        # Every value is checked before any is kept: a refused request changes nothing.
+        config = dict(self.state["config"])
+        delays = None
         for key, value in data.items():
             if key == "webhook_retry_delays":
                 if isinstance(value, str):
                     value = [v for v in value.split(",") if v]
-                delays = [_number(v, key, float) for v in value]
-                config[key] = delays
-                self.webhooks.retry_delays = tuple(delays)
-            elif key in ("settlement_days", "async_settle_seconds"):
-                config[key] = _number(value, key)
+                delays = config[key] = [_number(v, key, float) for v in value]
+            elif value is None or value == "":
+                config.pop(key, None)
             else:
-                raise invalid(f"Unknown setting: {key}", key)
+                config[key] = SETTINGS[key](value, key)
+        currencies = config.get("settlement_currencies")
+        if not currencies:
+            config.pop("settlement_currencies", None)
+        default = config.get("default_settlement_currency")
+        if default is not None and default not in (currencies or ()):
+            raise invalid(
+                "default_settlement_currency must be one of the settlement_currencies",
+                "default_settlement_currency",
+            )
+        self.state["config"] = config
+        if delays is not None:
+            self.webhooks.retry_delays = tuple(delays)
+        if "payout_interval_seconds" in data:  # the schedule starts over from now
+            self.state["payout_schedule"] = {}
+            self.payouts_due()
         return {**self.default_config, **config}
+
+    def hook_seed_payout(self, call) -> dict:
+        data = hook_body(call.request)
+        known = ("amount", "count", "currency", "metadata", "refund_amount", "refunds_every")
+        for key in data:
+            if key not in known:
+                raise invalid(f"Unknown setting: {key}", key)
+        count = _whole(data.get("count", 0), "count", 1)
+        if count > SEED_MAX:
+            raise invalid(f"count must be at most {SEED_MAX}", "count")
+        currency = money.check_currency(data.get("currency", "usd"))
+        self.check_settles(currency)
+        amount = _whole(data.get("amount", 1000), "amount", 1)
+        money.check_amount(amount, currency)
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise invalid("metadata must be an object of strings", "metadata")
+        p.metadata({"metadata": metadata})  # Stripe's limits on keys and values
+        every = _whole(data.get("refunds_every", 0), "refunds_every")
+        refund_amount = data.get("refund_amount")
+        if refund_amount is not None:
+            refund_amount = _whole(refund_amount, "refund_amount", 1)
+            if refund_amount >= amount:
+                raise invalid("refund_amount must be less than amount (a partial refund)")
+        payout = self.seed_payout(
+            count=count,
+            currency=currency,
+            amount=amount,
+            metadata=metadata,
+            refunds_every=every,
+            refund_amount=refund_amount,
+        )
+        return {
+            "payout": payout["id"],
+            "count": count,
+            "amount": payout["amount"],
+            "currency": payout["currency"],
+        }
 
     def hook_fail_payout(self, call) -> dict:
         data = hook_body(call.request)
