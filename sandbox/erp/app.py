@@ -4,29 +4,47 @@ and a trial balance. This is the contract integrations/connectors/erp speaks.
     Authorization: Bearer <token>                (default token: sandbox-erp-token)
     POST /erp/api/journal-entries                 {external_reference, date, currency, memo,
                                                    lines: [{account, debit, credit, description}]}
-    GET  /erp/api/journal-entries?external_reference=REF
+    GET  /erp/api/journal-entries[?external_reference=REF][&date_from=YYYY-MM-DD]
+                                  [&page=1][&page_size=100]
     GET  /erp/api/journal-entries/{id}
     POST /erp/api/credit-memos                    {external_reference, customer_reference, date,
                                                    currency, amount, memo, lines?}
-    GET  /erp/api/credit-memos?external_reference=REF
+    GET  /erp/api/credit-memos[?external_reference=REF][&date_from=...][&page=..][&page_size=..]
     GET  /erp/api/credit-memos/{id}
-    GET  /erp/api/trial-balance
+    GET  /erp/api/trial-balance[?currency=USD]
     GET  /erp/api/health
 
 A repeated POST with the same external reference and the same content answers 200
 with the stored document (idempotent replay); the same reference with different
-content answers 422. Amounts are decimal strings; entries must balance.
+content answers 422. Amounts are decimal strings; entries (and a memo's optional ledger
+lines) must balance.
+
+Lists answer ``{"results": [...], "count": <all that match>, "next": <URL of the next page
+or null>}``, oldest first: ``page`` counts from 1, ``page_size`` is 100 by default and 500
+at most; ``date_from`` keeps the documents dated that day or later.
+
+The trial balance sums the lines of the journal entries and of the credit memos that carry
+lines, per account and currency (a document's lines are in its currency): ``{"accounts":
+[{"account", "currency", "debit", "credit", "balance"}], "currencies": [{"currency",
+"debit", "credit", "balanced"}], "total_debit", "total_credit", "balanced"}``. Debits and
+credits only add up within a currency: ``balanced`` is every currency's, and the totals
+are the one currency's (null when the balance holds several; filter with ``currency``).
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from sandbox.http import Request, Response, json_response
 from sandbox.system import System
 
 DEFAULT_TOKEN = "sandbox-erp-token"
+PAGE_SIZE = 100
+PAGE_SIZE_MAX = 500
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _money(value, field: str) -> Decimal:
@@ -151,11 +169,31 @@ class Erp(System):
         return self._store("credit_memos", "CM", content)
 
     def list_docs(self, request: Request, kind: str) -> Response:
-        reference = request.query.get("external_reference")
+        query = request.query
+        try:
+            page = _whole(query.get("page", "1"), "page", 1, None)
+            size = _whole(query.get("page_size", str(PAGE_SIZE)), "page_size", 1, PAGE_SIZE_MAX)
+            date_from = query.get("date_from")
+            if date_from is not None and not DAY.match(date_from):
+                raise ValueError("date_from must be a date, YYYY-MM-DD")
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        reference = query.get("external_reference")
         docs = sorted(self.state[kind].values(), key=lambda d: d["created_seq"])
         if reference is not None:
             docs = [d for d in docs if d["external_reference"] == reference]
-        return json_response({"results": docs, "count": len(docs)})
+        if date_from is not None:
+            # Dates are YYYY-MM-DD (or start so): as text they sort as the days do.
+            docs = [d for d in docs if DAY.match(d["date"][:10]) and d["date"][:10] >= date_from]
+        start = (page - 1) * size
+        more = start + size < len(docs)
+        return json_response(
+            {
+                "results": docs[start : start + size],
+                "count": len(docs),
+                "next": _page_url(request, {**query, "page": str(page + 1)}) if more else None,
+            }
+        )
 
     def get_doc(self, request: Request, kind: str) -> Response:
         doc = self.state[kind].get(request.params["id"])
@@ -164,23 +202,61 @@ class Erp(System):
         return json_response(doc)
 
     def trial_balance(self, request: Request) -> Response:
-        totals: dict[str, list[Decimal]] = {}
-        for entry in self.state["journal_entries"].values():
-            for line in entry["lines"]:
-                pair = totals.setdefault(line["account"], [Decimal(0), Decimal(0)])
+        wanted = request.query.get("currency")
+        wanted = wanted.upper() if wanted else None
+        totals: dict[tuple[str, str], list[Decimal]] = {}
+        documents = [*self.state["journal_entries"].values(), *self.state["credit_memos"].values()]
+        for doc in documents:
+            if wanted is not None and doc["currency"] != wanted:
+                continue
+            for line in doc.get("lines", ()):
+                pair = totals.setdefault((line["account"], doc["currency"]), [Decimal(0)] * 2)
                 pair[0] += Decimal(line["debit"])
                 pair[1] += Decimal(line["credit"])
         accounts = [
-            {"account": a, "debit": str(d), "credit": str(c), "balance": str(d - c)}
-            for a, (d, c) in sorted(totals.items())
+            {
+                "account": account,
+                "currency": currency,
+                "debit": str(d),
+                "credit": str(c),
+                "balance": str(d - c),
+            }
+            for (account, currency), (d, c) in sorted(totals.items())
         ]
-        debit = sum((d for d, _ in totals.values()), Decimal(0))
-        credit = sum((c for _, c in totals.values()), Decimal(0))
+        per_currency: dict[str, list[Decimal]] = {}
+        for (_, currency), (d, c) in totals.items():
+            pair = per_currency.setdefault(currency, [Decimal(0)] * 2)
+            pair[0] += d
+            pair[1] += c
+        currencies = [
+            {"currency": cur, "debit": str(d), "credit": str(c), "balanced": d == c}
+            for cur, (d, c) in sorted(per_currency.items())
+        ]
+        total_debit = total_credit = "0"
+        if len(currencies) == 1:
+            total_debit, total_credit = currencies[0]["debit"], currencies[0]["credit"]
+        elif currencies:  # debits in USD and EUR add up to nothing
+            total_debit = total_credit = None
         return json_response(
             {
                 "accounts": accounts,
-                "total_debit": str(debit),
-                "total_credit": str(credit),
-                "balanced": debit == credit,
+                "currencies": currencies,
+                "total_debit": total_debit,
+                "total_credit": total_credit,
+                "balanced": all(c["balanced"] for c in currencies),
             }
         )
+
+
+def _whole(value: str, name: str, low: int, high: int | None) -> int:
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"from {low}" + (f" to {high}" if high is not None else "")
+        raise ValueError(f"{name} must be a whole number {bounds}")
+    return int(value)
+
+
+def _page_url(request: Request, query: dict[str, str]) -> str:
+    """The same list's URL with ``query``: absolute when the request names its host."""
+    path = f"{request.path}?{urlencode(query)}"
+    host = request.headers.get("Host")
+    return f"http://{host}{path}" if host else path

@@ -67,8 +67,14 @@ def test_erp_journal_entries_are_idempotent_by_reference(sandbox):
     balance = call(f"{sandbox.url}/erp/api/trial-balance", headers=ERP_AUTH)[2]
     assert balance["balanced"] is True
     assert balance["accounts"] == [
-        {"account": "1200", "debit": "10.00", "credit": "0", "balance": "10.00"},
-        {"account": "4000", "debit": "0", "credit": "10.00", "balance": "-10.00"},
+        {"account": "1200", "currency": "USD", "debit": "10.00", "credit": "0", "balance": "10.00"},
+        {
+            "account": "4000",
+            "currency": "USD",
+            "debit": "0",
+            "credit": "10.00",
+            "balance": "-10.00",
+        },
     ]
 
 
