@@ -678,7 +678,7 @@ def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
     lines = [
         f"Posted {', '.join(e.reference for e in entries)} (ERP {', '.join(documents)}).",
         "The Stripe clearing account nets to zero for this payout: "
-        + "; ".join(f"{c} {shown(r, c)}" for c, r in sorted(residual.items()))
+        + "; ".join(shown(r, c) for c, r in sorted(residual.items()))
         + ".",
     ]
     if any(residual.values()):

@@ -84,3 +84,15 @@ def test_headless_demo_settles_consistently(tmp_path):
         summary,
     ), summary
     assert "after-sales calls: " in result.stdout
+
+    # Money to the bank: payouts in USD (a GBP sale converted) and EUR, each tied out
+    # and posted, and the ERP's Stripe clearing account at zero in every currency.
+    payouts = re.findall(
+        r"^  po_\w+ +[\d,.]+ (USD|EUR) +\d+ transactions +(.+)$", result.stdout, re.M
+    )
+    assert {c for c, _ in payouts} == {"USD", "EUR"}, payouts
+    assert all(state.startswith("tied out, posted") for _, state in payouts), payouts
+    assert any("FX from GBP" in state for c, state in payouts if c == "USD"), payouts
+    assert (
+        "ERP trial balance, Stripe clearing account: 0.00 EUR, 0.00 GBP, 0.00 USD" in result.stdout
+    )

@@ -49,13 +49,17 @@ def flow_done(number: str, flow: str, timeout: float = 20.0) -> Job:
 
 
 def erp_entries(sandbox, reference=None):
-    response = requests.get(
-        f"{sandbox.system_url('erp')}/api/journal-entries",
-        params={"external_reference": reference} if reference else {},
-        headers={"Authorization": "Bearer sandbox-erp-token"},
-        timeout=10,
-    )
-    return response.json()["results"]
+    """The ERP's journal entries (of ``reference``), every page."""
+    entries, url = [], f"{sandbox.system_url('erp')}/api/journal-entries"
+    params = {"external_reference": reference, "page_size": 500} if reference else {}
+    params.setdefault("page_size", 500)
+    while url:
+        page = requests.get(
+            url, params=params, headers={"Authorization": "Bearer sandbox-erp-token"}, timeout=10
+        ).json()
+        entries += page["results"]
+        url, params = page.get("next"), None
+    return entries
 
 
 def test_stock_card_order_is_adopted_then_captured_on_shipment(platform, sandbox):

@@ -6,7 +6,6 @@ seed of a large payout (stripe.md A6, A7)."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -564,12 +563,10 @@ def test_a_seed_in_a_converted_currency_is_paid_out_in_the_settlement_currency(s
     assert {(t.currency, t.exchange_rate) for t in rows if t.type == "charge"} == {("usd", 1.2712)}
 
 
-def test_a_seed_of_twenty_thousand_takes_seconds(sandbox, client):
-    started = time.monotonic()
+def test_a_seed_of_twenty_thousand_is_one_payout_of_them_all(sandbox, client):
+    """How fast it seeds is measured by benchmarks/reconciliation.py, not asserted."""
     seeded = hook(sandbox, "payouts/seed", {"count": 20_000, "metadata": {"n": "B-{i}"}})
-    seeding = time.monotonic() - started
     assert seeded["amount"] == 20_000 * 941
-    assert seeding < 15  # ~1 s on a quiet two-core machine; generous for a busy one
     page = client.v1.balance_transactions.list(
         {"payout": seeded["payout"], "limit": 100, "expand": ["data.source"]}
     )

@@ -60,6 +60,7 @@ from integrations.connectors.stripe.constants import METADATA_RETURN_NUMBER
 from integrations.connectors.znode.mapping import history_rows
 from integrations.models import Connection, Integration
 from payments import money
+from reconciliation.management.payouts_demo import PayoutsDemo
 
 STORE_DOMAIN = "sandbox-store.local"
 STORE_KEY = "8f3b2c1e-5d4a-4b6e-9c7f-0a1b2c3d4e5f"
@@ -301,6 +302,14 @@ class Command(BaseCommand):
         self.devnull = io.StringIO()  # what the wiring commands print is not the demo's
         integration = self.wire()
         self.save_cards()
+        self.payouts = PayoutsDemo(
+            sandbox=self.sandbox,
+            stripe_key=STRIPE_KEY,
+            erp_token=ERP_TOKEN,
+            card_setting=GATEWAY_SETTING,
+            out=self.stdout,
+        )
+        self.payouts.configure()
         self.profiles = ProfilesDemo(
             sandbox=self.sandbox,
             stripe_key=STRIPE_KEY,
@@ -321,6 +330,7 @@ class Command(BaseCommand):
         rounds = max(1, orders // AFTER_SALES_PER)
         self.to_deal, self.deal_every, self.paid_dealt = list(ON_PAID_ORDERS) * rounds, 1, 0
         placed = self.place_orders(orders, interval)
+        self.payouts.place()  # shoppers paying in EUR and GBP
         self.profiles.change()  # returning customers change their profiles meanwhile
         extra = self.place_test_card_orders(rounds)
         cases = [AfterSale(d.after, d) for d in placed + extra if d.after]
@@ -329,7 +339,9 @@ class Command(BaseCommand):
         self.report(placed)
         self.report_after_sales(cases)
         self.profiles.report(linked)
-        self.report_drift(integration)
+        self.report_drift(integration)  # over the day's orders, before the payout days
+        payouts_ok = self.payouts.settle(integration, timeout)
+        payouts_ok = self.payouts.report(integration) and payouts_ok
         if not sold:
             raise CommandError("Znode, Stripe and the ERP do not agree on every order")
         if not ok:
@@ -338,6 +350,10 @@ class Command(BaseCommand):
             )
         if not profiles_ok:
             raise CommandError("a customer's profile change did not reach the other side")
+        if not payouts_ok:
+            raise CommandError(
+                "a payout did not tie out and post, or the ERP's clearing account is not at zero"
+            )
         self.stdout.write(self.style.SUCCESS("all orders settled and consistent"))
         return None
 
@@ -975,11 +991,15 @@ class Command(BaseCommand):
         return response.json()
 
     def erp_list(self, kind: str) -> list[dict]:
-        return requests.get(
-            f"{self.sandbox}/erp/api/{kind}",
-            headers={"Authorization": f"Bearer {ERP_TOKEN}"},
-            timeout=10,
-        ).json()["results"]
+        """Every document of ``kind``, page after page (the ERP pages its lists)."""
+        documents, url = [], f"{self.sandbox}/erp/api/{kind}?page_size=500"
+        while url:
+            page = requests.get(
+                url, headers={"Authorization": f"Bearer {ERP_TOKEN}"}, timeout=10
+            ).json()
+            documents += page["results"]
+            url = page.get("next")
+        return documents
 
     # --- checking ----------------------------------------------------------------------------
     def settle(
