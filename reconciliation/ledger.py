@@ -704,4 +704,4 @@ def clearing_residual(payout: Payout) -> dict[str, int]:
         .values_list("entry__currency")
         .annotate(total=Sum("signed_minor"))
     )
-    return {currency: total for currency, total in rows}
+    return {payout.currency.upper(): 0, **{currency: total for currency, total in rows}}

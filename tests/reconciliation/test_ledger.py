@@ -15,19 +15,21 @@ from integrations.kernel import exceptions as exc
 from reconciliation import ledger
 from reconciliation.choices import EntryKind, LedgerState, TieOut
 from reconciliation.models import GlAccount, JournalEntry, JournalLine, Payout
+from tests.reconciliation.conftest import STRIPE_KEY
 from tests.reconciliation.test_payouts import import_payout, paid, payout_run, stripe
-from tests.support.payments import erp_entries, new_ctx, run
+from tests.support.payments import collect, erp_entries, new_ctx, place, run
 
 pytestmark = pytest.mark.django_db
 
 
-def trial_balance(recon) -> dict[str, Decimal]:
+def trial_balance(recon) -> dict[tuple[str, str], Decimal]:
+    """The ERP's trial balance: (account, currency) → balance (debit positive)."""
     body = requests.get(
         f"{recon.sandbox.system_url('erp')}/api/trial-balance",
         headers={"Authorization": "Bearer sandbox-erp-token"},
         timeout=10,
     ).json()
-    return {row["account"]: Decimal(row["balance"]) for row in body["accounts"]}
+    return {(row["account"], row["currency"]): Decimal(row["balance"]) for row in body["accounts"]}
 
 
 def sold(recon, *, user_id: int, total: str, card: str = "pm_card_visa") -> dict:
@@ -83,7 +85,7 @@ def test_a_payout_posts_its_journal_once_and_empties_the_clearing_account(recon)
     )
     assert ledger.clearing_residual(row) == {"USD": 0}
     assert "nets to zero" in row.ledger_note
-    assert trial_balance(recon)["1150"] == 0  # the clearing account, in the ERP
+    assert trial_balance(recon)[("1150", "USD")] == 0  # the clearing account, in the ERP
     kinds = sorted(JournalEntry.objects.values_list("kind", flat=True))
     assert kinds == sorted(
         [EntryKind.SALE] * 3 + [EntryKind.CREDIT_MEMO, EntryKind.DISPUTE, EntryKind.PAYOUT]
@@ -120,7 +122,7 @@ def test_a_payout_waits_for_the_sale_entries_it_clears(recon):
     run(recon, "reconciliation.post_payout", payout=payout)
     row.refresh_from_db()
     assert row.ledger_state == LedgerState.POSTED
-    assert trial_balance(recon)["1150"] == 0
+    assert trial_balance(recon)[("1150", "USD")] == 0
 
 
 def test_a_sale_entry_that_differs_from_stripe_is_flagged_and_nothing_is_posted(recon):
@@ -196,3 +198,48 @@ def test_a_sale_follows_the_gl_map_of_its_currency(recon):
     ]
     [document] = erp_entries(recon, f"sale:{order['charge']}")
     assert [line["account"] for line in document["lines"]] == ["1150", "4020"]
+
+
+def test_a_sale_settled_in_another_currency_clears_through_fx_in_both(recon):
+    """Stripe settles a GBP charge in USD (stripe.md A7: the amount converted, the
+    rate on the balance transaction): the sale is booked in GBP, the payout in USD
+    through FX, and a conversion entry empties GBP's clearing."""
+    requests.post(
+        recon.sandbox.system_url("stripe") + "/_test/config",
+        json={"settlement_currencies": ["usd"], "fx_rates": {"gbp": "1.2712"}},
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=10,
+    ).raise_for_status()
+    placed = place(recon, user_id=11, total="35.00", currency="GBP")
+    payment = collect(recon, placed)
+    run(
+        recon,
+        "payments.erp_post_sale",
+        order_number=placed["order_number"],
+        charge=payment["charge"],
+        amount_received=3500,
+    )
+    refund = stripe(recon, "POST", "/v1/refunds", charge=payment["charge"], amount=1000)
+    run(recon, "payments.record_refund", refund=refund["id"])
+    run(recon, "payments.reflect_refund", refund=refund["id"])
+    payout = payout_run(recon)
+    import_payout(recon, payout)
+
+    out = run(recon, "reconciliation.post_payout", payout=payout)
+
+    assert out["posted"] == [f"payout:{payout}:fx:GBP", f"payout:{payout}"]
+    row = Payout.objects.get()
+    # 35.00 GBP at 1.2712 is 44.49 USD (fee 1.59), the 10.00 back is 12.71 USD.
+    assert (row.currency, row.amount_minor) == ("USD", 4449 - 159 - 1271)
+    assert sorted(entry_lines(f"payout:{payout}:fx:GBP")) == [
+        ("clearing", "1150", Decimal(0), Decimal("25.00")),  # the sale less the refund
+        ("fx", "7950", Decimal("25.00"), Decimal(0)),
+    ]
+    assert ("fx", "7950", Decimal(0), Decimal("44.49")) in entry_lines(f"payout:{payout}")
+    assert ledger.clearing_residual(row) == {"GBP": 0, "USD": 0}
+    balances = trial_balance(recon)
+    assert balances[("1150", "GBP")] == balances.get(("1150", "USD"), 0) == 0
+    assert (balances[("7950", "GBP")], balances[("7950", "USD")]) == (
+        Decimal("25.00"),
+        Decimal("-31.78"),  # 44.49 - 12.71: what the 25.00 GBP became
+    )

@@ -40,12 +40,15 @@ def place(
     before_fetch=None,
     card: str = "pm_card_visa",
     lines: list[dict] | None = None,
+    currency: str = "",
 ) -> dict:
-    """A saved-card order placed in the sandbox store, fetched and its customer found
-    (``before_fetch(placed)``: what happens to it in Znode before the platform reads
-    it)."""
+    """A saved-card order placed in the sandbox store (in ``currency``, USD when not
+    given), fetched and its customer found (``before_fetch(placed)``: what happens to
+    it in Znode before the platform reads it)."""
     saved_card_customer(wired.sandbox, user_id=user_id, email=f"u{user_id}@example.com", card=card)
-    extra = {"lines": lines} if lines else {}
+    extra: dict = {"lines": lines} if lines else {}
+    if currency:
+        extra["currency"] = currency
     placed = wired.shop.place_order(
         user_id=user_id, total=total, payment_setting_id=SAVED_PAYMENT_SETTING_ID, **extra
     )
