@@ -21,8 +21,9 @@ def recheck_drift(*, ctx: ActionContext, kind: str, key: str) -> dict:
 
 @action(
     "reconciliation.import_payout",
-    description="A payout was paid or reconciled: read it again, import its balance "
-    "transactions matched to their orders, and tie it out.",
+    description="A payout was paid, reconciled, failed or canceled: read it again, "
+    "import its balance transactions matched to their orders, and tie it out (not paid "
+    "out, if it failed or was canceled).",
 )
 def import_payout(*, ctx: ActionContext, payout: str) -> dict:
     return payout_import(ctx=ctx, payout_id=payout).as_output()

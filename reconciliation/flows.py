@@ -34,21 +34,34 @@ register_default_flow(
 # Payout reconciliation. Both events import the payout (Stripe's reference, stripe.md
 # A7: fetch on payout.paid or payout.reconciliation_completed); the import is
 # idempotent, so whichever comes second only confirms the first.
+IMPORT_PAYOUT = (
+    StepSpec(
+        "import",
+        "reconciliation.import_payout",
+        (Rule("payout", "payout.id", required=True),),
+    ),
+)
 register_flow_per_event(
     ("payout.paid", "payout.reconciliation_completed"),
     source="stripe",
     name="Stripe {event} → payout imported, matched, tied out and posted to the ledger",
     condition="payout.id",
     steps=(
-        StepSpec(
-            "import",
-            "reconciliation.import_payout",
-            (Rule("payout", "payout.id", required=True),),
-        ),
+        *IMPORT_PAYOUT,
         StepSpec(
             "post",
             "reconciliation.post_payout",
             (Rule("payout", "payout.id", required=True),),
         ),
     ),
+)
+# A payout can fail (the bank returns it) or be canceled after it was paid: the import
+# reads it again (the event is a hint) and ties it out as not paid out (a journal
+# posted already is the ledger's to correct: its note says so).
+register_flow_per_event(
+    ("payout.failed", "payout.canceled"),
+    source="stripe",
+    name="Stripe {event} → payout read again, tied out as not paid out",
+    condition="payout.id",
+    steps=IMPORT_PAYOUT,
 )

@@ -3,8 +3,16 @@
 A batch is matched at once: the local rows it may belong to (payments by charge and by
 PaymentIntent, refunds, disputes, orders by number) are read in one query each. What
 the rows cannot place is read from the metadata we put on every Stripe object
-(``znode_order_number``, ``integration``): the expanded source's, else the
-PaymentIntent's or the charge's, read from Stripe for that line alone.
+(``znode_order_number``, ``integration``): the source's PaymentIntent's, else the
+source's own, else its charge's, all expanded in the list itself
+(``BALANCE_TRANSACTION_EXPAND``), so a payout of any size makes no call per line. Only
+a line Stripe did not expand that far is read again, object by object.
+
+Only metadata naming this integration is ours. Metadata naming another integration is
+that integration's money (explained). Metadata naming an order but no integration is
+not taken as ours: order numbers are a store's, and two stores on one Stripe account
+may share them. Such a line is unexplained with that reason, unless our own rows (a
+payment, refund or dispute of ours by its charge, PaymentIntent or source) place it.
 
 What a transaction is comes from its ``reporting_category`` (reference stripe.md A7:
 better for accounting than ``type``), dispatched by table.
@@ -61,6 +69,13 @@ EXPLAINED: dict[str, tuple[str, str]] = {
     "platform_earning_refund": (MatchedAs.OTHER, "application fees refunded (Connect)"),
     "payout": (MatchedAs.PAYOUT, "another payout's own row"),
     "payout_reversal": (MatchedAs.PAYOUT, "a failed or canceled payout's money back"),
+}
+
+# Reasons that name the transaction's source, by reporting category.
+EXPLAINED_BY_SOURCE: dict[str, str] = {
+    "payout_reversal": "payout {source} failed or was canceled: its money came back to the "
+    "balance (reporting category payout_reversal), to be paid out again",
+    "payout": "another payout's own row ({source})",
 }
 
 # A transaction without a reporting category, by its type.
@@ -136,8 +151,9 @@ Fetch = Callable[[str], Any]
 
 
 def _remote_reference(txn: StripeBalanceTransaction, gateway: Any) -> OrderReference:
-    """Our metadata on the PaymentIntent, else on the charge, read from Stripe: for a
-    line nothing local places and whose expanded source named no order."""
+    """Our metadata on the PaymentIntent, else on the charge, read from Stripe: only for
+    a line nothing local places whose list Stripe did not expand that far (the list's
+    expansions make this read nothing)."""
     reads: list[tuple[str, Fetch]] = []
     if txn.payment_intent_id:
         reads.append((txn.payment_intent_id, gateway.payment_intent_retrieve))
@@ -167,20 +183,17 @@ def transactions_match(
             order, how = local.order_of(txn)
             if order is None:
                 reference = txn.reference
-                if not reference.named:
+                if not reference.named and not txn.reference_read:
                     reference = _remote_reference(txn, gateway)
         found.append((order, how, reference))
-    numbers = {ref.order_number for _, _, ref in found if _ours(ref, integration)}
+    # Orders named by our metadata, and by metadata naming no integration (said in the
+    # reason, never matched).
+    numbers = {ref.order_number for _, _, ref in found if ref.integration in ("", integration.name)}
     orders = selectors.orders_by_number(integration=integration, order_numbers=numbers)
     return [
         _match(txn, integration, payout_id, order, how, reference, orders)
         for txn, (order, how, reference) in zip(txns, found, strict=True)
     ]
-
-
-def _ours(reference: OrderReference, integration: Integration) -> bool:
-    """Metadata naming no integration (older payments) is read as ours."""
-    return reference.integration in ("", integration.name)
 
 
 def _match(
@@ -198,6 +211,8 @@ def _match(
     kind = ORDER_MONEY.get(category)
     if kind is None:
         matched_as, why = EXPLAINED.get(category, (MatchedAs.OTHER, ""))
+        if category in EXPLAINED_BY_SOURCE and txn.source_id:
+            why = EXPLAINED_BY_SOURCE[category].format(source=txn.source_id)
         if why:
             return Match(matched_as, explained=True, reason=why)
         return Match(
@@ -214,7 +229,7 @@ def _match(
             reason=f"another integration's money: {how} pays order {order.order_number} "
             f"of integration {order.integration.name}",
         )
-    if not _ours(reference, integration):
+    if reference.integration and reference.integration != integration.name:
         return Match(
             kind,
             explained=True,
@@ -222,14 +237,27 @@ def _match(
             f"{reference.integration}"
             + (f", order {reference.order_number}" if reference.order_number else ""),
         )
-    if reference.order_number:
-        matched = orders.get(reference.order_number)
+    number = reference.order_number
+    if number and not reference.integration:
+        known = (
+            f"order {number} is ours, but no payment, refund or dispute of ours is this "
+            "money: if it is that order's, record its payment"
+            if number in orders
+            else f"no order {number} is known here"
+        )
+        return Match(
+            kind,
+            reason=f"unexplained: its metadata names order {number} but no integration, so "
+            f"it may be another integration's money (only metadata naming integration "
+            f"{integration.name} is ours); {known}",
+        )
+    if number:
+        matched = orders.get(number)
         if matched is not None:
             return Match(kind, order=matched, explained=True)
         return Match(
             kind,
-            reason=f"unexplained: order {reference.order_number} named in its metadata is "
-            "not known here",
+            reason=f"unexplained: order {number} named in its metadata is not known here",
         )
     named = ", ".join(
         f"{label} {value}"

@@ -93,3 +93,19 @@ def payout_totals(*, payout: Payout) -> PayoutTotals:
 
 def payout_unexplained(*, payout: Payout, limit: int = 5) -> list[BalanceTransaction]:
     return list(payout.transactions.filter(explained=False).order_by("created", "id")[:limit])
+
+
+def payout_reversal(
+    *, integration: Integration, payout_id: str, txn_id: str = ""
+) -> BalanceTransaction | None:
+    """The imported balance transaction that returned a failed or canceled payout's
+    money (``txn_id`` where Stripe names it, else the payout_reversal whose source is
+    the payout), with the payout that holds it."""
+    rows = BalanceTransaction.objects.filter(integration=integration).select_related("payout")
+    if txn_id:
+        return rows.filter(stripe_txn_id=txn_id).first()
+    return (
+        rows.filter(source_id=payout_id, type__in=("payout_failure", "payout_cancel"))
+        .order_by("id")
+        .first()
+    )

@@ -5,6 +5,13 @@ Events are hints: the payout is read again from Stripe before anything is stored
 transactions are streamed from Stripe's auto-paging list and stored a batch at a time
 (one upsert per batch, keyed by the ``txn_`` id), so a payout is never held in memory
 whole and importing it again changes nothing. Totals are summed by the database.
+
+A transaction already stored under another payout that Stripe now lists under this one
+is moved, never silently: both payouts' notes say so, and the payout it left is tied
+out again (as Stripe has it now) without it. A payout that failed or was canceled,
+even after it was paid, is "not paid out"; the balance transaction that returned its
+money (reporting category ``payout_reversal``) is explained in the payout that takes
+the money to the bank again.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from integrations.kernel import exceptions as exc
 from integrations.models import Integration
 from payments import money
 from reconciliation import selectors
-from reconciliation.choices import TieOut
+from reconciliation.choices import LedgerState, TieOut
 from reconciliation.ledger import ledger_key_of
 from reconciliation.matching import Match, category_of, transactions_match
 from reconciliation.models import BalanceTransaction, Payout
@@ -38,6 +45,21 @@ BATCH = 500
 
 UNEXPLAINED_SHOWN = 5
 """Unexplained lines named in a payout's note (the admin page lists them all)."""
+
+MOVED_SHOWN = 5
+"""Moved transactions named in a payout's note line of a move."""
+
+MOVES_KEPT = 10
+"""Lines of moves a payout's note keeps (the latest), re-import after re-import."""
+
+MOVED = "Moved: "
+"""How a note's line of a move starts: kept when the note is written again."""
+
+AVAILABILITY_LOOKBACK = 35 * 86400
+"""How long before the previous payout a manual payout's transactions may have been
+created (seconds). Stripe lists the balance history by creation only; what became
+available after the previous payout was created at most a settlement period before it
+(2 to 14 days as Stripe pays out; 35 leaves room for reserves and holidays)."""
 
 _STORED = (
     "payout",
@@ -61,8 +83,6 @@ _STORED = (
 )
 """What an import writes again over a transaction already stored."""
 
-NOT_PAID_OUT = ("failed", "canceled")
-
 
 class ImportContext(Protocol):
     """A job's :class:`~integrations.runtime.ActionContext`, or a run's outside any job
@@ -83,6 +103,8 @@ class PayoutImport:
     """Transactions already stored, written again (nothing doubles)."""
     skipped: int = 0
     """Manual payouts: transactions of the date range already part of another payout."""
+    moved: int = 0
+    """Transactions stored under another payout that Stripe now lists under this one."""
 
     def as_output(self) -> dict:
         payout = self.payout
@@ -96,6 +118,7 @@ class PayoutImport:
             "new": self.new,
             "known": self.known,
             "skipped": self.skipped,
+            "moved": self.moved,
         }
 
 
@@ -122,8 +145,9 @@ def payout_import(
     transactions matched to their orders, and tie it out.
 
     An automatic payout is itemised by Stripe (``payout=``). A manual one cannot be
-    (reference stripe.md A7): its lines are the balance history of its currency
-    created after the previous payout up to this one, as its note says."""
+    (reference stripe.md A7): Stripe pays out from the available balance, so its lines
+    are the balance history of its currency that became available (``available_on``)
+    after the previous payout up to this one's creation, as its note says."""
     integration = ctx.integration
     if integration is None:
         raise exc.ConnectorConfigurationError("a payout is imported for an integration")
@@ -137,17 +161,22 @@ def payout_import(
         method = "Automatic payout: itemised by Stripe."
     else:
         since, previous = _previous_payout(gateway, fact)
-        rows = gateway.balance_transactions_between(
-            created_gt=since, created_lte=fact.created, currency=fact.currency
+        rows = gateway.balance_transactions_available(
+            available_gt=since,
+            available_lte=fact.created,
+            created_gte=max(since - AVAILABILITY_LOOKBACK, 0) if since else 0,
+            currency=fact.currency,
         )
         method = (
             "Manual payout: Stripe cannot itemise it (reference stripe.md A7). Reconciled "
-            f"from the balance history: the {fact.currency.upper()} transactions created "
+            f"from the balance history: the {fact.currency.upper()} transactions that "
+            "became available "
             + (f"after the previous payout {previous} ({_day(since)}) " if previous else "")
-            + f"up to this one ({_day(fact.created)}), other payouts' rows left out. It "
-            "ties out only if it paid out exactly that."
+            + f"up to this one's creation ({_day(fact.created)}), other payouts' rows left "
+            "out. It ties out only if it paid out exactly that."
         )
     new = known = skipped = 0
+    moves = _Moves()
     for batch in _batches(rows, BATCH):
         if not fact.automatic:
             batch, left_out = _manual_lines(integration, payout, fact, batch)
@@ -157,13 +186,87 @@ def payout_import(
         matches = transactions_match(
             integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
         )
-        stored_new = _store(integration, payout, batch, matches)
-        new += stored_new
-        known += len(batch) - stored_new
+        owners = _store(integration, payout, batch, matches)
+        new += len(batch) - len(owners)
+        known += len(owners)
+        moves.add(payout.pk, owners)
     if skipped:
         method += f" {skipped} transactions of the range were already another payout's."
-    payout_tie_out(payout=payout, fact=fact, method=method)
-    return PayoutImport(payout=payout, new=new, known=known, skipped=skipped)
+    left = Payout.objects.filter(pk__in=moves.count).order_by("pk")
+    arrived = "; ".join(
+        f"{_transactions(moves.count[row.pk])} ({moves.named(row.pk)}) came from payout "
+        f"{row.stripe_payout_id}, where they were stored before"
+        for row in left
+    )
+    moved = (
+        f"{MOVED}{arrived}: Stripe now lists them under this payout ({_now()}); that "
+        "payout was tied out again without them."
+        if arrived
+        else ""
+    )
+    payout_tie_out(payout=payout, fact=fact, method=method, moved=moved)
+    for row in left:
+        _payout_left(gateway, row, to=payout, count=moves.count[row.pk], named=moves.named(row.pk))
+    return PayoutImport(
+        payout=payout,
+        new=new,
+        known=known,
+        skipped=skipped,
+        moved=sum(moves.count.values()),
+    )
+
+
+class _Moves:
+    """Transactions an import took from other payouts: how many from each, a few named."""
+
+    def __init__(self) -> None:
+        self.count: dict[int, int] = {}
+        self.ids: dict[int, list[str]] = {}
+
+    def add(self, payout_pk: int, owners: dict[str, int]) -> None:
+        for txn_id, owner in owners.items():
+            if owner == payout_pk:
+                continue
+            self.count[owner] = self.count.get(owner, 0) + 1
+            named = self.ids.setdefault(owner, [])
+            if len(named) < MOVED_SHOWN:
+                named.append(txn_id)
+
+    def named(self, payout_pk: int) -> str:
+        more = self.count[payout_pk] - len(self.ids[payout_pk])
+        return ", ".join(self.ids[payout_pk]) + (f" and {more} more" if more > 0 else "")
+
+
+def _transactions(count: int) -> str:
+    return f"{count} transaction" + ("" if count == 1 else "s")
+
+
+def _now() -> str:
+    return timezone.now().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _payout_left(gateway: Any, payout: Payout, *, to: Payout, count: int, named: str) -> None:
+    """Tie out again, as Stripe has it now, a payout some of whose transactions Stripe
+    now lists under payout ``to``, and say so in its note."""
+    fact = payout_from_wire(gateway.payout_retrieve(payout.stripe_payout_id))
+    _payout_upsert(payout.integration, fact)
+    posted = (
+        " Its journal was posted with them: the ledger needs correcting."
+        if payout.ledger_state == LedgerState.POSTED
+        else ""
+    )
+    moved = (
+        f"{MOVED}{_transactions(count)} ({named}) of this payout are listed by Stripe under "
+        f"payout {to.stripe_payout_id} now and were moved there ({_now()}); tied out again "
+        f"without them.{posted}"
+    )
+    payout_tie_out(payout=payout, fact=fact, method=_method_of(payout.note), moved=moved)
+
+
+def _method_of(note: str) -> str:
+    """How a payout was reconciled, as its note says (its first line)."""
+    first = note.partition("\n")[0]
+    return first if first.startswith(("Automatic payout", "Manual payout")) else ""
 
 
 def _payout_upsert(integration: Integration, fact: StripePayout) -> Payout:
@@ -197,7 +300,7 @@ def _previous_payout(gateway: Any, fact: StripePayout) -> tuple[int, str]:
     (0 and "": there is none). Failed and canceled payouts paid nothing out."""
     for row in gateway.payouts_list(created_lt=fact.created):
         earlier = payout_from_wire(row)
-        if earlier.currency == fact.currency and earlier.status not in NOT_PAID_OUT:
+        if earlier.currency == fact.currency and earlier.paid_out:
             return earlier.created, earlier.id
     return 0, ""
 
@@ -263,26 +366,30 @@ def _store(
     payout: Payout,
     batch: list[StripeBalanceTransaction],
     matches: list[Match],
-) -> int:
-    """Upsert a batch by ``txn_`` id; returns how many were new."""
+) -> dict[str, int]:
+    """Upsert a batch by ``txn_`` id (to this payout, where Stripe lists them); returns
+    the payout (row id) each one already stored was stored under before."""
     pairs = zip(batch, matches, strict=True)
     rows = {txn.id: _row(integration, payout, txn, match) for txn, match in pairs}
     with transaction.atomic():
-        stored = selectors.transaction_payouts(integration=integration, txn_ids=rows)
+        owners = selectors.transaction_payouts(integration=integration, txn_ids=rows)
         BalanceTransaction.objects.bulk_create(
             list(rows.values()),
             update_conflicts=True,
             unique_fields=("integration", "stripe_txn_id"),
             update_fields=_STORED,
         )
-    return len(rows) - len(stored)
+    return owners
 
 
-def payout_tie_out(*, payout: Payout, fact: StripePayout, method: str = "") -> Payout:
+def payout_tie_out(
+    *, payout: Payout, fact: StripePayout, method: str = "", moved: str = ""
+) -> Payout:
     """Tie the payout out from its stored transactions: the nets of those matched to
     an order or explained must add up to the amount, and none may be unexplained.
-    Stripe's unfinished payouts (automatic, still being reconciled) and those that
-    never reached the bank stay pending."""
+    A payout that failed or was canceled is not paid out; Stripe's unfinished payouts
+    (automatic, still being reconciled) stay pending. ``moved``: a line of
+    transactions moved to or from it, kept in its note with the earlier ones."""
     totals = selectors.payout_totals(payout=payout)
     discrepancy = payout.amount_minor - totals.explained_net
 
@@ -297,9 +404,9 @@ def payout_tie_out(*, payout: Payout, fact: StripePayout, method: str = "") -> P
         f"{totals.lines} transactions net {shown(totals.net)}; the payout is "
         f"{shown(payout.amount_minor)}.",
     ]
-    if fact.status in NOT_PAID_OUT:
-        state = TieOut.PENDING
-        lines.append(f"Stripe says the payout {fact.status}: nothing reached the bank.")
+    if not fact.paid_out:
+        state = TieOut.NOT_PAID_OUT
+        lines.append(_not_paid_out(payout, fact))
     elif fact.automatic and not fact.settled:
         state = TieOut.PENDING
         lines.append(
@@ -323,6 +430,10 @@ def payout_tie_out(*, payout: Payout, fact: StripePayout, method: str = "") -> P
             f"{totals.unexplained} unexplained, net {shown(totals.unexplained_net)}: {named}"
             + (f"; and {more} more" if more > 0 else "")
         )
+    moves = [line for line in payout.note.splitlines() if line.startswith(MOVED)]
+    if moved and moved not in moves:
+        moves.append(moved)
+    lines.extend(moves[-MOVES_KEPT:])
     _save_changed(
         payout,
         {
@@ -338,3 +449,29 @@ def payout_tie_out(*, payout: Payout, fact: StripePayout, method: str = "") -> P
     payout.imported_at = timezone.now()
     Payout.objects.filter(pk=payout.pk).update(imported_at=payout.imported_at)
     return payout
+
+
+def _not_paid_out(payout: Payout, fact: StripePayout) -> str:
+    """Why a failed or canceled payout is not paid out, and where its money went."""
+    why = f" ({fact.failure_code}: {fact.failure_message})" if fact.failure_code else ""
+    what = "was canceled" if fact.status == "canceled" else fact.status
+    line = f"Not paid out: Stripe says the payout {what}{why}; nothing reached the bank."
+    reversal = selectors.payout_reversal(
+        integration=payout.integration,
+        payout_id=payout.stripe_payout_id,
+        txn_id=fact.failure_balance_transaction,
+    )
+    txn_id = reversal.stripe_txn_id if reversal else fact.failure_balance_transaction
+    if reversal is not None:
+        line += (
+            f" Its money came back to the balance by {txn_id} (payout_reversal), explained "
+            f"in payout {reversal.payout.stripe_payout_id}, which took it to the bank again."
+        )
+    elif txn_id:
+        line += (
+            f" Its money came back to the balance by {txn_id} (payout_reversal): it is "
+            "explained in the payout that takes it to the bank again."
+        )
+    if payout.ledger_state == LedgerState.POSTED:
+        line += " Its journal was posted: the ledger needs correcting."
+    return line

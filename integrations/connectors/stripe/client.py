@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 
 from integrations.connectors.stripe.constants import API_VERSION
+from integrations.connectors.stripe.mapping import BALANCE_TRANSACTION_EXPAND
 from integrations.kernel import exceptions as exc
 from integrations.kernel.exceptions import PaymentDeclined
 from integrations.kernel.http import record_api_call
@@ -363,29 +364,41 @@ class StripeGateway:
         return self._call("balance.retrieve", self.client.v1.balance.retrieve).to_dict()
 
     def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
-        """Every balance transaction of an automatic payout, sources expanded."""
+        """Every balance transaction of an automatic payout, with the objects whose
+        metadata names the order expanded (``BALANCE_TRANSACTION_EXPAND``)."""
         yield from self._each(
             "balance_transaction.list",
             self.client.v1.balance_transactions.list,
-            {"payout": payout_id, "limit": 100, "expand": ["data.source"]},
+            {
+                "payout": payout_id,
+                "limit": LIST_PAGE_SIZE,
+                "expand": list(BALANCE_TRANSACTION_EXPAND),
+            },
         )
 
-    def balance_transactions_between(
-        self, *, created_gt: int, created_lte: int, currency: str = ""
+    def balance_transactions_available(
+        self, *, available_gt: int, available_lte: int, created_gte: int = 0, currency: str = ""
     ) -> Iterator[dict]:
-        """The balance history created in ``(created_gt, created_lte]`` (of ``currency``
-        when given), newest first, sources expanded, auto-paging: how a manual payout,
-        which ``payout=`` cannot itemise (reference stripe.md A7), is reconciled."""
+        """The balance history that became available in ``(available_gt,
+        available_lte]`` (of ``currency`` when given), newest first, expanded like a
+        payout's list: what a manual payout, which ``payout=`` cannot itemise (reference
+        stripe.md A7), paid out. Stripe lists by ``created`` only, so the transactions
+        created in ``[created_gte, available_lte]`` (funds become available after they
+        are created, never before) are streamed and filtered here by ``available_on``,
+        a page at a time."""
         params: dict[str, Any] = {
-            "created": {"gt": int(created_gt), "lte": int(created_lte)},
+            "created": {"gte": int(created_gte), "lte": int(available_lte)},
             "limit": LIST_PAGE_SIZE,
-            "expand": ["data.source"],
+            "expand": list(BALANCE_TRANSACTION_EXPAND),
         }
         if currency:
             params["currency"] = currency
-        yield from self._each(
+        for row in self._each(
             "balance_transaction.list", self.client.v1.balance_transactions.list, params
-        )
+        ):
+            available_on = row.get("available_on") or 0
+            if available_gt < available_on <= available_lte:
+                yield row
 
     def payout_retrieve(self, payout_id: str) -> dict:
         return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)

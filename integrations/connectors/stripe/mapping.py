@@ -869,6 +869,16 @@ def refund_params(
 
 
 # --- reconciliation: payouts and balance transactions (reference stripe.md A7) -------------
+PAYOUT_NOT_PAID_OUT = frozenset({"failed", "canceled"})
+"""Payout statuses of money that never reached the bank."""
+
+BALANCE_TRANSACTION_EXPAND = ("data.source", "data.source.payment_intent", "data.source.charge")
+"""What a list of balance transactions expands: the source, and the source's
+PaymentIntent and charge (a refund's or a dispute's), whose metadata names the order
+(3 levels, within Stripe's 4). Stripe expands each path where an item has it (a
+payout's own row has no ``payment_intent``), so matching reads no object line by line."""
+
+
 @dataclass(frozen=True)
 class StripePayout:
     id: str
@@ -889,7 +899,20 @@ class StripePayout:
     reconciliation_status: str = ""
     """not_applicable, in_progress or completed: ``completed`` once Stripe has tied every
     transaction to it (A7)."""
+    failure_code: str = ""
+    """Why a failed payout failed (``account_closed``, ``no_account``...)."""
+    failure_message: str = ""
+    failure_balance_transaction: str = ""
+    """The balance transaction (``txn_…``, a ``payout_failure`` or ``payout_cancel`` of
+    reporting category ``payout_reversal``) that returned a failed or canceled payout's
+    money to the balance."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def paid_out(self) -> bool:
+        """False once Stripe says it failed or was canceled: nothing reached the bank
+        (a payout can fail after ``payout.paid``)."""
+        return self.status not in PAYOUT_NOT_PAID_OUT
 
     @property
     def settled(self) -> bool:
@@ -913,6 +936,9 @@ def payout_from_wire(raw: Mapping[str, Any]) -> StripePayout:
         created=_int(raw.get("created")),
         balance_transaction=_id(raw.get("balance_transaction")),
         reconciliation_status=_text(raw.get("reconciliation_status")),
+        failure_code=_text(raw.get("failure_code")),
+        failure_message=_text(raw.get("failure_message")),
+        failure_balance_transaction=_id(raw.get("failure_balance_transaction")),
         raw=raw,
     )
 
@@ -993,7 +1019,12 @@ class StripeBalanceTransaction:
     payment_intent_id: str = ""
     """The PaymentIntent of the source (charge, refund or dispute), where it names one."""
     reference: OrderReference = field(default_factory=OrderReference)
-    """Our metadata on the source (an expanded PaymentIntent's before the charge's)."""
+    """Our metadata on the source: its expanded PaymentIntent's, else the source's own,
+    else its expanded charge's (a refund's or a dispute's)."""
+    reference_read: bool = False
+    """Every object whose metadata may name the order was expanded in the list (the
+    source, its PaymentIntent and its charge, where it names them): ``reference`` is
+    all Stripe holds, and nothing needs reading again."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -1028,15 +1059,26 @@ def _source_type(source: Any) -> str:
     return next((kind for prefix, kind in _SOURCE_PREFIXES if source_id.startswith(prefix)), "")
 
 
+def _expanded(value: Any) -> bool:
+    """A link the list expanded, or one naming nothing (a charge without PaymentIntent)."""
+    return value is None or value == "" or isinstance(value, Mapping)
+
+
 def balance_transaction_from_wire(raw: Mapping[str, Any]) -> StripeBalanceTransaction:
     source = raw.get("source")
     source_type = _source_type(source)
     obj = _mapping(source)
     intent = obj.get("payment_intent")
-    charge_id = _id(source) if source_type == "charge" else _id(obj.get("charge"))
-    reference = order_reference_from_wire(obj)
-    if isinstance(intent, Mapping) and order_reference_from_wire(intent).named:
-        reference = order_reference_from_wire(intent)
+    charge = obj.get("charge") if source_type != "charge" else None
+    charge_id = _id(source) if source_type == "charge" else _id(charge)
+    reference = next(
+        (
+            found
+            for found in (order_reference_from_wire(_mapping(o)) for o in (intent, obj, charge))
+            if found.named
+        ),
+        OrderReference(),
+    )
     amount = _int(raw.get("amount"))
     fee = _int(raw.get("fee"))
     net = raw.get("net")
@@ -1059,8 +1101,19 @@ def balance_transaction_from_wire(raw: Mapping[str, Any]) -> StripeBalanceTransa
         charge_id=charge_id,
         payment_intent_id=_id(intent),
         reference=reference,
+        reference_read=isinstance(source, Mapping) and _expanded(intent) and _expanded(charge),
         raw=raw,
     )
+
+
+def charge_reference(raw: Mapping[str, Any]) -> OrderReference:
+    """Our metadata on a charge read with ``expand=["payment_intent"]``: the
+    PaymentIntent's, else the charge's own."""
+    for obj in (_mapping(raw.get("payment_intent")), raw):
+        reference = order_reference_from_wire(obj)
+        if reference.named:
+            return reference
+    return OrderReference()
 
 
 def _card_of_event(obj: Mapping[str, Any], previous: Mapping[str, Any]) -> StripeCard:
