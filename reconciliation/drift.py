@@ -1,12 +1,17 @@
 """The drift check: do Znode, Stripe and the ERP still agree about the money of the
-last N days, each read from its own state (never from the platform's rows)?
+last N days, each read from its own state (the platform's rows only tell which ERP
+entries are this integration's, never what the systems hold)?
 
 - **Stripe → Znode and the ERP**: every PaymentIntent of this integration (our
   metadata) that succeeded must show in its Znode order as a payment record of its
   charge, and have its sales journal in the ERP; every refund of that charge that
   succeeded must have its credit memo.
-- **ERP → Stripe**: every sales journal in the ERP must name a charge Stripe holds
-  as captured.
+- **ERP → Stripe**: every sales journal in the ERP of this integration must name a
+  charge Stripe holds as captured. Several integrations may share one ERP, so a sales
+  journal is this integration's when its charge is one of our own rows (a payment of
+  our orders) or is in this integration's Stripe account without metadata naming
+  another integration. A charge neither holds is another Stripe account's: reported
+  only where the ERP serves this integration alone (then every entry is ours).
 
 Each mismatch is filed where operators already work: a quarantined job of the
 ``drift-recheck`` flow with a readable reason. Retrying the job checks that one
@@ -36,6 +41,7 @@ from integrations.models import Flow, Integration, Job
 from integrations.runtime import ServiceContext
 from integrations.services.jobs import job_run
 from payments import money
+from reconciliation import selectors
 from reconciliation.references import charge_of_sale, credit_memo_reference, sale_reference
 
 logger = logging.getLogger("reconciliation.drift")
@@ -142,16 +148,31 @@ def _paid_drifts(ctx: Any, intent: stripe_facts.StripePayment) -> Iterator[Drift
             )
 
 
-def _erp_drift(ctx: Any, document: erp_facts.ErpDocument) -> Drift | None:
+def _erp_drift(ctx: Any, document: erp_facts.ErpDocument, *, shared: bool) -> Drift | None:
+    """The mismatch of a sales journal of the ERP (None: it agrees with Stripe, or it is
+    another integration's: ``shared``, the ERP serves other integrations too)."""
     charge = charge_of_sale(document.external_reference)
     if not charge:
         return None
+    integration = ctx.integration
+    ours = selectors.sale_is_ours(
+        integration=integration, charge_id=charge, reference=document.external_reference
+    )
     try:
-        found = stripe_facts.charge_from_wire(ctx.client("stripe").charge_retrieve(charge))
+        raw = ctx.client("stripe").charge_retrieve(charge, expand=["payment_intent"])
     except exc.NotFound:
+        raw = None
+    if raw is None:
+        if shared and not ours:
+            return None  # a charge of another integration's Stripe account
         found = None
-    if found is not None and found.captured:
-        return None
+    else:
+        named = stripe_facts.charge_reference(raw).integration
+        if not ours and named and named != integration.name:
+            return None  # another integration's money on the same Stripe account
+        found = stripe_facts.charge_from_wire(raw)
+        if found.captured:
+            return None
     state = "does not exist" if found is None else f"is {found.status}, not captured"
     return Drift(
         ERP_SALE_WITHOUT_PAYMENT,
@@ -188,10 +209,11 @@ def drifts_find(
                 yield from _paid_drifts(ctx, intent)
             except exc.IntegrationError as error:
                 unchecked(f"{intent.id}: {error}")
+    shared = selectors.erp_shared(integration=ctx.integration)
     for document in ctx.client("erp").journal_entries_since(since.date()):
         progress(1)
         try:
-            drift = _erp_drift(ctx, document)
+            drift = _erp_drift(ctx, document, shared=shared)
         except exc.IntegrationError as error:
             unchecked(f"{document.external_reference}: {error}")
             continue
@@ -203,7 +225,10 @@ def drift_still_there(ctx: Any, *, kind: str, key: str) -> Drift | None:
     """The one mismatch a drift job is about, checked again now (None: resolved)."""
     if kind == ERP_SALE_WITHOUT_PAYMENT:
         found = ctx.client("erp").journal_entry_find(key)
-        return _erp_drift(ctx, erp_facts.document_from_wire(found)) if found else None
+        if not found:
+            return None
+        shared = selectors.erp_shared(integration=ctx.integration)
+        return _erp_drift(ctx, erp_facts.document_from_wire(found), shared=shared)
     stripe = ctx.client("stripe")
     charge_id = key
     if kind == REFUND_NOT_IN_ERP:

@@ -10,7 +10,7 @@ from django.db.models import Count, Q, Sum
 
 from integrations.models import Integration
 from payments.models import Dispute, Order, Payment, Refund
-from reconciliation.models import BalanceTransaction, Payout
+from reconciliation.models import BalanceTransaction, JournalEntry, Payout
 
 
 def payout_find(*, integration: Integration, stripe_payout_id: str) -> Payout | None:
@@ -109,3 +109,21 @@ def payout_reversal(
         .order_by("id")
         .first()
     )
+
+
+def erp_shared(*, integration: Integration) -> bool:
+    """Other integrations post to the same ERP connection."""
+    if integration.erp_id is None:
+        return False
+    others = Integration.objects.filter(erp_id=integration.erp_id).exclude(pk=integration.pk)
+    return others.exists()
+
+
+def sale_is_ours(*, integration: Integration, charge_id: str, reference: str) -> bool:
+    """A sales journal of the ERP is this integration's by its own rows: the charge is
+    a payment of its orders, or it posted the journal."""
+    if Payment.objects.filter(charge_id=charge_id, order__integration=integration).exists():
+        return True
+    return JournalEntry.objects.filter(
+        integration=integration, external_reference=reference
+    ).exists()

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from integrations.choices import JobStatus
 from integrations.connectors.erp.mapping import JournalEntry, JournalLine
-from integrations.models import Job
+from integrations.models import Integration, Job
 from integrations.services.flows import flows_install_defaults
 from integrations.services.jobs import job_discard, job_requeue, job_run
 from reconciliation.drift import drift_check
@@ -195,6 +195,70 @@ def test_a_drift_an_operator_discarded_is_not_filed_again(wired):  # noqa: F811
     again = drift_check(integration=wired, days=2, grace=NOW)
 
     assert (again.found, again.filed) == (2, 0)
+
+
+def _sale(wired, reference: str) -> None:  # noqa: F811  (a sales journal posted by hand)
+    wired.erp.client().journal_entry_post(
+        entry=JournalEntry(
+            external_reference=reference,
+            date=date.today(),
+            currency="USD",
+            memo="posted by another integration",
+            lines=(
+                JournalLine(account="1150", debit=Decimal("10.00")),
+                JournalLine(account="4000", credit=Decimal("10.00")),
+            ),
+        )
+    )
+
+
+def test_two_integrations_sharing_one_erp_do_not_report_each_others_sales(wired):  # noqa: F811
+    """An ERP entry is this integration's when its charge is a payment of ours, or is in
+    this integration's Stripe account without metadata naming another integration."""
+    from integrations.services.connections import connection_create
+
+    booked(wired, user_id=11)
+    other = Integration.objects.create(
+        name="other",
+        znode=wired.znode,
+        erp=wired.erp,  # the same ERP
+        stripe=connection_create(
+            name="stripe-other",
+            kind="stripe",
+            base_url=wired.sandbox.system_url("stripe"),
+            credentials={"api_key": "sk_test_other"},
+            rate_limit_per_second=500,
+        ),
+    )
+    response = requests.post(  # the other integration's money, authorized only
+        wired.sandbox.system_url("stripe") + "/v1/payment_intents",
+        data={
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": "true",
+            "capture_method": "manual",
+            "metadata[znode_order_number]": "O-1",
+            "metadata[integration]": "other",
+        },
+        headers={"Authorization": "Bearer sk_test_other"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    held = response.json()["latest_charge"]
+    _sale(wired, f"sale:{held}")
+    _sale(wired, "sale:ch_of_another_stripe_account")
+
+    ours = drift_check(integration=wired, days=2, grace=NOW)
+    theirs = drift_check(integration=other, days=2, grace=NOW)
+
+    assert (ours.found, ours.filed) == (0, 0)
+    # The other integration finds its own (and not ours, nor the unknown account's).
+    assert (theirs.found, theirs.filed) == (1, 1)
+    [job] = drift_jobs().values()
+    assert job.integration == other
+    assert job.reference == f"drift:erp_sale_without_payment:sale:{held}"
+    assert f"Stripe's charge {held} is succeeded, not captured" in job.last_error
 
 
 def test_a_znode_build_without_transaction_references_is_matched_by_amount():
