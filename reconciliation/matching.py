@@ -125,11 +125,14 @@ class _Local:
 
     @classmethod
     def load(cls, txns: Sequence[StripeBalanceTransaction]) -> _Local:
+        def sources(kind: str) -> list[str]:
+            return [t.source_id for t in txns if t.source_type == kind]
+
         return cls(
             by_charge=selectors.payments_by_charge(charge_ids=(t.charge_id for t in txns)),
             by_intent=selectors.payments_by_intent(intent_ids=(t.payment_intent_id for t in txns)),
-            refunds=selectors.refunds_by_stripe_id(refund_ids=(t.source_id for t in txns)),
-            disputes=selectors.disputes_by_stripe_id(dispute_ids=(t.source_id for t in txns)),
+            refunds=selectors.refunds_by_stripe_id(refund_ids=sources("refund")),
+            disputes=selectors.disputes_by_stripe_id(dispute_ids=sources("dispute")),
         )
 
     def order_of(self, txn: StripeBalanceTransaction) -> tuple[Order | None, str]:

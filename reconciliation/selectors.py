@@ -49,7 +49,10 @@ def disputes_by_stripe_id(*, dispute_ids: Iterable[str]) -> dict[str, Dispute]:
 
 def orders_by_number(*, integration: Integration, order_numbers: Iterable[str]) -> dict[str, Order]:
     numbers = {n for n in order_numbers if n}
-    rows = Order.objects.filter(integration=integration, order_number__in=numbers)
+    # What matching reads of them: a payout's batch names hundreds.
+    rows = Order.objects.filter(integration=integration, order_number__in=numbers).only(
+        "id", "order_number", "integration_id"
+    )
     return {o.order_number: o for o in rows} if numbers else {}
 
 

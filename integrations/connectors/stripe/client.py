@@ -8,12 +8,14 @@ Results are plain dicts (``to_dict()``): StripeObject is not a dict since v15.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import stripe
+from django.conf import settings
 
 from integrations.connectors.stripe.constants import API_VERSION
 from integrations.connectors.stripe.mapping import BALANCE_TRANSACTION_EXPAND
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from integrations.kernel.types import Connection
 
 _operation: ContextVar[str] = ContextVar("stripe_operation", default="")
+_body_cut: ContextVar[int] = ContextVar("stripe_body_cut", default=0)
+"""Responses longer than this (characters; 0: none) are recorded cut to it."""
 
 # Our own pacing for 429s inside one call, before the job-level retry takes over.
 RATE_LIMIT_BACKOFF = (0.5, 1.0, 2.0)
@@ -54,7 +58,10 @@ class RecordingHTTPClient(stripe.RequestsClient):
         ) as call:
             content, status, response_headers = super().request(method, url, headers, post_data)
             call.status_code = status
-            call.response_body = content
+            cut = _body_cut.get()
+            # A page of expanded balance transactions is ~1,000x the stored record: cut
+            # before it is redacted (as text, by the secret patterns), not after.
+            call.response_body = content[:cut] if cut and len(content) > cut else content
             return content, status, response_headers
 
 
@@ -366,9 +373,9 @@ class StripeGateway:
     def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
         """Every balance transaction of an automatic payout, with the objects whose
         metadata names the order expanded (``BALANCE_TRANSACTION_EXPAND``)."""
-        yield from self._each(
+        yield from self._list_plain(
             "balance_transaction.list",
-            self.client.v1.balance_transactions.list,
+            "/v1/balance_transactions",
             {
                 "payout": payout_id,
                 "limit": LIST_PAGE_SIZE,
@@ -393,9 +400,7 @@ class StripeGateway:
         }
         if currency:
             params["currency"] = currency
-        for row in self._each(
-            "balance_transaction.list", self.client.v1.balance_transactions.list, params
-        ):
+        for row in self._list_plain("balance_transaction.list", "/v1/balance_transactions", params):
             available_on = row.get("available_on") or 0
             if available_gt < available_on <= available_lte:
                 yield row
@@ -421,6 +426,38 @@ class StripeGateway:
         if created_lt is not None:
             params["created"] = {"lt": int(created_lt)}
         yield from self._each("payout.list", self.client.v1.payouts.list, params)
+
+    def _list_plain(self, operation: str, path: str, params: dict) -> Iterator[dict]:
+        """Every item of a list, page after page (``starting_after``), decoded as plain
+        JSON: for the large lists (a payout's balance transactions, each with its
+        expanded charge and PaymentIntent) building StripeObjects and turning them back
+        into dicts costs several times the page's decoding. Each page's request is
+        recorded as ``operation``, its body cut to what an ApiCall keeps."""
+        query = dict(params)
+        cut = _body_cut.set(int(settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]))
+        try:
+            while True:
+                page = self._call(operation, self._get_plain, path, query)
+                data = page.get("data") or []
+                yield from data
+                if not page.get("has_more") or not data:
+                    return
+                query["starting_after"] = data[-1]["id"]
+        finally:
+            _body_cut.reset(cut)
+
+    def _get_plain(self, path: str, params: dict) -> dict:
+        """One GET through the SDK's requestor (auth, version, network retries, our
+        recording HTTP client), its JSON decoded as plain dicts; an error answer
+        raises the SDK's error, as any call does."""
+        requestor = self.client._requestor  # the SDK's own; raw_request would decode
+        # every page a second time, into OrderedDicts
+        body, status, headers = requestor.request_raw(
+            "get", path, params=params, base_address="api", api_mode="V1", usage=["list"]
+        )
+        if not 200 <= status < 300:
+            requestor._interpret_response(body, status, headers, "V1")  # raises
+        return json.loads(body)
 
     def _each(
         self, operation: str, fn: Callable[..., Any], params: dict, *args: Any
