@@ -1,0 +1,515 @@
+"""Reconciliation of large payouts: import + match + tie-out rate, and peak memory, as
+the payout grows.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/reconciliation.py [--sizes 1000,10000,50000] [--sqlite]
+
+(``--help`` lists every option.)
+
+Method
+------
+1. Create a throw-away PostgreSQL database (``bench_recon_<pid>`` on 127.0.0.1:5432,
+   user postgres, trust auth; ``--postgres`` to change), or with ``--sqlite`` a SQLite
+   file in a temporary folder, and migrate it. DEBUG is off (no query log), LOG_LEVEL
+   WARNING.
+2. Serve the sandbox as its own process (``python -m sandbox --port <free>``) and wire
+   one integration ``bench`` to its Stripe and ERP (``connection_create``), as the
+   tests do (tests/support/wiring.py).
+3. For each size N: empty the sandbox's Stripe (``POST /_sandbox/reset/stripe``) and
+   seed one automatic, paid, reconciled payout of N card payments
+   (``POST /stripe/_test/payouts/seed``: each PaymentIntent and charge carries
+   ``znode_order_number=BENCH-<i>`` and ``integration=bench``, each has its available
+   balance transaction with Stripe's fee; ``--refunds-every K`` partly refunds every
+   K-th). The local orders ``BENCH-1`` .. ``BENCH-N`` are made with ``bulk_create``
+   (once, for the largest size): the import finds each charge's order by the metadata
+   on the listed (expanded) charge, as it would a payment made outside the platform;
+   no Payment rows, so no line is placed by an id the bench had to learn first.
+4. The import runs in a fresh child process per size (so one size's memory is not
+   another's), through the product's own service, ``reconciliation.services.
+   payout_import`` with a ``ServiceContext``: the payout read again, its
+   transactions listed from the sandbox over real HTTP (auto-paging, 100 a page,
+   expanded), matched (one query per kind per batch of 500), upserted, and tied out;
+   every Stripe call recorded as an ApiCall, as in production. Timed: that import,
+   wall clock ("import s", "txns/s" = transactions stored / seconds), with the RSS
+   high-water mark of the child (``VmHWM`` of /proc/self/status, reset through
+   /proc/self/clear_refs just before) as "RSS peak", and what the child held before
+   ("RSS base": Python, Django and the clients). Then the same payout is imported
+   again under ``tracemalloc`` (a re-import does the same work: list, match, upsert
+   every row, tie out) for the "traced peak" of Python allocations: tracemalloc slows
+   the code down, so its run is not the timed one. Each run is checked: the payout
+   ties out, with every transaction stored and none unexplained; a failed check makes
+   the exit status 1.
+5. Where the ledger and the exports are on main (``reconciliation.ledger.
+   payout_ledger_post``, ``reconciliation.exports``), phases "post" and "export" run
+   after the import in the same child, timed, and their memory counts in the peaks;
+   otherwise the table says they were not measured.
+
+Reading the result
+------------------
+The table has one row per size. The last line is::
+
+    RESULT reconciliation txns_per_s=<at the largest size> mem_ratio=<traced peak at the
+    largest size / traced peak at the smallest>
+
+txns_per_s is import + match + tie-out only. The goals are >= 5,000 transactions a
+second at 50k and a mem_ratio <= 1.5 (memory that does not grow with the payout:
+streamed a page and a batch at a time). The rate includes the sandbox's time to
+render each page in its own process on the same (2-core) machine, so it is a
+lower bound of what the import does against Stripe's API (whose latency is another
+matter: about 100 pages a second here, over the network far fewer); the ratio is what
+is comparable across machines. Nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# Run as a script, this folder comes first on the path, and this file would shadow the
+# reconciliation app: the repository root takes its place.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+HOST = "127.0.0.1"
+INTEGRATION = "bench"
+STRIPE_KEY = "sk_test_bench_reconciliation"
+AMOUNT = 1000
+"""Each seeded payment, in cents."""
+
+
+# --- processes and measurement --------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def rss_status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process, in bytes."""
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0]) * 1024
+    return values
+
+
+def rss_peak_reset() -> None:
+    """Start the RSS high-water mark again from the current RSS (Linux: clear_refs 5)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+class SandboxProcess:
+    """``python -m sandbox`` on a free port of 127.0.0.1, logging to a file."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = log_path
+        self.log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--host", HOST, "--port", str(self.port)],
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the sandbox exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                self.control("GET", "health")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the sandbox did not answer within {timeout:.0f}s")
+
+    def post(self, path: str, body: dict | None = None, timeout: float = 1800) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/{path}",
+            data=json.dumps(body or {}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {STRIPE_KEY}"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"{}")
+
+    def control(self, method: str, path: str) -> dict:
+        request = urllib.request.Request(f"{self.url}/_sandbox/{path}", method=method)
+        if method == "POST":
+            request.data = b"{}"
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+def admin_execute(postgres_url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{postgres_url}/postgres", autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def bench_environment(database_url: str, var_dir: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "VAR_DIR": var_dir,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "LOG_LEVEL": "WARNING",
+        "REDIS_URL": "",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def prepare_database(sandbox_url: str) -> None:
+    """Migrate, and wire the integration to the sandbox's Stripe and ERP."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    from integrations.models import Integration
+    from integrations.services.connections import connection_create
+
+    call_command("migrate", interactive=False, verbosity=0)
+    stripe = connection_create(
+        name="stripe-bench",
+        kind="stripe",
+        base_url=f"{sandbox_url}/stripe",
+        credentials={"api_key": STRIPE_KEY},
+        rate_limit_per_second=100_000,
+    )
+    erp = connection_create(
+        name="erp-bench",
+        kind="erp",
+        base_url=f"{sandbox_url}/erp",
+        credentials={"token": "sandbox-erp-token"},
+        rate_limit_per_second=100_000,
+    )
+    znode = connection_create(  # never called: an integration has its store
+        name="znode-bench",
+        kind="znode",
+        base_url=f"{sandbox_url}/znode",
+        credentials={"domain_name": "bench.example", "domain_key": "bench"},
+        settings={"store_domain": "bench.example", "poll": False},
+    )
+    Integration.objects.create(name=INTEGRATION, znode=znode, stripe=stripe, erp=erp)
+    connections.close_all()
+
+
+def orders_ensure(count: int) -> float:
+    """Orders BENCH-1 .. BENCH-count of the integration, made in bulk; seconds taken."""
+    from django.db import connections
+    from django.db.models import Max
+
+    from integrations.models import Integration
+    from payments.models import Order
+
+    started = time.perf_counter()
+    integration = Integration.objects.get(name=INTEGRATION)
+    have = Order.objects.filter(integration=integration).aggregate(n=Max("znode_order_id"))["n"]
+    rows = (
+        Order(
+            integration=integration,
+            znode_order_id=number,
+            order_number=f"BENCH-{number}",
+            currency="USD",
+            total=AMOUNT / 100,
+            amount_minor=AMOUNT,
+        )
+        for number in range((have or 0) + 1, count + 1)
+    )
+    Order.objects.bulk_create(rows, batch_size=5000)
+    connections.close_all()
+    return time.perf_counter() - started
+
+
+# --- the child: one size's import -----------------------------------------------------------
+def _optional(module: str, name: str) -> Any:
+    try:
+        return getattr(__import__(module, fromlist=[name]), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def child_main(payout_id: str, expected: int) -> int:
+    """Import ``payout_id`` (timed), again under tracemalloc, then post and export where
+    they exist; print one JSON line of measurements."""
+    import tracemalloc
+
+    import django
+
+    django.setup()
+    from integrations.models import Integration
+    from integrations.runtime import ServiceContext
+    from reconciliation.services import payout_import
+
+    integration = Integration.objects.select_related("stripe", "erp").get(name=INTEGRATION)
+    ctx = ServiceContext(integration=integration)
+    ctx.client("stripe")
+    ctx.client("erp")
+    problems: list[str] = []
+    result: dict[str, Any] = {"rss_base": rss_status()["VmRSS"]}
+
+    def check(report: Any, phase: str) -> None:
+        payout = report.payout
+        if (payout.tie_out, payout.transaction_count, payout.unexplained_count) != (
+            "tied_out",
+            expected,
+            0,
+        ):
+            problems.append(
+                f"{phase}: {payout.tie_out}, {payout.transaction_count} transactions "
+                f"(expected {expected}), {payout.unexplained_count} unexplained"
+            )
+
+    rss_peak_reset()
+    started = time.perf_counter()
+    report = payout_import(ctx=ctx, payout_id=payout_id)
+    result["import_s"] = time.perf_counter() - started
+    result["rss_peak"] = rss_status()["VmHWM"]
+    result["stored"] = report.new + report.known
+    check(report, "import")
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    report = payout_import(ctx=ctx, payout_id=payout_id)
+    result["traced_s"] = time.perf_counter() - started
+    result["traced_peak"] = tracemalloc.get_traced_memory()[1]
+    check(report, "re-import")
+    payout = report.payout
+
+    post = _optional("reconciliation.ledger", "payout_ledger_post")
+    if post is not None:
+        tracemalloc.reset_peak()
+        started = time.perf_counter()
+        post(ctx=ctx, payout=payout)
+        result["post_s"] = time.perf_counter() - started
+        result["traced_peak"] = max(result["traced_peak"], tracemalloc.get_traced_memory()[1])
+    exports = _optional("reconciliation", "exports")
+    export = getattr(exports, "payout_rows_csv", None) if exports is not None else None
+    if export is not None:
+        tracemalloc.reset_peak()
+        started = time.perf_counter()
+        with open(os.devnull, "w") as sink:
+            export(payout=payout, out=sink)
+        result["export_s"] = time.perf_counter() - started
+        result["traced_peak"] = max(result["traced_peak"], tracemalloc.get_traced_memory()[1])
+    tracemalloc.stop()
+    result["rss_peak"] = max(result["rss_peak"], rss_status()["VmHWM"])
+    result["problems"] = problems
+    print(json.dumps(result), flush=True)
+    return 1 if problems else 0
+
+
+def run_child(env: dict[str, str], payout_id: str, expected: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", payout_id, "--expected", str(expected)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"the import process exited with {done.returncode}:\n{done.stderr[-4000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+# --- entry point ------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Payout import + match + tie-out: transactions/s and peak memory by size.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes", default="1000,10000,50000", help="payments per payout, comma-separated"
+    )
+    parser.add_argument(
+        "--refunds-every", type=int, default=0, help="partly refund every K-th payment (0: none)"
+    )
+    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the bench DB")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="server URL (no database name) to create the bench database on",
+    )
+    parser.add_argument("--child", metavar="PAYOUT", help=argparse.SUPPRESS)
+    parser.add_argument("--expected", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
+    except ValueError:
+        parser.error("--sizes takes whole numbers separated by commas")
+    if not args.sizes or args.sizes[0] < 1:
+        parser.error("--sizes must be at least 1")
+    if args.refunds_every < 0:
+        parser.error("--refunds-every must not be negative")
+    return args
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so the cleanup below still runs."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _mb(value: float) -> str:
+    return f"{value / 2**20:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args.child, args.expected)
+    dbname = f"bench_recon_{os.getpid()}"
+    tmp = tempfile.TemporaryDirectory(prefix="bench_recon_")
+    sandbox: SandboxProcess | None = None
+    db_created = False
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    with terminate_as_exit():
+        try:
+            if args.sqlite:
+                database_url = f"sqlite:///{tmp.name}/bench.sqlite3"
+            else:
+                admin_execute(args.postgres, f'CREATE DATABASE "{dbname}"')
+                db_created = True
+                database_url = f"{args.postgres}/{dbname}"
+            env = bench_environment(database_url, tmp.name)
+            os.environ.update(env)
+            sandbox = SandboxProcess(Path(tmp.name) / "sandbox.log")
+            sandbox.wait_ready()
+            prepare_database(sandbox.url)
+            print(
+                f"reconciliation benchmark: {'SQLite' if args.sqlite else 'PostgreSQL ' + dbname}"
+                f"{' (kept)' if args.keep_db and not args.sqlite else ''}, sandbox "
+                f"{sandbox.url} (own process), {os.cpu_count()} CPUs, sizes "
+                f"{', '.join(str(s) for s in args.sizes)}"
+            )
+            orders_s = orders_ensure(args.sizes[-1])
+            print(f"  orders BENCH-1..{args.sizes[-1]} made in bulk in {orders_s:.1f} s")
+            for size in args.sizes:
+                sandbox.control("POST", "reset/stripe")
+                started = time.perf_counter()
+                seeded = sandbox.post(
+                    "stripe/_test/payouts/seed",
+                    {
+                        "count": size,
+                        "currency": "usd",
+                        "amount": AMOUNT,
+                        "metadata": {"znode_order_number": "BENCH-{i}", "integration": INTEGRATION},
+                        "refunds_every": args.refunds_every,
+                    },
+                )
+                seed_s = time.perf_counter() - started
+                refunds = size // args.refunds_every if args.refunds_every else 0
+                expected = size + refunds + 1  # and the payout's own row
+                measured = run_child(env, seeded["payout"], expected)
+                measured.update(size=size, seed_s=seed_s, expected=expected)
+                problems.extend(f"{size}: {p}" for p in measured["problems"])
+                rows.append(measured)
+                print(
+                    f"  {size}: seeded in {seed_s:.1f} s, imported in {measured['import_s']:.1f} s",
+                    flush=True,
+                )
+        finally:
+            if sandbox is not None:
+                sandbox.stop()
+            with contextlib.suppress(Exception):
+                from django.db import connections
+
+                connections.close_all()
+            if db_created and not args.keep_db:
+                admin_execute(args.postgres, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            tmp.cleanup()
+    print()
+    print(
+        f"{'size':>7}{'txns':>8}{'import s':>10}{'txns/s':>9}{'traced MB':>11}"
+        f"{'RSS base':>10}{'RSS peak':>10}{'post/s':>9}{'export/s':>10}"
+    )
+    for row in rows:
+
+        def rate(phase: str, row: dict[str, Any] = row) -> str:
+            seconds = row.get(f"{phase}_s")
+            return f"{row['stored'] / seconds:.0f}" if seconds else "-"
+
+        print(
+            f"{row['size']:>7}{row['stored']:>8}{row['import_s']:>10.2f}{rate('import'):>9}"
+            f"{_mb(row['traced_peak']):>11}{_mb(row['rss_base']):>10}"
+            f"{_mb(row['rss_peak']):>10}{rate('post'):>9}{rate('export'):>10}"
+        )
+    print(
+        "(txns/s: transactions stored per second of import + match + tie-out; traced MB: "
+        "tracemalloc peak of a re-import (and post/export); RSS: the import process's, "
+        "before and at its high-water mark, MB)"
+    )
+    if "post_s" not in rows[-1]:
+        print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")
+    if "export_s" not in rows[-1]:
+        print("export: not measured (reconciliation.exports is not on main)")
+    if problems:
+        print("CHECK FAILED:")
+        for problem in problems:
+            print(f"  - {problem}")
+    else:
+        print("check: ok (every payout tied out, every transaction stored, none unexplained)")
+    largest, smallest = rows[-1], rows[0]
+    print(
+        f"RESULT reconciliation txns_per_s={largest['stored'] / largest['import_s']:.0f} "
+        f"mem_ratio={largest['traced_peak'] / smallest['traced_peak']:.2f}",
+        flush=True,
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
