@@ -261,6 +261,48 @@ def test_two_integrations_sharing_one_erp_do_not_report_each_others_sales(wired)
     assert f"Stripe's charge {held} is succeeded, not captured" in job.last_error
 
 
+def _paging(list_docs):
+    """The sandbox ERP's list, paged as the ERP contract says (``page`` from 1,
+    ``page_size``, ``next`` a URL relative to the page's or null): until the sandbox
+    pages itself."""
+    from urllib.parse import urlencode
+
+    from sandbox.http import json_response
+
+    def paged(self, request, kind):
+        size, page = int(request.query.get("page_size", 100)), int(request.query.get("page", 1))
+        docs = list_docs(self, request, kind).body["results"]
+        more = page * size < len(docs)
+        query = {**request.query, "page": page + 1}
+        return json_response(
+            {
+                "results": docs[(page - 1) * size : page * size],
+                "count": len(docs),
+                "next": f"journal-entries?{urlencode(query)}" if more else None,
+            }
+        )
+
+    return paged
+
+
+def test_the_erp_list_is_read_page_after_page_as_a_stream(wired, monkeypatch):  # noqa: F811
+    import integrations.connectors.erp.client as erp_client
+    from tests.support.payments import calls
+
+    erp = type(wired.sandbox.sandbox.systems["erp"])
+    monkeypatch.setattr(erp, "list_docs", _paging(erp.list_docs))
+    for number in range(5):
+        _sale(wired, f"sale:ch_paged{number}")
+    monkeypatch.setattr(erp_client, "LIST_PAGE_SIZE", 2)
+    before = calls("erp.journal_entry.list")
+
+    listed = wired.erp.client().journal_entries_since(date.today())
+
+    assert calls("erp.journal_entry.list") == before  # a stream: nothing read yet
+    assert [d.external_reference for d in listed] == [f"sale:ch_paged{n}" for n in range(5)]
+    assert calls("erp.journal_entry.list") == before + 3  # 2 + 2 + 1, following next
+
+
 def test_a_znode_build_without_transaction_references_is_matched_by_amount():
     from integrations.connectors.znode.mapping import PaymentRecord
     from reconciliation.drift import _recorded

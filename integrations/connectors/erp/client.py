@@ -5,6 +5,8 @@ or an iPaaS endpoint usually offers) is:
 
     POST {base}/api/journal-entries   {external_reference, date, currency, memo, lines[]}
     GET  {base}/api/journal-entries?external_reference=REF   → {"results": [...]}
+    GET  {base}/api/journal-entries?date_from=DAY&page_size=500
+                                      → {"results": [...], "count": N, "next": URL | null}
     POST {base}/api/credit-memos      {external_reference, customer_reference, date,
                                        currency, amount, memo, lines?}
     GET  {base}/api/credit-memos?external_reference=REF
@@ -22,8 +24,10 @@ Point ``settings["client_class"]`` of the connection at the subclass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urljoin
 
 from django.utils.module_loading import import_string
 
@@ -61,6 +65,10 @@ def auth_headers(connection: Connection) -> dict[str, str]:
     )
 
 
+LIST_PAGE_SIZE = 500
+"""Documents asked for per page of a list (the sandbox ERP's maximum)."""
+
+
 class ErpClient:
     paths: ClassVar[dict[str, str]] = {
         JOURNAL_ENTRIES: "/api/journal-entries",
@@ -89,15 +97,37 @@ class ErpClient:
 
     # --- plumbing ------------------------------------------------------------------------
     def _request(self, method: str, kind: str, *, operation: str, **kwargs: Any):
+        return self._request_url(
+            method, self.base + self.paths[kind], operation=operation, **kwargs
+        )
+
+    def _request_url(self, method: str, url: str, *, operation: str, **kwargs: Any):
         throttle(self.connection)
         return http_request(
             self.connection,
             method,
-            self.base + self.paths[kind],
+            url,
             operation=operation,
             headers={**auth_headers(self.connection), "Accept": "application/json"},
             **kwargs,
         )
+
+    def _pages(self, kind: str, params: dict[str, Any], *, operation: str) -> Iterator[dict]:
+        """Every result of a list, page after page: each answer's ``next`` (an absolute
+        or a relative URL, null on the last page) is followed, one page in memory at a
+        time. An ERP that does not page answers everything at once, without ``next``."""
+        url = self.base + self.paths[kind]
+        seen: set[str] = set()
+        query: dict[str, Any] | None = params
+        while url:
+            seen.add(url)
+            body = self._request_url("GET", url, operation=operation, params=query).json()
+            yield from body.get("results") or []
+            following = body.get("next")
+            url = urljoin(url, following) if following else ""
+            query = None  # the next page's URL carries the query
+            if url in seen:
+                raise exc.DataError(f"{operation}: the ERP's next page {url} was read already")
 
     def _post(self, kind: str, body: dict[str, Any], *, operation: str) -> dict[str, Any]:
         reference = body.get("external_reference")
@@ -135,18 +165,15 @@ class ErpClient:
     def journal_entry_find(self, external_reference: str) -> dict | None:
         return self._find(JOURNAL_ENTRIES, external_reference, operation="erp.journal_entry.find")
 
-    def journal_entries_since(self, day: date) -> list[ErpDocument]:
+    def journal_entries_since(self, day: date) -> Iterator[ErpDocument]:
         """The journal entries dated ``day`` or later (``date_from``; an ERP that ignores
-        it answers more, filtered here by the documents' own dates)."""
-        response = self._request(
-            "GET",
-            JOURNAL_ENTRIES,
-            operation="erp.journal_entry.list",
-            params={"date_from": day.isoformat()},
-        )
-        rows = response.json().get("results") or []
-        documents = [document_from_wire(self.decode_document(d)) for d in rows]
-        return [d for d in documents if not d.date or d.date >= day.isoformat()]
+        it answers more, filtered here by the documents' own dates), streamed page
+        after page."""
+        params = {"date_from": day.isoformat(), "page_size": LIST_PAGE_SIZE}
+        for raw in self._pages(JOURNAL_ENTRIES, params, operation="erp.journal_entry.list"):
+            document = document_from_wire(self.decode_document(raw))
+            if not document.date or document.date >= day.isoformat():
+                yield document
 
     def credit_memo_post(self, *, memo: CreditMemo | dict[str, Any]) -> dict[str, Any]:
         if isinstance(memo, CreditMemo):
