@@ -4,9 +4,10 @@ A batch is matched at once: the local rows it may belong to (payments by charge 
 PaymentIntent, refunds, disputes, orders by number) are read in one query each. What
 the rows cannot place is read from the metadata we put on every Stripe object
 (``znode_order_number``, ``integration``): the source's PaymentIntent's, else the
-source's own, else its charge's, all expanded in the list itself
-(``BALANCE_TRANSACTION_EXPAND``), so a payout of any size makes no call per line. Only
-a line Stripe did not expand that far is read again, object by object.
+source's own, else its charge's, as far as the list expanded them
+(``BALANCE_TRANSACTION_EXPAND``). Only a line nothing local places whose metadata the
+list did not hold is read again, object by object; expanded to the PaymentIntent and
+the charge, a payout of any size makes no call per line.
 
 Only metadata naming this integration is ours. Metadata naming another integration is
 that integration's money (explained). Metadata naming an order but no integration is
@@ -155,8 +156,7 @@ Fetch = Callable[[str], Any]
 
 def _remote_reference(txn: StripeBalanceTransaction, gateway: Any) -> OrderReference:
     """Our metadata on the PaymentIntent, else on the charge, read from Stripe: only for
-    a line nothing local places whose list Stripe did not expand that far (the list's
-    expansions make this read nothing)."""
+    a line nothing local places whose list Stripe did not expand that far."""
     reads: list[tuple[str, Fetch]] = []
     if txn.payment_intent_id:
         reads.append((txn.payment_intent_id, gateway.payment_intent_retrieve))
