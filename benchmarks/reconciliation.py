@@ -318,9 +318,15 @@ def child_main(payout_id: str, expected: int) -> int:
     post = _optional("reconciliation.ledger", "payout_ledger_post")
     if post is not None:
         tracemalloc.reset_peak()
+        from integrations.kernel.exceptions import IntegrationError
+
         started = time.perf_counter()
-        post(ctx=ctx, payout=payout)
+        try:
+            outcome = post(ctx=ctx, payout=payout)
+        except IntegrationError as error:  # waiting for the orders' entries
+            outcome = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
         result["post_s"] = time.perf_counter() - started
+        result["post"] = outcome
         result["traced_peak"] = max(result["traced_peak"], tracemalloc.get_traced_memory()[1])
     exports = _optional("reconciliation", "exports")
     export = getattr(exports, "payout_rows_csv", None) if exports is not None else None
@@ -494,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "post_s" not in rows[-1]:
         print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")
+    else:
+        print(f"post at {rows[-1]['size']}: {json.dumps(rows[-1]['post'])[:300]}")
     if "export_s" not in rows[-1]:
         print("export: not measured (reconciliation.exports is not on main)")
     if problems:
