@@ -68,14 +68,11 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +84,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.intake import admin_execute, free_port, terminate_as_exit  # noqa: E402
+
 HOST = "127.0.0.1"
 INTEGRATION = "bench"
 STRIPE_KEY = "sk_test_bench_reconciliation"
@@ -95,12 +94,6 @@ AMOUNT = 1000
 
 
 # --- processes and measurement --------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def rss_status() -> dict[str, int]:
     """VmRSS and VmHWM of this process, in bytes."""
     values = {}
@@ -171,13 +164,6 @@ class SandboxProcess:
                 self.process.kill()
                 self.process.wait(timeout=5)
         self.log.close()
-
-
-def admin_execute(postgres_url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{postgres_url}/postgres", autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
 
 
 def bench_environment(database_url: str, var_dir: str) -> dict[str, str]:
@@ -392,20 +378,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.refunds_every < 0:
         parser.error("--refunds-every must not be negative")
     return args
-
-
-@contextlib.contextmanager
-def terminate_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the cleanup below still runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _mb(value: float) -> str:

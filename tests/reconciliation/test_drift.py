@@ -40,6 +40,21 @@ def booked(wired, user_id: int, total: str = "30.00") -> tuple[dict, dict]:  # n
     return placed, paid
 
 
+def _sale(wired, reference: str) -> None:  # noqa: F811  (a sales journal posted by hand)
+    wired.erp.client().journal_entry_post(
+        entry=JournalEntry(
+            external_reference=reference,
+            date=date.today(),
+            currency="USD",
+            memo="typed in by hand",
+            lines=(
+                JournalLine(account="1150", debit=Decimal("10.00")),
+                JournalLine(account="4000", credit=Decimal("10.00")),
+            ),
+        )
+    )
+
+
 def drift_jobs() -> dict[str, Job]:
     return {job.reference: job for job in Job.objects.filter(reference__startswith="drift:")}
 
@@ -55,18 +70,7 @@ def test_systems_that_agree_show_no_drift(wired):  # noqa: F811
 
 def test_a_planted_erp_entry_without_a_payment_is_found_once(wired):  # noqa: F811
     booked(wired, user_id=11)
-    wired.erp.client().journal_entry_post(
-        entry=JournalEntry(
-            external_reference="sale:ch_planted",
-            date=date.today(),
-            currency="USD",
-            memo="typed in by hand",
-            lines=(
-                JournalLine(account="1150", debit=Decimal("10.00")),
-                JournalLine(account="4000", credit=Decimal("10.00")),
-            ),
-        )
-    )
+    _sale(wired, "sale:ch_planted")
 
     first = drift_check(integration=wired, days=2, grace=NOW)
     again = drift_check(integration=wired, days=2, grace=NOW)
@@ -195,21 +199,6 @@ def test_a_drift_an_operator_discarded_is_not_filed_again(wired):  # noqa: F811
     again = drift_check(integration=wired, days=2, grace=NOW)
 
     assert (again.found, again.filed) == (2, 0)
-
-
-def _sale(wired, reference: str) -> None:  # noqa: F811  (a sales journal posted by hand)
-    wired.erp.client().journal_entry_post(
-        entry=JournalEntry(
-            external_reference=reference,
-            date=date.today(),
-            currency="USD",
-            memo="posted by another integration",
-            lines=(
-                JournalLine(account="1150", debit=Decimal("10.00")),
-                JournalLine(account="4000", credit=Decimal("10.00")),
-            ),
-        )
-    )
 
 
 def test_two_integrations_sharing_one_erp_do_not_report_each_others_sales(wired):  # noqa: F811
