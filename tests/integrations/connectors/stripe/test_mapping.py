@@ -64,6 +64,9 @@ def test_an_event_names_its_object_by_what_it_is_without_raw_or_secret():
             "created": 0,
             "balance_transaction": "",
             "reconciliation_status": "",
+            "failure_code": "",
+            "failure_message": "",
+            "failure_balance_transaction": "",
         }
     }
     assert event_facts(event("balance.available", {"object": "balance"})) == {}
