@@ -250,36 +250,10 @@ def test_two_integrations_sharing_one_erp_do_not_report_each_others_sales(wired)
     assert f"Stripe's charge {held} is succeeded, not captured" in job.last_error
 
 
-def _paging(list_docs):
-    """The sandbox ERP's list, paged as the ERP contract says (``page`` from 1,
-    ``page_size``, ``next`` a URL relative to the page's or null): until the sandbox
-    pages itself."""
-    from urllib.parse import urlencode
-
-    from sandbox.http import json_response
-
-    def paged(self, request, kind):
-        size, page = int(request.query.get("page_size", 100)), int(request.query.get("page", 1))
-        docs = list_docs(self, request, kind).body["results"]
-        more = page * size < len(docs)
-        query = {**request.query, "page": page + 1}
-        return json_response(
-            {
-                "results": docs[(page - 1) * size : page * size],
-                "count": len(docs),
-                "next": f"journal-entries?{urlencode(query)}" if more else None,
-            }
-        )
-
-    return paged
-
-
 def test_the_erp_list_is_read_page_after_page_as_a_stream(wired, monkeypatch):  # noqa: F811
     import integrations.connectors.erp.client as erp_client
     from tests.support.payments import calls
 
-    erp = type(wired.sandbox.sandbox.systems["erp"])
-    monkeypatch.setattr(erp, "list_docs", _paging(erp.list_docs))
     for number in range(5):
         _sale(wired, f"sale:ch_paged{number}")
     monkeypatch.setattr(erp_client, "LIST_PAGE_SIZE", 2)

@@ -462,9 +462,13 @@ def test_a_transaction_stripe_now_lists_under_another_payout_is_moved_and_both_n
     moving = BalanceTransaction.objects.get(source_id=b["charge"]).stripe_txn_id
     system = recon.sandbox.sandbox.systems["stripe"]
     with system.lock:  # Stripe now lists b's charge under a second payout
-        second = system._new_payout(4388, "usd")["id"]
+        table = system.table("balance_transaction")
+        held = system.ledger()["payouts"][first]
+        held.remove(moving)
+        for position, txn_id in enumerate(held):
+            table[txn_id]["_payout_pos"] = position
+        second = system._new_payout(4388, "usd", holds=[table[moving]])["id"]
         system.table("payout")[second]["reconciliation_status"] = "completed"
-        system.table("balance_transaction")[moving]["_payout"] = second
 
     out = import_payout(recon, second)
 
