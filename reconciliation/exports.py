@@ -37,7 +37,7 @@ from reconciliation import ledger
 from reconciliation.choices import EntryKind
 from reconciliation.models import BalanceTransaction, JournalEntry, Payout
 
-CHUNK = 2000
+CHUNK = 500
 """Transactions read per database round trip, and per batch of look-ups."""
 
 COLUMNS: tuple[str, ...] = (

@@ -26,7 +26,7 @@ from datetime import date
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from integrations.connectors.erp.mapping import CreditMemo, document_from_wire
@@ -365,7 +365,7 @@ def ledger_key_of(
 
 
 # --- a payout's journal ------------------------------------------------------------------------
-CHUNK = 2000
+CHUNK = 500
 """Balance transactions read together while a payout's journal is built."""
 
 SHOWN = 5
@@ -469,19 +469,24 @@ def _linked_clearing(integration: Integration, keys: list[str]) -> dict[str, _Li
     return {key: _Linked(cur, total, posted is not None) for key, cur, posted, total in rows}
 
 
-def _never_booked(integration: Integration, keys: list[str]) -> set[str]:
-    """Keys of order money order-to-cash books no entry for: a payment refunded in full
-    before its sale was posted (no sale, no credit memo), its charge and its refunds."""
-    unbooked = Payment.objects.filter(
-        order__integration=integration, erp_booked_at__isnull=True
-    ).exclude(refund_id="")
-    charges = set(unbooked.filter(charge_id__in=keys).values_list("charge_id", flat=True))
-    refunds = set(
-        Refund.objects.filter(stripe_refund_id__in=keys, payment__in=unbooked).values_list(
-            "stripe_refund_id", flat=True
-        )
+def _payout_keys(payout: Payout):
+    """The ledger keys of a payout's transactions, as a subquery."""
+    return (
+        BalanceTransaction.objects.filter(payout=payout).exclude(ledger_key="").values("ledger_key")
     )
-    return charges | refunds
+
+
+def _never_booked(payout: Payout) -> set[str]:
+    """Keys of the payout's order money order-to-cash books no entry for: a payment
+    refunded in full before its sale was posted (no sale, no credit memo), its charge
+    and its refunds. Rare, so one query each for the whole payout."""
+    keys = _payout_keys(payout)
+    unbooked = Payment.objects.filter(
+        order__integration_id=payout.integration_id, erp_booked_at__isnull=True
+    ).exclude(refund_id="")
+    charges = unbooked.filter(charge_id__in=keys).values_list("charge_id", flat=True)
+    refunds = Refund.objects.filter(stripe_refund_id__in=keys, payment__in=unbooked)
+    return set(charges) | set(refunds.values_list("stripe_refund_id", flat=True))
 
 
 def _chunks(payout: Payout) -> Iterator[list[BalanceTransaction]]:
@@ -508,10 +513,10 @@ def payout_journal(payout: Payout) -> PayoutJournal:
     journal = PayoutJournal()
     integration = payout.integration
     currency = payout.currency.upper()
+    unbooked = _never_booked(payout)
     for chunk in _chunks(payout):
         keys = [t.ledger_key for t in chunk if t.ledger_key]
         linked = _linked_clearing(integration, keys) if keys else {}
-        unbooked = _never_booked(integration, keys) if keys else set()
         for txn in chunk:
             _add(journal, txn, currency, linked, unbooked)
     return journal
@@ -691,17 +696,14 @@ def clearing_residual(payout: Payout) -> dict[str, int]:
     """What the Stripe clearing account holds for the payout, per currency, from the
     rows posted (zero when it ties out): the clearing lines of the order entries its
     transactions were booked by, and of the payout's own entries."""
-    keys = BalanceTransaction.objects.filter(payout=payout).exclude(ledger_key="")
-    rows = (
-        JournalLine.objects.filter(key="clearing", entry__integration_id=payout.integration_id)
-        .filter(
-            Q(entry__payout=payout)
-            | Q(
-                Exists(keys.filter(ledger_key=OuterRef("entry__ledger_key"))),
-                entry__payout__isnull=True,
-            )
-        )
-        .values_list("entry__currency")
-        .annotate(total=Sum("signed_minor"))
-    )
-    return {payout.currency.upper(): 0, **{currency: total for currency, total in rows}}
+    lines = JournalLine.objects.filter(key="clearing", entry__integration_id=payout.integration_id)
+    held: dict[str, int] = defaultdict(int, {payout.currency.upper(): 0})
+    for rows in (
+        lines.filter(entry__payout=payout),
+        lines.filter(entry__payout__isnull=True, entry__ledger_key__in=_payout_keys(payout)),
+    ):
+        for currency, total in rows.values_list("entry__currency").annotate(
+            total=Sum("signed_minor")
+        ):
+            held[currency] += total
+    return dict(held)
