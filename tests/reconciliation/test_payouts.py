@@ -658,10 +658,10 @@ def _arrival_day(recon, payout: str) -> str:
 
 
 def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
-    paid(recon, user_id=11)
+    orders = [paid(recon, user_id=11)]
     first = payout_run(recon)
     stripe(recon, "POST", "/_test/advance_time", seconds=2 * DAY)
-    paid(recon, user_id=12, total="12.34")
+    orders.append(paid(recon, user_id=12, total="12.34"))
     second = payout_run(recon)
     out, err = StringIO(), StringIO()
 
@@ -676,15 +676,26 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
     assert out.getvalue() == (
         "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0; "
         "transactions new 2, known 0, unexplained 0\n"
+        # its sale is not in the ERP yet: the journal waits for it
+        "ledger: not posted 0, waiting 1, posted 0, refused 0\n"
     )
     assert "1 payouts" in err.getvalue()  # the progress bar
     assert list(Payout.objects.values_list("stripe_payout_id", flat=True)) == [first]
+    for order, minor in zip(orders, (3000, 1234), strict=True):
+        run(
+            recon,
+            "payments.erp_post_sale",
+            order_number=order["order_number"],
+            charge=order["charge"],
+            amount_received=minor,
+        )
 
     out = StringIO()
     call_command("import_payouts", integration="recon", stdout=out, stderr=StringIO())
     assert out.getvalue() == (
         "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0; "
         "transactions new 2, known 2, unexplained 0\n"
+        "ledger: not posted 0, waiting 0, posted 2, refused 0\n"
     )
     assert set(Payout.objects.values_list("stripe_payout_id", flat=True)) == {first, second}
 

@@ -1,7 +1,9 @@
-"""``manage.py import_payouts --integration NAME [--since DATE] [--until DATE]``."""
+"""``manage.py import_payouts --integration NAME [--since DATE] [--until DATE]
+[--no-post]``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -10,10 +12,11 @@ from django.utils.dateparse import parse_date
 from tqdm import tqdm
 
 from integrations.connectors.stripe.mapping import payout_from_wire
-from integrations.kernel.exceptions import IntegrationError
+from integrations.kernel.exceptions import IntegrationError, TransientError
 from integrations.models import Integration
 from integrations.runtime import ServiceContext
-from reconciliation.choices import TieOut
+from reconciliation.choices import LedgerState, TieOut
+from reconciliation.ledger import payout_ledger_post
 from reconciliation.services import payout_import
 
 
@@ -34,13 +37,17 @@ class Command(BaseCommand):
     help = (
         "Import the Stripe payouts of an integration that arrive at the bank between two "
         "dates (UTC, both included): each payout's balance transactions are stored, "
-        "matched to their orders and tied out. Running it again changes nothing."
+        "matched to their orders and tied out, and each tied-out payout's journal is "
+        "posted to the ERP. Running it again changes nothing."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--integration", required=True, help="The integration's name.")
         parser.add_argument("--since", help="First arrival date (YYYY-MM-DD); default: all.")
         parser.add_argument("--until", help="Last arrival date (YYYY-MM-DD); default: none.")
+        parser.add_argument(
+            "--no-post", action="store_true", help="Import and tie out only; post no journal."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options):
@@ -53,6 +60,7 @@ class Command(BaseCommand):
             raise CommandError("--until is before --since")
         ctx = ServiceContext(integration=integration)
         outcomes: Counter[str] = Counter()
+        ledger: Counter[str] = Counter()
         transactions: Counter[str] = Counter()
         bar = tqdm(
             unit=" payouts", desc="payouts", disable=options["no_progress"], file=self.stderr._out
@@ -69,6 +77,11 @@ class Command(BaseCommand):
                 transactions["new"] += report.new
                 transactions["known"] += report.known
                 transactions["unexplained"] += report.payout.unexplained_count
+                if not options["no_post"]:
+                    # Waiting for an order's entry: the payout's state and note say which.
+                    with contextlib.suppress(TransientError):
+                        payout_ledger_post(ctx=ctx, payout=report.payout)
+                    ledger[report.payout.ledger_state] += 1
                 bar.update()
         except IntegrationError as error:
             raise CommandError(
@@ -82,3 +95,7 @@ class Command(BaseCommand):
             f"{transactions['new']}, known {transactions['known']}, unexplained "
             f"{transactions['unexplained']}"
         )
+        if not options["no_post"]:
+            self.stdout.write(
+                "ledger: " + ", ".join(f"{label} {ledger[s]}" for s, label in LedgerState.choices)
+            )
