@@ -26,7 +26,8 @@ from datetime import date
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, Sum, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from integrations.connectors.erp.mapping import CreditMemo, document_from_wire
@@ -37,6 +38,7 @@ from integrations.kernel import exceptions as exc
 from integrations.models import Integration
 from integrations.runtime import ActionContext
 from payments import money
+from payments.choices import RefundStatus
 from payments.models import Order, Payment, Refund
 from reconciliation.choices import Document, EntryKind, LedgerState, MatchedAs, TieOut
 from reconciliation.matching import category_of
@@ -388,6 +390,7 @@ _FIELDS = (
     "matched_as",
     "explained",
     "ledger_key",
+    "cleared_by",
 )
 
 
@@ -456,6 +459,9 @@ class PayoutJournal:
     mismatch_minor: int = 0
     mismatch_count: int = 0
     unexplained: int = 0
+    cleared_elsewhere: int = 0
+    elsewhere: list[str] = field(default_factory=list)
+    """Transactions another payout's posted journal cleared already (moved here)."""
 
 
 def _linked_clearing(integration: Integration, keys: list[str]) -> dict[str, _Linked]:
@@ -476,17 +482,38 @@ def _payout_keys(payout: Payout):
     )
 
 
-def _never_booked(payout: Payout) -> set[str]:
-    """Keys of the payout's order money order-to-cash books no entry for: a payment
-    refunded in full before its sale was posted (no sale, no credit memo), its charge
-    and its refunds. Rare, so one query each for the whole payout."""
+def _never_booked(payout: Payout) -> dict[str, str]:
+    """Keys of the payout's order money that order-to-cash books no entry for, and why
+    (used only where no entry holds the key): a payment refunded in full before its
+    sale was posted (no sale, no credit memo), its charge and its refunds; a refund
+    that failed before it went through (no credit memo, so no reversal), and its
+    failure. Rare, so one query each for the whole payout."""
     keys = _payout_keys(payout)
     unbooked = Payment.objects.filter(
         order__integration_id=payout.integration_id, erp_booked_at__isnull=True
     ).exclude(refund_id="")
-    charges = unbooked.filter(charge_id__in=keys).values_list("charge_id", flat=True)
+    found = dict.fromkeys(
+        unbooked.filter(charge_id__in=keys).values_list("charge_id", flat=True),
+        "refunded before booked",
+    )
     refunds = Refund.objects.filter(stripe_refund_id__in=keys, payment__in=unbooked)
-    return set(charges) | set(refunds.values_list("stripe_refund_id", flat=True))
+    found.update(
+        dict.fromkeys(refunds.values_list("stripe_refund_id", flat=True), "refunded before booked")
+    )
+    failed_uncredited = (
+        Refund.objects.filter(
+            order__integration_id=payout.integration_id,
+            status__in=(RefundStatus.FAILED, RefundStatus.CANCELED),
+            erp_booked_at__isnull=True,
+        )
+        .annotate(failure_key=Concat(Value("refund_failure:"), "stripe_refund_id"))
+        .filter(Q(stripe_refund_id__in=keys) | Q(failure_key__in=keys))
+        .values_list("stripe_refund_id", flat=True)
+    )
+    for refund in failed_uncredited:
+        why = "the refund failed before it was credited"
+        found[refund] = found[f"refund_failure:{refund}"] = why
+    return found
 
 
 def _chunks(payout: Payout) -> Iterator[list[BalanceTransaction]]:
@@ -514,11 +541,12 @@ def payout_journal(payout: Payout) -> PayoutJournal:
     integration = payout.integration
     currency = payout.currency.upper()
     unbooked = _never_booked(payout)
+    own = set(payout.journal_entries.values_list("pk", flat=True))
     for chunk in _chunks(payout):
         keys = [t.ledger_key for t in chunk if t.ledger_key]
         linked = _linked_clearing(integration, keys) if keys else {}
         for txn in chunk:
-            _add(journal, txn, currency, linked, unbooked)
+            _add(journal, txn, currency, linked, unbooked, own)
     return journal
 
 
@@ -527,7 +555,8 @@ def _add(
     txn: BalanceTransaction,
     currency: str,
     linked: dict[str, _Linked],
-    unbooked: set[str],
+    unbooked: Mapping[str, str],
+    own: set[int],
 ) -> None:
     category = category_of(txn)
     sums = journal.sums
@@ -538,13 +567,19 @@ def _add(
     if not txn.explained:
         journal.unexplained += 1
         return
+    if txn.cleared_by_id is not None and txn.cleared_by_id not in own:
+        journal.cleared_elsewhere += 1
+        if len(journal.elsewhere) < SHOWN:
+            journal.elsewhere.append(txn.stripe_txn_id)
+        return
     fees_here = txn.matched_as != MatchedAs.DISPUTE
-    if txn.ledger_key and txn.ledger_key in unbooked:
-        sums[(category, f"Stripe {category} (no order entry: refunded before booked)")] += (
+    entry = linked.get(txn.ledger_key) if txn.ledger_key else None
+    if txn.ledger_key and entry is None and txn.ledger_key in unbooked:
+        # No order entry will ever hold it: its own account, from here.
+        sums[(category, f"Stripe {category} (no order entry: {unbooked[txn.ledger_key]})")] += (
             txn.gross_minor
         )
     elif txn.ledger_key:
-        entry = linked.get(txn.ledger_key)
         expected = txn.gross_minor if fees_here else txn.net_minor
         if entry is None or not entry.posted:
             journal.waiting_count += 1
@@ -633,13 +668,25 @@ def _ledger_set(payout: Payout, state: str, note: str, **more: Any) -> None:
 
 
 def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
-    """Post a tied-out payout's journal to the ERP, once: never one that does not
-    balance or would not empty the clearing account; one that waits for an order's
-    entry raises :class:`~integrations.kernel.exceptions.ConflictRetry` (the job tries
-    again later)."""
-    payout.refresh_from_db()
+    """Post a tied-out payout's journal to the ERP, once, the payout's row locked while
+    it is built and posted (the import of the same payout waits): never one that does
+    not balance, would not leave every clearing account at zero for it, or clears a
+    transaction another payout's journal cleared; one that waits for an order's entry
+    raises :class:`~integrations.kernel.exceptions.ConflictRetry` (the job tries
+    again later). A refusal is the ledger's (its state and note); the tie-out stays
+    Stripe's."""
     if ctx.integration is None or ctx.integration.erp_id is None:
         return {"skipped": "no ERP"}
+    with transaction.atomic():
+        locked = Payout.objects.select_for_update().get(pk=payout.pk)
+        outcome = _post_locked(ctx, locked)
+    payout.refresh_from_db()
+    if "waiting" in outcome:
+        raise exc.ConflictRetry(f"payout {payout}: {outcome['waiting']}")
+    return outcome
+
+
+def _post_locked(ctx: Any, payout: Payout) -> dict:
     if payout.ledger_state == LedgerState.POSTED:
         return {"skipped": "posted already", "ledger": payout.ledger_state}
     if payout.tie_out != TieOut.TIED_OUT:
@@ -659,26 +706,48 @@ def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
             f"yet: {', '.join(journal.waiting)}" + (f" and {more} more" if more > 0 else "")
         )
         _ledger_set(payout, LedgerState.WAITING, note)
-        raise exc.ConflictRetry(f"payout {payout}: {note}")
-    if journal.mismatch_count or journal.unexplained:
-        note = (
+        return {"waiting": note}
+    refusal = ""
+    if journal.cleared_elsewhere:
+        refusal = (
+            f"Refused: {journal.cleared_elsewhere} transactions were cleared by another "
+            f"payout's posted journal already (moved here): {', '.join(journal.elsewhere)}. "
+            "Reverse them in that journal, then clear their mark to post this one."
+        )
+    elif journal.mismatch_count:
+        refusal = (
             f"Refused: the clearing account would not net to zero for this payout by "
             f"{shown(journal.mismatch_minor, cur)}; {journal.mismatch_count} order entries "
             f"differ from Stripe: {'; '.join(journal.mismatched)}"
-            if journal.mismatch_count
-            else f"Refused: {journal.unexplained} transactions are unexplained."
         )
-        _ledger_set(payout, LedgerState.REFUSED, note, tie_out=TieOut.DISCREPANCY)
-        return {"refused": note}
-    gl = gl_map(ctx.integration)
-    entries = payout_entries(gl, payout, journal)
-    try:
-        for entry in entries:
-            entry.check_balanced()
-    except exc.DataError as error:
-        _ledger_set(payout, LedgerState.REFUSED, f"Refused: {error}", tie_out=TieOut.DISCREPANCY)
-        return {"refused": str(error)}
+    elif journal.unexplained:
+        refusal = f"Refused: {journal.unexplained} transactions are unexplained."
+    entries: list[Entry] = []
+    if not refusal:
+        try:
+            entries = payout_entries(gl_map(ctx.integration), payout, journal)
+            for entry in entries:
+                entry.check_balanced()
+                erp_document(entry)  # every amount expressible in its currency
+            left = _clearing_left(payout, entries)
+        except (exc.DataError, money.MoneyError) as error:
+            refusal = f"Refused: {error}"
+        else:
+            if left:
+                refusal = "Refused: it would leave on the clearing accounts " + "; ".join(
+                    f"{account}: {shown(total, currency)}"
+                    for (account, currency), total in sorted(left.items())
+                )
+    if refusal:
+        _ledger_set(payout, LedgerState.REFUSED, refusal)
+        return {"refused": refusal}
     documents = [entry_post(ctx, entry) for entry in entries]
+    deposit = JournalEntry.objects.get(
+        integration=payout.integration, external_reference=entries[-1].reference
+    )
+    BalanceTransaction.objects.filter(payout=payout, cleared_by__isnull=True).update(
+        cleared_by=deposit
+    )
     residual = clearing_residual(payout)
     lines = [
         f"Posted {', '.join(e.reference for e in entries)} (ERP {', '.join(documents)}).",
@@ -686,22 +755,49 @@ def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
         + "; ".join(shown(r, c) for c, r in sorted(residual.items()))
         + ".",
     ]
-    if any(residual.values()):
-        lines[1] = "The clearing account does NOT net to zero: " + lines[1].split(": ", 1)[1]
     _ledger_set(payout, LedgerState.POSTED, "\n".join(lines))
     return {"posted": [e.reference for e in entries], "documents": documents}
 
 
+def _linked_lines(payout: Payout):
+    """The clearing lines of the posted order entries the payout's transactions were
+    booked by."""
+    return JournalLine.objects.filter(
+        key="clearing",
+        entry__integration_id=payout.integration_id,
+        entry__payout__isnull=True,
+        entry__posted_at__isnull=False,
+        entry__ledger_key__in=_payout_keys(payout),
+    )
+
+
+def _clearing_left(payout: Payout, entries: list[Entry]) -> dict[tuple[str, str], int]:
+    """What the payout's entries, as built, would leave on each clearing account (by
+    account and currency: an account the GL map moved since the sale shows here),
+    counting the order entries they clear; only what is not zero."""
+    left: dict[tuple[str, str], int] = defaultdict(int)
+    for account, currency, total in (
+        _linked_lines(payout)
+        .values_list("account", "entry__currency")
+        .annotate(total=Sum("signed_minor"))
+    ):
+        left[(account, currency.upper())] += total
+    for entry in entries:
+        for posting in entry.lines():
+            if posting.key == "clearing":
+                left[(posting.account, entry.currency.upper())] += posting.signed_minor
+    return {where: total for where, total in left.items() if total}
+
+
 def clearing_residual(payout: Payout) -> dict[str, int]:
     """What the Stripe clearing account holds for the payout, per currency, from the
-    rows posted (zero when it ties out): the clearing lines of the order entries its
-    transactions were booked by, and of the payout's own entries."""
-    lines = JournalLine.objects.filter(key="clearing", entry__integration_id=payout.integration_id)
+    rows the ERP accepted (zero when it ties out): the clearing lines of the order
+    entries its transactions were booked by, and of the payout's own entries."""
     held: dict[str, int] = defaultdict(int, {payout.currency.upper(): 0})
-    for rows in (
-        lines.filter(entry__payout=payout),
-        lines.filter(entry__payout__isnull=True, entry__ledger_key__in=_payout_keys(payout)),
-    ):
+    own = JournalLine.objects.filter(
+        key="clearing", entry__payout=payout, entry__posted_at__isnull=False
+    )
+    for rows in (own, _linked_lines(payout)):
         for currency, total in rows.values_list("entry__currency").annotate(
             total=Sum("signed_minor")
         ):

@@ -169,6 +169,15 @@ class BalanceTransaction(models.Model):
     unmatched_reason = models.TextField(
         blank=True, help_text="Why it has no order: what it is, or what could not be found."
     )
+    cleared_by = models.ForeignKey(
+        "JournalEntry",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The payout journal that took its money off the Stripe clearing account "
+        "(a transaction is cleared once, by one payout).",
+    )
     ledger_key = models.CharField(
         max_length=255,
         blank=True,
@@ -243,6 +252,10 @@ class GlAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.currency or '*'} → {self.account}"
+
+    def save(self, *args, **kwargs):
+        self.currency = self.currency.upper()  # one row per currency, however typed
+        super().save(*args, **kwargs)
 
 
 class JournalEntry(models.Model):

@@ -251,7 +251,9 @@ def _payout_left(gateway: Any, payout: Payout, *, to: Payout, count: int, named:
     fact = payout_from_wire(gateway.payout_retrieve(payout.stripe_payout_id))
     _payout_upsert(payout.integration, fact)
     posted = (
-        " Its journal was posted with them: the ledger needs correcting."
+        " Its journal was posted with them and cleared them: the payout now holding them "
+        "refuses to clear them again (its ledger note says which); reverse them in this "
+        "payout's journal in the ERP before that payout is posted."
         if payout.ledger_state == LedgerState.POSTED
         else ""
     )
@@ -473,5 +475,8 @@ def _not_paid_out(payout: Payout, fact: StripePayout) -> str:
             "explained in the payout that takes it to the bank again."
         )
     if payout.ledger_state == LedgerState.POSTED:
-        line += " Its journal was posted: the ledger needs correcting."
+        line += (
+            " Its journal was posted: the money's return is booked back from the bank by "
+            "the payout that holds its payout_reversal, so the ledger corrects itself."
+        )
     return line

@@ -16,7 +16,7 @@ from reconciliation import ledger
 from reconciliation.choices import EntryKind, LedgerState, TieOut
 from reconciliation.models import GlAccount, JournalEntry, JournalLine, Payout
 from tests.reconciliation.conftest import STRIPE_KEY
-from tests.reconciliation.test_payouts import import_payout, paid, payout_run, stripe
+from tests.reconciliation.test_payouts import import_payout, paid, payout_run, sale_post, stripe
 from tests.support.payments import collect, erp_entries, new_ctx, place, run
 
 pytestmark = pytest.mark.django_db
@@ -35,14 +35,7 @@ def trial_balance(recon) -> dict[tuple[str, str], Decimal]:
 def sold(recon, *, user_id: int, total: str, card: str = "pm_card_visa") -> dict:
     """An order paid through the platform and its sale posted to the ERP."""
     order = paid(recon, user_id=user_id, total=total, card=card)
-    minor = int(Decimal(total) * 100)
-    run(
-        recon,
-        "payments.erp_post_sale",
-        order_number=order["order_number"],
-        charge=order["charge"],
-        amount_received=minor,
-    )
+    sale_post(recon, order, int(Decimal(total) * 100))
     return order
 
 
@@ -112,13 +105,7 @@ def test_a_payout_waits_for_the_sale_entries_it_clears(recon):
     row = Payout.objects.get()
     assert row.ledger_state == LedgerState.WAITING and order["charge"] in row.ledger_note
     assert erp_entries(recon, f"payout:{payout}") == []
-    run(
-        recon,
-        "payments.erp_post_sale",
-        order_number=order["order_number"],
-        charge=order["charge"],
-        amount_received=3000,
-    )
+    sale_post(recon, order, 3000)
     run(recon, "reconciliation.post_payout", payout=payout)
     row.refresh_from_db()
     assert row.ledger_state == LedgerState.POSTED
@@ -137,7 +124,8 @@ def test_a_sale_entry_that_differs_from_stripe_is_flagged_and_nothing_is_posted(
     out = run(recon, "reconciliation.post_payout", payout=payout)
 
     row = Payout.objects.get()
-    assert (row.tie_out, row.ledger_state) == (TieOut.DISCREPANCY, LedgerState.REFUSED)
+    # The ledger refuses; the tie-out stays Stripe's (its nets do add up).
+    assert (row.tie_out, row.ledger_state) == (TieOut.TIED_OUT, LedgerState.REFUSED)
     assert "would not net to zero" in out["refused"] and "-1.00 USD" in out["refused"]
     assert order["charge"] in row.ledger_note
     assert erp_entries(recon, f"payout:{payout}") == []
@@ -212,13 +200,7 @@ def test_a_sale_settled_in_another_currency_clears_through_fx_in_both(recon):
     ).raise_for_status()
     placed = place(recon, user_id=11, total="35.00", currency="GBP")
     payment = collect(recon, placed)
-    run(
-        recon,
-        "payments.erp_post_sale",
-        order_number=placed["order_number"],
-        charge=payment["charge"],
-        amount_received=3500,
-    )
+    sale_post(recon, {**placed, "charge": payment["charge"]}, 3500)
     refund = stripe(recon, "POST", "/v1/refunds", charge=payment["charge"], amount=1000)
     run(recon, "payments.record_refund", refund=refund["id"])
     run(recon, "payments.reflect_refund", refund=refund["id"])
@@ -243,3 +225,52 @@ def test_a_sale_settled_in_another_currency_clears_through_fx_in_both(recon):
         Decimal("25.00"),
         Decimal("-31.78"),  # 44.49 - 12.71: what the 25.00 GBP became
     )
+
+
+def test_a_refund_that_failed_before_it_was_credited_does_not_hold_up_the_payout(recon):
+    """The bank returned the refund before any credit memo (so no reversal either):
+    Stripe's refund and its failure are booked by the payout itself, against refunds,
+    netting to nothing; the payout does not wait for entries that will never come."""
+    order = sold(recon, user_id=11, total="30.00", card="pm_card_refundFail")
+    refund = stripe(recon, "POST", "/v1/refunds", charge=order["charge"], amount=1000)
+    stripe(recon, "POST", "/_test/settle")  # the bank returns it
+    run(recon, "payments.record_refund", refund=refund["id"])
+    payout = payout_run(recon)
+    import_payout(recon, payout)
+
+    out = run(recon, "reconciliation.post_payout", payout=payout)
+
+    assert out["posted"] == [f"payout:{payout}"], out
+    refunds = [
+        line for line in entry_lines(f"payout:{payout}") if line[0] in ("refund", "refund_failure")
+    ]
+    assert sorted(refunds) == [
+        ("refund", "4100", Decimal("10.00"), Decimal(0)),  # the refund
+        ("refund_failure", "4100", Decimal(0), Decimal("10.00")),  # its money back
+    ]
+    assert trial_balance(recon)[("1150", "USD")] == 0
+
+
+def test_a_transaction_cleared_by_a_posted_payout_is_never_cleared_again(recon):
+    sold(recon, user_id=11, total="30.00")
+    payout = payout_run(recon)
+    import_payout(recon, payout)
+    run(recon, "reconciliation.post_payout", payout=payout)
+    first = Payout.objects.get()
+    # As if Stripe now listed the charge under another payout (moved on re-import).
+    other = Payout.objects.create(
+        integration=recon,
+        stripe_payout_id="po_other",
+        amount_minor=0,
+        currency="USD",
+        status="paid",
+        tie_out=TieOut.TIED_OUT,
+    )
+    first.transactions.filter(type="charge").update(payout=other)
+
+    out = run(recon, "reconciliation.post_payout", payout="po_other")
+
+    other.refresh_from_db()
+    assert other.ledger_state == LedgerState.REFUSED
+    assert "cleared by another payout's posted journal" in out["refused"]
+    assert erp_entries(recon, "payout:po_other") == []

@@ -51,6 +51,17 @@ def paid(recon, *, user_id: int, total: str = "30.00", card: str = "pm_card_visa
     return {"order_number": placed["order_number"], "charge": payment["charge"]}
 
 
+def sale_post(recon, order: dict, minor: int) -> dict:
+    """Order-to-cash posts the order's sale (its money onto the clearing account)."""
+    return run(
+        recon,
+        "payments.erp_post_sale",
+        order_number=order["order_number"],
+        charge=order["charge"],
+        amount_received=minor,
+    )
+
+
 def paid_outside(recon, amount: int, **metadata: str) -> dict:
     """A payment made in Stripe without the platform (the Dashboard, another app)."""
     extra = {f"metadata[{k}]": v for k, v in metadata.items()}
@@ -613,13 +624,7 @@ def test_a_manual_payout_pays_out_what_became_available_not_what_was_created(rec
 
 def test_a_signed_payout_event_files_a_job_that_imports_the_payout(recon, client):
     order = paid(recon, user_id=11)
-    run(  # its sale on the clearing account: the payout's journal empties it
-        recon,
-        "payments.erp_post_sale",
-        order_number=order["order_number"],
-        charge=order["charge"],
-        amount_received=3000,
-    )
+    sale_post(recon, order, 3000)  # on the clearing account: the payout's journal empties it
     payout = payout_run(recon)
     stripe(recon, "POST", "/_test/run_payouts")  # in transit → paid
     obj = {**stripe(recon, "GET", f"/v1/payouts/{payout}"), "amount": 1}  # a hint only
@@ -682,13 +687,7 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
     assert "1 payouts" in err.getvalue()  # the progress bar
     assert list(Payout.objects.values_list("stripe_payout_id", flat=True)) == [first]
     for order, minor in zip(orders, (3000, 1234), strict=True):
-        run(
-            recon,
-            "payments.erp_post_sale",
-            order_number=order["order_number"],
-            charge=order["charge"],
-            amount_received=minor,
-        )
+        sale_post(recon, order, minor)
 
     out = StringIO()
     call_command("import_payouts", integration="recon", stdout=out, stderr=StringIO())
