@@ -76,8 +76,6 @@ FALLBACK: Mapping[str, str] = {
 """A key without an account of its own posts to this one's; a fee type (``fee:…``)
 falls back to ``fee``, any other key to ``other``."""
 
-ROLES = ("clearing", "bank", "fx", "rounding", "other", "dispute_fee")
-
 
 def _fallbacks(key: str) -> Iterator[str]:
     seen = set()
@@ -406,19 +404,31 @@ def _fee_postings(txn: BalanceTransaction) -> Iterator[tuple[str, int]]:
         yield "fee", txn.fee_minor - detailed
 
 
+def _payout_key(category: str) -> str:
+    """The key of a payout's money: its own row (``payout``), a failed or canceled
+    payout's money back (``payout_reversal``), else the bank."""
+    return category if category in ("payout", "payout_reversal") else "bank"
+
+
+def _own_key(category: str) -> str:
+    """The key of the account's own money (no order's): by its reporting category,
+    Stripe's fees and tax on them to expense."""
+    return _FEE_CATEGORIES.get(category, category or "other")
+
+
 def transaction_keys(txn: BalanceTransaction) -> list[str]:
     """The GL map's keys a balance transaction posts under in its payout's journal
     (and, for an order's money, the order entry's clearing before it)."""
     category = category_of(txn)
     if txn.matched_as == MatchedAs.PAYOUT:
-        keys = [category if category in ("payout", "payout_reversal") else "bank"]
+        keys = [_payout_key(category)]
     elif txn.ledger_key:
         # Stripe books a dispute in the settlement currency, so does its entry; a sale
         # or refund of a converted charge is in the order's currency: through FX.
         converted = txn.exchange_rate is not None and txn.matched_as != MatchedAs.DISPUTE
         keys = ["fx" if converted else "clearing"]
     else:
-        keys = [_FEE_CATEGORIES.get(category, category or "other")]
+        keys = [_own_key(category)]
     if txn.matched_as != MatchedAs.DISPUTE:
         keys += [key for key, _ in _fee_postings(txn)]
     return keys
@@ -561,7 +571,7 @@ def _add(
     category = category_of(txn)
     sums = journal.sums
     if txn.matched_as == MatchedAs.PAYOUT:
-        key = category if category in ("payout", "payout_reversal") else "bank"
+        key = _payout_key(category)
         sums[(key, "Payout to the bank" if key == "payout" else "Payout returned")] += txn.net_minor
         return
     if not txn.explained:
@@ -600,8 +610,7 @@ def _add(
                     )
             sums[("clearing", f"Stripe {category}")] += expected
     else:
-        key = _FEE_CATEGORIES.get(category, category or "other")
-        sums[(key, f"Stripe {category or txn.type}")] += txn.gross_minor
+        sums[(_own_key(category), f"Stripe {category or txn.type}")] += txn.gross_minor
     if fees_here:
         for key, amount in _fee_postings(txn):
             sums[(key, "Stripe fees")] -= amount
