@@ -14,8 +14,8 @@ import pytest
 import requests
 from django.core import mail
 
-from integrations.choices import JobStatus
-from integrations.models import ApiCall, Job
+from integrations.choices import EventStatus, JobStatus
+from integrations.models import ApiCall, InboundEvent, Job
 from payments.choices import OrderState
 from payments.models import Order, Payment
 from tests.e2e.conftest import saved_card_customer, stripe_client, wait_for
@@ -27,8 +27,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 def _duplicate_delivered(sandbox, number: str) -> None:
     """Flush the sandbox's held Stripe webhooks; wait for the second delivery of the
     order's payment_intent.succeeded."""
-    from integrations.models import InboundEvent
-
     sandbox.control("POST", "webhooks/stripe/flush")
     wait_for(
         lambda: InboundEvent.objects.filter(
@@ -161,6 +159,15 @@ def test_saved_card_order_is_paid_off_session(platform, sandbox, admin_client):
         message="order paid",
     )
     flow_done(number, "payment-succeeded")
+    # The off-session charge answers the collecting job at once, and its webhook may
+    # finish its own flow first: the timeline below is read once both are done.
+    flow_done(number, "order-created-collect-payment")
+    wait_for(
+        lambda: InboundEvent.objects.filter(
+            event_type="order.created", reference=number, status=EventStatus.PROCESSED
+        ).exists(),
+        message="order.created processed",
+    )
     payment = order.payments.get()
     assert payment.status == "succeeded" and payment.amount_minor == 4250
     intent = stripe_client(sandbox).v1.payment_intents.retrieve(payment.payment_intent_id)
