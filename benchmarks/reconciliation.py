@@ -155,6 +155,33 @@ class SandboxProcess:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"{}")
 
+    def list_pages(self, payout_id: str) -> tuple[int, float]:
+        """The baseline: every page of the payout's balance transactions, expanded as
+        the import asks, read and decoded one after another with nothing else done:
+        (transactions, seconds)."""
+        import requests
+
+        from integrations.connectors.stripe.mapping import BALANCE_TRANSACTION_EXPAND
+
+        session = requests.Session()
+        params: dict[str, Any] = {
+            "payout": payout_id,
+            "limit": 100,
+            "expand[]": list(BALANCE_TRANSACTION_EXPAND),
+        }
+        total, started = 0, time.perf_counter()
+        while True:
+            page = session.get(
+                f"{self.url}/stripe/v1/balance_transactions",
+                params=params,
+                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+                timeout=60,
+            ).json()
+            total += len(page["data"])
+            if not page["has_more"] or not page["data"]:
+                return total, time.perf_counter() - started
+            params["starting_after"] = page["data"][-1]["id"]
+
     def control(self, method: str, path: str) -> dict:
         request = urllib.request.Request(f"{self.url}/_sandbox/{path}", method=method)
         if method == "POST":
@@ -337,9 +364,18 @@ def child_main(payout_id: str, expected: int) -> int:
             )
 
     rss_peak_reset()
+    profiler = None
+    if os.environ.get("RECON_PROFILE"):
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
     started = time.perf_counter()
     report = payout_import(ctx=ctx, payout_id=payout_id)
     result["import_s"] = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        Path(os.environ["RECON_PROFILE"]).write_text(profiler.output_text(show_all=False))
     result["rss_peak"] = rss_status()["VmHWM"]
     result["stored"] = report.new + report.known
     check(report, "import")
@@ -491,8 +527,11 @@ def main(argv: list[str] | None = None) -> int:
                 seed_s = time.perf_counter() - started
                 refunds = size // args.refunds_every if args.refunds_every else 0
                 expected = size + refunds + 1  # and the payout's own row
+                listed, list_s = sandbox.list_pages(seeded["payout"])
                 measured = run_child(env, seeded["payout"], expected)
-                measured.update(size=size, seed_s=seed_s, expected=expected)
+                measured.update(
+                    size=size, seed_s=seed_s, expected=expected, listed=listed, list_s=list_s
+                )
                 problems.extend(f"{size}: {p}" for p in measured["problems"])
                 rows.append(measured)
                 print(
@@ -513,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'size':>7}{'txns':>8}{'import s':>10}{'txns/s':>9}{'import MB':>11}{'traced MB':>11}"
         f"{'RSS base':>10}{'RSS peak':>10}{'post/s':>9}{'csv/s':>9}{'xlsx/s':>9}"
+        f"{'list/s':>9}{'ratio':>7}"
     )
     for row in rows:
 
@@ -524,12 +564,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['size']:>7}{row['stored']:>8}{row['import_s']:>10.2f}{rate('import'):>9}"
             f"{_mb(row['import_peak']):>11}{_mb(row['traced_peak']):>11}{_mb(row['rss_base']):>10}"
             f"{_mb(row['rss_peak']):>10}{rate('post'):>9}{rate('export'):>9}{rate('xlsx'):>9}"
+            f"{row['listed'] / row['list_s']:>9.0f}{row['import_s'] / row['list_s']:>7.2f}"
         )
     print(
         "(txns/s: transactions stored per second of import + match + tie-out; import MB: "
         "tracemalloc peak of a re-import, traced MB: of it and post/export; RSS: the import "
         "process's, "
-        "before and at its high-water mark, MB)"
+        "before and at its high-water mark, MB; list/s: the baseline, the sandbox alone "
+        "serving the same pages to a bare reader in the same run; ratio: import seconds / "
+        "baseline seconds)"
     )
     if "post_s" not in rows[-1]:
         print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")

@@ -10,16 +10,17 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         from integrations import (
             checks,  # noqa: F401  (registers system checks)
+            db,  # noqa: F401  (registers the any_of lookup)
             mapping,  # noqa: F401  (registers built-in transforms)
         )
         from integrations.connectors import registry
         from integrations.kernel.http import set_call_recorder
         from integrations.models import Connection
-        from integrations.services.api_calls import api_call_store
+        from integrations.services.api_calls import api_call_store, api_calls_store
         from integrations.views import forget_connection
 
         registry.load()
-        set_call_recorder(api_call_store)  # the kernel's calls become ApiCall rows
+        set_call_recorder(api_call_store, api_calls_store)  # the kernel's calls become ApiCall rows
         # Cache invalidation is the one thing signals are used for.
         post_save.connect(forget_connection, sender=Connection, dispatch_uid="forget-connection")
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="ensure-schedules")

@@ -39,7 +39,8 @@ from reconciliation.choices import MatchedAs
 @dataclass(frozen=True)
 class Match:
     matched_as: str
-    order: Order | None = None
+    order_id: int | None = None
+    """The order (row id) whose money it is: one of this integration's."""
     explained: bool = False
     reason: str = ""
 
@@ -129,9 +130,12 @@ class _Local:
         def sources(kind: str) -> list[str]:
             return [t.source_id for t in txns if t.source_type == kind]
 
+        by_charge, by_intent = selectors.payments_by_charge_and_intent(
+            charge_ids=(t.charge_id for t in txns), intent_ids=(t.payment_intent_id for t in txns)
+        )
         return cls(
-            by_charge=selectors.payments_by_charge(charge_ids=(t.charge_id for t in txns)),
-            by_intent=selectors.payments_by_intent(intent_ids=(t.payment_intent_id for t in txns)),
+            by_charge=by_charge,
+            by_intent=by_intent,
             refunds=selectors.refunds_by_stripe_id(refund_ids=sources("refund")),
             disputes=selectors.disputes_by_stripe_id(dispute_ids=sources("dispute")),
         )
@@ -192,7 +196,7 @@ def transactions_match(
     # Orders named by our metadata, and by metadata naming no integration (said in the
     # reason, never matched).
     numbers = {ref.order_number for _, _, ref in found if ref.integration in ("", integration.name)}
-    orders = selectors.orders_by_number(integration=integration, order_numbers=numbers)
+    orders = selectors.order_ids_by_number(integration=integration, order_numbers=numbers)
     return [
         _match(txn, integration, payout_id, order, how, reference, orders)
         for txn, (order, how, reference) in zip(txns, found, strict=True)
@@ -206,7 +210,7 @@ def _match(
     order: Order | None,
     how: str,
     reference: OrderReference,
-    orders: dict[str, Order],
+    orders: dict[str, int],
 ) -> Match:
     if is_own_row(txn, payout_id):
         return Match(MatchedAs.PAYOUT, explained=True, reason=OWN_ROW)
@@ -225,7 +229,7 @@ def _match(
         )
     if order is not None:
         if order.integration_id == integration.pk:
-            return Match(kind, order=order, explained=True)
+            return Match(kind, order_id=order.pk, explained=True)
         return Match(
             kind,
             explained=True,
@@ -257,7 +261,7 @@ def _match(
     if number:
         matched = orders.get(number)
         if matched is not None:
-            return Match(kind, order=matched, explained=True)
+            return Match(kind, order_id=matched, explained=True)
         return Match(
             kind,
             reason=f"unexplained: order {number} named in its metadata is not known here",

@@ -101,6 +101,9 @@ class BalanceTransaction(models.Model):
         Integration,
         on_delete=models.PROTECT,
         related_name="+",
+        # The unique constraint (integration, stripe_txn_id) leads with it: a second
+        # index would only slow the import of a payout's thousands of rows.
+        db_index=False,
         help_text="The integration whose Stripe account booked it.",
     )
     payout = models.ForeignKey(

@@ -17,49 +17,59 @@ def payout_find(*, integration: Integration, stripe_payout_id: str) -> Payout | 
     return Payout.objects.filter(integration=integration, stripe_payout_id=stripe_payout_id).first()
 
 
-def payments_by_charge(*, charge_ids: Iterable[str]) -> dict[str, Payment]:
-    """Payments (with their order) by charge id, of every integration: money of
-    another integration is recognised as such, not as unknown."""
-    ids = {c for c in charge_ids if c}
+def payments_by_charge_and_intent(
+    *, charge_ids: Iterable[str], intent_ids: Iterable[str]
+) -> tuple[dict[str, Payment], dict[str, Payment]]:
+    """Payments (with their order) by charge id, and by PaymentIntent id, in one query,
+    of every integration: money of another integration is recognised as such, not as
+    unknown. Of two payments of one charge, the first made."""
+    charges = {c for c in charge_ids if c}
+    intents = {i for i in intent_ids if i}
+    by_charge: dict[str, Payment] = {}
+    by_intent: dict[str, Payment] = {}
+    if not charges and not intents:
+        return by_charge, by_intent
     rows = (
-        Payment.objects.filter(charge_id__in=ids)
+        Payment.objects.filter(Q(charge_id__any_of=charges) | Q(payment_intent_id__any_of=intents))
         .select_related("order__integration")
         .order_by("-id")
     )
-    return {p.charge_id: p for p in rows} if ids else {}
-
-
-def payments_by_intent(*, intent_ids: Iterable[str]) -> dict[str, Payment]:
-    ids = {i for i in intent_ids if i}
-    rows = Payment.objects.filter(payment_intent_id__in=ids).select_related("order__integration")
-    return {p.payment_intent_id: p for p in rows} if ids else {}
+    for payment in rows:
+        if payment.charge_id in charges:
+            by_charge[payment.charge_id] = payment
+        if payment.payment_intent_id in intents:
+            by_intent[payment.payment_intent_id] = payment
+    return by_charge, by_intent
 
 
 def refunds_by_stripe_id(*, refund_ids: Iterable[str]) -> dict[str, Refund]:
     ids = {r for r in refund_ids if r}
-    rows = Refund.objects.filter(stripe_refund_id__in=ids).select_related("order__integration")
+    rows = Refund.objects.filter(stripe_refund_id__any_of=ids).select_related("order__integration")
     return {r.stripe_refund_id: r for r in rows} if ids else {}
 
 
 def disputes_by_stripe_id(*, dispute_ids: Iterable[str]) -> dict[str, Dispute]:
     ids = {d for d in dispute_ids if d}
-    rows = Dispute.objects.filter(stripe_dispute_id__in=ids).select_related("order__integration")
+    rows = Dispute.objects.filter(stripe_dispute_id__any_of=ids).select_related(
+        "order__integration"
+    )
     return {d.stripe_dispute_id: d for d in rows} if ids else {}
 
 
-def orders_by_number(*, integration: Integration, order_numbers: Iterable[str]) -> dict[str, Order]:
+def order_ids_by_number(
+    *, integration: Integration, order_numbers: Iterable[str]
+) -> dict[str, int]:
+    """The integration's orders (row ids) by number: what matching needs of the orders a
+    payout's metadata names, hundreds a batch."""
     numbers = {n for n in order_numbers if n}
-    # What matching reads of them: a payout's batch names hundreds.
-    rows = Order.objects.filter(integration=integration, order_number__in=numbers).only(
-        "id", "order_number", "integration_id"
-    )
-    return {o.order_number: o for o in rows} if numbers else {}
+    rows = Order.objects.filter(integration=integration, order_number__any_of=numbers)
+    return dict(rows.values_list("order_number", "id")) if numbers else {}
 
 
 def transaction_payouts(*, integration: Integration, txn_ids: Iterable[str]) -> dict[str, int]:
     """The payout (row id) each already imported transaction belongs to."""
     ids = set(txn_ids)
-    rows = BalanceTransaction.objects.filter(integration=integration, stripe_txn_id__in=ids)
+    rows = BalanceTransaction.objects.filter(integration=integration, stripe_txn_id__any_of=ids)
     return dict(rows.values_list("stripe_txn_id", "payout_id")) if ids else {}
 
 

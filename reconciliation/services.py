@@ -31,6 +31,7 @@ from integrations.connectors.stripe.mapping import (
     balance_transaction_from_wire,
     payout_from_wire,
 )
+from integrations.db import bulk_upsert
 from integrations.kernel import exceptions as exc
 from integrations.models import Integration
 from payments import money
@@ -82,6 +83,9 @@ _STORED = (
     "ledger_key",
 )
 """What an import writes again over a transaction already stored."""
+
+_COLUMNS = ("integration", "stripe_txn_id", *_STORED)
+"""What an import writes of a transaction (``_row``'s values, in this order)."""
 
 
 class ImportContext(Protocol):
@@ -329,36 +333,37 @@ def _manual_lines(
 
 def _row(
     integration: Integration, payout: Payout, txn: StripeBalanceTransaction, match: Match
-) -> BalanceTransaction:
-    return BalanceTransaction(
-        integration=integration,
-        payout=payout,
-        stripe_txn_id=txn.id,
-        type=txn.type,
-        reporting_category=txn.reporting_category,
-        gross_minor=txn.amount,
-        fee_minor=txn.fee,
-        net_minor=txn.net,
-        currency=txn.currency.upper(),
-        exchange_rate=txn.exchange_rate,
-        fee_details=[
+) -> tuple:
+    """The values of ``_COLUMNS`` for a transaction, its match given."""
+    return (
+        integration.pk,
+        txn.id,
+        payout.pk,
+        txn.type,
+        txn.reporting_category,
+        txn.amount,
+        txn.fee,
+        txn.net,
+        txn.currency.upper(),
+        txn.exchange_rate,
+        [
             {"type": kind, "amount": amount, "currency": currency.upper()}
             for kind, amount, currency in txn.fee_details
         ],
-        source_id=txn.source_id,
-        source_type=txn.source_type,
-        available_on=_when(txn.available_on),
-        created=_when(txn.created),
-        order=match.order,
-        matched_as=match.matched_as,
-        explained=match.explained,
-        unmatched_reason=match.reason,
-        ledger_key=ledger_key_of(
+        txn.source_id,
+        txn.source_type,
+        _when(txn.available_on),
+        _when(txn.created),
+        match.order_id,
+        match.matched_as,
+        match.explained,
+        match.reason,
+        ledger_key_of(
             category=category_of(txn),
             matched_as=match.matched_as,
             txn_id=txn.id,
             source_id=txn.source_id,
-            has_order=match.order is not None,
+            has_order=match.order_id is not None,
         ),
     )
 
@@ -375,11 +380,12 @@ def _store(
     rows = {txn.id: _row(integration, payout, txn, match) for txn, match in pairs}
     with transaction.atomic():
         owners = selectors.transaction_payouts(integration=integration, txn_ids=rows)
-        BalanceTransaction.objects.bulk_create(
+        bulk_upsert(
+            BalanceTransaction,
             list(rows.values()),
-            update_conflicts=True,
-            unique_fields=("integration", "stripe_txn_id"),
-            update_fields=_STORED,
+            fields=_COLUMNS,
+            unique=("integration", "stripe_txn_id"),
+            update=_STORED,
         )
     return owners
 

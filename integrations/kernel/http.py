@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
+from django.db import transaction
 
 from integrations.kernel import exceptions as exc
 from integrations.kernel.context import current_run
@@ -23,8 +25,12 @@ if TYPE_CHECKING:
     from integrations.kernel.types import Connection
 
 _recorder: Callable[[CallRecord], Any] | None = None
+_many_recorder: Callable[[list[CallRecord]], Any] | None = None
 
 _session = requests.Session()
+
+_held: ContextVar[list[CallRecord] | None] = ContextVar("held_api_calls", default=None)
+"""Where finished calls wait to be stored, in a context that holds them (held_calls)."""
 
 
 @dataclass
@@ -74,14 +80,48 @@ def record_api_call(
         raise
     finally:
         record.duration_ms = int((time.perf_counter() - started) * 1000)
-        if _recorder is not None:
+        held = _held.get()
+        if held is not None:
+            held.append(record)
+        elif _recorder is not None:
             record.saved = _recorder(record)
 
 
-def set_call_recorder(recorder: Callable[[CallRecord], Any] | None) -> None:
-    """Where finished calls are stored (the engine's ApiCall table); none: not stored."""
-    global _recorder
+@contextmanager
+def held_calls() -> Iterator[list[CallRecord]]:
+    """Hold the calls finished in this context instead of storing them: for calls
+    made on a thread that must not touch the database (a page read ahead), stored by
+    the thread that does, in its own run and transaction (:func:`calls_store`)."""
+    held: list[CallRecord] = []
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
+
+
+def calls_store(records: list[CallRecord]) -> None:
+    """Store calls a context held (:func:`held_calls`), in the order they finished, in
+    one transaction (one commit for a batch of pages, not one each)."""
+    if _recorder is None or not records:
+        return
+    if _many_recorder is not None:
+        _many_recorder(records)
+        return
+    with transaction.atomic():
+        for record in records:
+            record.saved = _recorder(record)
+
+
+def set_call_recorder(
+    recorder: Callable[[CallRecord], Any] | None,
+    many: Callable[[list[CallRecord]], Any] | None = None,
+) -> None:
+    """Where finished calls are stored (the engine's ApiCall table); none: not stored.
+    ``many`` stores a list of them at once (setting each one's ``saved``)."""
+    global _recorder, _many_recorder
     _recorder = recorder
+    _many_recorder = many if recorder is not None else None
 
 
 def redacted(record: CallRecord) -> dict[str, Any]:

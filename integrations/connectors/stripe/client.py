@@ -8,20 +8,23 @@ Results are plain dicts (``to_dict()``): StripeObject is not a dict since v15.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import stripe
-from django.conf import settings
 
 from integrations.connectors.stripe.constants import API_VERSION
 from integrations.connectors.stripe.mapping import BALANCE_TRANSACTION_EXPAND
 from integrations.kernel import exceptions as exc
 from integrations.kernel.exceptions import PaymentDeclined
-from integrations.kernel.http import record_api_call
+from integrations.kernel.http import CallRecord, calls_store, held_calls, record_api_call
 from integrations.kernel.throttle import throttle
 
 if TYPE_CHECKING:
@@ -35,6 +38,13 @@ _body_cut: ContextVar[int] = ContextVar("stripe_body_cut", default=0)
 RATE_LIMIT_BACKOFF = (0.5, 1.0, 2.0)
 # Items per page of a list we read to the end (Stripe's maximum).
 LIST_PAGE_SIZE = 100
+# What an ApiCall keeps of a page of a large list (characters): the start of the page;
+# its items are stored as rows of their own (a page of expanded balance transactions is
+# some 300 KB).
+LIST_PAGE_BODY_KEPT = 4096
+# Pages of balance transactions read ahead while the caller matches and stores a batch
+# (reconciliation's is 500: five pages).
+LIST_READ_AHEAD = 5
 
 
 class RecordingHTTPClient(stripe.RequestsClient):
@@ -381,6 +391,7 @@ class StripeGateway:
                 "limit": LIST_PAGE_SIZE,
                 "expand": list(BALANCE_TRANSACTION_EXPAND),
             },
+            ahead=LIST_READ_AHEAD,
         )
 
     def balance_transactions_available(
@@ -400,7 +411,9 @@ class StripeGateway:
         }
         if currency:
             params["currency"] = currency
-        for row in self._list_plain("balance_transaction.list", "/v1/balance_transactions", params):
+        for row in self._list_plain(
+            "balance_transaction.list", "/v1/balance_transactions", params, ahead=LIST_READ_AHEAD
+        ):
             available_on = row.get("available_on") or 0
             if available_gt < available_on <= available_lte:
                 yield row
@@ -427,20 +440,78 @@ class StripeGateway:
             params["created"] = {"lt": int(created_lt)}
         yield from self._each("payout.list", self.client.v1.payouts.list, params)
 
-    def _list_plain(self, operation: str, path: str, params: dict) -> Iterator[dict]:
+    def _list_plain(
+        self, operation: str, path: str, params: dict, *, ahead: int = 1
+    ) -> Iterator[dict]:
         """Every item of a list, page after page (``starting_after``), decoded as plain
         JSON: for the large lists (a payout's balance transactions, each with its
-        expanded charge and PaymentIntent) building StripeObjects and turning them back
-        into dicts costs several times the page's decoding. Each page's request is
-        recorded as ``operation``, its body cut to what an ApiCall keeps."""
-        query = dict(params)
-        cut = _body_cut.set(int(settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]))
+        expanded source) building StripeObjects and turning them back into dicts costs
+        several times the page's decoding.
+
+        Up to ``ahead`` pages are read on a thread of its own while the caller works
+        through the ones it has (Stripe answers while we match and store). That thread
+        touches no database: each page's request is recorded as ``operation`` by the
+        caller's thread when it takes the page (its body cut to
+        ``LIST_PAGE_BODY_KEPT``: the items are stored as rows of their own)."""
+        pages: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._pages_read, operation, path, dict(params), pages, stop),
+            name=f"stripe-list-{operation}",
+            daemon=True,
+        )
+        reader.start()
+        held: list[CallRecord] = []  # stored together, a read-ahead's worth at a time
         try:
             while True:
-                page = self._call(operation, self._get_plain, path, query)
-                data = page.get("data") or []
-                yield from data
-                if not page.get("has_more") or not data:
+                try:
+                    page, calls = pages.get(timeout=0.5)
+                except queue.Empty:
+                    if reader.is_alive() or not pages.empty():
+                        continue
+                    raise exc.ConnectorUnavailable(
+                        f"Stripe: the reader of {operation} stopped before the list's end"
+                    ) from None
+                held.extend(calls)
+                if page is None or isinstance(page, BaseException) or len(held) >= ahead:
+                    calls_store(held)
+                    held = []
+                if page is None:
+                    return
+                if isinstance(page, BaseException):
+                    raise page
+                yield from page.get("data") or []
+        finally:
+            stop.set()
+            while reader.is_alive() or not pages.empty():  # what it read is recorded
+                with contextlib.suppress(queue.Empty):
+                    held.extend(pages.get(timeout=0.05)[1])
+            reader.join()
+            calls_store(held)
+
+    def _pages_read(
+        self, operation: str, path: str, query: dict, pages: queue.Queue, stop: threading.Event
+    ) -> None:
+        """Read the list's pages into ``pages`` (each with the record of its request,
+        held for the caller's thread to store), then ``None``; an error is put, not
+        raised, and ends the reading. Reads no further page once ``stop`` is set."""
+        cut = _body_cut.set(LIST_PAGE_BODY_KEPT)
+        try:
+            while not stop.is_set():
+                with held_calls() as calls:
+                    try:
+                        page: dict | BaseException = self._call(
+                            operation, self._get_plain, path, query
+                        )
+                    except Exception as error:  # raised on the caller's thread
+                        page = error
+                data = [] if isinstance(page, BaseException) else page.get("data") or []
+                more = bool(data) and not isinstance(page, BaseException) and page.get("has_more")
+                # Waits for room: the caller takes pages, or drains them when it stops.
+                pages.put((page, calls))
+                if not more:
+                    pages.put((None, []))
                     return
                 query["starting_after"] = data[-1]["id"]
         finally:

@@ -6,11 +6,17 @@ localstripe does not implement them (reference/localstripe.md §2.5).
 """
 
 import json
+import threading
 import urllib.request
 
 import pytest
 
-from integrations.connectors.stripe.client import PaymentDeclined, StripeGateway
+from integrations.connectors.stripe.client import (
+    LIST_PAGE_BODY_KEPT,
+    LIST_READ_AHEAD,
+    PaymentDeclined,
+    StripeGateway,
+)
 from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall
 
@@ -211,3 +217,65 @@ def test_payout_balance_transactions_sum_to_zero(sandbox_stripe, sandbox):
     assert sum(r["fee"] for r in charges) == sum(
         round((1000 + i * 500) * 29 / 1000 + 30) for i in range(3)
     )
+
+
+# --- a large list read ahead (a payout's balance transactions) -------------------------
+def _seed_payout(sandbox, count: int) -> str:
+    request = urllib.request.Request(
+        f"{sandbox.system_url('stripe')}/_test/payouts/seed",
+        data=json.dumps({"count": count, "currency": "usd", "amount": 1000}).encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Bearer sk_test_sandbox_only_key",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["payout"]
+
+
+def readers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("stripe-list-")]
+
+
+def _list_calls():
+    return ApiCall.objects.filter(operation="balance_transaction.list").order_by("id")
+
+
+def test_a_list_read_ahead_is_whole_in_order_and_every_page_recorded(sandbox_stripe, sandbox):
+    payout = _seed_payout(sandbox, 250)
+    rows = list(gateway(sandbox_stripe).balance_transactions_for_payout(payout))
+    assert len(rows) == 251 and len({r["id"] for r in rows}) == 251  # and its own row
+    calls = list(_list_calls())
+    # Recorded on the caller's thread (this test's transaction sees them), page by page.
+    assert [c.status_code for c in calls] == [200, 200, 200]
+    assert "starting_after" not in calls[0].url and rows[99]["id"] in calls[1].url
+    assert all(len(c.response_body) <= LIST_PAGE_BODY_KEPT for c in calls)
+
+
+def test_a_list_left_early_stops_reading_and_records_what_it_read(sandbox_stripe, sandbox):
+    payout = _seed_payout(sandbox, 1500)  # 16 pages
+    listed = gateway(sandbox_stripe).balance_transactions_for_payout(payout)
+    next(listed)
+    assert readers() == ["stripe-list-balance_transaction.list"]
+    listed.close()
+    assert readers() == []  # the reader is gone
+    read = _list_calls().count()
+    assert 1 <= read <= LIST_READ_AHEAD + 2  # not the whole list
+    assert ApiCall.objects.count() == read  # every request it made is recorded
+
+
+def test_a_page_that_fails_raises_on_the_callers_thread_after_the_pages_before(
+    sandbox_stripe, sandbox
+):
+    payout = _seed_payout(sandbox, 1500)
+    listed = gateway(sandbox_stripe).balance_transactions_for_payout(payout)
+    taken = [next(listed)]
+    sandbox.set_faults("stripe", error_rate=1.0)
+    with pytest.raises(exc.ConnectorUnavailable):
+        taken.extend(listed)
+    sandbox.set_faults("stripe", error_rate=0.0)
+    assert 100 <= len(taken) < 1501 and len(taken) % 100 == 0  # whole pages, then the error
+    statuses = list(_list_calls().values_list("status_code", flat=True))
+    assert statuses[: len(taken) // 100] == [200] * (len(taken) // 100)
+    assert statuses[-1] >= 500  # the failed page's attempts are recorded too

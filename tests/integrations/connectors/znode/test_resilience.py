@@ -61,7 +61,7 @@ def test_writes_land_exactly_once_through_faults(sandbox, stripe_connection):
         burst_429_every=11,
         burst_429_length=3,
         retry_after=1,
-        error_after_write_rate=0.15,
+        error_after_write_rate=0.25,  # at 0.15, about 1 run in 60 lost no answer at all
     )
     for _ in range(200):
         pending = [j for j in jobs if Job.objects.get(pk=j.pk).status != JobStatus.SUCCEEDED]

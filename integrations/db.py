@@ -1,0 +1,148 @@
+"""Database helpers the apps share, for the few writes too large for the ORM's per-row
+Python work: a batch of thousands of rows, many to a statement (on PostgreSQL one
+array per column, elsewhere as many rows as the database takes parameters).
+
+Identifiers in the SQL come from a model's own metadata, quoted; every value is a
+parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, models, router
+from django.db.models import lookups
+from django.utils import timezone
+
+# Values of these fields are stored as the Python value is (str, int, bool, a row id):
+# no per-value preparation. Any other field's values go through its own
+# ``get_db_prep_save`` (a JSON document, a datetime, a decimal), as the ORM does.
+_PLAIN = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BigIntegerField,
+    models.PositiveIntegerField,
+    models.BooleanField,
+)
+
+
+def bulk_upsert(
+    model: type[models.Model],
+    rows: Sequence[Sequence[Any]],
+    *,
+    fields: Sequence[str],
+    unique: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert ``rows`` (one value per name of ``fields``, a foreign key by its row id;
+    the fields not named get their defaults) into ``model``'s table; a row whose
+    ``unique`` fields match one stored has its ``update`` fields written over instead
+    (``ON CONFLICT … DO UPDATE``, PostgreSQL and SQLite alike). No signals, no
+    ``save()``: for the rows of a table written only in bulk. The caller holds the
+    transaction."""
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    opts = model._meta
+    quote = connection.ops.quote_name
+    named = [opts.get_field(name) for name in fields]
+    # The fields not named are inserted with their defaults, as the ORM would.
+    rest = [
+        field
+        for field in opts.concrete_fields
+        if field not in named and not isinstance(field, models.AutoField)
+    ]
+    defaults = tuple(field.get_default() for field in rest)
+    columns = [*named, *rest]
+    preps: list[Callable[[Any], Any] | None] = [
+        None if isinstance(field, _PLAIN) or field.is_relation else _prep(field, connection)
+        for field in columns
+    ]
+    names = [quote(field.column) for field in columns]
+    targets = ", ".join(quote(opts.get_field(name).column) for name in unique)
+    sets = ", ".join(
+        f"{quote(opts.get_field(name).column)} = EXCLUDED.{quote(opts.get_field(name).column)}"
+        for name in update
+    )
+    if any(preps):
+        params = [
+            tuple(
+                value if prep is None else prep(value)
+                for value, prep in zip((*row, *defaults), preps, strict=True)
+            )
+            for row in rows
+        ]
+    else:
+        params = [(*row, *defaults) for row in rows]
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(names)})"
+    tail = f"ON CONFLICT ({targets}) DO UPDATE SET {sets}"
+    if connection.vendor == "postgresql":
+        # One statement, its values one array per column, sent in binary: a query of a
+        # few hundred characters whatever the batch. (A VALUES list of thousands of
+        # placeholders costs the driver more to parse than the server to run, and
+        # Django's client-side binding quotes every value as text.)
+        arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in columns)
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(
+                f"{head} SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608
+                [list(column) for column in zip(*params, strict=True)],
+            )
+        return
+    one = f"({', '.join(['%s'] * len(names))})"
+    size = max(1, connection.ops.bulk_batch_size(columns, params))
+    with connection.cursor() as cursor:
+        for start in range(0, len(params), size):
+            chunk = params[start : start + size]
+            cursor.execute(
+                f"{head} VALUES {', '.join([one] * len(chunk))} {tail}",
+                [value for row in chunk for value in row],
+            )
+
+
+def _prep(field: models.Field, connection: Any) -> Callable[[Any], Any]:
+    if isinstance(field, models.DateTimeField):
+        adapt = connection.ops.adapt_datetimefield_value
+
+        def prep_moment(value: Any) -> Any:
+            # An aware datetime is what get_db_prep_save comes to: the backend's form.
+            if value is None or timezone.is_aware(value):
+                return adapt(value)
+            return field.get_db_prep_save(value, connection)
+
+        return prep_moment
+
+    if isinstance(field, models.JSONField):
+        adapt_json = connection.ops.adapt_json_value
+
+        def prep_document(value: Any) -> Any:
+            # A plain value (no expression): what get_db_prep_save comes to.
+            return None if value is None else adapt_json(value, field.encoder)
+
+        return prep_document
+
+    def prep(value: Any) -> Any:
+        return None if value is None else field.get_db_prep_save(value, connection)
+
+    return prep
+
+
+@models.CharField.register_lookup
+class AnyOf(lookups.In):
+    """``field__any_of=values``: ``IN``, written on PostgreSQL as ``= ANY(%s)`` with the
+    values as one array parameter. A batch of hundreds of ids is one short query (an
+    IN list of hundreds of placeholders is a long query the driver parses and quotes
+    placeholder by placeholder, every time); the index on the field is used alike."""
+
+    lookup_name = "any_of"
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
+        if not self.rhs_is_direct_value():
+            return self.as_sql(compiler, connection)
+        if not self.rhs:
+            raise EmptyResultSet  # as IN does: nothing is among no values
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
