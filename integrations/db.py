@@ -7,6 +7,7 @@ parameter."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,15 +37,20 @@ def bulk_upsert(
     fields: Sequence[str],
     unique: Sequence[str],
     update: Sequence[str],
-) -> None:
+    previous: tuple[str, str] | None = None,
+) -> dict[Any, Any]:
     """Insert ``rows`` (one value per name of ``fields``, a foreign key by its row id;
     the fields not named get their defaults) into ``model``'s table; a row whose
     ``unique`` fields match one stored has its ``update`` fields written over instead
     (``ON CONFLICT … DO UPDATE``, PostgreSQL and SQLite alike). No signals, no
     ``save()``: for the rows of a table written only in bulk. The caller holds the
-    transaction."""
+    transaction.
+
+    ``previous`` (a key field and a value field, by name): returned, for the rows that
+    were stored already, the value field as it was before this write, by key (on
+    PostgreSQL read by the same statement, from its snapshot)."""
     if not rows:
-        return
+        return {}
     connection = connections[router.db_for_write(model)]
     opts = model._meta
     quote = connection.ops.quote_name
@@ -84,23 +90,60 @@ def bulk_upsert(
         # few hundred characters whatever the batch. (A VALUES list of thousands of
         # placeholders costs the driver more to parse than the server to run, and
         # Django's client-side binding quotes every value as text.)
-        arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in columns)
+        # Cast to the type without its length (varchar(3) → varchar): an explicit cast
+        # to varchar(n) would cut a longer value; the INSERT's own check refuses it.
+        arrays = ", ".join(f"%b::{_unsized(field.db_type(connection))}[]" for field in columns)
+        incoming = f"SELECT * FROM unnest({arrays}) AS incoming ({', '.join(names)})"  # noqa: S608
+        if previous is None:
+            sql = f"{head} {incoming} {tail}"
+        else:
+            # Every part of one statement sees the same snapshot: ``before`` reads the
+            # rows as they were, whatever ``written`` does to them.
+            joined = " AND ".join(
+                f"stored.{quote(opts.get_field(name).column)} = "
+                f"incoming.{quote(opts.get_field(name).column)}"
+                for name in unique
+            )
+            sql = (
+                f"WITH incoming AS ({incoming}), "  # noqa: S608
+                f"before AS (SELECT {_pair(opts, previous, quote, 'stored')} "
+                f"FROM {quote(opts.db_table)} AS stored JOIN incoming ON {joined}), "
+                f"written AS ({head} SELECT * FROM incoming {tail} RETURNING 1) "
+                "SELECT * FROM before"
+            )
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(
-                f"{head} SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608
-                [list(column) for column in zip(*params, strict=True)],
-            )
-        return
+            cursor.execute(sql, [list(column) for column in zip(*params, strict=True)])
+            return dict(cursor.fetchall()) if previous is not None else {}
+    before: dict[Any, Any] = {}
     one = f"({', '.join(['%s'] * len(names))})"
     size = max(1, connection.ops.bulk_batch_size(columns, params))
+    at = [fields.index(name) for name in unique]
     with connection.cursor() as cursor:
         for start in range(0, len(params), size):
             chunk = params[start : start + size]
+            if previous is not None:
+                keys = ", ".join([f"({', '.join(['%s'] * len(at))})"] * len(chunk))
+                cursor.execute(
+                    f"SELECT {_pair(opts, previous, quote)} FROM {quote(opts.db_table)} "  # noqa: S608
+                    f"WHERE ({targets}) IN (VALUES {keys})",
+                    [row[i] for row in chunk for i in at],
+                )
+                before.update(cursor.fetchall())
             cursor.execute(
                 f"{head} VALUES {', '.join([one] * len(chunk))} {tail}",
                 [value for row in chunk for value in row],
             )
+    return before
+
+
+def _unsized(db_type: str) -> str:
+    return re.sub(r"\(.*?\)", "", db_type).strip()
+
+
+def _pair(opts: Any, names: tuple[str, str], quote: Callable[[str], str], alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{quote(opts.get_field(name).column)}" for name in names)
 
 
 def _prep(field: models.Field, connection: Any) -> Callable[[Any], Any]:
@@ -140,9 +183,12 @@ class AnyOf(lookups.In):
     lookup_name = "any_of"
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
-        if not self.rhs_is_direct_value():
+        if not self.rhs_is_direct_value() or self.bilateral_transforms:
             return self.as_sql(compiler, connection)
-        if not self.rhs:
+        values = [value for value in self.rhs if value is not None]  # as IN leaves None out
+        if not values:
             raise EmptyResultSet  # as IN does: nothing is among no values
+        field = self.lhs.output_field
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+        prepared = [field.get_db_prep_value(v, connection, prepared=True) for v in values]
+        return f"{lhs} = ANY(%s)", (*lhs_params, prepared)

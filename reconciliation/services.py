@@ -16,6 +16,7 @@ the money to the bank again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,21 +180,11 @@ def payout_import(
             + f"up to this one's creation ({_day(fact.created)}), other payouts' rows left "
             "out. It ties out only if it paid out exactly that."
         )
-    new = known = skipped = 0
     moves = _Moves()
-    for batch in _batches(rows, BATCH):
-        if not fact.automatic:
-            batch, left_out = _manual_lines(integration, payout, fact, batch)
-            skipped += left_out
-        if not batch:
-            continue
-        matches = transactions_match(
-            integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
-        )
-        owners = _store(integration, payout, batch, matches)
-        new += len(batch) - len(owners)
-        known += len(owners)
-        moves.add(payout.pk, owners)
+    # Closed on the way out, an error included: a list read ahead stops reading then
+    # and its requests are recorded here, not whenever the list is collected.
+    with contextlib.closing(rows):
+        new, known, skipped = _import_batches(integration, payout, fact, rows, gateway, moves)
     if skipped:
         method += f" {skipped} transactions of the range were already another payout's."
     left = Payout.objects.filter(pk__in=moves.count).order_by("pk")
@@ -218,6 +209,32 @@ def payout_import(
         skipped=skipped,
         moved=sum(moves.count.values()),
     )
+
+
+def _import_batches(
+    integration: Integration,
+    payout: Payout,
+    fact: StripePayout,
+    rows: Iterator[dict],
+    gateway: Any,
+    moves: _Moves,
+) -> tuple[int, int, int]:
+    """Match and store the listed transactions a batch at a time: (new, known, skipped)."""
+    new = known = skipped = 0
+    for batch in _batches(rows, BATCH):
+        if not fact.automatic:
+            batch, left_out = _manual_lines(integration, payout, fact, batch)
+            skipped += left_out
+        if not batch:
+            continue
+        matches = transactions_match(
+            integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
+        )
+        owners = _store(integration, payout, batch, matches)
+        new += len(batch) - len(owners)
+        known += len(owners)
+        moves.add(payout.pk, owners)
+    return new, known, skipped
 
 
 class _Moves:
@@ -379,15 +396,14 @@ def _store(
     pairs = zip(batch, matches, strict=True)
     rows = {txn.id: _row(integration, payout, txn, match) for txn, match in pairs}
     with transaction.atomic():
-        owners = selectors.transaction_payouts(integration=integration, txn_ids=rows)
-        bulk_upsert(
+        return bulk_upsert(
             BalanceTransaction,
             list(rows.values()),
             fields=_COLUMNS,
             unique=("integration", "stripe_txn_id"),
             update=_STORED,
+            previous=("stripe_txn_id", "payout"),
         )
-    return owners
 
 
 def payout_tie_out(

@@ -49,6 +49,9 @@ class CallRecord:
     error: str = ""
     duration_ms: int = 0
     saved: Any = None
+    run: Any = None
+    """The job run the call was made in (``current_run`` then): stored with it, on
+    whichever thread stores it."""
 
 
 @contextmanager
@@ -71,6 +74,7 @@ def record_api_call(
         idempotency_key=idempotency_key,
         request_headers=request_headers or {},
         request_body=request_body,
+        run=current_run.get(),
     )
     started = time.perf_counter()
     try:
@@ -127,7 +131,7 @@ def set_call_recorder(
 def redacted(record: CallRecord) -> dict[str, Any]:
     """The record's fields as they may be stored: secrets masked, bodies bounded."""
     limit = settings.INTEGRATIONS["API_CALL_BODY_LIMIT"]
-    run = current_run.get()
+    run = record.run if record.run is not None else current_run.get()
     return {
         "connection": record.connection,
         "job_id": run.job_id,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from integrations.db import bulk_upsert
 from reconciliation.models import BalanceTransaction, JournalEntry, Payout
@@ -84,15 +85,16 @@ def test_rows_are_inserted_with_every_value_exact(integration, payouts):
 
 def test_a_row_stored_before_is_written_over_only_in_the_fields_named(integration, payouts):
     def upsert(rows):
-        bulk_upsert(
+        return bulk_upsert(
             BalanceTransaction,
             rows,
             fields=FIELDS,
             unique=("integration", "stripe_txn_id"),
             update=UPDATE,
+            previous=("stripe_txn_id", "payout"),
         )
 
-    upsert([row(integration, payouts[0], "txn_a", gross=1000)])
+    assert upsert([row(integration, payouts[0], "txn_a", gross=1000)]) == {}  # none before
     entry = JournalEntry.objects.create(
         integration=integration,
         external_reference="payout:po_1",
@@ -105,12 +107,13 @@ def test_a_row_stored_before_is_written_over_only_in_the_fields_named(integratio
     BalanceTransaction.objects.filter(stripe_txn_id="txn_a").update(cleared_by=entry)
     before = BalanceTransaction.objects.get(stripe_txn_id="txn_a").pk
 
-    upsert(
+    before_write = upsert(
         [
             row(integration, payouts[1], "txn_a", gross=1200, reason="moved"),
             row(integration, payouts[1], "txn_b", gross=500),
         ]
     )
+    assert before_write == {"txn_a": payouts[0].pk}  # its payout before; txn_b was new
     again = BalanceTransaction.objects.get(stripe_txn_id="txn_a")
     assert again.pk == before  # the same row, not a second one
     assert (again.payout_id, again.gross_minor, again.unmatched_reason) == (
@@ -133,3 +136,8 @@ def test_any_of_finds_what_in_finds(integration, payouts):
     assert list(found) == list(Payout.objects.filter(stripe_payout_id__in=ids)) == [payouts[0]]
     assert not Payout.objects.filter(stripe_payout_id__any_of=set()).exists()
     assert Payout.objects.exclude(stripe_payout_id__any_of=set()).count() == 2
+    # None is left out, as IN leaves it out: under exclude too.
+    assert list(Payout.objects.exclude(stripe_payout_id__any_of={"po_1", None})) == [payouts[1]]
+    assert not Payout.objects.filter(stripe_payout_id__any_of={None}).exists()
+    sql = str(Payout.objects.filter(stripe_payout_id__any_of={"po_1"}).query)
+    assert ("= ANY(" in sql) == (connection.vendor == "postgresql")

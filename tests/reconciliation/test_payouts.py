@@ -760,3 +760,38 @@ def test_a_payouts_page_shows_its_first_transactions_the_unexplained_first(
     inline = page.context["inline_admin_formsets"][0]
     [shown] = [form.original for form in inline]
     assert shown.explained is False and row.transaction_count >= 3
+
+
+def test_an_import_that_fails_midway_stops_reading_and_records_every_page_it_read(
+    recon, monkeypatch
+):
+    """The list is read ahead on a thread of its own: an error while a batch is matched
+    stops it there and then, and each request it made is an ApiCall."""
+    import threading
+
+    from integrations.models import ApiCall
+    from integrations.runtime import ServiceContext
+    from reconciliation import services
+
+    seeded = requests.post(
+        recon.sandbox.system_url("stripe") + "/_test/payouts/seed",
+        json={"count": 1500, "currency": "usd", "amount": 1000},
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=30,
+    ).json()
+    match = services.transactions_match
+    batches = []
+
+    def failing(**kwargs):
+        batches.append(len(kwargs["txns"]))
+        if len(batches) == 2:
+            raise exc.ConnectorUnavailable("the database went away")
+        return match(**kwargs)
+
+    monkeypatch.setattr(services, "transactions_match", failing)
+    with pytest.raises(exc.ConnectorUnavailable, match="went away"):
+        services.payout_import(ctx=ServiceContext(integration=recon), payout_id=seeded["payout"])
+    assert not [t for t in threading.enumerate() if t.name.startswith("stripe-list-")]
+    pages = ApiCall.objects.filter(operation="balance_transaction.list")
+    assert 10 <= pages.count() < 16  # two batches' pages and what was read ahead, recorded
+    assert BalanceTransaction.objects.count() == 500  # the first batch, nothing after

@@ -499,21 +499,25 @@ class StripeGateway:
         cut = _body_cut.set(LIST_PAGE_BODY_KEPT)
         try:
             while not stop.is_set():
+                more = False
                 with held_calls() as calls:
                     try:
                         page: dict | BaseException = self._call(
                             operation, self._get_plain, path, query
                         )
-                    except Exception as error:  # raised on the caller's thread
-                        page = error
-                data = [] if isinstance(page, BaseException) else page.get("data") or []
-                more = bool(data) and not isinstance(page, BaseException) and page.get("has_more")
+                        if not isinstance(page, dict) or not isinstance(page.get("data", []), list):
+                            raise exc.DataError(f"Stripe: {operation} answered no list")
+                        data = page.get("data") or []
+                        more = bool(data and page.get("has_more"))
+                        if more:
+                            query["starting_after"] = data[-1]["id"]
+                    except BaseException as error:  # raised on the caller's thread
+                        page, more = error, False
                 # Waits for room: the caller takes pages, or drains them when it stops.
                 pages.put((page, calls))
                 if not more:
                     pages.put((None, []))
                     return
-                query["starting_after"] = data[-1]["id"]
         finally:
             _body_cut.reset(cut)
 

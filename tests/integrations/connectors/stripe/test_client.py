@@ -7,6 +7,7 @@ localstripe does not implement them (reference/localstripe.md §2.5).
 
 import json
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -253,16 +254,30 @@ def test_a_list_read_ahead_is_whole_in_order_and_every_page_recorded(sandbox_str
     assert all(len(c.response_body) <= LIST_PAGE_BODY_KEPT for c in calls)
 
 
-def test_a_list_left_early_stops_reading_and_records_what_it_read(sandbox_stripe, sandbox):
+def test_a_list_left_early_stops_reading_and_records_what_it_read(
+    sandbox_stripe, sandbox, monkeypatch
+):
     payout = _seed_payout(sandbox, 1500)  # 16 pages
+    requests_made = []
+    get_plain = StripeGateway._get_plain
+
+    def counted(self, path, params):
+        requests_made.append(params.get("starting_after"))
+        return get_plain(self, path, params)
+
+    monkeypatch.setattr(StripeGateway, "_get_plain", counted)
     listed = gateway(sandbox_stripe).balance_transactions_for_payout(payout)
     next(listed)
+    for _ in range(50):  # let the reader fill what it may read ahead
+        if len(requests_made) >= LIST_READ_AHEAD + 1:
+            break
+        time.sleep(0.05)
     assert readers() == ["stripe-list-balance_transaction.list"]
     listed.close()
     assert readers() == []  # the reader is gone
     read = _list_calls().count()
-    assert 1 <= read <= LIST_READ_AHEAD + 2  # not the whole list
-    assert ApiCall.objects.count() == read  # every request it made is recorded
+    assert LIST_READ_AHEAD + 1 <= read <= LIST_READ_AHEAD + 2  # ahead, not the whole list
+    assert read == len(requests_made) == ApiCall.objects.count()  # each request recorded
 
 
 def test_a_page_that_fails_raises_on_the_callers_thread_after_the_pages_before(
@@ -279,3 +294,18 @@ def test_a_page_that_fails_raises_on_the_callers_thread_after_the_pages_before(
     statuses = list(_list_calls().values_list("status_code", flat=True))
     assert statuses[: len(taken) // 100] == [200] * (len(taken) // 100)
     assert statuses[-1] >= 500  # the failed page's attempts are recorded too
+
+
+def test_list_calls_are_recorded_with_the_run_they_were_made_in(sandbox_stripe, sandbox):
+    from integrations.kernel.context import RunContext, current_run
+
+    payout = _seed_payout(sandbox, 250)
+    token = current_run.set(RunContext(reference="ORD-RUN-1"))
+    try:
+        listed = gateway(sandbox_stripe).balance_transactions_for_payout(payout)
+        first = next(listed)
+    finally:
+        current_run.reset(token)
+    rest = list(listed)  # taken outside the run: the pages were read in it
+    assert 1 + len(rest) == 251 and first
+    assert set(_list_calls().values_list("reference", flat=True)) == {"ORD-RUN-1"}
