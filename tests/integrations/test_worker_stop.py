@@ -67,7 +67,10 @@ def test_sigterm_to_the_process_group_stops_the_worker_and_releases_the_running_
         assert _wait_for(started.exists, 30), (tmp_path / "worker.log").read_text()
         signalled = time.monotonic()
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=15)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # say where it hung (seen once on CI)
+            pytest.fail("the worker ignored SIGTERM:\n" + (tmp_path / "worker.log").read_text())
         assert _wait_for(lambda: not _group_alive(worker.pid), 15 - (time.monotonic() - signalled))
         assert time.monotonic() - signalled < 15
     finally:
