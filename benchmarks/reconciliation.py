@@ -57,7 +57,15 @@ The table has one row per size. The last line is::
     RESULT reconciliation txns_per_s=<at the largest size> mem_ratio=<traced peak at the
     largest size / traced peak at the smallest>
 
-txns_per_s is import + match + tie-out only. The goals are >= 5,000 transactions a
+txns_per_s is import + match + tie-out only. A line per size gives the CPU time each
+process spent during the timed import (/proc/<pid>/stat: the import process, reader
+thread included; the sandbox; the import's PostgreSQL backend), per transaction, and
+how many of the cores they kept busy together: where the time goes, and how close the
+three are to sharing the machine out. ``--import-only`` skips the post and export
+phases (the RESULT line is the same). ``RECON_PROFILE=<file>`` writes a pyinstrument
+profile of the timed import to the file (pyinstrument is not a dependency: install it
+in the venv to use this; the profiler slows the import, so its rate is not the
+result). The goals are >= 5,000 transactions a
 second at 50k and a mem_ratio <= 1.5 (memory that does not grow with the payout:
 streamed a page and a batch at a time). The rate includes the sandbox's time to
 render each page in its own process on the same (2-core) machine, so it is a
@@ -110,6 +118,18 @@ def rss_status() -> dict[str, int]:
             if name in ("VmRSS", "VmHWM"):
                 values[name] = int(rest.split()[0]) * 1024
     return values
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds a process has used so far (/proc/<pid>/stat; 0.0 where
+    it cannot be read, e.g. a database server on another machine)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command's name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_peak_reset() -> None:
@@ -332,9 +352,9 @@ def sales_book(payout: Any) -> None:
         )  # fmt: skip
 
 
-def child_main(payout_id: str, expected: int) -> int:
+def child_main(payout_id: str, expected: int, sandbox_pid: int, import_only: bool) -> int:
     """Import ``payout_id`` (timed), again under tracemalloc, then post and export where
-    they exist; print one JSON line of measurements."""
+    they exist (not with ``import_only``); print one JSON line of measurements."""
     import tracemalloc
 
     import django
@@ -363,6 +383,17 @@ def child_main(payout_id: str, expected: int) -> int:
                 f"(expected {expected}), {payout.unexplained_count} unexplained"
             )
 
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        else:
+            cursor.execute("SELECT 1")
+            backend = 0
+    processes = {"cpu_import": "self", "cpu_sandbox": sandbox_pid, "cpu_db": backend}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
     rss_peak_reset()
     profiler = None
     if os.environ.get("RECON_PROFILE"):
@@ -373,6 +404,7 @@ def child_main(payout_id: str, expected: int) -> int:
     started = time.perf_counter()
     report = payout_import(ctx=ctx, payout_id=payout_id)
     result["import_s"] = time.perf_counter() - started
+    result.update({name: cpu_seconds(processes[name]) - cpu for name, cpu in cpu_before.items()})
     if profiler is not None:
         profiler.stop()
         Path(os.environ["RECON_PROFILE"]).write_text(profiler.output_text(show_all=False))
@@ -388,7 +420,7 @@ def child_main(payout_id: str, expected: int) -> int:
     check(report, "re-import")
     payout = report.payout
 
-    post = _optional("reconciliation.ledger", "payout_ledger_post")
+    post = None if import_only else _optional("reconciliation.ledger", "payout_ledger_post")
     if post is not None:
         tracemalloc.stop()
         sales_book(payout)  # not timed: what order-to-cash would have posted already
@@ -406,7 +438,7 @@ def child_main(payout_id: str, expected: int) -> int:
         result["traced_peak"] = max(result["traced_peak"], tracemalloc.get_traced_memory()[1])
     export_csv = _optional("reconciliation.exports", "export_csv")
     export_xlsx = _optional("reconciliation.exports", "export_xlsx")
-    if export_csv is not None and export_xlsx is not None:
+    if not import_only and export_csv is not None and export_xlsx is not None:
         from reconciliation.models import Payout
 
         payouts = Payout.objects.filter(pk=payout.pk)
@@ -426,9 +458,13 @@ def child_main(payout_id: str, expected: int) -> int:
     return 1 if problems else 0
 
 
-def run_child(env: dict[str, str], payout_id: str, expected: int) -> dict[str, Any]:
+def run_child(
+    env: dict[str, str], payout_id: str, expected: int, sandbox_pid: int, import_only: bool
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", payout_id, "--expected", str(expected)]
+    command += ["--sandbox-pid", str(sandbox_pid)] + (["--import-only"] if import_only else [])
     done = subprocess.run(
-        [sys.executable, __file__, "--child", payout_id, "--expected", str(expected)],
+        command,
         cwd=REPO,
         env={**os.environ, **env},
         capture_output=True,
@@ -458,12 +494,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the bench DB")
     parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="skip the post and export phases (the RESULT line is the import's either way)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
         help="server URL (no database name) to create the bench database on",
     )
     parser.add_argument("--child", metavar="PAYOUT", help=argparse.SUPPRESS)
     parser.add_argument("--expected", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--sandbox-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         args.sizes = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
@@ -483,7 +525,7 @@ def _mb(value: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        return child_main(args.child, args.expected)
+        return child_main(args.child, args.expected, args.sandbox_pid, args.import_only)
     dbname = f"bench_recon_{os.getpid()}"
     tmp = tempfile.TemporaryDirectory(prefix="bench_recon_")
     sandbox: SandboxProcess | None = None
@@ -528,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
                 refunds = size // args.refunds_every if args.refunds_every else 0
                 expected = size + refunds + 1  # and the payout's own row
                 listed, list_s = sandbox.list_pages(seeded["payout"])
-                measured = run_child(env, seeded["payout"], expected)
+                measured = run_child(
+                    env, seeded["payout"], expected, sandbox.process.pid, args.import_only
+                )
                 measured.update(
                     size=size, seed_s=seed_s, expected=expected, listed=listed, list_s=list_s
                 )
@@ -574,11 +618,27 @@ def main(argv: list[str] | None = None) -> int:
         "serving the same pages to a bare reader in the same run; ratio: import seconds / "
         "baseline seconds)"
     )
-    if "post_s" not in rows[-1]:
+    for row in rows:
+        spent = {name: row[name] for name in ("cpu_import", "cpu_sandbox", "cpu_db") if name in row}
+        print(
+            f"CPU during the import at {row['size']} ({row['import_s']:.2f} s wall, "
+            f"{os.cpu_count()} CPUs): "
+            + ", ".join(
+                f"{name.removeprefix('cpu_')} {seconds:.2f} s "
+                f"({seconds * 1e6 / row['stored']:.0f} µs/txn)"
+                for name, seconds in spent.items()
+            )
+            + f"; {sum(spent.values()) / row['import_s']:.2f} cores busy"
+        )
+    if args.import_only:
+        print("post and export: skipped (--import-only)")
+    elif "post_s" not in rows[-1]:
         print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")
     else:
         print(f"post at {rows[-1]['size']}: {json.dumps(rows[-1]['post'])[:300]}")
-    if "export_s" not in rows[-1]:
+    if args.import_only:
+        pass
+    elif "export_s" not in rows[-1]:
         print("export: not measured (reconciliation.exports is not on main)")
     else:
         print(

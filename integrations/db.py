@@ -8,7 +8,9 @@ parameter."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -28,6 +30,114 @@ _PLAIN = (
     models.PositiveIntegerField,
     models.BooleanField,
 )
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """How rows of some of a model's fields are written: every concrete column (the
+    fields not named get their defaults, as the ORM would give them), quoted, with the
+    preparation each value needs."""
+
+    table: str
+    fields: list[models.Field]
+    names: list[str]
+    preps: list[Callable[[Any], Any] | None]
+    defaults: tuple
+
+    @classmethod
+    def of(cls, model: type[models.Model], fields: Sequence[str], connection: Any) -> _Columns:
+        opts = model._meta
+        named = [opts.get_field(name) for name in fields]
+        rest = [
+            field
+            for field in opts.concrete_fields
+            if field not in named and not isinstance(field, models.AutoField)
+        ]
+        now = timezone.now()
+        defaults = tuple(_default(field, now) for field in rest)
+        columns = [*named, *rest]
+        quote = connection.ops.quote_name
+        return cls(
+            table=quote(opts.db_table),
+            fields=columns,
+            names=[quote(field.column) for field in columns],
+            preps=[
+                None if isinstance(field, _PLAIN) or field.is_relation else _prep(field, connection)
+                for field in columns
+            ],
+            defaults=defaults,
+        )
+
+    def params(self, rows: Sequence[Sequence[Any]]) -> list[tuple]:
+        """Each row's values, the defaults after them, prepared for the database."""
+        defaults, preps = self.defaults, self.preps
+        if not any(preps):
+            return [(*row, *defaults) for row in rows]
+        return [
+            tuple(
+                value if prep is None else prep(value)
+                for value, prep in zip((*row, *defaults), preps, strict=True)
+            )
+            for row in rows
+        ]
+
+    def unnest(self, connection: Any) -> str:
+        """PostgreSQL: the rows as one array per column (``%b``: sent in binary), a
+        query of a few hundred characters whatever the batch. (A VALUES list of
+        thousands of placeholders costs the driver more to parse than the server to
+        run, and Django's client-side binding quotes every value as text, a string's
+        every quote escaped one by one.) Each cast is to the type without its length
+        (varchar(3) → varchar): a cast to varchar(n) would cut a longer value; the
+        INSERT's own check refuses it."""
+        arrays = ", ".join(f"%b::{_unsized(field.db_type(connection))}[]" for field in self.fields)
+        return f"SELECT * FROM unnest({arrays}) AS incoming ({', '.join(self.names)})"  # noqa: S608
+
+    def head(self) -> str:
+        return f"INSERT INTO {self.table} ({', '.join(self.names)})"
+
+
+def _default(field: models.Field, now: datetime) -> Any:
+    """A value for a field the rows do not name: the moment for ``auto_now`` and
+    ``auto_now_add`` (what ``pre_save`` sets, once for the batch; a date field the
+    day), else the field's default."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return now if isinstance(field, models.DateTimeField) else now.date()
+    return field.get_default()
+
+
+def _binary_execute(connection: Any, sql: str, params: list[tuple]) -> list[tuple]:
+    """Run ``sql`` on PostgreSQL with ``params`` (rows) as one array per column, bound
+    server-side in binary; the rows it returns."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [list(column) for column in zip(*params, strict=True)])
+        return cursor.fetchall() if cursor.description else []
+
+
+def bulk_insert(
+    model: type[models.Model], rows: Sequence[Sequence[Any]], *, fields: Sequence[str]
+) -> int:
+    """Insert ``rows`` (one value per name of ``fields``, a foreign key by its row id;
+    the fields not named get their defaults, ``auto_now`` ones the moment) into
+    ``model``'s table in one statement on PostgreSQL (elsewhere as many rows a
+    statement as the database takes parameters). No signals, no ``save()``, no row
+    ids returned: for rows written and not read back (a record of calls). Returns how
+    many were written."""
+    if not rows:
+        return 0
+    connection = connections[router.db_for_write(model)]
+    columns = _Columns.of(model, fields, connection)
+    params = columns.params(rows)
+    if connection.vendor == "postgresql":
+        _binary_execute(connection, f"{columns.head()} {columns.unnest(connection)}", params)
+        return len(params)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(connection, columns, params):
+            cursor.execute(
+                f"{columns.head()} VALUES {_values(columns, len(chunk))}",
+                [value for row in chunk for value in row],
+            )
+    return len(params)
 
 
 def bulk_upsert(
@@ -54,46 +164,17 @@ def bulk_upsert(
     connection = connections[router.db_for_write(model)]
     opts = model._meta
     quote = connection.ops.quote_name
-    named = [opts.get_field(name) for name in fields]
-    # The fields not named are inserted with their defaults, as the ORM would.
-    rest = [
-        field
-        for field in opts.concrete_fields
-        if field not in named and not isinstance(field, models.AutoField)
-    ]
-    defaults = tuple(field.get_default() for field in rest)
-    columns = [*named, *rest]
-    preps: list[Callable[[Any], Any] | None] = [
-        None if isinstance(field, _PLAIN) or field.is_relation else _prep(field, connection)
-        for field in columns
-    ]
-    names = [quote(field.column) for field in columns]
+    columns = _Columns.of(model, fields, connection)
     targets = ", ".join(quote(opts.get_field(name).column) for name in unique)
     sets = ", ".join(
         f"{quote(opts.get_field(name).column)} = EXCLUDED.{quote(opts.get_field(name).column)}"
         for name in update
     )
-    if any(preps):
-        params = [
-            tuple(
-                value if prep is None else prep(value)
-                for value, prep in zip((*row, *defaults), preps, strict=True)
-            )
-            for row in rows
-        ]
-    else:
-        params = [(*row, *defaults) for row in rows]
-    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(names)})"
+    params = columns.params(rows)
+    head = columns.head()
     tail = f"ON CONFLICT ({targets}) DO UPDATE SET {sets}"
     if connection.vendor == "postgresql":
-        # One statement, its values one array per column, sent in binary: a query of a
-        # few hundred characters whatever the batch. (A VALUES list of thousands of
-        # placeholders costs the driver more to parse than the server to run, and
-        # Django's client-side binding quotes every value as text.)
-        # Cast to the type without its length (varchar(3) → varchar): an explicit cast
-        # to varchar(n) would cut a longer value; the INSERT's own check refuses it.
-        arrays = ", ".join(f"%b::{_unsized(field.db_type(connection))}[]" for field in columns)
-        incoming = f"SELECT * FROM unnest({arrays}) AS incoming ({', '.join(names)})"  # noqa: S608
+        incoming = columns.unnest(connection)
         if previous is None:
             sql = f"{head} {incoming} {tail}"
         else:
@@ -107,34 +188,41 @@ def bulk_upsert(
             sql = (
                 f"WITH incoming AS ({incoming}), "  # noqa: S608
                 f"before AS (SELECT {_pair(opts, previous, quote, 'stored')} "
-                f"FROM {quote(opts.db_table)} AS stored JOIN incoming ON {joined}), "
+                f"FROM {columns.table} AS stored JOIN incoming ON {joined}), "
                 f"written AS ({head} SELECT * FROM incoming {tail} RETURNING 1) "
                 "SELECT * FROM before"
             )
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, [list(column) for column in zip(*params, strict=True)])
-            return dict(cursor.fetchall()) if previous is not None else {}
+        found = _binary_execute(connection, sql, params)
+        return dict(found) if previous is not None else {}
     before: dict[Any, Any] = {}
-    one = f"({', '.join(['%s'] * len(names))})"
-    size = max(1, connection.ops.bulk_batch_size(columns, params))
     at = [fields.index(name) for name in unique]
     with connection.cursor() as cursor:
-        for start in range(0, len(params), size):
-            chunk = params[start : start + size]
+        for chunk in _chunks(connection, columns, params):
             if previous is not None:
                 keys = ", ".join([f"({', '.join(['%s'] * len(at))})"] * len(chunk))
                 cursor.execute(
-                    f"SELECT {_pair(opts, previous, quote)} FROM {quote(opts.db_table)} "  # noqa: S608
+                    f"SELECT {_pair(opts, previous, quote)} FROM {columns.table} "  # noqa: S608
                     f"WHERE ({targets}) IN (VALUES {keys})",
                     [row[i] for row in chunk for i in at],
                 )
                 before.update(cursor.fetchall())
             cursor.execute(
-                f"{head} VALUES {', '.join([one] * len(chunk))} {tail}",
+                f"{head} VALUES {_values(columns, len(chunk))} {tail}",
                 [value for row in chunk for value in row],
             )
     return before
+
+
+def _chunks(connection: Any, columns: _Columns, params: list[tuple]) -> Iterator[list[tuple]]:
+    """``params`` in runs of as many rows as one statement of the database takes."""
+    size = max(1, connection.ops.bulk_batch_size(columns.fields, params))
+    for start in range(0, len(params), size):
+        yield params[start : start + size]
+
+
+def _values(columns: _Columns, count: int) -> str:
+    one = f"({', '.join(['%s'] * len(columns.names))})"
+    return ", ".join([one] * count)
 
 
 def _unsized(db_type: str) -> str:
@@ -175,12 +263,23 @@ def _prep(field: models.Field, connection: Any) -> Callable[[Any], Any]:
 
 @models.CharField.register_lookup
 class AnyOf(lookups.In):
-    """``field__any_of=values``: ``IN``, written on PostgreSQL as ``= ANY(%s)`` with the
-    values as one array parameter. A batch of hundreds of ids is one short query (an
-    IN list of hundreds of placeholders is a long query the driver parses and quotes
-    placeholder by placeholder, every time); the index on the field is used alike."""
+    """``field__any_of=values``: ``IN``, written on PostgreSQL as ``= ANY(%s::text[])``
+    with the values as one parameter, an array literal. A batch of hundreds of ids is
+    one short query the index on the field serves alike: an IN list of hundreds of
+    placeholders is a long query the driver parses and quotes placeholder by
+    placeholder, and a list parameter is quoted element by element in Python (by
+    Django's client-side binding), every time."""
 
     lookup_name = "any_of"
+
+    def get_prep_lookup(self) -> Any:
+        # Strings are what a CharField's get_prep_value makes of them: not prepared
+        # again one by one. Anything else is prepared as IN prepares it.
+        if isinstance(self.rhs, list | tuple | set | frozenset) and all(
+            type(value) is str for value in self.rhs
+        ):
+            return list(self.rhs)
+        return super().get_prep_lookup()
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
         if not self.rhs_is_direct_value() or self.bilateral_transforms:
@@ -190,5 +289,12 @@ class AnyOf(lookups.In):
             raise EmptyResultSet  # as IN does: nothing is among no values
         field = self.lhs.output_field
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        prepared = [field.get_db_prep_value(v, connection, prepared=True) for v in values]
-        return f"{lhs} = ANY(%s)", (*lhs_params, prepared)
+        prepared = (str(field.get_db_prep_value(v, connection, prepared=True)) for v in values)
+        return f"{lhs} = ANY(%s::text[])", (*lhs_params, _text_array(prepared))
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of ``values``, each quoted (``"`` and ``\\``
+    escaped): one string parameter, quoted by the driver at C speed."""
+    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 
 class Headers(dict):
     """Case-insensitive header mapping (keys stored lower-case)."""
@@ -55,6 +57,16 @@ class Request:
         """Stripe-style nested form: a[b]=1&a[c][]=x&list[0][k]=v (also for GET queries)."""
         source = self.body.decode() if self.body else self.query_string
         return decode_nested_form(source)
+
+
+def json_bytes(body: Any) -> bytes:
+    """``body`` as JSON (UTF-8): by orjson, some five times faster than the standard
+    library on a large page; what orjson does not encode (a Decimal, an integer past
+    64 bits) by the standard library."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(body, check_circular=False).encode()
 
 
 @dataclass

@@ -48,7 +48,6 @@ class CallRecord:
     response_body: str | bytes | None = None
     error: str = ""
     duration_ms: int = 0
-    saved: Any = None
     run: Any = None
     """The job run the call was made in (``current_run`` then): stored with it, on
     whichever thread stores it."""
@@ -88,7 +87,7 @@ def record_api_call(
         if held is not None:
             held.append(record)
         elif _recorder is not None:
-            record.saved = _recorder(record)
+            _recorder(record)
 
 
 @contextmanager
@@ -114,7 +113,7 @@ def calls_store(records: list[CallRecord]) -> None:
         return
     with transaction.atomic():
         for record in records:
-            record.saved = _recorder(record)
+            _recorder(record)
 
 
 def set_call_recorder(
@@ -122,7 +121,7 @@ def set_call_recorder(
     many: Callable[[list[CallRecord]], Any] | None = None,
 ) -> None:
     """Where finished calls are stored (the engine's ApiCall table); none: not stored.
-    ``many`` stores a list of them at once (setting each one's ``saved``)."""
+    ``many`` stores a list of them at once."""
     global _recorder, _many_recorder
     _recorder = recorder
     _many_recorder = many if recorder is not None else None

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from integrations.db import bulk_insert
 from integrations.kernel.http import CallRecord, redacted
 from integrations.kernel.jsonutil import db_json
 from integrations.models import ApiCall
+
+_FIELDS = (
+    "connection",
+    "job",
+    "attempt",
+    "method",
+    "url",
+    "operation",
+    "idempotency_key",
+    "request_headers",
+    "request_body",
+    "status_code",
+    "response_body",
+    "error",
+    "duration_ms",
+    "reference",
+)
+"""What a stored call holds (:func:`redacted`'s fields), a foreign key by its row id."""
 
 
 def api_call_store(record: CallRecord) -> ApiCall:
@@ -13,9 +32,15 @@ def api_call_store(record: CallRecord) -> ApiCall:
     return ApiCall.objects.create(**db_json(redacted(record)))
 
 
-def api_calls_store(records: list[CallRecord]) -> list[ApiCall]:
-    """Store finished calls at once (one insert), as :func:`api_call_store` does each."""
-    rows = ApiCall.objects.bulk_create([ApiCall(**db_json(redacted(r))) for r in records])
-    for record, row in zip(records, rows, strict=True):
-        record.saved = row
-    return rows
+def api_calls_store(records: list[CallRecord]) -> int:
+    """Store finished calls at once (one statement), each as :func:`api_call_store`
+    stores one; returns how many."""
+    rows = []
+    for record in records:
+        values = db_json(redacted(record))
+        connection = values.pop("connection")
+        values["connection"] = connection.pk if connection is not None else None
+        values["job"] = values.pop("job_id")
+        values["attempt"] = values.pop("attempt_id")
+        rows.append(tuple(values[name] for name in _FIELDS))
+    return bulk_insert(ApiCall, rows, fields=_FIELDS)

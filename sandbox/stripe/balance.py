@@ -30,11 +30,10 @@ booking order (so ``GET /v1/balance_transactions?payout=`` pages in O(page size)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 
-from sandbox.http import Response
+from sandbox.http import Response, json_bytes
 from sandbox.stripe import money
 from sandbox.stripe import params as p
 from sandbox.stripe.errors import invalid, no_such
@@ -332,7 +331,7 @@ class BalanceMixin:
                     page.append(txn)
         body = self.page_body(page, has_more, params, url, share=True)
         # Encoded here, under the lock, as the body shares the store's objects.
-        return Response(200, json.dumps(body, check_circular=False).encode(), dict(JSON))
+        return Response(200, json_bytes(body), dict(JSON))
 
     def api_balance_transactions_retrieve(self, call) -> dict:
         return self.render(self.get("balance_transaction", call.path["id"]), call.expand)

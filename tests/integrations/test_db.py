@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from integrations.db import bulk_upsert
+from integrations.db import bulk_insert, bulk_upsert
+from integrations.models import ApiCall
 from reconciliation.models import BalanceTransaction, JournalEntry, Payout
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +129,42 @@ def test_a_row_stored_before_is_written_over_only_in_the_fields_named(integratio
 def test_nothing_is_written_for_no_rows(integration):
     bulk_upsert(BalanceTransaction, [], fields=FIELDS, unique=("id",), update=UPDATE)
     assert not BalanceTransaction.objects.exists()
+
+
+def test_any_of_finds_each_value_exactly_whatever_it_holds(integration):
+    """On PostgreSQL the values travel as one array literal: each is quoted, its quotes
+    and backslashes escaped, so no value is read as two, as NULL or as another."""
+    odd = ['a"b', "a\\b", "a,b", "{a}", "NULL", "", " spaced ", "\\", '"', "é ✓"]
+    made = {
+        value: Payout.objects.create(
+            integration=integration, stripe_payout_id=value, amount_minor=0, currency="EUR"
+        )
+        for value in [*odd, "a", "b"]
+    }
+    for value in odd:
+        assert list(Payout.objects.filter(stripe_payout_id__any_of=[value])) == [made[value]]
+    found = Payout.objects.filter(stripe_payout_id__any_of=odd).order_by("pk")
+    assert list(found) == [made[value] for value in odd]
+
+
+def test_bulk_insert_writes_every_row_with_defaults_and_the_moment(integration):
+    before = datetime.now(UTC)
+    fields = ("connection", "method", "url", "request_headers", "status_code", "response_body")
+    rows = [
+        (integration.stripe_id, "GET", f"https://api.example/{n}", {"n": n}, 200, f"body {n}")
+        for n in range(3)
+    ]
+    assert bulk_insert(ApiCall, rows, fields=fields) == 3
+    assert bulk_insert(ApiCall, [], fields=fields) == 0
+    stored = list(ApiCall.objects.order_by("url"))
+    assert [
+        (c.connection_id, c.method, c.url, c.request_headers, c.status_code, c.response_body)
+        for c in stored
+    ] == [tuple(r) for r in rows]
+    # Not named: the field's default ("" / None), auto_now_add the moment of the write.
+    unnamed = {(c.operation, c.error, c.job_id, c.duration_ms) for c in stored}
+    assert unnamed == {("", "", None, None)}
+    assert all(before <= c.created_at <= datetime.now(UTC) for c in stored)
 
 
 def test_any_of_finds_what_in_finds(integration, payouts):

@@ -75,3 +75,42 @@ def test_retry_after_parsing():
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+
+
+def test_calls_held_are_stored_together_as_each_is_stored_alone(erp_connection, upstream):
+    """The bulk path (a page read ahead on another thread: held, then stored at once)
+    stores exactly what the one-by-one path stores: redacted, with its connection,
+    and with the moment it was stored."""
+    from django.forms.models import model_to_dict
+
+    from integrations.kernel.http import calls_store, held_calls
+    from integrations.services.api_calls import api_call_store
+
+    secrets = {"client_secret": "pi_9_secret_8", "note": "sk_live_zyxwvuts", "amount": "1.00"}
+    for _ in range(2):
+        upstream.queue(Reply(body=secrets))
+    with held_calls() as held:
+        for path in ("/a", "/b"):
+            http_request(
+                erp_connection,
+                "GET",
+                upstream.url + path,
+                operation="probe",
+                headers={"Authorization": "Bearer held-token"},
+            )
+    assert not ApiCall.objects.exists()  # held, not stored
+    calls_store(held)
+    together = list(ApiCall.objects.order_by("id"))
+    for record in held:
+        api_call_store(record)
+    alone = list(ApiCall.objects.order_by("id"))[len(together) :]
+
+    def stored(call: ApiCall) -> dict:
+        return {k: v for k, v in model_to_dict(call).items() if k not in ("id", "created_at")}
+
+    assert [stored(c) for c in together] == [stored(c) for c in alone]
+    assert [c.url.rsplit("/", 1)[1] for c in together] == ["a", "b"]
+    assert all(c.connection_id == erp_connection.pk and c.created_at for c in together)
+    text = "".join(str(c.request_headers) + c.response_body for c in together)
+    for secret in ("held-token", "pi_9_secret_8", "sk_live_zyxwvuts"):
+        assert secret not in text

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from sandbox.http import decode_nested_form
+from sandbox.http import decode_nested_form, json_bytes
 
 
 def call(url, method="GET", body=None, headers=None):
@@ -41,6 +41,17 @@ def test_nested_form_decoding():
         "expand": ["b", "c"],
         "items": [{"p": "q"}],
     }
+
+
+def test_json_bytes_encode_what_the_standard_library_encodes():
+    from decimal import Decimal
+
+    body = {"data": [{"id": "txn_1", "amount": -5, "rate": 1.0847, "fx": None}], "é": "✓"}
+    assert json.loads(json_bytes(body)) == body
+    # What orjson refuses is encoded by the standard library, as before.
+    assert json.loads(json_bytes({"big": 2**70})) == {"big": 2**70}
+    with pytest.raises(TypeError):
+        json_bytes({"amount": Decimal("1.10")})  # as json.dumps refuses it
 
 
 def test_health_and_unknown_paths(sandbox):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
+import logging
 import queue
 import threading
 import time
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import stripe
 
 from integrations.connectors.stripe.constants import API_VERSION
@@ -45,6 +46,30 @@ LIST_PAGE_BODY_KEPT = 4096
 # Pages of balance transactions read ahead while the caller matches and stores a batch
 # (reconciliation's is 500: five pages).
 LIST_READ_AHEAD = 5
+
+
+def _sdk_debug_log_when_enabled() -> None:
+    """stripe-python (16.x) formats every answer's whole body for its debug log before
+    the logger is asked whether it logs debug at all (``_util.log_debug``: the body
+    decoded, searched, repr'd): some 1.6 ms of a 270 KB page, at every level. Its
+    requestor is given a ``log_debug`` that asks first and then does exactly what the
+    SDK's does (``stripe.log``/``STRIPE_LOG`` = "debug" or the ``stripe`` logger at
+    DEBUG still log every body)."""
+    from stripe import _api_requestor, _util
+
+    original = _util.log_debug
+    if getattr(_api_requestor.log_debug, "asks_first", False):
+        return
+
+    def log_debug(message: str, **params: Any) -> None:
+        if _util._console_log_level() == "debug" or _util.logger.isEnabledFor(logging.DEBUG):
+            original(message, **params)
+
+    log_debug.asks_first = True  # type: ignore[attr-defined]
+    _api_requestor.log_debug = log_debug
+
+
+_sdk_debug_log_when_enabled()
 
 
 class RecordingHTTPClient(stripe.RequestsClient):
@@ -532,7 +557,8 @@ class StripeGateway:
         )
         if not 200 <= status < 300:
             requestor._interpret_response(body, status, headers, "V1")  # raises
-        return json.loads(body)
+        # orjson: the same values as json.loads (its error is a json.JSONDecodeError).
+        return orjson.loads(body)
 
     def _each(
         self, operation: str, fn: Callable[..., Any], params: dict, *args: Any

@@ -309,3 +309,37 @@ def test_list_calls_are_recorded_with_the_run_they_were_made_in(sandbox_stripe, 
     rest = list(listed)  # taken outside the run: the pages were read in it
     assert 1 + len(rest) == 251 and first
     assert set(_list_calls().values_list("reference", flat=True)) == {"ORD-RUN-1"}
+
+
+def test_the_sdk_formats_an_answer_for_its_debug_log_only_when_debug_is_logged(
+    sandbox_stripe, caplog, monkeypatch
+):
+    """stripe-python formats every answer's body for its debug log (decoded and
+    repr'd) whatever the level; the gateway's SDK asks the logger first, and logs the
+    body exactly as the SDK does when debug is on."""
+    import logging
+
+    from stripe import _util
+
+    bodies: list[str] = []
+    real = _util.logfmt
+
+    def counting(props: dict) -> str:
+        if "body" in props:
+            bodies.append(props["body"])
+        return real(props)
+
+    monkeypatch.setattr(_util, "logfmt", counting)
+    gw = gateway(sandbox_stripe)
+    caplog.set_level(logging.INFO, logger="stripe")
+    customer = gw.customer_create(params={"email": "quiet@example.com"}, idempotency_key="c:q")
+    assert bodies == []  # nothing formatted for a level not logged
+    caplog.set_level(logging.DEBUG, logger="stripe")
+    gw.customer_retrieve(customer["id"])
+    texts = [b.decode() if isinstance(b, bytes) else b for b in bodies]
+    assert len(texts) == 1 and customer["id"] in texts[0]
+    assert any(
+        "API response body" in r.getMessage() and customer["id"] in r.getMessage()
+        for r in caplog.records
+        if r.name == "stripe"
+    )
