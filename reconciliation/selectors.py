@@ -17,6 +17,17 @@ def payout_find(*, integration: Integration, stripe_payout_id: str) -> Payout | 
     return Payout.objects.filter(integration=integration, stripe_payout_id=stripe_payout_id).first()
 
 
+# What matching reads of a payment's, refund's or dispute's order: only these columns
+# are selected (a payment row and its order and integration hold dozens, compiled and
+# decoded for every batch of a payout).
+_ORDER_OF = (
+    "order__id",
+    "order__integration_id",
+    "order__order_number",
+    "order__integration__name",
+)
+
+
 def payments_by_charge_and_intent(
     *, charge_ids: Iterable[str], intent_ids: Iterable[str]
 ) -> tuple[dict[str, Payment], dict[str, Payment]]:
@@ -32,6 +43,7 @@ def payments_by_charge_and_intent(
     rows = (
         Payment.objects.filter(Q(charge_id__any_of=charges) | Q(payment_intent_id__any_of=intents))
         .select_related("order__integration")
+        .only("charge_id", "payment_intent_id", *_ORDER_OF)
         .order_by("-id")
     )
     for payment in rows:
@@ -44,14 +56,20 @@ def payments_by_charge_and_intent(
 
 def refunds_by_stripe_id(*, refund_ids: Iterable[str]) -> dict[str, Refund]:
     ids = {r for r in refund_ids if r}
-    rows = Refund.objects.filter(stripe_refund_id__any_of=ids).select_related("order__integration")
+    rows = (
+        Refund.objects.filter(stripe_refund_id__any_of=ids)
+        .select_related("order__integration")
+        .only("stripe_refund_id", *_ORDER_OF)
+    )
     return {r.stripe_refund_id: r for r in rows} if ids else {}
 
 
 def disputes_by_stripe_id(*, dispute_ids: Iterable[str]) -> dict[str, Dispute]:
     ids = {d for d in dispute_ids if d}
-    rows = Dispute.objects.filter(stripe_dispute_id__any_of=ids).select_related(
-        "order__integration"
+    rows = (
+        Dispute.objects.filter(stripe_dispute_id__any_of=ids)
+        .select_related("order__integration")
+        .only("stripe_dispute_id", *_ORDER_OF)
     )
     return {d.stripe_dispute_id: d for d in rows} if ids else {}
 

@@ -136,10 +136,12 @@ def _day(timestamp: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "the beginning"
 
 
-def _batches(rows: Iterable[dict], size: int) -> Iterator[list[StripeBalanceTransaction]]:
-    rows = iter(rows)
-    while chunk := list(islice(rows, size)):
-        yield [balance_transaction_from_wire(row) for row in chunk]
+def _batches(
+    txns: Iterable[StripeBalanceTransaction], size: int
+) -> Iterator[list[StripeBalanceTransaction]]:
+    txns = iter(txns)
+    while chunk := list(islice(txns, size)):
+        yield chunk
 
 
 def payout_import(
@@ -162,7 +164,8 @@ def payout_import(
         raise exc.DataError(f"Stripe returned no payout for {payout_id!r}")
     payout = _payout_upsert(integration, fact)
     if fact.automatic:
-        rows = gateway.balance_transactions_for_payout(fact.id)
+        # Read from the wire by the list's own reader, while a batch is matched here.
+        rows = gateway.balance_transactions_for_payout(fact.id, parse=balance_transaction_from_wire)
         method = "Automatic payout: itemised by Stripe."
     else:
         since, previous = _previous_payout(gateway, fact)
@@ -171,6 +174,7 @@ def payout_import(
             available_lte=fact.created,
             created_gte=max(since - AVAILABILITY_LOOKBACK, 0) if since else 0,
             currency=fact.currency,
+            parse=balance_transaction_from_wire,
         )
         method = (
             "Manual payout: Stripe cannot itemise it (reference stripe.md A7). Reconciled "
@@ -215,7 +219,7 @@ def _import_batches(
     integration: Integration,
     payout: Payout,
     fact: StripePayout,
-    rows: Iterator[dict],
+    rows: Iterator[StripeBalanceTransaction],
     gateway: Any,
     moves: _Moves,
 ) -> tuple[int, int, int]:

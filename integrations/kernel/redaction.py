@@ -41,8 +41,18 @@ SECRET_PATTERNS = re.compile(
 URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/?#]+@")
 
 
+# What each pattern cannot match without: a text holding none of these is left as it is
+# without running the patterns (they try every alternative at every word of a text,
+# some 150 ns a character: 0.6 ms for a stored 4 KB page of a list, at every call).
+_SECRET_MARKS = ("k_test_", "k_live_", "whsec_", "_secret_", "Basic", "Bearer")
+
+
 def redact_text(text: str) -> str:
-    return URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", SECRET_PATTERNS.sub(REDACTED, text))
+    if any(mark in text for mark in _SECRET_MARKS):
+        text = SECRET_PATTERNS.sub(REDACTED, text)
+    if "://" in text and "@" in text:
+        text = URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", text)
+    return text
 
 
 def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:

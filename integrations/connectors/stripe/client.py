@@ -405,9 +405,13 @@ class StripeGateway:
     def balance_retrieve(self) -> dict:
         return self._call("balance.retrieve", self.client.v1.balance.retrieve).to_dict()
 
-    def balance_transactions_for_payout(self, payout_id: str) -> Iterator[dict]:
+    def balance_transactions_for_payout(
+        self, payout_id: str, *, parse: Callable[[dict], Any] | None = None
+    ) -> Iterator[Any]:
         """Every balance transaction of an automatic payout, with the objects whose
-        metadata names the order expanded (``BALANCE_TRANSACTION_EXPAND``)."""
+        metadata names the order expanded (``BALANCE_TRANSACTION_EXPAND``). ``parse``
+        (the mapping's ``balance_transaction_from_wire``): each item as it makes it,
+        on the thread that reads ahead, while the caller works through the last pages."""
         yield from self._list_plain(
             "balance_transaction.list",
             "/v1/balance_transactions",
@@ -417,18 +421,25 @@ class StripeGateway:
                 "expand": list(BALANCE_TRANSACTION_EXPAND),
             },
             ahead=LIST_READ_AHEAD,
+            items=(lambda rows: [parse(row) for row in rows]) if parse else None,
         )
 
     def balance_transactions_available(
-        self, *, available_gt: int, available_lte: int, created_gte: int = 0, currency: str = ""
-    ) -> Iterator[dict]:
+        self,
+        *,
+        available_gt: int,
+        available_lte: int,
+        created_gte: int = 0,
+        currency: str = "",
+        parse: Callable[[dict], Any] | None = None,
+    ) -> Iterator[Any]:
         """The balance history that became available in ``(available_gt,
         available_lte]`` (of ``currency`` when given), newest first, expanded like a
         payout's list: what a manual payout, which ``payout=`` cannot itemise (reference
         stripe.md A7), paid out. Stripe lists by ``created`` only, so the transactions
         created in ``[created_gte, available_lte]`` (funds become available after they
         are created, never before) are streamed and filtered here by ``available_on``,
-        a page at a time."""
+        a page at a time. ``parse``: as for a payout's list."""
         params: dict[str, Any] = {
             "created": {"gte": int(created_gte), "lte": int(available_lte)},
             "limit": LIST_PAGE_SIZE,
@@ -436,12 +447,22 @@ class StripeGateway:
         }
         if currency:
             params["currency"] = currency
-        for row in self._list_plain(
-            "balance_transaction.list", "/v1/balance_transactions", params, ahead=LIST_READ_AHEAD
-        ):
-            available_on = row.get("available_on") or 0
-            if available_gt < available_on <= available_lte:
-                yield row
+
+        def items(rows: list[dict]) -> list[Any]:
+            kept = [
+                row
+                for row in rows
+                if available_gt < (row.get("available_on") or 0) <= available_lte
+            ]
+            return [parse(row) for row in kept] if parse else kept
+
+        yield from self._list_plain(
+            "balance_transaction.list",
+            "/v1/balance_transactions",
+            params,
+            ahead=LIST_READ_AHEAD,
+            items=items,
+        )
 
     def payout_retrieve(self, payout_id: str) -> dict:
         return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)
@@ -466,8 +487,14 @@ class StripeGateway:
         yield from self._each("payout.list", self.client.v1.payouts.list, params)
 
     def _list_plain(
-        self, operation: str, path: str, params: dict, *, ahead: int = 1
-    ) -> Iterator[dict]:
+        self,
+        operation: str,
+        path: str,
+        params: dict,
+        *,
+        ahead: int = 1,
+        items: Callable[[list[dict]], list[Any]] | None = None,
+    ) -> Iterator[Any]:
         """Every item of a list, page after page (``starting_after``), decoded as plain
         JSON: for the large lists (a payout's balance transactions, each with its
         expanded source) building StripeObjects and turning them back into dicts costs
@@ -477,12 +504,14 @@ class StripeGateway:
         through the ones it has (Stripe answers while we match and store). That thread
         touches no database: each page's request is recorded as ``operation`` by the
         caller's thread when it takes the page (its body cut to
-        ``LIST_PAGE_BODY_KEPT``: the items are stored as rows of their own)."""
+        ``LIST_PAGE_BODY_KEPT``: the items are stored as rows of their own). ``items``
+        makes of a page's items what is yielded (kept, mapped), on that thread too: an
+        error it raises ends the list there, as a page that cannot be read does."""
         pages: queue.Queue = queue.Queue(maxsize=max(1, ahead))
         stop = threading.Event()
         reader = threading.Thread(
             target=contextvars.copy_context().run,
-            args=(self._pages_read, operation, path, dict(params), pages, stop),
+            args=(self._pages_read, operation, path, dict(params), pages, stop, items),
             name=f"stripe-list-{operation}",
             daemon=True,
         )
@@ -516,7 +545,13 @@ class StripeGateway:
             calls_store(held)
 
     def _pages_read(
-        self, operation: str, path: str, query: dict, pages: queue.Queue, stop: threading.Event
+        self,
+        operation: str,
+        path: str,
+        query: dict,
+        pages: queue.Queue,
+        stop: threading.Event,
+        items: Callable[[list[dict]], list[Any]] | None = None,
     ) -> None:
         """Read the list's pages into ``pages`` (each with the record of its request,
         held for the caller's thread to store), then ``None``; an error is put, not
@@ -536,6 +571,8 @@ class StripeGateway:
                         more = bool(data and page.get("has_more"))
                         if more:
                             query["starting_after"] = data[-1]["id"]
+                        if items is not None:
+                            page = {"data": items(data)}
                     except BaseException as error:  # raised on the caller's thread
                         page, more = error, False
                 # Waits for room: the caller takes pages, or drains them when it stops.
