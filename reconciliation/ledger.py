@@ -424,9 +424,12 @@ def transaction_keys(txn: BalanceTransaction) -> list[str]:
         keys = [_payout_key(category)]
     elif txn.ledger_key:
         # Stripe books a dispute in the settlement currency, so does its entry; a sale
-        # or refund of a converted charge is in the order's currency: through FX.
-        converted = txn.exchange_rate is not None and txn.matched_as != MatchedAs.DISPUTE
-        keys = ["fx" if converted else "clearing"]
+        # or refund of a converted charge is in the order's currency: through FX. What
+        # moves nothing (a dispute's movement netting to zero) posts under no key.
+        dispute = txn.matched_as == MatchedAs.DISPUTE
+        converted = txn.exchange_rate is not None and not dispute
+        moved = txn.net_minor if dispute else txn.gross_minor
+        keys = ["fx" if converted else "clearing"] if moved else []
     else:
         keys = [_own_key(category)]
     if txn.matched_as != MatchedAs.DISPUTE:
@@ -591,12 +594,17 @@ def _add(
         )
     elif txn.ledger_key:
         expected = txn.gross_minor if fees_here else txn.net_minor
-        if entry is None or not entry.posted:
+        if entry is None and expected == 0:
+            # It moves nothing through clearing (a dispute's movement whose fee equals its
+            # amount): its order entry, if any, has no clearing line (a zero line is not
+            # kept), so there is none to wait for or to clear.
+            pass
+        elif entry is None or not entry.posted:
             journal.waiting_count += 1
             if len(journal.waiting) < SHOWN:
                 journal.waiting.append(f"{txn.stripe_txn_id} ({txn.ledger_key})")
             return
-        if entry.currency.upper() != currency:
+        elif entry.currency.upper() != currency:
             sums[("fx", f"Stripe {category} settled from {entry.currency}")] += expected
             journal.conversions[entry.currency.upper()] += entry.signed_minor
         else:

@@ -240,3 +240,65 @@ def test_every_payout_ties_out_balances_and_empties_clearing(
         assert set(ledger.transaction_keys(txn)) <= posted, txn.reporting_category
     fees = sum(t.fee_minor for t in payout.transactions.exclude(matched_as=MatchedAs.DISPUTE))
     assert sum(p.signed_minor for p in deposit.lines() if p.key.startswith("fee:")) == fees
+
+
+def test_a_dispute_movement_netting_to_zero_does_not_hold_up_the_payout(integration):
+    """A dispute's movement whose fee equals its amount moves nothing through clearing:
+    order-to-cash's entry for it has no clearing line (a zero line is not kept), so
+    there is none to wait for; the payout posts, clearing nets to zero."""
+    payout = _build(integration, "USD", [{**_PLAIN_CHARGE, "dispute": "lost"}], [])
+    order = payout.transactions.filter(matched_as=MatchedAs.CHARGE).get().order
+    txn = _txn(
+        payout,
+        category="dispute_reversal",
+        type="adjustment",
+        gross=1500,
+        fee=1500,
+        fee_details=[("stripe_fee", 1500)],
+        source_id="dp_zero",
+        order=order,
+        matched_as=MatchedAs.DISPUTE,
+    )
+    txn.ledger_key = txn.stripe_txn_id
+    txn.save(update_fields=["ledger_key"])
+    gl = ledger.gl_map(integration)
+    entry = ledger.Entry(
+        reference=f"dispute:dp_zero:{txn.stripe_txn_id}",
+        kind=EntryKind.DISPUTE,
+        day=date(2026, 11, 30),
+        currency="USD",
+        memo="",
+        postings=(
+            gl.posting("dispute", -1500, "USD", ""),
+            gl.posting("dispute_fee", 1500, "USD", ""),
+            gl.posting("clearing", 0, "USD", ""),  # net zero: not kept
+        ),
+        ledger_key=txn.stripe_txn_id,
+        order=order,
+    )
+    row = ledger._record(integration, entry)
+    row.posted_at = row.created_at
+    row.save(update_fields=["posted_at"])
+    assert not row.lines.filter(key="clearing").exists()
+
+    journal = ledger.payout_journal(payout)
+    entries = ledger.payout_entries(gl, payout, journal)
+
+    assert (journal.waiting_count, journal.mismatch_count, journal.unexplained) == (0, 0, 0)
+    for built in entries:
+        built.check_balanced()
+    assert ledger._clearing_left(payout, entries) == {}
+    posted = {p.key for e in entries for p in e.lines()}
+    assert "clearing" not in ledger.transaction_keys(txn)  # what the exports name
+    for each in payout.transactions.all():
+        assert set(ledger.transaction_keys(each)) <= posted, each.reporting_category
+
+
+_PLAIN_CHARGE = {
+    "amount": 10_000,
+    "converted": False,
+    "rate": Decimal(1),
+    "refund_share": 0,
+    "dispute": "",
+    "tax_on_fee": False,
+}
