@@ -233,6 +233,10 @@ def _lookups(chunk: list[BalanceTransaction]) -> _Lookups:
     )
 
 
+PAYOUTS_KEPT = 16
+"""Payouts whose never-booked keys an export keeps at once."""
+
+
 @dataclass
 class _Totals:
     count: int = 0
@@ -243,16 +247,25 @@ class _Totals:
 
 @dataclass
 class _GlMaps:
-    """Each integration's GL map, read the first time one of its rows comes."""
+    """Each integration's GL map, read the first time one of its rows comes, and each
+    payout's keys no order entry will hold (:func:`ledger.never_booked`: booked to
+    their own account, not clearing), read when its first row comes (a few payouts
+    kept: an export streams payout after payout)."""
 
     maps: dict[int, ledger.GlMap] = field(default_factory=dict)
+    unbooked: dict[int, dict[str, str]] = field(default_factory=dict)
 
-    def accounts(self, txn: BalanceTransaction) -> str:
+    def accounts(self, txn: BalanceTransaction, payout: Payout) -> str:
         gl = self.maps.get(txn.integration_id)
         if gl is None:
             integration = Integration.objects.get(pk=txn.integration_id)
             gl = self.maps[txn.integration_id] = ledger.gl_map(integration)
-        return "; ".join(ledger.transaction_accounts(gl, txn))
+        unbooked = self.unbooked.get(payout.pk)
+        if unbooked is None:
+            if len(self.unbooked) >= PAYOUTS_KEPT:
+                self.unbooked.clear()
+            unbooked = self.unbooked[payout.pk] = ledger.never_booked(payout)
+        return "; ".join(ledger.transaction_accounts(gl, txn, unbooked))
 
 
 def export_rows(*, payouts: QuerySet[Payout]) -> Iterator[ExportRow]:
@@ -287,7 +300,7 @@ def export_rows(*, payouts: QuerySet[Payout]) -> Iterator[ExportRow]:
                 net=amount_of(txn.net_minor, txn.currency),
                 currency=txn.currency,
                 exchange_rate=txn.exchange_rate,
-                gl_accounts=gl.accounts(txn),
+                gl_accounts=gl.accounts(txn, payout),
                 order_erp_document=found.order_documents.get(
                     (txn.integration_id, txn.ledger_key), ""
                 )

@@ -20,7 +20,7 @@ posted to the ERP under its external reference, its idempotency key there.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -416,12 +416,16 @@ def _own_key(category: str) -> str:
     return _FEE_CATEGORIES.get(category, category or "other")
 
 
-def transaction_keys(txn: BalanceTransaction) -> list[str]:
+def transaction_keys(txn: BalanceTransaction, unbooked: Container[str] = frozenset()) -> list[str]:
     """The GL map's keys a balance transaction posts under in its payout's journal
-    (and, for an order's money, the order entry's clearing before it)."""
+    (and, for an order's money, the order entry's clearing before it). ``unbooked``:
+    the payout's keys no order entry will ever hold (:func:`never_booked`), whose
+    money the journal books to its own category."""
     category = category_of(txn)
     if txn.matched_as == MatchedAs.PAYOUT:
         keys = [_payout_key(category)]
+    elif txn.ledger_key and txn.ledger_key in unbooked:
+        keys = [category]
     elif txn.ledger_key:
         # Stripe books a dispute in the settlement currency, so does its entry; a sale
         # or refund of a converted charge is in the order's currency: through FX. What
@@ -437,10 +441,12 @@ def transaction_keys(txn: BalanceTransaction) -> list[str]:
     return keys
 
 
-def transaction_accounts(gl: GlMap, txn: BalanceTransaction) -> list[str]:
+def transaction_accounts(
+    gl: GlMap, txn: BalanceTransaction, unbooked: Container[str] = frozenset()
+) -> list[str]:
     """The GL accounts a balance transaction moves: ``account (key)`` per line."""
     accounts = []
-    for key in transaction_keys(txn):
+    for key in transaction_keys(txn, unbooked):
         shown = f"{gl.account(key, txn.currency)} ({key})"
         if shown not in accounts:
             accounts.append(shown)
@@ -495,7 +501,7 @@ def _payout_keys(payout: Payout):
     )
 
 
-def _never_booked(payout: Payout) -> dict[str, str]:
+def never_booked(payout: Payout) -> dict[str, str]:
     """Keys of the payout's order money that order-to-cash books no entry for, and why
     (used only where no entry holds the key): a payment refunded in full before its
     sale was posted (no sale, no credit memo), its charge and its refunds; a refund
@@ -553,7 +559,7 @@ def payout_journal(payout: Payout) -> PayoutJournal:
     journal = PayoutJournal()
     integration = payout.integration
     currency = payout.currency.upper()
-    unbooked = _never_booked(payout)
+    unbooked = never_booked(payout)
     own = set(payout.journal_entries.values_list("pk", flat=True))
     for chunk in _chunks(payout):
         keys = [t.ledger_key for t in chunk if t.ledger_key]

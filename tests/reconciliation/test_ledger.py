@@ -249,6 +249,14 @@ def test_a_refund_that_failed_before_it_was_credited_does_not_hold_up_the_payout
         ("refund_failure", "4100", Decimal(0), Decimal("10.00")),  # its money back
     ]
     assert trial_balance(recon)[("1150", "USD")] == 0
+    # The export names the accounts the journal used: the refunds', not clearing.
+    from reconciliation.exports import export_rows
+
+    named = {
+        row.reporting_category: row.gl_accounts
+        for row in export_rows(payouts=Payout.objects.filter(stripe_payout_id=payout))
+    }
+    assert (named["refund"], named["refund_failure"]) == ("4100 (refund)", "4100 (refund_failure)")
 
 
 def test_a_transaction_cleared_by_a_posted_payout_is_never_cleared_again(recon):
