@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import lookups
 from django.utils import timezone
 
@@ -131,7 +131,8 @@ def bulk_insert(
     if connection.vendor == "postgresql":
         _binary_execute(connection, f"{columns.head()} {columns.unnest(connection)}", params)
         return len(params)
-    with connection.cursor() as cursor:
+    # All or nothing, as the one statement on PostgreSQL.
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         for chunk in _chunks(connection, columns, params):
             cursor.execute(
                 f"{columns.head()} VALUES {_values(columns, len(chunk))}",
@@ -282,7 +283,11 @@ class AnyOf(lookups.In):
         return super().get_prep_lookup()
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple]:
-        if not self.rhs_is_direct_value() or self.bilateral_transforms:
+        if (
+            not self.rhs_is_direct_value()
+            or self.bilateral_transforms
+            or any(hasattr(value, "as_sql") for value in self.rhs)  # an expression: IN's
+        ):
             return self.as_sql(compiler, connection)
         values = [value for value in self.rhs if value is not None]  # as IN leaves None out
         if not values:

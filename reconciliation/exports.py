@@ -248,7 +248,7 @@ class _Totals:
 @dataclass
 class _GlMaps:
     """Each integration's GL map, read the first time one of its rows comes, and each
-    payout's keys no order entry will hold (:func:`ledger.never_booked`: booked to
+    payout's keys no order entry will hold (:func:`ledger.unbooked_keys`: booked to
     their own account, not clearing), read when its first row comes (a few payouts
     kept: an export streams payout after payout)."""
 
@@ -264,7 +264,7 @@ class _GlMaps:
         if unbooked is None:
             if len(self.unbooked) >= PAYOUTS_KEPT:
                 self.unbooked.clear()
-            unbooked = self.unbooked[payout.pk] = ledger.never_booked(payout)
+            unbooked = self.unbooked[payout.pk] = ledger.unbooked_keys(payout)
         return "; ".join(ledger.transaction_accounts(gl, txn, unbooked))
 
 

@@ -432,8 +432,7 @@ def transaction_keys(txn: BalanceTransaction, unbooked: Container[str] = frozens
         # moves nothing (a dispute's movement netting to zero) posts under no key.
         dispute = txn.matched_as == MatchedAs.DISPUTE
         converted = txn.exchange_rate is not None and not dispute
-        moved = txn.net_minor if dispute else txn.gross_minor
-        keys = ["fx" if converted else "clearing"] if moved else []
+        keys = ["fx" if converted else "clearing"] if txn.net_minor or not dispute else []
     else:
         keys = [_own_key(category)]
     if txn.matched_as != MatchedAs.DISPUTE:
@@ -483,7 +482,7 @@ class PayoutJournal:
     """Transactions another payout's posted journal cleared already (moved here)."""
 
 
-def _linked_clearing(integration: Integration, keys: list[str]) -> dict[str, _Linked]:
+def _linked_clearing(integration: Integration | int, keys: list[str]) -> dict[str, _Linked]:
     rows = (
         JournalLine.objects.filter(
             key="clearing", entry__integration=integration, entry__ledger_key__in=keys
@@ -533,6 +532,17 @@ def never_booked(payout: Payout) -> dict[str, str]:
         why = "the refund failed before it was credited"
         found[refund] = found[f"refund_failure:{refund}"] = why
     return found
+
+
+def unbooked_keys(payout: Payout) -> dict[str, str]:
+    """The payout's keys its journal books to their own accounts: never booked by
+    order-to-cash (:func:`never_booked`) and held by no entry's clearing line, as
+    :func:`payout_journal` decides it (what the exports name)."""
+    unbooked = never_booked(payout)
+    if not unbooked:
+        return unbooked
+    held = _linked_clearing(payout.integration_id, list(unbooked))
+    return {key: why for key, why in unbooked.items() if key not in held}
 
 
 def _chunks(payout: Payout) -> Iterator[list[BalanceTransaction]]:
@@ -600,10 +610,10 @@ def _add(
         )
     elif txn.ledger_key:
         expected = txn.gross_minor if fees_here else txn.net_minor
-        if entry is None and expected == 0:
-            # It moves nothing through clearing (a dispute's movement whose fee equals its
-            # amount): its order entry, if any, has no clearing line (a zero line is not
-            # kept), so there is none to wait for or to clear.
+        if entry is None and expected == 0 and not fees_here:
+            # A dispute's movement whose fee equals its amount moves nothing through
+            # clearing: its entry (netted from this very movement) keeps no clearing
+            # line, a zero line not being kept, so there is none to wait for or clear.
             pass
         elif entry is None or not entry.posted:
             journal.waiting_count += 1

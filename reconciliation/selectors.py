@@ -19,7 +19,8 @@ def payout_find(*, integration: Integration, stripe_payout_id: str) -> Payout | 
 
 # What matching reads of a payment's, refund's or dispute's order: only these columns
 # are selected (a payment row and its order and integration hold dozens, compiled and
-# decoded for every batch of a payout).
+# decoded for every batch of a payout). The rows returned are deferred otherwise: a
+# caller reading another field makes a query per row.
 _ORDER_OF = (
     "order__id",
     "order__integration_id",

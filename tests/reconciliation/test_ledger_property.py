@@ -302,3 +302,29 @@ _PLAIN_CHARGE = {
     "dispute": "",
     "tax_on_fee": False,
 }
+
+
+def test_a_dispute_movement_that_moves_money_waits_for_its_entry(integration):
+    """Only a movement netting to zero has no clearing line to wait for: one that moves
+    money, or a charge of no gross, waits until its order entry is posted."""
+    payout = _build(integration, "USD", [_PLAIN_CHARGE], [])
+    order = payout.transactions.filter(matched_as=MatchedAs.CHARGE).get().order
+    for category, gross, fee, matched_as in (
+        ("dispute", -1500, 1500, MatchedAs.DISPUTE),
+        ("charge", 0, 0, MatchedAs.CHARGE),
+    ):
+        txn = _txn(
+            payout,
+            category=category,
+            gross=gross,
+            fee=fee,
+            source_id=f"src_{category}",
+            order=order,
+            matched_as=matched_as,
+        )
+        txn.ledger_key = txn.stripe_txn_id
+        txn.save(update_fields=["ledger_key"])
+
+    journal = ledger.payout_journal(payout)
+
+    assert journal.waiting_count == 2

@@ -44,6 +44,7 @@ def test_nested_form_decoding():
 
 
 def test_json_bytes_encode_what_the_standard_library_encodes():
+    from datetime import UTC, datetime
     from decimal import Decimal
 
     body = {"data": [{"id": "txn_1", "amount": -5, "rate": 1.0847, "fx": None}], "é": "✓"}
@@ -52,6 +53,8 @@ def test_json_bytes_encode_what_the_standard_library_encodes():
     assert json.loads(json_bytes({"big": 2**70})) == {"big": 2**70}
     with pytest.raises(TypeError):
         json_bytes({"amount": Decimal("1.10")})  # as json.dumps refuses it
+    with pytest.raises(TypeError):
+        json_bytes({"at": datetime.now(UTC)})  # orjson would encode it; json.dumps refuses
 
 
 def test_health_and_unknown_paths(sandbox):

@@ -343,3 +343,36 @@ def test_the_sdk_formats_an_answer_for_its_debug_log_only_when_debug_is_logged(
         for r in caplog.records
         if r.name == "stripe"
     )
+
+
+def test_an_item_that_cannot_be_parsed_raises_on_the_callers_thread_after_the_pages_before(
+    sandbox_stripe, sandbox
+):
+    """``parse`` runs on the reader thread: a malformed item ends the list with its error
+    raised here, after the pages before it, every page's request recorded."""
+    from integrations.connectors.stripe.mapping import balance_transaction_from_wire
+
+    payout = _seed_payout(sandbox, 250)
+    seen: list[str] = []
+
+    def parse(row: dict):
+        seen.append(row["id"])
+        if len(seen) == 150:  # on the second page
+            raise ValueError(f"malformed {row['id']}")
+        return balance_transaction_from_wire(row)
+
+    listed = gateway(sandbox_stripe).balance_transactions_for_payout(payout, parse=parse)
+    taken = []
+    with pytest.raises(ValueError, match="malformed"):
+        taken.extend(listed)
+    assert len(taken) == 100 and all(t.id.startswith("txn_") for t in taken)  # facts
+    assert readers() == []
+    assert list(_list_calls().values_list("status_code", flat=True)) == [200, 200]
+
+
+def test_the_sdk_requestor_logs_through_the_gateways_asking_log_debug():
+    from stripe import _api_requestor
+
+    import integrations.connectors.stripe.client  # noqa: F401  (installs it)
+
+    assert getattr(_api_requestor.log_debug, "asks_first", False)
