@@ -385,13 +385,11 @@ def child_main(payout_id: str, expected: int, sandbox_pid: int, import_only: boo
 
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    backend = 0  # SQLite: the database is the import process itself
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = cursor.fetchone()[0]
-        else:
-            cursor.execute("SELECT 1")
-            backend = 0
     processes = {"cpu_import": "self", "cpu_sandbox": sandbox_pid, "cpu_db": backend}
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
     rss_peak_reset()
@@ -632,19 +630,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.import_only:
         print("post and export: skipped (--import-only)")
-    elif "post_s" not in rows[-1]:
-        print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")
     else:
-        print(f"post at {rows[-1]['size']}: {json.dumps(rows[-1]['post'])[:300]}")
-    if args.import_only:
-        pass
-    elif "export_s" not in rows[-1]:
-        print("export: not measured (reconciliation.exports is not on main)")
-    else:
-        print(
-            f"export at {rows[-1]['size']}: CSV {rows[-1]['csv_bytes'] / 2**20:.1f} MB "
-            "(reconciliation.exports, streamed), XLSX to a temporary file"
-        )
+        if "post_s" not in rows[-1]:
+            print("post: not measured (reconciliation.ledger.payout_ledger_post is not on main)")
+        else:
+            print(f"post at {rows[-1]['size']}: {json.dumps(rows[-1]['post'])[:300]}")
+        if "export_s" not in rows[-1]:
+            print("export: not measured (reconciliation.exports is not on main)")
+        else:
+            print(
+                f"export at {rows[-1]['size']}: CSV {rows[-1]['csv_bytes'] / 2**20:.1f} MB "
+                "(reconciliation.exports, streamed), XLSX to a temporary file"
+            )
     if problems:
         print("CHECK FAILED:")
         for problem in problems:

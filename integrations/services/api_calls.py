@@ -7,24 +7,6 @@ from integrations.kernel.http import CallRecord, redacted
 from integrations.kernel.jsonutil import db_json
 from integrations.models import ApiCall
 
-_FIELDS = (
-    "connection",
-    "job",
-    "attempt",
-    "method",
-    "url",
-    "operation",
-    "idempotency_key",
-    "request_headers",
-    "request_body",
-    "status_code",
-    "response_body",
-    "error",
-    "duration_ms",
-    "reference",
-)
-"""What a stored call holds (:func:`redacted`'s fields), a foreign key by its row id."""
-
 
 def api_call_store(record: CallRecord) -> ApiCall:
     """Store one finished call, redacted (secrets masked, bodies bounded), as text the
@@ -35,12 +17,13 @@ def api_call_store(record: CallRecord) -> ApiCall:
 def api_calls_store(records: list[CallRecord]) -> int:
     """Store finished calls at once (one statement), each as :func:`api_call_store`
     stores one; returns how many."""
+    if not records:
+        return 0
     rows = []
     for record in records:
         values = db_json(redacted(record))
-        connection = values.pop("connection")
-        values["connection"] = connection.pk if connection is not None else None
-        values["job"] = values.pop("job_id")
-        values["attempt"] = values.pop("attempt_id")
-        rows.append(tuple(values[name] for name in _FIELDS))
-    return bulk_insert(ApiCall, rows, fields=_FIELDS)
+        connection = values.pop("connection")  # the row by its id, as job_id and attempt_id
+        values["connection_id"] = connection.pk if connection is not None else None
+        rows.append(values)
+    fields = tuple(rows[0])  # :func:`redacted`'s fields, the same for every call
+    return bulk_insert(ApiCall, [tuple(values.values()) for values in rows], fields=fields)
