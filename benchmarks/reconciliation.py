@@ -59,7 +59,8 @@ The table has one row per size. The last line is::
 
 txns_per_s is import + match + tie-out only. A line per size gives the CPU time each
 process spent during the timed import (/proc/<pid>/stat: the import process, reader
-thread included; the sandbox; the import's PostgreSQL backend), per transaction, and
+thread included; the sandbox; the PostgreSQL server, every process of it, the import's
+connections and those that ended during it included), per transaction, and
 how many of the cores they kept busy together: where the time goes, and how close the
 three are to sharing the machine out. ``--import-only`` skips the post and export
 phases (the RESULT line is the same). ``RECON_PROFILE=<file>`` writes a pyinstrument
@@ -118,6 +119,32 @@ def rss_status() -> dict[str, int]:
             if name in ("VmRSS", "VmHWM"):
                 values[name] = int(rest.split()[0]) * 1024
     return values
+
+
+def server_cpu_seconds(backend: int) -> float:
+    """CPU seconds the PostgreSQL server of ``backend`` has used so far: its postmaster's
+    children that are running (backends, the WAL writer...) plus those that ended
+    (the postmaster's cutime + cstime), so a connection opened and closed during the
+    import (the write-behind's) counts too. 0.0 where /proc cannot tell."""
+    try:
+        with open(f"/proc/{backend}/stat") as stat:
+            postmaster = int(stat.read().rpartition(")")[2].split()[1])
+        with open(f"/proc/{postmaster}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ended = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    running = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    child = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(child[1]) == postmaster:
+                running += (int(child[11]) + int(child[12])) / os.sysconf("SC_CLK_TCK")
+    return ended + running
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -391,7 +418,12 @@ def child_main(payout_id: str, expected: int, sandbox_pid: int, import_only: boo
             cursor.execute("SELECT pg_backend_pid()")
             backend = cursor.fetchone()[0]
     processes = {"cpu_import": "self", "cpu_sandbox": sandbox_pid, "cpu_db": backend}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+
+    def cpu_of(name: str) -> float:
+        pid = processes[name]
+        return server_cpu_seconds(pid) if name == "cpu_db" else cpu_seconds(pid)
+
+    cpu_before = {name: cpu_of(name) for name, pid in processes.items() if pid}
     rss_peak_reset()
     profiler = None
     if os.environ.get("RECON_PROFILE"):
@@ -402,7 +434,7 @@ def child_main(payout_id: str, expected: int, sandbox_pid: int, import_only: boo
     started = time.perf_counter()
     report = payout_import(ctx=ctx, payout_id=payout_id)
     result["import_s"] = time.perf_counter() - started
-    result.update({name: cpu_seconds(processes[name]) - cpu for name, cpu in cpu_before.items()})
+    result.update({name: cpu_of(name) - cpu for name, cpu in cpu_before.items()})
     if profiler is not None:
         profiler.stop()
         Path(os.environ["RECON_PROFILE"]).write_text(profiler.output_text(show_all=False))

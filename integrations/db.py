@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.core.exceptions import EmptyResultSet
@@ -260,6 +262,76 @@ def _prep(field: models.Field, connection: Any) -> Callable[[Any], Any]:
         return None if value is None else field.get_db_prep_save(value, connection)
 
     return prep
+
+
+T = TypeVar("T")
+
+
+class WriteBehind(Generic[T]):
+    """Writes run one at a time on a thread of their own, with a database connection of
+    its own, while the caller goes on (matches the next batch while the database stores
+    this one: the server's work and ours overlap). At most one write is pending: the
+    caller hands over the next only once the one before is done, so what waits in memory
+    is bounded, an error surfaces at the next hand-over, and each write's result reaches
+    ``done`` on the caller's thread, in order.
+
+    Only where a second connection sees what the caller's has committed: PostgreSQL,
+    the caller not inside a transaction (its writes so far are committed, and the
+    writes here are not meant to be part of one). Otherwise (SQLite, a test's or a
+    caller's transaction) each write runs at once on the caller's thread, as it would
+    without this. Each write holds its own transaction.
+
+    Used as a context manager: on the way out the pending write is waited for (its
+    error raised, unless another is on its way out already) and the thread's connection
+    closed."""
+
+    def __init__(self, done: Callable[[T], None], *, using: str = "default") -> None:
+        connection = connections[using]
+        self.done = done
+        self.using = using
+        self.threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
+            if self.threaded
+            else None
+        )
+        self._pending: Future[T] | None = None
+
+    def submit(self, write: Callable[[], T]) -> None:
+        """Run ``write`` (after the pending one is done and its result handed to
+        ``done``)."""
+        if self._pool is None:
+            self.done(write())
+            return
+        self._settle()
+        self._pending = self._pool.submit(write)
+
+    def _settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.done(pending.result())
+
+    def __enter__(self) -> WriteBehind[T]:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._pool is None:
+            return
+        try:
+            if kind is None:
+                self._settle()
+            elif self._pending is not None:
+                # Leaving with an error already: the pending write only finishes.
+                self._pending.exception()
+        finally:
+            # Looked up on the thread: its own connection, not the caller's.
+            self._pool.submit(lambda: connections[self.using].close()).result()
+            self._pool.shutdown()
 
 
 @models.CharField.register_lookup

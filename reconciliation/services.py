@@ -32,7 +32,7 @@ from integrations.connectors.stripe.mapping import (
     balance_transaction_from_wire,
     payout_from_wire,
 )
-from integrations.db import bulk_upsert
+from integrations.db import WriteBehind, bulk_upsert
 from integrations.kernel import exceptions as exc
 from integrations.models import Integration
 from payments import money
@@ -223,22 +223,30 @@ def _import_batches(
     gateway: Any,
     moves: _Moves,
 ) -> tuple[int, int, int]:
-    """Match and store the listed transactions a batch at a time: (new, known, skipped)."""
-    new = known = skipped = 0
-    for batch in _batches(rows, BATCH):
-        if not fact.automatic:
-            batch, left_out = _manual_lines(integration, payout, fact, batch)
-            skipped += left_out
-        if not batch:
-            continue
-        matches = transactions_match(
-            integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
-        )
-        owners = _store(integration, payout, batch, matches)
-        new += len(batch) - len(owners)
-        known += len(owners)
+    """Match and store the listed transactions a batch at a time: (new, known, skipped).
+    A batch is stored behind (:class:`WriteBehind`) while the next is matched."""
+    counts = {"new": 0, "known": 0}
+
+    def stored(result: tuple[int, dict[str, int]]) -> None:
+        size, owners = result
+        counts["new"] += size - len(owners)
+        counts["known"] += len(owners)
         moves.add(payout.pk, owners)
-    return new, known, skipped
+
+    skipped = 0
+    with WriteBehind(stored) as writer:
+        for batch in _batches(rows, BATCH):
+            if not fact.automatic:
+                batch, left_out = _manual_lines(integration, payout, fact, batch)
+                skipped += left_out
+            if not batch:
+                continue
+            matches = transactions_match(
+                integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
+            )
+            rows_of = _rows(integration, payout, batch, matches)
+            writer.submit(lambda rows_of=rows_of: (len(rows_of), _store(rows_of)))
+    return counts["new"], counts["known"], skipped
 
 
 class _Moves:
@@ -389,20 +397,24 @@ def _row(
     )
 
 
-def _store(
+def _rows(
     integration: Integration,
     payout: Payout,
     batch: list[StripeBalanceTransaction],
     matches: list[Match],
-) -> dict[str, int]:
-    """Upsert a batch by ``txn_`` id (to this payout, where Stripe lists them); returns
-    the payout (row id) each one already stored was stored under before."""
+) -> list[tuple]:
+    """A batch's rows of ``_COLUMNS``, one per ``txn_`` id (the last listed wins)."""
     pairs = zip(batch, matches, strict=True)
-    rows = {txn.id: _row(integration, payout, txn, match) for txn, match in pairs}
+    return list({txn.id: _row(integration, payout, txn, match) for txn, match in pairs}.values())
+
+
+def _store(rows: list[tuple]) -> dict[str, int]:
+    """Upsert a batch's rows by ``txn_`` id (to this payout, where Stripe lists them);
+    returns the payout (row id) each one already stored was stored under before."""
     with transaction.atomic():
         return bulk_upsert(
             BalanceTransaction,
-            list(rows.values()),
+            rows,
             fields=_COLUMNS,
             unique=("integration", "stripe_txn_id"),
             update=_STORED,

@@ -1,13 +1,14 @@
 """The bulk helpers of integrations/db.py, on whichever database the suite runs (CI runs
 it on PostgreSQL, where they take their own path, and on SQLite)."""
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
-from integrations.db import bulk_insert, bulk_upsert
+from integrations.db import WriteBehind, bulk_insert, bulk_upsert
 from integrations.models import ApiCall
 from reconciliation.models import BalanceTransaction, JournalEntry, Payout
 
@@ -178,3 +179,81 @@ def test_any_of_finds_what_in_finds(integration, payouts):
     assert not Payout.objects.filter(stripe_payout_id__any_of={None}).exists()
     sql = str(Payout.objects.filter(stripe_payout_id__any_of={"po_1"}).query)
     assert ("= ANY(" in sql) == (connection.vendor == "postgresql")
+
+
+# --- WriteBehind -----------------------------------------------------------------------
+def _payout_write(integration, name: str, log: list):
+    """A write that stores a payout and says on which thread and connection it ran,
+    and when it began and ended."""
+
+    def write():
+        log.append(("begin", name))
+        Payout.objects.create(
+            integration_id=integration.pk, stripe_payout_id=name, amount_minor=0, currency="EUR"
+        )
+        log.append(("end", name))
+        return name, threading.get_ident(), connections["default"]
+
+    return write
+
+
+def test_inside_a_transaction_each_write_runs_at_once_on_the_callers_thread(integration):
+    done, log = [], []
+    with WriteBehind(done.append) as writer:
+        assert writer.threaded is False  # a test's transaction: a second one would not see it
+        writer.submit(_payout_write(integration, "po_a", log))
+        assert [name for name, *_ in done] == ["po_a"]  # at once
+        writer.submit(_payout_write(integration, "po_b", log))
+    assert [name for name, *_ in done] == ["po_a", "po_b"]
+    assert {thread for _, thread, _ in done} == {threading.get_ident()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_on_postgresql_writes_run_behind_one_at_a_time_in_order(
+    integration,
+):
+    done, log = [], []
+    caller = threading.get_ident()
+    with WriteBehind(lambda result: done.append((result, threading.get_ident()))) as writer:
+        assert writer.threaded is (connection.vendor == "postgresql")
+        for name in ("po_a", "po_b", "po_c"):
+            writer.submit(_payout_write(integration, name, log))
+    # Every result reached the caller's thread, in order; one write at a time.
+    assert [result[0] for result, _ in done] == ["po_a", "po_b", "po_c"]
+    assert {thread for _, thread in done} == {caller}
+    assert log == [(step, name) for name in ("po_a", "po_b", "po_c") for step in ("begin", "end")]
+    assert Payout.objects.filter(stripe_payout_id__in=["po_a", "po_b", "po_c"]).count() == 3
+    if writer.threaded:
+        # On a thread of its own, with its own connection, closed on the way out.
+        assert {result[1] for result, _ in done} != {caller}
+        assert len({result[1] for result, _ in done}) == 1
+        assert not [t for t in threading.enumerate() if t.name.startswith("write-behind")]
+        [own] = {result[2] for result, _ in done}
+        assert own is not connections["default"] and own.connection is None  # closed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_write_raises_at_the_next_hand_over_and_nothing_after_it_runs(integration):
+    done, log = [], []
+
+    def failing():
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"), WriteBehind(done.append) as writer:
+        writer.submit(failing)
+        writer.submit(_payout_write(integration, "po_after", log))
+    assert done == [] and log == []
+    assert not Payout.objects.filter(stripe_payout_id="po_after").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leaving_with_an_error_waits_for_the_pending_write_and_raises_the_callers(
+    integration,
+):
+    done, log = [], []
+    with pytest.raises(KeyError), WriteBehind(done.append) as writer:
+        writer.submit(_payout_write(integration, "po_pending", log))
+        raise KeyError("the caller's")
+    # The pending write finished (stored, committed) before the writer let go.
+    assert log == [("begin", "po_pending"), ("end", "po_pending")]
+    assert Payout.objects.filter(stripe_payout_id="po_pending").exists()

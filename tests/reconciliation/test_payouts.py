@@ -5,6 +5,7 @@ sandbox's automatic payouts, a manual payout, the payout events and the command.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -12,6 +13,7 @@ from io import StringIO
 import pytest
 import requests
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from integrations.choices import JobStatus
 from integrations.connectors.stripe.mapping import balance_transaction_from_wire
@@ -795,3 +797,38 @@ def test_an_import_that_fails_midway_stops_reading_and_records_every_page_it_rea
     pages = ApiCall.objects.filter(operation="balance_transaction.list")
     assert 10 <= pages.count() < 16  # two batches' pages and what was read ahead, recorded
     assert BalanceTransaction.objects.count() == 500  # the first batch, nothing after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_stores_its_batches_behind_and_counts_them_all(
+    recon, monkeypatch
+):
+    """As a worker runs it (no transaction around the job's step): on PostgreSQL each
+    batch is stored on the write-behind thread while the next is matched."""
+    from reconciliation import services
+
+    monkeypatch.setattr(services, "BATCH", 2)  # 6 lines: three batches
+    threads = []
+    store = services._store
+    monkeypatch.setattr(
+        services, "_store", lambda rows: threads.append(threading.get_ident()) or store(rows)
+    )
+    a = paid(recon, user_id=11, total="30.00")
+    paid(recon, user_id=12, total="45.50")
+    paid(recon, user_id=13, total="20.00")
+    refund = stripe(recon, "POST", "/v1/refunds", charge=a["charge"], amount=1200)
+    run(recon, "payments.record_refund", refund=refund["id"])
+    payout = payout_run(recon)
+
+    out = import_payout(recon, payout)
+    again = import_payout(recon, payout)
+
+    assert (out["tie_out"], out["transactions"], out["new"], out["known"]) == (
+        "tied_out", 5, 5, 0,
+    )  # fmt: skip
+    assert (again["tie_out"], again["new"], again["known"]) == ("tied_out", 0, 5)
+    assert len(threads) == 6  # three batches, twice
+    behind = connection.vendor == "postgresql"
+    assert (threading.get_ident() not in threads) is behind
+    stored = BalanceTransaction.objects.filter(payout__stripe_payout_id=payout)
+    assert set(stored.values_list("stripe_txn_id", flat=True)) == stripe_txn_ids(recon, payout)

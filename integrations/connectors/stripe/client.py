@@ -24,6 +24,7 @@ import stripe
 
 from integrations.connectors.stripe.constants import API_VERSION
 from integrations.connectors.stripe.mapping import BALANCE_TRANSACTION_EXPAND
+from integrations.connectors.stripe.transport import Urllib3Client
 from integrations.kernel import exceptions as exc
 from integrations.kernel.exceptions import PaymentDeclined
 from integrations.kernel.http import CallRecord, calls_store, held_calls, record_api_call
@@ -78,7 +79,7 @@ def _sdk_debug_log_when_enabled() -> None:
 _sdk_debug_log_when_enabled()
 
 
-class RecordingHTTPClient(stripe.RequestsClient):
+class RecordingHTTPClient(Urllib3Client):
     """Records every HTTP attempt (the SDK's own retries included) and paces them."""
 
     def __init__(self, connection: Connection, timeout: float | tuple[float, float] = (5, 30)):
