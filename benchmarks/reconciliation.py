@@ -317,7 +317,7 @@ def orders_ensure(count: int) -> float:
             znode_order_id=number,
             order_number=f"BENCH-{number}",
             currency="USD",
-            total=AMOUNT / 100,
+            total=Decimal(AMOUNT) / 100,
             amount_minor=AMOUNT,
         )
         for number in range((have or 0) + 1, count + 1)
@@ -328,13 +328,6 @@ def orders_ensure(count: int) -> float:
 
 
 # --- the child: one size's import -----------------------------------------------------------
-def _optional(module: str, name: str) -> Any:
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def sales_book(payout: Any) -> None:
     """Each order's sale on the clearing account, as order-to-cash posts it (a kept,
     posted JournalEntry per charge, found by the charge's ledger key), made in bulk
@@ -450,27 +443,26 @@ def child_main(payout_id: str, expected: int, sandbox_pid: int, import_only: boo
     check(report, "re-import")
     payout = report.payout
 
-    post = None if import_only else _optional("reconciliation.ledger", "payout_ledger_post")
-    if post is not None:
+    if not import_only:
+        from integrations.kernel.exceptions import IntegrationError
+        from reconciliation.exports import export_csv, export_xlsx
+        from reconciliation.ledger import payout_ledger_post
+        from reconciliation.models import Payout
+
         tracemalloc.stop()
         sales_book(payout)  # not timed: what order-to-cash would have posted already
         tracemalloc.start()
         tracemalloc.reset_peak()
-        from integrations.kernel.exceptions import IntegrationError
-
         started = time.perf_counter()
         try:
-            outcome = post(ctx=ctx, payout=payout)
+            outcome = payout_ledger_post(ctx=ctx, payout=payout)
         except IntegrationError as error:  # waiting for the orders' entries
             outcome = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
         result["post_s"] = time.perf_counter() - started
         result["post"] = outcome
+        if outcome.get("posted") != [f"payout:{payout_id}"]:
+            problems.append(f"post: not posted: {json.dumps(outcome)[:300]}")
         result["traced_peak"] = max(result["traced_peak"], tracemalloc.get_traced_memory()[1])
-    export_csv = _optional("reconciliation.exports", "export_csv")
-    export_xlsx = _optional("reconciliation.exports", "export_xlsx")
-    if not import_only and export_csv is not None and export_xlsx is not None:
-        from reconciliation.models import Payout
-
         payouts = Payout.objects.filter(pk=payout.pk)
         tracemalloc.reset_peak()
         started = time.perf_counter()

@@ -8,6 +8,9 @@ class TieOut(models.TextChoices):
     TIED_OUT = "tied_out", "tied out"
     DISCREPANCY = "discrepancy", "discrepancy"
     NOT_PAID_OUT = "not_paid_out", "not paid out"
+    # A manual payout on an account with automatic payouts: the next automatic payout
+    # lists its own row with the transactions it drew on, and ties it out there.
+    IN_AUTOMATIC = "in_automatic", "in an automatic payout"
 
 
 class MatchedAs(models.TextChoices):

@@ -253,7 +253,7 @@ def drift_recheck(ctx: Any, *, kind: str, key: str) -> dict[str, Any]:
 def _file(ctx: ServiceContext, flow: Flow, drift: Drift) -> bool:
     """A drift job for ``drift``, unless one was filed and not yet resolved; run here
     once, so it is quarantined with the reason (or done, if the systems agreed
-    meanwhile)."""
+    meanwhile). True: it was filed and is quarantined (what the report counts)."""
     integration = ctx.integration
     with transaction.atomic():
         # One check at a time files (the schedule and the command may meet).
@@ -269,7 +269,7 @@ def _file(ctx: ServiceContext, flow: Flow, drift: Drift) -> bool:
             reference=drift.reference,
         )
     job_run(job_id=job.pk)
-    return True
+    return Job.objects.filter(pk=job.pk, status=JobStatus.QUARANTINED).exists()
 
 
 def drift_check(

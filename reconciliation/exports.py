@@ -5,10 +5,13 @@ CSV or XLSX, with a totals row per currency.
 Bounded memory whatever the payout's size: the transactions are read with
 ``.iterator(chunk_size=CHUNK)``; what a row needs from other tables (its payout, the
 journal entries' ERP documents, the GL map) is read once per chunk, in one query per
-table; the CSV is written by the stdlib writer as it is read (a streamed response), the
-XLSX by openpyxl's write-only workbook (rows go to a temporary file, never a sheet in
-memory). Money is exact: minor units are summed as integers and shown in the
-currency's major units with :func:`payments.money.from_minor_units` (``Decimal``).
+table; the CSV is written by the standard library's ``csv`` writer as it is read (a
+streamed response; tablib and django-import-export build the whole dataset in memory
+first, which a 50,000-line payout cannot afford), the XLSX by openpyxl's write-only
+workbook (rows go to a temporary file, never a sheet in memory). Neither format is
+written by hand: quoting and escaping are the libraries'. Money is exact: minor units
+are summed as integers and shown in the currency's major units with
+:func:`payments.money.from_minor_units` (``Decimal``).
 """
 
 from __future__ import annotations

@@ -41,27 +41,28 @@ IMPORT_PAYOUT = (
         (Rule("payout", "payout.id", required=True),),
     ),
 )
+POST_PAYOUT = StepSpec(
+    "post",
+    "reconciliation.post_payout",
+    (Rule("payout", "payout.id", required=True),),
+)
 register_flow_per_event(
     ("payout.paid", "payout.reconciliation_completed"),
     source="stripe",
     name="Stripe {event} → payout imported, matched, tied out and posted to the ledger",
     condition="payout.id",
-    steps=(
-        *IMPORT_PAYOUT,
-        StepSpec(
-            "post",
-            "reconciliation.post_payout",
-            (Rule("payout", "payout.id", required=True),),
-        ),
-    ),
+    steps=(*IMPORT_PAYOUT, POST_PAYOUT),
 )
-# A payout can fail (the bank returns it) or be canceled after it was paid: the import
-# reads it again (the event is a hint) and ties it out as not paid out (a journal
-# posted already is the ledger's to correct: its note says so).
+# A payout can fail (the bank returns it) or be canceled, before or after it was paid:
+# the import reads it again (the event is a hint) and ties it out as not paid out. Its
+# journal is posted as a paid one's if it was not yet (its transactions add up to it),
+# and the payout holding its payout_reversal books the bank side back.
 register_flow_per_event(
     ("payout.failed", "payout.canceled"),
     source="stripe",
-    name="Stripe {event} → payout read again, tied out as not paid out",
+    name="Stripe {event} → payout read again, tied out as not paid out, its journal posted",
     condition="payout.id",
-    steps=IMPORT_PAYOUT,
+    steps=(*IMPORT_PAYOUT, POST_PAYOUT),
+    version=2,  # v1 only imported: a payout failing before its journal was posted kept
+    # its orders' money on clearing.
 )

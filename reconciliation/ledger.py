@@ -700,6 +700,23 @@ def _ledger_set(payout: Payout, state: str, note: str, **more: Any) -> None:
         payout.save(update_fields=changed)
 
 
+def payout_postable(payout: Payout) -> bool:
+    """Whether the payout's journal may be posted: it is tied out, or it failed or was
+    canceled with transactions that add up to it (none unexplained). Such a payout's
+    journal is posted as a paid one's: its orders' money leaves clearing and Stripe's
+    fees are expensed, and the bank side is booked back by the payout that holds its
+    payout_reversal (the money's return). Left unposted, that reversal would credit
+    the bank for a debit never made and its orders' money would stay on clearing."""
+    if payout.tie_out == TieOut.TIED_OUT:
+        return True
+    return (
+        payout.tie_out == TieOut.NOT_PAID_OUT
+        and payout.transaction_count > 0
+        and payout.discrepancy_minor == 0
+        and payout.unexplained_count == 0
+    )
+
+
 def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
     """Post a tied-out payout's journal to the ERP, once, the payout's row locked while
     it is built and posted (the import of the same payout waits): never one that does
@@ -722,12 +739,19 @@ def payout_ledger_post(*, ctx: Any, payout: Payout) -> dict:
 def _post_locked(ctx: Any, payout: Payout) -> dict:
     if payout.ledger_state == LedgerState.POSTED:
         return {"skipped": "posted already", "ledger": payout.ledger_state}
-    if payout.tie_out != TieOut.TIED_OUT:
-        _ledger_set(
-            payout,
-            LedgerState.NOT_POSTED,
-            f"Not posted: the payout is {payout.get_tie_out_display()}.",
-        )
+    if not payout_postable(payout):
+        if payout.tie_out == TieOut.IN_AUTOMATIC:
+            why = (
+                "in an automatic payout: the journal of the automatic payout that lists "
+                "its own row books its money."
+            )
+        elif payout.tie_out == TieOut.NOT_PAID_OUT and not payout.transaction_count:
+            why = "not paid out and holds no transactions."
+        elif payout.tie_out == TieOut.NOT_PAID_OUT:
+            why = "not paid out and its transactions do not add up to it."
+        else:
+            why = f"{payout.get_tie_out_display()}."
+        _ledger_set(payout, LedgerState.NOT_POSTED, f"Not posted: the payout is {why}")
         return {"skipped": f"payout {payout.tie_out}"}
     journal = payout_journal(payout)
     shown = money.format_minor

@@ -45,7 +45,9 @@ class Payout(models.Model):
         help_text="Tied out: the nets of its matched or explained transactions add up to "
         "the amount and none is unexplained. Discrepancy: they do not (see the amount and "
         "the note). Pending: not imported to the end yet, or Stripe is not done with it. "
-        "Not paid out: Stripe says it failed or was canceled.",
+        "Not paid out: Stripe says it failed or was canceled. In an automatic payout: a "
+        "manual payout on an account with automatic payouts, tied out by the automatic "
+        "payout that lists its own row.",
     )
     discrepancy_minor = models.BigIntegerField(
         default=0,

@@ -17,6 +17,7 @@ the money to the bank again.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from integrations.connectors.stripe.mapping import (
     StripePayout,
     balance_transaction_from_wire,
     payout_from_wire,
+    payout_schedule_from_wire,
 )
 from integrations.db import WriteBehind, bulk_upsert
 from integrations.kernel import exceptions as exc
@@ -84,6 +86,13 @@ _STORED = (
     "ledger_key",
 )
 """What an import writes again over a transaction already stored."""
+
+_BOOKED = ("order", "matched_as", "explained", "unmatched_reason", "ledger_key")
+"""What a transaction was booked by: kept as it was once its payout's journal is
+posted, so that the exports name what the ledger posted (a later change of matching
+is no change of the books; the ledger's note says how to correct those)."""
+
+_STORED_POSTED = tuple(name for name in _STORED if name not in _BOOKED)
 
 _COLUMNS = ("integration", "stripe_txn_id", *_STORED)
 """What an import writes of a transaction (``_row``'s values, in this order)."""
@@ -152,9 +161,13 @@ def payout_import(
     transactions matched to their orders, and tie it out.
 
     An automatic payout is itemised by Stripe (``payout=``). A manual one cannot be
-    (reference stripe.md A7): Stripe pays out from the available balance, so its lines
-    are the balance history of its currency that became available (``available_on``)
-    after the previous payout up to this one's creation, as its note says."""
+    (reference stripe.md A7). On an account that pays out manually, Stripe pays it out
+    from the available balance, so its lines are the balance history of its currency
+    that became available (``available_on``) after the previous payout up to this one's
+    creation, as its note says. On an account with automatic payouts, a manual (or
+    instant) one is drawn from the balance the next automatic payout reconciles: that
+    payout lists its own row with the transactions it drew on, so nothing is stored for
+    it here (its tie-out: in an automatic payout)."""
     integration = ctx.integration
     if integration is None:
         raise exc.ConnectorConfigurationError("a payout is imported for an integration")
@@ -167,6 +180,16 @@ def payout_import(
         # Read from the wire by the list's own reader, while a batch is matched here.
         rows = gateway.balance_transactions_for_payout(fact.id, parse=balance_transaction_from_wire)
         method = "Automatic payout: itemised by Stripe."
+    elif (schedule := _automatic_schedule(gateway, fact)) is not None:
+        method = (
+            f"Manual payout on an automatic payout schedule ({schedule}): Stripe pays it out "
+            "of the balance its next automatic payout reconciles. That payout lists this "
+            f"one's own row ({fact.balance_transaction or 'its balance transaction'}) with "
+            "the transactions it drew on, and its journal books this payout's money to the "
+            "bank; nothing is stored or posted for it here."
+        )
+        payout_tie_out(payout=payout, fact=fact, method=method, bundled=True)
+        return PayoutImport(payout=payout, new=0, known=0)
     else:
         since, previous = _previous_payout(gateway, fact)
         rows = gateway.balance_transactions_available(
@@ -234,6 +257,7 @@ def _import_batches(
         moves.add(payout.pk, owners)
 
     skipped = 0
+    update = _STORED_POSTED if payout.ledger_state == LedgerState.POSTED else _STORED
     with WriteBehind(stored) as writer:
         for batch in _batches(rows, BATCH):
             if not fact.automatic:
@@ -245,7 +269,7 @@ def _import_batches(
                 integration=integration, payout_id=fact.id, txns=batch, gateway=gateway
             )
             rows_of = _rows(integration, payout, batch, matches)
-            writer.submit(lambda rows_of=rows_of: (len(rows_of), _store(rows_of)))
+            writer.submit(lambda rows_of=rows_of: (len(rows_of), _store(rows_of, update)))
     return counts["new"], counts["known"], skipped
 
 
@@ -330,6 +354,29 @@ def _save_changed(payout: Payout, values: dict[str, Any]) -> None:
         payout.save(update_fields=changed)
 
 
+SCHEDULE_EVIDENCE = 100
+"""Earlier payouts looked at for an automatic one when the account's schedule cannot
+be read (one of Stripe's pages)."""
+
+
+def _automatic_schedule(gateway: Any, fact: StripePayout) -> str | None:
+    """Why the account pays out automatically (for the note), or None: it pays out
+    manually. Read from the account's payout schedule (``GET /v1/account``); where the
+    key may not read the account or it does not say, an automatic payout among the
+    earlier ones shows the schedule (an account on a manual schedule makes none)."""
+    try:
+        interval = payout_schedule_from_wire(gateway.account_retrieve())
+    except exc.PermanentError:
+        interval = ""
+    if interval:
+        return None if interval == "manual" else f"the account's schedule is {interval}"
+    for row in itertools.islice(gateway.payouts_list(created_lt=fact.created), SCHEDULE_EVIDENCE):
+        earlier = payout_from_wire(row)
+        if earlier.automatic:
+            return f"the account made automatic payout {earlier.id}"
+    return None
+
+
 def _previous_payout(gateway: Any, fact: StripePayout) -> tuple[int, str]:
     """When the payout before ``fact`` in the same currency was created, and its id
     (0 and "": there is none). Failed and canceled payouts paid nothing out."""
@@ -408,30 +455,37 @@ def _rows(
     return list({txn.id: _row(integration, payout, txn, match) for txn, match in pairs}.values())
 
 
-def _store(rows: list[tuple]) -> dict[str, int]:
-    """Upsert a batch's rows by ``txn_`` id (to this payout, where Stripe lists them);
-    returns the payout (row id) each one already stored was stored under before."""
+def _store(rows: list[tuple], update: tuple[str, ...] = _STORED) -> dict[str, int]:
+    """Upsert a batch's rows by ``txn_`` id (to this payout, where Stripe lists them),
+    writing ``update`` over those stored; returns the payout (row id) each one already
+    stored was stored under before."""
     with transaction.atomic():
         return bulk_upsert(
             BalanceTransaction,
             rows,
             fields=_COLUMNS,
             unique=("integration", "stripe_txn_id"),
-            update=_STORED,
+            update=update,
             previous=("stripe_txn_id", "payout"),
         )
 
 
 def payout_tie_out(
-    *, payout: Payout, fact: StripePayout, method: str = "", moved: str = ""
+    *,
+    payout: Payout,
+    fact: StripePayout,
+    method: str = "",
+    moved: str = "",
+    bundled: bool = False,
 ) -> Payout:
     """Tie the payout out from its stored transactions: the nets of those matched to
     an order or explained must add up to the amount, and none may be unexplained.
     A payout that failed or was canceled is not paid out; Stripe's unfinished payouts
     (automatic, still being reconciled) stay pending. ``moved``: a line of
-    transactions moved to or from it, kept in its note with the earlier ones."""
+    transactions moved to or from it, kept in its note with the earlier ones.
+    ``bundled``: a manual payout an automatic payout reconciles (it holds nothing)."""
     totals = selectors.payout_totals(payout=payout)
-    discrepancy = payout.amount_minor - totals.explained_net
+    discrepancy = 0 if bundled else payout.amount_minor - totals.explained_net
 
     def shown(minor: int) -> str:
         try:
@@ -444,9 +498,13 @@ def payout_tie_out(
         f"{totals.lines} transactions net {shown(totals.net)}; the payout is "
         f"{shown(payout.amount_minor)}.",
     ]
+    if bundled:
+        lines = [method]
     if not fact.paid_out:
         state = TieOut.NOT_PAID_OUT
-        lines.append(_not_paid_out(payout, fact))
+        lines.append(_not_paid_out(payout, fact, bundled=bundled))
+    elif bundled:
+        state = TieOut.IN_AUTOMATIC
     elif fact.automatic and not fact.settled:
         state = TieOut.PENDING
         lines.append(
@@ -491,7 +549,7 @@ def payout_tie_out(
     return payout
 
 
-def _not_paid_out(payout: Payout, fact: StripePayout) -> str:
+def _not_paid_out(payout: Payout, fact: StripePayout, *, bundled: bool = False) -> str:
     """Why a failed or canceled payout is not paid out, and where its money went."""
     why = f" ({fact.failure_code}: {fact.failure_message})" if fact.failure_code else ""
     what = "was canceled" if fact.status == "canceled" else fact.status
@@ -512,9 +570,14 @@ def _not_paid_out(payout: Payout, fact: StripePayout) -> str:
             f" Its money came back to the balance by {txn_id} (payout_reversal): it is "
             "explained in the payout that takes it to the bank again."
         )
-    if payout.ledger_state == LedgerState.POSTED:
-        line += (
-            " Its journal was posted: the money's return is booked back from the bank by "
-            "the payout that holds its payout_reversal, so the ledger corrects itself."
+    if bundled:
+        return line + (
+            " Its own row and the money's return are booked by the automatic payouts that "
+            "list them: nothing is posted for it here."
         )
+    line += (
+        " Its journal is posted as a paid payout's (its orders' money off clearing, "
+        "Stripe's fees expensed) once its transactions add up to it; the money's return is "
+        "booked back from the bank by the payout that holds its payout_reversal."
+    )
     return line

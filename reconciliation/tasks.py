@@ -2,7 +2,7 @@
 
 import logging
 
-from integrations.kernel.exceptions import IntegrationError
+from integrations.kernel.exceptions import ConnectorConfigurationError, IntegrationError
 from integrations.models import Integration
 from integrations.services.jobs import retry_waker
 from reconciliation.drift import drift_check
@@ -15,13 +15,15 @@ def check_drift() -> dict[str, int]:
     """The daily drift check of every enabled integration with all three systems."""
     retry_waker.ensure()
     filed = 0
-    for integration in Integration.objects.filter(enabled=True).select_related(
-        "znode", "stripe", "erp"
+    for integration in (
+        Integration.objects.filter(enabled=True)
+        .select_related("znode", "stripe", "erp")
+        .order_by("name")
     ):
         if not (integration.znode and integration.stripe and integration.erp):
             continue
-        try:  # one integration's outage never stops the others' check
+        try:  # one integration's outage or set-up never stops the others' check
             filed += drift_check(integration=integration, days=DRIFT_DAYS).filed
-        except IntegrationError:
+        except (IntegrationError, ConnectorConfigurationError):
             logger.exception("reconciliation.drift.failed integration=%s", integration.pk)
     return {"filed": filed}

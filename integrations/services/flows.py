@@ -170,11 +170,18 @@ def register_default_flow(spec: FlowSpec) -> FlowSpec:
 
 
 def register_flow_per_event(
-    events: tuple[str, ...], *, source: str, name: str, condition: str, steps: tuple
+    events: tuple[str, ...],
+    *,
+    source: str,
+    name: str,
+    condition: str,
+    steps: tuple,
+    version: int = 1,
 ) -> None:
     """The same steps for each event of a kind (``{event}`` in ``name``); the flow's
     key is the event's name (``charge-refunded``, ``dispute-funds-withdrawn``,
-    ``user-updated``)."""
+    ``user-updated``). ``version``: raised when the shipped steps change, so that an
+    installed flow nobody edited is upgraded."""
     for event in events:
         register_default_flow(
             FlowSpec(
@@ -185,7 +192,7 @@ def register_flow_per_event(
                 trigger_source=source,
                 trigger_event=event,
                 condition=condition,
-                version=1,
+                version=version,
                 steps=steps,
             )
         )

@@ -9,6 +9,11 @@ currency, the available balance no payout holds yet as one automatic payout (in 
 it holds those transactions and its own ``payout`` row of -amount, so
 ``GET /v1/balance_transactions?payout=po_...`` lists them and their nets sum to zero.
 
+The account's payout schedule (``GET /v1/account``: ``settings.payouts.schedule``) is
+automatic (``interval`` daily), or manual when the setting ``payout_schedule`` is
+"manual": then a payout run makes no automatic payout, only moves the payouts on, and
+the balance is paid out only by ``POST /v1/payouts``, whose payouts nothing itemises.
+
 ``POST /v1/payouts`` makes a manual payout (``automatic: false``, ``reconciliation_status``
 not_applicable) out of the available balance of its currency (400 ``balance_insufficient``
 when short), pending until the next runs. It books its own ``payout`` row and holds no
@@ -29,6 +34,7 @@ from sandbox.stripe.errors import StripeError, invalid, no_such
 from sandbox.stripe.store import DAY
 
 BANK_ACCOUNT = "ba_sandbox0bank0account"
+ACCOUNT = "acct_sandbox0account"
 PAYOUT_FAILURES = {
     "account_closed": "The bank account has been closed.",
     "account_frozen": "The bank account has been frozen.",
@@ -79,6 +85,8 @@ class PayoutsMixin:
                 self.emit("payout.updated", payout, {"status": "pending"})
                 in_transit.append(payout["id"])
         self.make_available()
+        if self.manual_schedule():
+            return {"created": [], "paid": paid, "in_transit": in_transit, "now": self.now()}
         table = self.table("balance_transaction")
         unpaid: dict[str, list[dict]] = {}
         for txn_id in self.ledger()["unpaid"]:
@@ -95,6 +103,32 @@ class PayoutsMixin:
             self.emit("payout.reconciliation_completed", payout)
             created.append(payout["id"])
         return {"created": created, "paid": paid, "in_transit": in_transit, "now": self.now()}
+
+    def manual_schedule(self) -> bool:
+        return self.state["config"].get("payout_schedule") == "manual"
+
+    def api_account(self, call) -> dict:
+        """The account, as far as reconciliation reads it: its payout schedule."""
+        p.check_known(call.params, ("expand",))
+        manual = self.manual_schedule()
+        return {
+            "id": ACCOUNT,
+            "object": "account",
+            "country": "US",
+            "default_currency": "usd",
+            "livemode": False,
+            "payouts_enabled": True,
+            "settings": {
+                "payouts": {
+                    "debit_negative_balances": False,
+                    "schedule": {
+                        "delay_days": int(self.state["config"].get("settlement_days", 2)),
+                        "interval": "manual" if manual else "daily",
+                    },
+                    "statement_descriptor": None,
+                }
+            },
+        }
 
     def payouts_due(self) -> None:
         """Pay out by the schedule (``payout_interval_seconds`` of the sandbox clock; 0, the

@@ -15,7 +15,9 @@ Sessions expiring).
     POST /stripe/_test/config                      the account's settings, answered in full:
                                                     "settlement_days", "async_settle_seconds",
                                                     "webhook_retry_delays": [..],
-                                                    "payout_interval_seconds" (0: off), and
+                                                    "payout_interval_seconds" (0: off),
+                                                    "payout_schedule" ("automatic" or
+                                                    "manual": no automatic payouts), and
                                                     the fees and currencies of
                                                     sandbox.stripe.balance ("card_fees",
                                                     "dispute_fees", "fee_tax_percent",
@@ -120,11 +122,18 @@ def _card_fees(value, name: str) -> dict:
     return fees
 
 
+def _choice(value, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise invalid(f"{name} must be one of {', '.join(choices)}", name)
+    return value
+
+
 # The account's settings besides the webhook delays: name → its check (the stored value).
 SETTINGS = {
     "settlement_days": lambda v, n: _number(v, n),
     "async_settle_seconds": lambda v, n: _number(v, n),
     "payout_interval_seconds": lambda v, n: _whole(v, n),
+    "payout_schedule": lambda v, n: _choice(v, n, ("automatic", "manual")),
     "settlement_currencies": _currencies,
     "default_settlement_currency": lambda v, n: money.check_currency(v, n),
     "fx_rates": lambda v, n: {

@@ -280,3 +280,55 @@ def test_a_znode_build_without_transaction_references_is_matched_by_amount():
     assert _recorded(Order(without), "ch_1", Decimal("42.00"))
     assert not _recorded(Order(without), "ch_1", Decimal("41.00"))
     assert not _recorded(Order(with_refs), "ch_1", Decimal("42.00"))  # references: by id
+
+
+def test_a_drift_gone_by_the_time_it_is_filed_is_not_counted_as_filed(wired):  # noqa: F811
+    """The systems came to agree between finding and filing: its job is done at once,
+    and the report does not count it as filed."""
+    from integrations.models import Flow
+    from integrations.runtime import ServiceContext
+    from reconciliation.drift import DRIFT_FLOW, ERP_SALE_WITHOUT_PAYMENT, Drift, _file
+
+    drift = Drift(ERP_SALE_WITHOUT_PAYMENT, "sale:ch_gone", "", "no payment for it")
+
+    filed = _file(ServiceContext(integration=wired), Flow.objects.get(key=DRIFT_FLOW), drift)
+
+    assert filed is False
+    assert drift_jobs()[drift.reference].status == JobStatus.SUCCEEDED
+
+
+def test_the_daily_schedule_checks_every_integration_and_one_outage_stops_none(
+    wired,  # noqa: F811
+):
+    """django-q2 runs reconciliation.tasks.check_drift daily (installed on migrate): an
+    integration whose ERP is down, or whose ERP connection lacks its credentials, is
+    logged; the others are still checked."""
+    from django_q.models import Schedule
+
+    from integrations.models import Connection
+    from reconciliation.tasks import check_drift
+
+    schedule = Schedule.objects.get(name="reconciliation.drift")
+    assert (schedule.func, schedule.schedule_type, schedule.repeats) == (
+        "reconciliation.tasks.check_drift",
+        Schedule.DAILY,
+        -1,
+    )
+    booked(wired, user_id=11)
+    _sale(wired, "sale:ch_planted")
+    erp = Connection.objects.get(pk=wired.erp_id)
+    down = Connection.objects.create(
+        name="erp-down", kind=erp.kind, base_url="http://127.0.0.1:9/", settings=erp.settings
+    )
+    down.credentials = erp.credentials
+    down.save()
+    unset = Connection.objects.create(
+        name="erp-unset", kind=erp.kind, base_url=erp.base_url, settings=erp.settings
+    )
+    for name, connection in (("a-down", down), ("b-unset", unset)):  # checked before it
+        Integration.objects.create(
+            name=name, znode=wired.znode, stripe=wired.stripe, erp=connection
+        )
+
+    assert check_drift() == {"filed": 1}
+    assert list(drift_jobs()) == ["drift:erp_sale_without_payment:sale:ch_planted"]

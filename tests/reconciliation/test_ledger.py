@@ -11,10 +11,15 @@ from decimal import Decimal
 import pytest
 import requests
 
+from integrations.choices import JobStatus
 from integrations.kernel import exceptions as exc
+from integrations.models import Job
+from integrations.services.inbox import inbox_drain
+from integrations.services.jobs import job_run
 from reconciliation import ledger
 from reconciliation.choices import EntryKind, LedgerState, TieOut
-from reconciliation.models import GlAccount, JournalEntry, JournalLine, Payout
+from reconciliation.models import BalanceTransaction, GlAccount, JournalEntry, JournalLine, Payout
+from tests.conftest import post_stripe, stripe_event
 from tests.reconciliation.conftest import STRIPE_KEY
 from tests.reconciliation.test_payouts import import_payout, paid, payout_run, sale_post, stripe
 from tests.support.payments import collect, erp_entries, new_ctx, place, run
@@ -92,6 +97,86 @@ def test_a_payout_posts_its_journal_once_and_empties_the_clearing_account(recon)
     assert again["skipped"] == "posted already"
     assert len(erp_entries(recon, f"payout:{payout}")) == 1
     assert JournalEntry.objects.filter(kind=EntryKind.PAYOUT).count() == 1
+
+
+def test_a_posted_payouts_reimport_keeps_what_its_transactions_were_booked_by(recon):
+    """Once a payout's journal is posted, a re-import writes Stripe's facts of its
+    transactions again but not how they were matched and booked: the exports keep
+    naming what the ledger posted."""
+    order = sold(recon, user_id=11, total="30.00")
+    payout = payout_run(recon)
+    import_payout(recon, payout)
+    run(recon, "reconciliation.post_payout", payout=payout)
+    charge = BalanceTransaction.objects.filter(source_id=order["charge"])
+    booked = charge.values_list("order_id", "matched_as", "explained", "ledger_key").get()
+    charge.update(unmatched_reason="as posted", fee_minor=1, order=None, explained=False)
+
+    import_payout(recon, payout)
+
+    row = charge.get()
+    assert (row.unmatched_reason, row.order_id, row.explained) == ("as posted", None, False)
+    assert row.fee_minor == 117  # Stripe's fact, read again
+    Payout.objects.filter(stripe_payout_id=payout).update(ledger_state=LedgerState.WAITING)
+    import_payout(recon, payout)  # not posted: matched again
+    assert charge.values_list("order_id", "matched_as", "explained", "ledger_key").get() == (booked)
+
+
+def test_a_payout_that_fails_before_its_journal_is_posted_is_posted_and_booked_back(recon, client):
+    """payout.failed before the payout's journal was posted: the flow reads it again and
+    posts its journal as a paid one's (the sale off clearing, the fee expensed, the net
+    to the bank), and the payout that pays the money out again books the bank side back
+    through its payout_reversal. The ERP ends with the sale, the fee and the one deposit
+    that reached the bank, and nothing on clearing."""
+    order = paid(recon, user_id=11, total="30.00")  # its sale is not posted yet
+    payout = payout_run(recon)
+    failed = stripe(recon, "POST", f"/_test/payouts/{payout}/fail", failure_code="no_account")
+    post_stripe(client, recon.stripe, stripe_event("payout.failed", obj=failed))
+    inbox_drain()
+    job = Job.objects.get(flow__key="payout-failed")
+    job_run(job_id=job.pk)  # waits for the sale's entry: retries
+    job.refresh_from_db()
+    row = Payout.objects.get(stripe_payout_id=payout)
+    assert (job.status, row.tie_out, row.ledger_state) == (
+        JobStatus.RETRYING,
+        TieOut.NOT_PAID_OUT,
+        LedgerState.WAITING,
+    )
+    sale_post(recon, order, 3000)
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
+    job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    row.refresh_from_db()
+    assert (job.status, row.ledger_state) == (JobStatus.SUCCEEDED, LedgerState.POSTED)
+    assert "once its transactions add up to it" in row.note
+    [again] = stripe(recon, "POST", "/_test/run_payouts")["created"]
+    assert import_payout(recon, again)["tie_out"] == TieOut.TIED_OUT
+    run(recon, "reconciliation.post_payout", payout=again)
+
+    balances = trial_balance(recon)
+    # 30.00 less 2.9% + 30: fee 1.17, net 28.83 deposited once.
+    assert (balances[("1150", "USD")], balances[("1010", "USD")]) == (0, Decimal("28.83"))
+    assert balances[("6100", "USD")] == Decimal("1.17")
+    assert balances[("4000", "USD")] == Decimal("-30.00")
+    assert [len(erp_entries(recon, f"payout:{p}")) for p in (payout, again)] == [1, 1]
+
+
+def test_a_failed_payout_whose_transactions_do_not_add_up_is_not_posted(recon):
+    paid(recon, user_id=11, total="30.00")
+    payout = payout_run(recon)
+    stripe(recon, "POST", f"/_test/payouts/{payout}/fail", failure_code="no_account")
+    import_payout(recon, payout)
+    Payout.objects.filter(stripe_payout_id=payout).update(discrepancy_minor=100)
+
+    out = run(recon, "reconciliation.post_payout", payout=payout)
+
+    row = Payout.objects.get(stripe_payout_id=payout)
+    assert out == {"skipped": "payout not_paid_out"}
+    assert row.ledger_state == LedgerState.NOT_POSTED
+    assert row.ledger_note == (
+        "Not posted: the payout is not paid out and its transactions do not add up to it."
+    )
+    assert erp_entries(recon, f"payout:{payout}") == []
 
 
 def test_a_payout_waits_for_the_sale_entries_it_clears(recon):

@@ -17,10 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations.connectors.stripe.mapping import StripePayout
 from payments.models import Order, Payment
 from reconciliation import ledger
 from reconciliation.choices import EntryKind, MatchedAs, TieOut
 from reconciliation.models import BalanceTransaction, Payout
+from reconciliation.services import payout_tie_out
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +43,7 @@ charges = st.lists(
     max_size=8,
 )
 account_movements = st.lists(
-    st.tuples(st.sampled_from(["fee", "other_adjustment", "network_cost"]), st.integers(-900, 0)),
+    st.tuples(st.sampled_from(["fee", "other_adjustment", "network_cost"]), st.integers(-900, 900)),
     max_size=2,
 )
 
@@ -90,7 +92,10 @@ def _converted(minor: int, rate: Decimal) -> int:
     return int((Decimal(minor) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _build(integration, settlement: str, spec: list[dict], movements) -> Payout:
+def _build(integration, settlement: str, spec: list[dict], movements, off: int = 0) -> Payout:
+    """The payout's rows as the import stores them; Stripe's amount is what their nets
+    add up to, ``off`` by as many minor units (a payout that does not tie out). Its
+    tie-out is the code's."""
     n = next(_ids)
     payout = Payout.objects.create(
         integration=integration,
@@ -165,9 +170,11 @@ def _build(integration, settlement: str, spec: list[dict], movements) -> Payout:
                 ledger_key=refund,
                 exchange_rate=rate,
             )
-        if c["dispute"] and not refunded:
-            # Stripe books a dispute in the settlement currency, its fee on the withdrawal.
-            moves = [(-gross, 1500)] + ([(gross, 0)] if c["dispute"] == "won" else [])
+        disputed = gross - (back if refunded else 0)
+        if c["dispute"] and disputed > 0:
+            # Stripe books a dispute in the settlement currency, its fee on the withdrawal;
+            # a partly refunded charge is disputed for what is left of it.
+            moves = [(-disputed, 1500)] + ([(disputed, 0)] if c["dispute"] == "won" else [])
             for amount, fee in moves:
                 txn = _txn(
                     payout,
@@ -203,19 +210,39 @@ def _build(integration, settlement: str, spec: list[dict], movements) -> Payout:
         source_id=payout.stripe_payout_id,
         matched_as=MatchedAs.PAYOUT,
     )
-    Payout.objects.filter(pk=payout.pk).update(amount_minor=total, tie_out=TieOut.TIED_OUT)
+    Payout.objects.filter(pk=payout.pk).update(amount_minor=total + off)
     payout.refresh_from_db()
-    return payout
+    fact = StripePayout(
+        id=payout.stripe_payout_id,
+        amount=total + off,
+        currency=settlement.lower(),
+        status="paid",
+        automatic=True,
+        arrival_date=0,
+        created=0,
+        reconciliation_status="completed",
+    )
+    return payout_tie_out(payout=payout, fact=fact)
 
 
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(settlement=st.sampled_from(["USD", "EUR"]), spec=charges, movements=account_movements)
+@given(
+    settlement=st.sampled_from(["USD", "EUR"]),
+    spec=charges,
+    movements=account_movements,
+    off=st.sampled_from([0, 0, 0, 0, 1, -7]),
+)
 def test_every_payout_ties_out_balances_and_empties_clearing(
-    integration, settlement, spec, movements
+    integration, settlement, spec, movements, off
 ):
-    payout = _build(integration, settlement, spec, movements)
+    payout = _build(integration, settlement, spec, movements, off)
+    if off:  # Stripe paid out more or less than its transactions: flagged by that much
+        assert (payout.tie_out, payout.discrepancy_minor) == (TieOut.DISCREPANCY, off)
+        assert not ledger.payout_postable(payout)
+        return
+    assert (payout.tie_out, payout.discrepancy_minor) == (TieOut.TIED_OUT, 0)
     gl = ledger.gl_map(integration)
 
     journal = ledger.payout_journal(payout)

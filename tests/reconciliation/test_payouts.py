@@ -393,8 +393,10 @@ def test_a_payout_that_fails_after_it_was_paid_is_not_paid_out_and_its_money_bac
 ):
     """payout.failed after payout.paid: the event (a hint) files a job that reads the
     payout again; the failure's balance transaction that returns the money (reporting
-    category payout_reversal) is explained in the payout that takes it to the bank."""
+    category payout_reversal) is explained in the payout that takes it to the bank. Its
+    journal is posted (tests/reconciliation/test_ledger.py has the books)."""
     a = paid(recon, user_id=11)
+    sale_post(recon, a, 3000)
     payout = payout_run(recon)
     stripe(recon, "POST", "/_test/run_payouts")  # in transit → paid
     assert import_payout(recon, payout)["tie_out"] == "tied_out"
@@ -413,8 +415,12 @@ def test_a_payout_that_fails_after_it_was_paid_is_not_paid_out_and_its_money_bac
     assert row.note.splitlines()[-1] == (
         "Not paid out: Stripe says the payout failed (no_account: The bank account could not "
         f"be located.); nothing reached the bank. Its money came back to the balance by {back} "
-        "(payout_reversal): it is explained in the payout that takes it to the bank again."
+        "(payout_reversal): it is explained in the payout that takes it to the bank again. "
+        "Its journal is posted as a paid payout's (its orders' money off clearing, Stripe's "
+        "fees expensed) once its transactions add up to it; the money's return is booked "
+        "back from the bank by the payout that holds its payout_reversal."
     )
+    assert row.ledger_state == "posted"
     [again] = stripe(recon, "POST", "/_test/run_payouts")["created"]
 
     assert import_payout(recon, again)["tie_out"] == "tied_out"
@@ -428,33 +434,27 @@ def test_a_payout_that_fails_after_it_was_paid_is_not_paid_out_and_its_money_bac
     )
     import_payout(recon, payout)  # read again: it names the payout that took the money
     row.refresh_from_db()
-    assert row.tie_out == "not_paid_out" and row.note.endswith(
-        f"by {back} (payout_reversal), explained in payout {again}, which took it to the bank "
-        "again."
+    assert (
+        row.tie_out == "not_paid_out"
+        and (
+            f"by {back} (payout_reversal), explained in payout {again}, which took it to the bank "
+            "again. Its journal is posted"
+        )
+        in row.note
     )
     assert BalanceTransaction.objects.get(source_id=a["charge"]).payout == row  # not moved
 
 
 def test_a_canceled_manual_payout_is_not_paid_out(recon):
-    """Stripe cancels a payout still pending; the sandbox has no cancel hook yet, so the
-    test books it as Stripe would (a payout_cancel returning the money)."""
+    """Stripe cancels a payout still pending: its money comes back by a payout_cancel
+    (reporting category payout_reversal), which is no line of the payout itself."""
+    manual_schedule(recon)
     paid(recon, user_id=11)
     stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
-    system = recon.sandbox.sandbox.systems["stripe"]
-    with system.lock:
-        manual = system._new_payout(2883, "usd")
-        manual.update(automatic=False, status="pending", reconciliation_status="not_applicable")
+    manual = stripe(recon, "POST", "/v1/payouts", amount=2883, currency="usd")
     stripe(recon, "POST", "/_test/advance_time", seconds=60)
-    with system.lock:
-        cancel = system._txn(
-            type="payout_cancel",
-            reporting_category="payout_reversal",
-            amount=2883,
-            currency="usd",
-            source=manual["id"],
-            available_now=True,
-        )
-        manual["status"] = "canceled"
+    canceled = stripe(recon, "POST", f"/v1/payouts/{manual['id']}/cancel")
+    cancel = {"id": canceled["failure_balance_transaction"]}
 
     out = import_payout(recon, manual["id"])
 
@@ -555,20 +555,38 @@ def test_a_payout_stripe_does_not_know_is_refused_and_nothing_is_stored(recon):
     assert not Payout.objects.exists() and not BalanceTransaction.objects.exists()
 
 
+def manual_schedule(recon) -> None:
+    """The sandbox account pays out manually: no automatic payouts, only POST /v1/payouts."""
+    requests.post(
+        recon.sandbox.system_url("stripe") + "/_test/config",
+        json={"payout_schedule": "manual"},
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=10,
+    ).raise_for_status()
+
+
+def manual_payout(recon, amount: int) -> dict:
+    """A manual payout made through Stripe's API, moved on to paid by two payout runs."""
+    payout = stripe(recon, "POST", "/v1/payouts", amount=amount, currency="usd")
+    for _ in range(2):
+        stripe(recon, "POST", "/_test/run_payouts")
+    assert stripe(recon, "GET", f"/v1/payouts/{payout['id']}")["status"] == "paid"
+    return payout
+
+
 def test_a_manual_payout_is_reconciled_from_the_balance_history_since_the_previous(recon):
-    """Stripe cannot itemise a manual payout (A7: ``payout=`` is refused): its lines are
-    the transactions after the previous payout. The sandbox makes no manual payout
-    through its API yet, so the test books one as Stripe would."""
+    """On an account that pays out manually Stripe itemises no payout (A7: ``payout=``
+    is refused): a payout's lines are the transactions that became available after the
+    previous payout, and its own row."""
+    manual_schedule(recon)
     paid(recon, user_id=11)
-    automatic = payout_run(recon)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    first = manual_payout(recon, 2883)
     stripe(recon, "POST", "/_test/advance_time", seconds=DAY)
     b = paid(recon, user_id=12, total="45.50")
     c = paid(recon, user_id=13, total="12.34")
     stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
-    system = recon.sandbox.sandbox.systems["stripe"]
-    with system.lock:
-        manual = system._new_payout(4388 + 1168, "usd")
-        manual.update(automatic=False, status="paid", reconciliation_status="not_applicable")
+    manual = manual_payout(recon, 4388 + 1168)
     with pytest.raises(requests.HTTPError):  # what Stripe says to payout=
         stripe(recon, "GET", "/v1/balance_transactions", payout=manual["id"])
 
@@ -587,28 +605,26 @@ def test_a_manual_payout_is_reconciled_from_the_balance_history_since_the_previo
     assert row.note.startswith(
         "Manual payout: Stripe cannot itemise it (reference stripe.md A7). Reconciled from "
         "the balance history: the USD transactions that became available after the "
-        f"previous payout {automatic} ("
+        f"previous payout {first['id']} ("
     )
-    assert not Payout.objects.filter(stripe_payout_id=automatic).exists()  # only read
+    assert not Payout.objects.filter(stripe_payout_id=first["id"]).exists()  # only read
 
 
 def test_a_manual_payout_pays_out_what_became_available_not_what_was_created(recon):
     """Stripe pays a manual payout out of the available balance: a charge made before
     the previous payout but available only after it is in it; one made before it but
     not yet available is not."""
+    manual_schedule(recon)
     paid(recon, user_id=11)
     stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
     early = paid(recon, user_id=12, total="45.50")  # available two days later
     stripe(recon, "POST", "/_test/advance_time", seconds=DAY)
-    [previous] = stripe(recon, "POST", "/_test/run_payouts")["created"]  # early is pending
+    previous = manual_payout(recon, 2883)  # early is pending
     stripe(recon, "POST", "/_test/advance_time", seconds=2 * DAY)
     c = paid(recon, user_id=13, total="12.34")
     stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
     late = paid(recon, user_id=14, total="20.00")  # not available when the payout is made
-    system = recon.sandbox.sandbox.systems["stripe"]
-    with system.lock:
-        manual = system._new_payout(4388 + 1168, "usd")
-        manual.update(automatic=False, status="paid", reconciliation_status="not_applicable")
+    manual = manual_payout(recon, 4388 + 1168)
 
     out = import_payout(recon, manual["id"])
 
@@ -621,7 +637,133 @@ def test_a_manual_payout_pays_out_what_became_available_not_what_was_created(rec
         ]
     )
     assert not BalanceTransaction.objects.filter(source_id=late["charge"]).exists()
-    assert f"after the previous payout {previous} (" in Payout.objects.get().note
+    assert f"after the previous payout {previous['id']} (" in Payout.objects.get().note
+
+
+def test_a_manual_payout_on_an_automatic_schedule_is_tied_out_by_the_next_automatic_one(
+    recon,
+):
+    """With automatic payouts on, a manual payout is drawn from the balance the next
+    automatic payout reconciles: that payout lists its own row and the transactions it
+    drew on. The manual one holds nothing and posts nothing; the automatic one ties out
+    and its journal books both to the bank, leaving clearing at zero."""
+    from tests.reconciliation.test_ledger import trial_balance
+
+    a = paid(recon, user_id=11)
+    sale_post(recon, a, 3000)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    manual = stripe(recon, "POST", "/v1/payouts", amount=2000, currency="usd")
+    b = paid(recon, user_id=12, total="45.50")
+    sale_post(recon, b, 4550)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    [automatic] = stripe(recon, "POST", "/_test/run_payouts")["created"]
+    stripe(recon, "POST", "/_test/run_payouts")  # both paid
+
+    out = import_payout(recon, manual["id"])
+    posted = run(recon, "reconciliation.post_payout", payout=manual["id"])
+
+    row = Payout.objects.get(stripe_payout_id=manual["id"])
+    assert (out["tie_out"], out["transactions"], out["discrepancy_minor"]) == (
+        "in_automatic",
+        0,
+        0,
+    )
+    assert row.note.startswith(
+        "Manual payout on an automatic payout schedule (the account's schedule is daily): "
+        "Stripe pays it out of the balance its next automatic payout reconciles. That payout "
+        f"lists this one's own row ({manual['balance_transaction']})"
+    )
+    assert posted == {"skipped": "payout in_automatic"}
+    assert row.ledger_note == (
+        "Not posted: the payout is in an automatic payout: the journal of the automatic "
+        "payout that lists its own row books its money."
+    )
+
+    assert import_payout(recon, automatic)["tie_out"] == "tied_out"
+    assert lines(automatic) == sorted(
+        [
+            ("charge", 3000, 117, 2883, a["order_number"], "charge", True),
+            ("charge", 4550, 162, 4388, b["order_number"], "charge", True),
+            ("payout", -2000, 0, -2000, "", "payout", True),  # the manual payout's row
+            ("payout", -5271, 0, -5271, "", "payout", True),
+        ]
+    )
+    run(recon, "reconciliation.post_payout", payout=automatic)
+    balances = trial_balance(recon)
+    assert (balances[("1150", "USD")], balances[("1010", "USD")]) == (0, Decimal("72.71"))
+    assert balances[("6100", "USD")] == Decimal("2.79")
+
+
+def test_a_canceled_manual_payout_on_an_automatic_schedule_is_booked_by_the_next_one(recon):
+    from tests.reconciliation.test_ledger import trial_balance
+
+    a = paid(recon, user_id=11)
+    sale_post(recon, a, 3000)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    manual = stripe(recon, "POST", "/v1/payouts", amount=2000, currency="usd")
+    stripe(recon, "POST", f"/v1/payouts/{manual['id']}/cancel")
+
+    out = import_payout(recon, manual["id"])
+    posted = run(recon, "reconciliation.post_payout", payout=manual["id"])
+
+    row = Payout.objects.get(stripe_payout_id=manual["id"])
+    assert (out["tie_out"], out["transactions"]) == ("not_paid_out", 0)
+    assert row.note.endswith(
+        "Its own row and the money's return are booked by the automatic payouts that list "
+        "them: nothing is posted for it here."
+    )
+    assert (posted, row.ledger_note) == (
+        {"skipped": "payout not_paid_out"},
+        "Not posted: the payout is not paid out and holds no transactions.",
+    )
+    [automatic] = stripe(recon, "POST", "/_test/run_payouts")["created"]
+    assert import_payout(recon, automatic)["tie_out"] == "tied_out"
+    run(recon, "reconciliation.post_payout", payout=automatic)
+    balances = trial_balance(recon)
+    assert (balances[("1150", "USD")], balances[("1010", "USD")]) == (0, Decimal("28.83"))
+
+
+class _Gateway:
+    """The two reads the schedule is told by: the account, the earlier payouts."""
+
+    def __init__(self, account, earlier: list[dict]) -> None:
+        self.account, self.earlier = account, earlier
+
+    def account_retrieve(self) -> dict:
+        if isinstance(self.account, Exception):
+            raise self.account
+        return self.account
+
+    def payouts_list(self, *, created_lt: int):
+        return iter(self.earlier)
+
+
+@pytest.mark.parametrize(
+    ("account", "earlier", "said"),
+    [
+        ({"settings": {"payouts": {"schedule": {"interval": "manual"}}}}, [], None),
+        (
+            {"settings": {"payouts": {"schedule": {"interval": "weekly"}}}},
+            [],
+            "the account's schedule is weekly",
+        ),
+        # A key that may not read the account: an earlier automatic payout tells.
+        (
+            exc.Unauthorized("restricted key"),
+            [{"id": "po_m", "automatic": False}, {"id": "po_a", "automatic": True}],
+            "the account made automatic payout po_a",
+        ),
+        ({}, [{"id": "po_m", "automatic": False}], None),
+    ],
+)
+def test_the_payout_schedule_is_read_from_the_account_else_from_earlier_payouts(
+    account, earlier, said
+):
+    from integrations.connectors.stripe.mapping import payout_from_wire
+    from reconciliation.services import _automatic_schedule
+
+    fact = payout_from_wire({"id": "po_new", "automatic": False, "created": 100})
+    assert _automatic_schedule(_Gateway(account, earlier), fact) == said
 
 
 def test_a_signed_payout_event_files_a_job_that_imports_the_payout(recon, client):
@@ -681,7 +823,8 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
         stderr=err,
     )
     assert out.getvalue() == (
-        "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0; "
+        "payouts 1: pending 0, tied out 1, discrepancy 0, not paid out 0, in an automatic payout 0"
+        "; "
         "transactions new 2, known 0, unexplained 0\n"
         # its sale is not in the ERP yet: the journal waits for it
         "ledger: not posted 0, waiting 1, posted 0, refused 0\n"
@@ -694,7 +837,8 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
     out = StringIO()
     call_command("import_payouts", integration="recon", stdout=out, stderr=StringIO())
     assert out.getvalue() == (
-        "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0; "
+        "payouts 2: pending 0, tied out 2, discrepancy 0, not paid out 0, in an automatic payout 0"
+        "; "
         "transactions new 2, known 2, unexplained 0\n"
         "ledger: not posted 0, waiting 0, posted 2, refused 0\n"
     )
@@ -811,7 +955,9 @@ def test_an_import_outside_a_transaction_stores_its_batches_behind_and_counts_th
     threads = []
     store = services._store
     monkeypatch.setattr(
-        services, "_store", lambda rows: threads.append(threading.get_ident()) or store(rows)
+        services,
+        "_store",
+        lambda rows, update: threads.append(threading.get_ident()) or store(rows, update),
     )
     a = paid(recon, user_id=11, total="30.00")
     paid(recon, user_id=12, total="45.50")

@@ -122,6 +122,7 @@ def test_the_dispute_fee_is_a_stripe_fee_of_the_adjustment(sandbox, client):
         ({"fee_tax_percent": "-1"}, "fee_tax_percent"),
         ({"settlement_currencies": ["usd"], "default_settlement_currency": "eur"}, None),
         ({"payout_interval_seconds": -5}, "payout_interval_seconds"),
+        ({"payout_schedule": "hourly"}, "payout_schedule"),
     ],
 )
 def test_bad_settings_are_refused_and_change_nothing(sandbox, settings, param):
@@ -297,6 +298,28 @@ def test_a_manual_payout_moves_from_pending_to_paid_and_is_not_itemised(sandbox,
         ("payout.updated", "pending"),
         ("payout.paid", "in_transit"),
     ]
+
+
+def test_the_account_says_its_payout_schedule_and_a_manual_one_makes_no_automatic_payouts(
+    sandbox, client
+):
+    """``GET /v1/account``: ``settings.payouts.schedule.interval`` is daily (automatic
+    payouts) by default, manual when set so; then a payout run only moves the payouts on
+    and the balance leaves by ``POST /v1/payouts`` alone."""
+    schedule = client.v1.accounts.retrieve_current().settings.payouts.schedule
+    assert (schedule.interval, schedule.delay_days) == ("daily", 2)
+    assert hook(sandbox, "config", {"payout_schedule": "manual"})["payout_schedule"] == "manual"
+    assert client.v1.accounts.retrieve_current().settings.payouts.schedule.interval == "manual"
+    pay(client, amount=2000, token="pm_card_bypassPending")  # net 1912, available
+    payout = client.v1.payouts.create({"amount": 1912, "currency": "usd"})
+
+    first = hook(sandbox, "run_payouts")
+    second = hook(sandbox, "run_payouts")
+
+    assert (first["created"], first["in_transit"]) == ([], [payout.id])
+    assert (second["created"], second["paid"]) == ([], [payout.id])
+    assert balance(client) == (0, 0)
+    assert [p.id for p in client.v1.payouts.list().data] == [payout.id]
 
 
 def test_a_manual_payout_beyond_the_available_balance_is_refused(sandbox, client):

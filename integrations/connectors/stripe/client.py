@@ -471,6 +471,10 @@ class StripeGateway:
             items=items,
         )
 
+    def account_retrieve(self) -> dict:
+        """The account the key belongs to (``GET /v1/account``): its payout schedule."""
+        return self._read("account.retrieve", self.client.v1.accounts.retrieve_current)
+
     def payout_retrieve(self, payout_id: str) -> dict:
         return self._read("payout.retrieve", self.client.v1.payouts.retrieve, payout_id)
 

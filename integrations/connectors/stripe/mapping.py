@@ -889,6 +889,17 @@ line that neither our rows nor its source's metadata place is read again (matchi
 ``_remote_reference``)."""
 
 
+def payout_schedule_from_wire(raw: Mapping[str, Any]) -> str:
+    """The account's payout schedule (``GET /v1/account``: ``settings.payouts.schedule
+    .interval``): ``manual``, or ``daily``, ``weekly``, ``monthly`` (automatic payouts);
+    "" when the account does not say."""
+    settings = raw.get("settings")
+    payouts = settings.get("payouts") if isinstance(settings, Mapping) else None
+    schedule = payouts.get("schedule") if isinstance(payouts, Mapping) else None
+    interval = schedule.get("interval") if isinstance(schedule, Mapping) else None
+    return interval if isinstance(interval, str) else ""
+
+
 @dataclass(frozen=True)
 class StripePayout:
     id: str
