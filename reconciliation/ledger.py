@@ -405,9 +405,11 @@ def _fee_postings(txn: BalanceTransaction) -> Iterator[tuple[str, int]]:
 
 
 def _payout_key(category: str) -> str:
-    """The key of a payout's money: its own row (``payout``), a failed or canceled
-    payout's money back (``payout_reversal``), else the bank."""
-    return category if category in ("payout", "payout_reversal") else "bank"
+    """The key of a payout's money: ``payout`` for its own row, another payout's row it
+    lists and a failed or canceled payout's money back (``payout_reversal``) alike, so
+    that a payout's deposit and its return net on the same account whatever the GL map
+    says; else the bank."""
+    return "payout" if category in ("payout", "payout_reversal") else "bank"
 
 
 def _own_key(category: str) -> str:
@@ -480,6 +482,8 @@ class PayoutJournal:
     cleared_elsewhere: int = 0
     elsewhere: list[str] = field(default_factory=list)
     """Transactions another payout's posted journal cleared already (moved here)."""
+    returns_refused: list[str] = field(default_factory=list)
+    """Money back from failed or canceled payouts whose journal was refused."""
 
 
 def _linked_clearing(integration: Integration | int, keys: list[str]) -> dict[str, _Linked]:
@@ -574,9 +578,35 @@ def payout_journal(payout: Payout) -> PayoutJournal:
     for chunk in _chunks(payout):
         keys = [t.ledger_key for t in chunk if t.ledger_key]
         linked = _linked_clearing(integration, keys) if keys else {}
+        returned = _returned_from(integration, chunk)
         for txn in chunk:
-            _add(journal, txn, currency, linked, unbooked, own)
+            _add(journal, txn, currency, linked, unbooked, own, returned)
     return journal
+
+
+_BOOKED, _REFUSED = "booked", "refused"
+
+
+def _returned_from(integration: Integration, chunk: list[BalanceTransaction]) -> dict[str, str]:
+    """For the failed or canceled payouts whose money back (``payout_reversal``) the
+    chunk holds: whether that payout's deposit is booked (its journal posted, or it is
+    bundled into an automatic payout that books it), refused, or neither yet (absent)."""
+    sources = {
+        t.source_id
+        for t in chunk
+        if t.matched_as == MatchedAs.PAYOUT and category_of(t) == "payout_reversal" and t.source_id
+    }
+    if not sources:
+        return {}
+    states = {}
+    for payout_id, bundled, state in Payout.objects.filter(
+        integration=integration, stripe_payout_id__in=sources
+    ).values_list("stripe_payout_id", "bundled", "ledger_state"):
+        if bundled or state == LedgerState.POSTED:
+            states[payout_id] = _BOOKED
+        elif state == LedgerState.REFUSED:
+            states[payout_id] = _REFUSED
+    return states
 
 
 def _add(
@@ -586,12 +616,29 @@ def _add(
     linked: dict[str, _Linked],
     unbooked: Mapping[str, str],
     own: set[int],
+    returned: Mapping[str, str],
 ) -> None:
     category = category_of(txn)
     sums = journal.sums
     if txn.matched_as == MatchedAs.PAYOUT:
+        if category == "payout_reversal" and txn.source_id:
+            # The money back of a payout whose deposit this credits: only once that
+            # deposit is booked, else the bank is credited for a debit never made.
+            state = returned.get(txn.source_id)
+            if state is None:
+                journal.waiting_count += 1
+                if len(journal.waiting) < SHOWN:
+                    journal.waiting.append(
+                        f"{txn.stripe_txn_id} (the money back of payout {txn.source_id}, "
+                        "whose journal is not posted)"
+                    )
+                return
+            if state == _REFUSED:
+                journal.returns_refused.append(f"{txn.stripe_txn_id} ({txn.source_id})")
+                return
         key = _payout_key(category)
-        sums[(key, "Payout to the bank" if key == "payout" else "Payout returned")] += txn.net_minor
+        what = "Payout returned" if category == "payout_reversal" else "Payout to the bank"
+        sums[(key, what)] += txn.net_minor
         return
     if not txn.explained:
         journal.unexplained += 1
@@ -707,6 +754,8 @@ def payout_postable(payout: Payout) -> bool:
     fees are expensed, and the bank side is booked back by the payout that holds its
     payout_reversal (the money's return). Left unposted, that reversal would credit
     the bank for a debit never made and its orders' money would stay on clearing."""
+    if payout.bundled:
+        return False
     if payout.tie_out == TieOut.TIED_OUT:
         return True
     return (
@@ -740,10 +789,10 @@ def _post_locked(ctx: Any, payout: Payout) -> dict:
     if payout.ledger_state == LedgerState.POSTED:
         return {"skipped": "posted already", "ledger": payout.ledger_state}
     if not payout_postable(payout):
-        if payout.tie_out == TieOut.IN_AUTOMATIC:
+        if payout.bundled:
             why = (
-                "in an automatic payout: the journal of the automatic payout that lists "
-                "its own row books its money."
+                f"{payout.get_tie_out_display()}: the journals of the automatic payouts that "
+                "list its own row (and its money's return) book its money."
             )
         elif payout.tie_out == TieOut.NOT_PAID_OUT and not payout.transaction_count:
             why = "not paid out and holds no transactions."
@@ -765,7 +814,13 @@ def _post_locked(ctx: Any, payout: Payout) -> dict:
         _ledger_set(payout, LedgerState.WAITING, note)
         return {"waiting": note}
     refusal = ""
-    if journal.cleared_elsewhere:
+    if journal.returns_refused:
+        refusal = (
+            f"Refused: it holds the money back of payouts whose journal was refused: "
+            f"{', '.join(journal.returns_refused[:SHOWN])}. Post those first (their ledger "
+            "notes say why they were refused), then post this one."
+        )
+    elif journal.cleared_elsewhere:
         refusal = (
             f"Refused: {journal.cleared_elsewhere} transactions were cleared by another "
             f"payout's posted journal already (moved here): {', '.join(journal.elsewhere)}. "

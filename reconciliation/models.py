@@ -32,6 +32,12 @@ class Payout(models.Model):
         help_text="Made by Stripe's payout schedule. Only these are itemised by Stripe; a "
         "manual payout is reconciled from the balance history by date range.",
     )
+    bundled = models.BooleanField(
+        default=False,
+        help_text="A manual payout on an account with automatic payouts: drawn from the "
+        "balance the next automatic payout reconciles, which lists its own row (and the "
+        "money's return if it failed). It holds no transactions and posts no journal.",
+    )
     arrival_date = models.DateTimeField(
         null=True, blank=True, help_text="When Stripe expects the money at the bank."
     )

@@ -180,15 +180,13 @@ def payout_import(
         # Read from the wire by the list's own reader, while a batch is matched here.
         rows = gateway.balance_transactions_for_payout(fact.id, parse=balance_transaction_from_wire)
         method = "Automatic payout: itemised by Stripe."
-    elif (schedule := _automatic_schedule(gateway, fact)) is not None:
-        method = (
-            f"Manual payout on an automatic payout schedule ({schedule}): Stripe pays it out "
-            "of the balance its next automatic payout reconciles. That payout lists this "
-            f"one's own row ({fact.balance_transaction or 'its balance transaction'}) with "
-            "the transactions it drew on, and its journal books this payout's money to the "
-            "bank; nothing is stored or posted for it here."
+    elif payout.bundled or (schedule := _automatic_schedule(gateway, fact)) is not None:
+        # Once bundled, always: the schedule read today says nothing of an old payout.
+        method = (_method_of(payout.note) if payout.bundled else "") or _bundled_method(
+            fact, schedule if not payout.bundled else "so found when first imported"
         )
-        payout_tie_out(payout=payout, fact=fact, method=method, bundled=True)
+        _save_changed(payout, {"bundled": True})
+        payout_tie_out(payout=payout, fact=fact, method=method)
         return PayoutImport(payout=payout, new=0, known=0)
     else:
         since, previous = _previous_payout(gateway, fact)
@@ -354,26 +352,31 @@ def _save_changed(payout: Payout, values: dict[str, Any]) -> None:
         payout.save(update_fields=changed)
 
 
-SCHEDULE_EVIDENCE = 100
-"""Earlier payouts looked at for an automatic one when the account's schedule cannot
-be read (one of Stripe's pages)."""
+def _bundled_method(fact: StripePayout, schedule: str) -> str:
+    return (
+        f"Manual payout on an automatic payout schedule ({schedule}): Stripe pays it out "
+        "of the balance its next automatic payout reconciles. That payout lists this "
+        f"one's own row ({fact.balance_transaction or 'its balance transaction'}) with "
+        "the transactions it drew on, and its journal books this payout's money to the "
+        "bank; nothing is stored or posted for it here."
+    )
 
 
 def _automatic_schedule(gateway: Any, fact: StripePayout) -> str | None:
     """Why the account pays out automatically (for the note), or None: it pays out
     manually. Read from the account's payout schedule (``GET /v1/account``); where the
-    key may not read the account or it does not say, an automatic payout among the
-    earlier ones shows the schedule (an account on a manual schedule makes none)."""
+    key may not read the account or it does not say, the payout made before it tells
+    (an account on a manual schedule makes no automatic payouts)."""
     try:
         interval = payout_schedule_from_wire(gateway.account_retrieve())
     except exc.PermanentError:
         interval = ""
     if interval:
         return None if interval == "manual" else f"the account's schedule is {interval}"
-    for row in itertools.islice(gateway.payouts_list(created_lt=fact.created), SCHEDULE_EVIDENCE):
+    for row in itertools.islice(gateway.payouts_list(created_lt=fact.created), 1):
         earlier = payout_from_wire(row)
         if earlier.automatic:
-            return f"the account made automatic payout {earlier.id}"
+            return f"the payout before it, {earlier.id}, was automatic"
     return None
 
 
@@ -394,7 +397,9 @@ def _manual_lines(
     batch: list[StripeBalanceTransaction],
 ) -> tuple[list[StripeBalanceTransaction], int]:
     """The lines of a manual payout in a batch of its date range: not other payouts'
-    own rows, not transactions already reconciled with another payout."""
+    own rows, not its own money back (a cancel or failure in the second it was made is
+    in its range, and is the next payout's line), not transactions already reconciled
+    with another payout."""
     owners = selectors.transaction_payouts(
         integration=integration, txn_ids=(txn.id for txn in batch)
     )
@@ -402,6 +407,7 @@ def _manual_lines(
         txn
         for txn in batch
         if not (txn.type == "payout" and txn.source_id != fact.id)
+        and not (category_of(txn) == "payout_reversal" and txn.source_id == fact.id)
         and owners.get(txn.id, payout.pk) == payout.pk
     ]
     return kept, len(batch) - len(kept)
@@ -471,20 +477,16 @@ def _store(rows: list[tuple], update: tuple[str, ...] = _STORED) -> dict[str, in
 
 
 def payout_tie_out(
-    *,
-    payout: Payout,
-    fact: StripePayout,
-    method: str = "",
-    moved: str = "",
-    bundled: bool = False,
+    *, payout: Payout, fact: StripePayout, method: str = "", moved: str = ""
 ) -> Payout:
     """Tie the payout out from its stored transactions: the nets of those matched to
     an order or explained must add up to the amount, and none may be unexplained.
     A payout that failed or was canceled is not paid out; Stripe's unfinished payouts
     (automatic, still being reconciled) stay pending. ``moved``: a line of
-    transactions moved to or from it, kept in its note with the earlier ones.
-    ``bundled``: a manual payout an automatic payout reconciles (it holds nothing)."""
+    transactions moved to or from it, kept in its note with the earlier ones. A
+    bundled payout (:attr:`Payout.bundled`) is the automatic payout's to tie out."""
     totals = selectors.payout_totals(payout=payout)
+    bundled = payout.bundled
     discrepancy = 0 if bundled else payout.amount_minor - totals.explained_net
 
     def shown(minor: int) -> str:
@@ -500,6 +502,11 @@ def payout_tie_out(
     ]
     if bundled:
         lines = [method]
+        if totals.count:
+            lines.append(
+                f"{totals.count} transactions stored under it before are the automatic "
+                "payout's: they move there when it is imported."
+            )
     if not fact.paid_out:
         state = TieOut.NOT_PAID_OUT
         lines.append(_not_paid_out(payout, fact, bundled=bundled))

@@ -3,9 +3,9 @@
 import logging
 
 from integrations.kernel.exceptions import ConnectorConfigurationError, IntegrationError
-from integrations.models import Integration
+from integrations.models import Flow, Integration
 from integrations.services.jobs import retry_waker
-from reconciliation.drift import drift_check
+from reconciliation.drift import DRIFT_FLOW, drift_check
 
 DRIFT_DAYS = 7
 logger = logging.getLogger("reconciliation.tasks")
@@ -14,6 +14,10 @@ logger = logging.getLogger("reconciliation.tasks")
 def check_drift() -> dict[str, int]:
     """The daily drift check of every enabled integration with all three systems."""
     retry_waker.ensure()
+    if not Flow.objects.filter(key=DRIFT_FLOW).exists():  # no integration can file
+        raise ConnectorConfigurationError(
+            f"flow {DRIFT_FLOW} is not installed: run manage.py install_flows"
+        )
     filed = 0
     for integration in (
         Integration.objects.filter(enabled=True)

@@ -141,6 +141,13 @@ def test_a_payout_that_fails_before_its_journal_is_posted_is_posted_and_booked_b
         TieOut.NOT_PAID_OUT,
         LedgerState.WAITING,
     )
+    # The payout paying the money out again waits while the failed one's deposit is
+    # not booked: its payout_reversal would credit the bank for a debit never made.
+    [again] = stripe(recon, "POST", "/_test/run_payouts")["created"]
+    assert import_payout(recon, again)["tie_out"] == TieOut.TIED_OUT
+    with pytest.raises(exc.ConflictRetry, match=f"the money back of payout {payout}"):
+        run(recon, "reconciliation.post_payout", payout=again)
+    assert erp_entries(recon, f"payout:{again}") == []
     sale_post(recon, order, 3000)
     Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
     job_run(job_id=job.pk)
@@ -149,8 +156,6 @@ def test_a_payout_that_fails_before_its_journal_is_posted_is_posted_and_booked_b
     row.refresh_from_db()
     assert (job.status, row.ledger_state) == (JobStatus.SUCCEEDED, LedgerState.POSTED)
     assert "once its transactions add up to it" in row.note
-    [again] = stripe(recon, "POST", "/_test/run_payouts")["created"]
-    assert import_payout(recon, again)["tie_out"] == TieOut.TIED_OUT
     run(recon, "reconciliation.post_payout", payout=again)
 
     balances = trial_balance(recon)
@@ -159,6 +164,26 @@ def test_a_payout_that_fails_before_its_journal_is_posted_is_posted_and_booked_b
     assert balances[("6100", "USD")] == Decimal("1.17")
     assert balances[("4000", "USD")] == Decimal("-30.00")
     assert [len(erp_entries(recon, f"payout:{p}")) for p in (payout, again)] == [1, 1]
+
+
+def test_the_money_back_of_a_payout_whose_journal_was_refused_is_refused_too(recon):
+    order = sold(recon, user_id=11, total="30.00")
+    payout = payout_run(recon)
+    stripe(recon, "POST", f"/_test/payouts/{payout}/fail", failure_code="no_account")
+    import_payout(recon, payout)
+    Payout.objects.filter(stripe_payout_id=payout).update(ledger_state=LedgerState.REFUSED)
+    [again] = stripe(recon, "POST", "/_test/run_payouts")["created"]
+    import_payout(recon, again)
+
+    out = run(recon, "reconciliation.post_payout", payout=again)
+
+    row = Payout.objects.get(stripe_payout_id=again)
+    assert row.ledger_state == LedgerState.REFUSED and out == {"refused": row.ledger_note}
+    assert row.ledger_note.startswith(
+        "Refused: it holds the money back of payouts whose journal was refused: txn_"
+    )
+    assert f"({payout}). Post those first" in row.ledger_note
+    assert erp_entries(recon, f"payout:{again}") == [] and order
 
 
 def test_a_failed_payout_whose_transactions_do_not_add_up_is_not_posted(recon):

@@ -555,11 +555,12 @@ def test_a_payout_stripe_does_not_know_is_refused_and_nothing_is_stored(recon):
     assert not Payout.objects.exists() and not BalanceTransaction.objects.exists()
 
 
-def manual_schedule(recon) -> None:
-    """The sandbox account pays out manually: no automatic payouts, only POST /v1/payouts."""
+def manual_schedule(recon, schedule: str = "manual") -> None:
+    """The sandbox account pays out manually: no automatic payouts, only POST /v1/payouts
+    (``schedule="automatic"``: back to automatic payouts)."""
     requests.post(
         recon.sandbox.system_url("stripe") + "/_test/config",
-        json={"payout_schedule": "manual"},
+        json={"payout_schedule": schedule},
         headers={"Authorization": f"Bearer {STRIPE_KEY}"},
         timeout=10,
     ).raise_for_status()
@@ -675,9 +676,10 @@ def test_a_manual_payout_on_an_automatic_schedule_is_tied_out_by_the_next_automa
     )
     assert posted == {"skipped": "payout in_automatic"}
     assert row.ledger_note == (
-        "Not posted: the payout is in an automatic payout: the journal of the automatic "
-        "payout that lists its own row books its money."
+        "Not posted: the payout is in an automatic payout: the journals of the automatic "
+        "payouts that list its own row (and its money's return) book its money."
     )
+    assert row.bundled
 
     assert import_payout(recon, automatic)["tie_out"] == "tied_out"
     assert lines(automatic) == sorted(
@@ -714,13 +716,68 @@ def test_a_canceled_manual_payout_on_an_automatic_schedule_is_booked_by_the_next
     )
     assert (posted, row.ledger_note) == (
         {"skipped": "payout not_paid_out"},
-        "Not posted: the payout is not paid out and holds no transactions.",
+        "Not posted: the payout is not paid out: the journals of the automatic payouts that "
+        "list its own row (and its money's return) book its money.",
     )
     [automatic] = stripe(recon, "POST", "/_test/run_payouts")["created"]
     assert import_payout(recon, automatic)["tie_out"] == "tied_out"
     run(recon, "reconciliation.post_payout", payout=automatic)
     balances = trial_balance(recon)
     assert (balances[("1150", "USD")], balances[("1010", "USD")]) == (0, Decimal("28.83"))
+
+
+def test_a_manual_payout_found_bundled_later_keeps_its_old_rows_out_of_the_ledger(recon):
+    """A manual payout reconciled from the balance history, then (the schedule turned
+    automatic) found bundled into an automatic payout: its rows stored before are that
+    payout's to take, and it posts nothing."""
+    manual_schedule(recon)
+    paid(recon, user_id=11)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    manual = manual_payout(recon, 2883)
+    assert import_payout(recon, manual["id"])["transactions"] == 2
+    manual_schedule(recon, "automatic")
+
+    out = import_payout(recon, manual["id"])
+    posted = run(recon, "reconciliation.post_payout", payout=manual["id"])
+
+    row = Payout.objects.get(stripe_payout_id=manual["id"])
+    assert (out["tie_out"], out["discrepancy_minor"], row.bundled) == ("in_automatic", 0, True)
+    assert (
+        "2 transactions stored under it before are the automatic payout's: they move there "
+        "when it is imported."
+    ) in row.note
+    assert posted == {"skipped": "payout in_automatic"}
+    manual_schedule(recon)  # once bundled, always: the schedule today is no old payout's
+    assert import_payout(recon, manual["id"])["tie_out"] == "in_automatic"
+
+
+def test_the_backfill_imports_oldest_first_so_a_canceled_payouts_money_back_is_booked(recon):
+    """On a manual schedule a payout's lines follow the payouts before it: the backfill
+    imports oldest first, so the canceled payout is booked before the one that pays its
+    money out again, and the ERP ends with the one deposit and clearing at zero."""
+    from tests.reconciliation.test_ledger import trial_balance
+
+    manual_schedule(recon)
+    a = paid(recon, user_id=11)
+    sale_post(recon, a, 3000)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    canceled = stripe(recon, "POST", "/v1/payouts", amount=2883, currency="usd")
+    stripe(recon, "POST", f"/v1/payouts/{canceled['id']}/cancel")
+    b = paid(recon, user_id=12, total="45.50")
+    sale_post(recon, b, 4550)
+    stripe(recon, "POST", "/_test/advance_time", seconds=3 * DAY)
+    again = manual_payout(recon, 2883 + 4388)
+
+    call_command("import_payouts", integration="recon", stdout=StringIO(), stderr=StringIO())
+
+    rows = {p.stripe_payout_id: p for p in Payout.objects.all()}
+    assert (rows[canceled["id"]].tie_out, rows[canceled["id"]].ledger_state) == (
+        "not_paid_out",
+        "posted",
+    )
+    assert (rows[again["id"]].tie_out, rows[again["id"]].ledger_state) == ("tied_out", "posted")
+    balances = trial_balance(recon)
+    assert (balances[("1150", "USD")], balances[("1010", "USD")]) == (0, Decimal("72.71"))
 
 
 class _Gateway:
@@ -747,13 +804,19 @@ class _Gateway:
             [],
             "the account's schedule is weekly",
         ),
-        # A key that may not read the account: an earlier automatic payout tells.
+        # A key that may not read the account: the payout made before it tells (the
+        # latest: an account that switched to manual made automatic ones before).
+        (
+            exc.Unauthorized("restricted key"),
+            [{"id": "po_a", "automatic": True}, {"id": "po_m", "automatic": False}],
+            "the payout before it, po_a, was automatic",
+        ),
         (
             exc.Unauthorized("restricted key"),
             [{"id": "po_m", "automatic": False}, {"id": "po_a", "automatic": True}],
-            "the account made automatic payout po_a",
+            None,
         ),
-        ({}, [{"id": "po_m", "automatic": False}], None),
+        ({}, [], None),
     ],
 )
 def test_the_payout_schedule_is_read_from_the_account_else_from_earlier_payouts(
@@ -829,7 +892,7 @@ def test_the_command_imports_the_payouts_arriving_in_a_date_range(recon):
         # its sale is not in the ERP yet: the journal waits for it
         "ledger: not posted 0, waiting 1, posted 0, refused 0\n"
     )
-    assert "1 payouts" in err.getvalue()  # the progress bar
+    assert "1/1" in err.getvalue()  # the progress bar, of the payouts listed
     assert list(Payout.objects.values_list("stripe_payout_id", flat=True)) == [first]
     for order, minor in zip(orders, (3000, 1234), strict=True):
         sale_post(recon, order, minor)

@@ -893,8 +893,8 @@ def payout_schedule_from_wire(raw: Mapping[str, Any]) -> str:
     """The account's payout schedule (``GET /v1/account``: ``settings.payouts.schedule
     .interval``): ``manual``, or ``daily``, ``weekly``, ``monthly`` (automatic payouts);
     "" when the account does not say."""
-    settings = raw.get("settings")
-    payouts = settings.get("payouts") if isinstance(settings, Mapping) else None
+    account = raw.get("settings")
+    payouts = account.get("payouts") if isinstance(account, Mapping) else None
     schedule = payouts.get("schedule") if isinstance(payouts, Mapping) else None
     interval = schedule.get("interval") if isinstance(schedule, Mapping) else None
     return interval if isinstance(interval, str) else ""

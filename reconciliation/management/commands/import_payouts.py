@@ -37,8 +37,10 @@ class Command(BaseCommand):
     help = (
         "Import the Stripe payouts of an integration that arrive at the bank between two "
         "dates (UTC, both included): each payout's balance transactions are stored, "
-        "matched to their orders and tied out, and each tied-out payout's journal is "
-        "posted to the ERP. Running it again changes nothing."
+        "matched to their orders and tied out, and each payout's journal is posted to the "
+        "ERP once it ties out (a failed or canceled one too, once its transactions add up "
+        "to it). Oldest first, so that a manual payout's range follows the payouts before "
+        "it. Running it again changes nothing."
     )
 
     def add_arguments(self, parser):
@@ -70,8 +72,10 @@ class Command(BaseCommand):
                 arrival_gte=_timestamp(since) if since else None,
                 arrival_lt=_timestamp(until + timedelta(days=1)) if until else None,
             )
-            for row in listed:
-                fact = payout_from_wire(row)
+            # Stripe lists the newest first; a payout's facts are small (one a day or so).
+            facts = sorted((payout_from_wire(row) for row in listed), key=lambda f: f.created)
+            bar.total = len(facts)
+            for fact in facts:
                 report = payout_import(ctx=ctx, payout_id=fact.id, fresh=fact)
                 outcomes[report.payout.tie_out] += 1
                 transactions["new"] += report.new
