@@ -7,6 +7,7 @@ to production values. Production sets at least SECRET_KEY, FIELD_ENCRYPTION_KEYS
 DATABASE_URL and ALLOWED_HOSTS (and SECURE_PROXY_SSL_HEADER behind a TLS proxy).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -72,6 +73,8 @@ INSTALLED_APPS = [
     "customers",
     "payments",
     "reconciliation",
+    # Admin (and API) login throttling; last, as its docs ask.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -85,7 +88,31 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Answers a locked-out login (429); last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Login throttling (django-axes) -----------------------------------------------
+# Every password check (the admin's login, the API's Basic auth) goes through axes
+# first: after AXES_FAILURE_LIMIT failures for one username from one address, that
+# pair is locked out for AXES_COOLOFF_MINUTES (429), a correct password included.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# Its admin pages are ours (integrations/admin.py): every action checks a permission.
+AXES_ENABLE_ADMIN = False
+# Behind N reverse proxies, the client's address is the Nth from the right of
+# X-Forwarded-For; unset (0): the connection's own address.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
+)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -232,7 +259,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [
-        "rest_framework.authentication.BasicAuthentication",
+        "integrations.authentication.ThrottledBasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "SERVE_PERMISSIONS": ["reconciliation.api.ReadsTheDocs"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
@@ -644,3 +645,23 @@ for _model, _stock in ((Success, q_admin.TaskAdmin), (Failure, q_admin.FailAdmin
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, type(f"Operated{_stock.__name__}", (_OperatedTasks, _stock), {}))
+
+
+# --- login throttling (django-axes) ------------------------------------------------------
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(admin.ModelAdmin):
+    """Usernames and addresses with failed logins: deleting a row unlocks that pair
+    (axes' own admin is off: its bulk action declares no permission)."""
+
+    list_display = ("username", "ip_address", "failures_since_start", "attempt_time")
+    list_filter = ("attempt_time",)
+    search_fields = ("username", "ip_address")
+    fields = ("username", "ip_address", "failures_since_start", "attempt_time", "user_agent")
+    readonly_fields = fields
+    ordering = ("-attempt_time",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

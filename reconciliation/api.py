@@ -19,7 +19,7 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.negotiation import BaseContentNegotiation
@@ -29,6 +29,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from integrations.authentication import ThrottledBasicAuthentication
 from reconciliation import exports
 from reconciliation.choices import TieOut
 from reconciliation.models import BalanceTransaction, JournalEntry, Payout
@@ -81,7 +82,7 @@ class _Json(BaseContentNegotiation):
 
 
 class FinanceView(APIView):
-    authentication_classes = (BasicAuthentication, SessionAuthentication)
+    authentication_classes = (ThrottledBasicAuthentication, SessionAuthentication)
     permission_classes = (FinanceRole,)
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = _Json

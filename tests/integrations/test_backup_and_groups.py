@@ -1,10 +1,9 @@
-"""The documented backup path, the dumpdata warning, and the ops groups."""
+"""The documented backup path and the dumpdata warning."""
 
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from integrations.services.connections import connection_create
@@ -55,23 +54,3 @@ def test_dumpdata_of_connections_warns_that_it_is_no_backup():
         err = StringIO()
         call_command("dumpdata", *args, stdout=StringIO(), stderr=err)
         assert err.getvalue() == "", args
-
-
-def test_operator_groups_grant_the_actions_and_viewer_only_views(django_user_model):
-    call_command("operator_groups", stdout=StringIO())
-    call_command("operator_groups", stdout=StringIO())  # idempotent
-    viewer = django_user_model.objects.create_user("v", is_staff=True)
-    viewer.groups.add(Group.objects.get(name="Viewer"))
-    operator = django_user_model.objects.create_user("o", is_staff=True)
-    operator.groups.add(Group.objects.get(name="Operator"))
-    actions = [
-        "integrations.operate_job",
-        "integrations.replay_event",
-        "integrations.test_connection",
-        "payments.rebook_payment",
-        "customers.review_customerconflict",
-    ]
-    assert viewer.has_perms(["integrations.view_job", "payments.view_order"])
-    assert not any(viewer.has_perm(p) for p in actions)
-    assert operator.has_perms(["integrations.view_job", *actions])
-    assert not operator.has_perm("integrations.change_connection")

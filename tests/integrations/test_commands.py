@@ -89,12 +89,14 @@ def test_connection_test_reports_failure(capsys, upstream):
 
 def test_ensure_admin_prints_a_working_login(capsys, settings, tmp_path):
     from django.contrib.auth import authenticate
+    from django.test import RequestFactory
 
     settings.VAR_DIR = tmp_path
     call_command("ensure_admin")
     first = capsys.readouterr().out.strip()
     username, password = first.removeprefix("admin login: ").split(" / ")
-    assert authenticate(username=username, password=password) is not None
+    login = RequestFactory().post("/admin/login/")  # what the admin's form passes
+    assert authenticate(login, username=username, password=password) is not None
     call_command("ensure_admin")  # idempotent: same login again
     assert capsys.readouterr().out.strip() == first
 
