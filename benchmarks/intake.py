@@ -549,7 +549,7 @@ class Server:
                 )
             conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
             try:
-                conn.request("GET", "/health/")
+                conn.request("GET", "/health/live/")
                 if conn.getresponse().status == 200:
                     return
             except OSError:
@@ -557,7 +557,7 @@ class Server:
             finally:
                 conn.close()
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer /health/ within {timeout:.0f}s")
+        raise RuntimeError(f"gunicorn did not answer /health/live/ within {timeout:.0f}s")
 
     def worker_cpu_seconds(self) -> float:
         return sum(process_cpu_seconds(pid) for pid in child_pids(self.process.pid))

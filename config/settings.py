@@ -33,7 +33,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # redirected. The webhook fast lane (config/wsgi.py) applies these too.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # A load balancer's health probe may speak plain HTTP.
-SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^health/$"])
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^health/(live/)?$"])
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -223,6 +223,14 @@ INTEGRATIONS = {
     "INBOX_NUDGE_INTERVAL": env.float("INBOX_NUDGE_INTERVAL", default=1.0),
     # How often the sweeper runs (django-q2 schedule, minutes).
     "SWEEP_EVERY_MINUTES": env.int("SWEEP_EVERY_MINUTES", default=1),
+    # GET /health/ answers 503 when no worker has said it is alive for this long
+    # (each worker's main process says so every HEALTH_HEARTBEAT_SECONDS), when the
+    # oldest job waiting to run waited longer than HEALTH_MAX_WAIT_SECONDS, or when
+    # more than HEALTH_MAX_BACKLOG jobs wait (counted up to that, never the table).
+    "HEALTH_HEARTBEAT_SECONDS": env.float("HEALTH_HEARTBEAT_SECONDS", default=10.0),
+    "HEALTH_WORKER_STALE_SECONDS": env.float("HEALTH_WORKER_STALE_SECONDS", default=60.0),
+    "HEALTH_MAX_WAIT_SECONDS": env.float("HEALTH_MAX_WAIT_SECONDS", default=900.0),
+    "HEALTH_MAX_BACKLOG": env.int("HEALTH_MAX_BACKLOG", default=10_000),
     # Longest a due retry waits for a worker's retry waker (a thread that sleeps until
     # the earliest retry is due and re-checks at least this often, one indexed query;
     # see integrations/services/jobs.py RetryWaker). 0: due retries wait for the sweeper.

@@ -432,6 +432,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="job_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="job_lease_idx"),
+            # The oldest job waiting to run (GET /health/), read without a scan.
+            models.Index(fields=["status", "created_at"], name="job_status_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -497,6 +499,20 @@ class ApiCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.url} → {self.status_code or self.error[:40]}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A running worker cluster, as its main process last said it was alive (GET
+    /health/ reads the newest); removed when it stops."""
+
+    worker = models.CharField(
+        max_length=100, unique=True, help_text="host:pid of the worker's main process."
+    )
+    started_at = models.DateTimeField(help_text="When the worker started.")
+    seen_at = models.DateTimeField(help_text="When it last said it was alive.")
+
+    def __str__(self) -> str:
+        return f"worker {self.worker}"
 
 
 class PollCursor(models.Model):

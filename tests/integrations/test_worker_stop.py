@@ -65,6 +65,15 @@ def test_sigterm_to_the_process_group_stops_the_worker_and_releases_the_running_
         )
     try:
         assert _wait_for(started.exists, 30), (tmp_path / "worker.log").read_text()
+
+        # Its main process says it is alive (GET /health/ reads this).
+        def heartbeats() -> list:
+            with sqlite3.connect(tmp_path / "worker.sqlite3") as db:
+                return db.execute("SELECT worker FROM integrations_workerheartbeat").fetchall()
+
+        assert _wait_for(heartbeats, 5)
+        [(worker_name,)] = heartbeats()
+        assert worker_name.endswith(f":{worker.pid}")
         signalled = time.monotonic()
         os.killpg(worker.pid, signal.SIGTERM)
         try:
@@ -88,6 +97,7 @@ def test_sigterm_to_the_process_group_stops_the_worker_and_releases_the_running_
     assert (status, locked_by, lease) == ("pending", "", None)
     assert json.loads(outputs) == {"slow": {"slept": "2"}}
     assert (attempts, budget) == (1, 4)
+    assert db.execute("SELECT * FROM integrations_workerheartbeat").fetchall() == []  # gone
     assert db.execute("SELECT outcome, note FROM integrations_attempt").fetchall() == [
         ("released", "worker stopping: released before step after, where the next one resumes")
     ]

@@ -21,14 +21,22 @@ and the sweeper reclaims it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connections
+from django.utils import timezone
 from django_q import cluster as q_cluster
 
+from integrations.services.health import worker_gone, worker_heartbeat, worker_name
 from integrations.services.jobs import worker_stopping
+
+logger = logging.getLogger("integrations.worker")
 
 
 def _stop_soon(signum, frame) -> None:
@@ -72,7 +80,42 @@ class Command(BaseCommand):
             cluster.start()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        while not stop.wait(0.5):
-            if not cluster.sentinel.is_alive():
-                raise CommandError(f"sentinel died (exit code {cluster.sentinel.exitcode})")
-        cluster.stop()
+        # Said from here, after the sentinel was forked (no connection is shared with
+        # it): this process lives as long as the cluster does (GET /health/).
+        heartbeat = _Heartbeat()
+        try:
+            heartbeat.beat()
+            while not stop.wait(0.5):
+                if not cluster.sentinel.is_alive():
+                    raise CommandError(f"sentinel died (exit code {cluster.sentinel.exitcode})")
+                heartbeat.beat()
+            cluster.stop()
+        finally:
+            heartbeat.gone()
+
+
+class _Heartbeat:
+    """This worker's row of integrations.WorkerHeartbeat, written every
+    HEALTH_HEARTBEAT_SECONDS; a database that cannot be written to is said in the log
+    and tried again at the next beat (the worker itself goes on)."""
+
+    def __init__(self) -> None:
+        self.worker = worker_name()
+        self.started_at = timezone.now()
+        self.every = settings.INTEGRATIONS["HEALTH_HEARTBEAT_SECONDS"]
+        self.next_at = 0.0
+
+    def beat(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + self.every
+        try:
+            worker_heartbeat(self.worker, started_at=self.started_at)
+        except DatabaseError as error:
+            logger.warning("integrations.worker.heartbeat_failed error=%s", type(error).__name__)
+            connections.close_all()
+
+    def gone(self) -> None:
+        with contextlib.suppress(DatabaseError):
+            worker_gone(self.worker)
+        connections.close_all()

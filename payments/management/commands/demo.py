@@ -396,7 +396,7 @@ class Command(BaseCommand):
             quiet=True,
         )
         self.spawn([sys.executable, "manage.py", "worker"], env=env, quiet=True)
-        self.wait_until(f"{self.platform}/health/", "platform")
+        self.wait_until(f"{self.platform}/health/live/", "platform")
 
     def spawn(self, command: list[str], env=None, quiet: bool = False) -> None:
         out = subprocess.DEVNULL if quiet else None

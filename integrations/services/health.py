@@ -1,0 +1,152 @@
+"""Is the platform healthy: what ``GET /health/`` answers (503 when it is not).
+
+Each check is one bounded, indexed query or one round trip, so a probe every few
+seconds costs nothing on a database with millions of rows: the backlog is counted up
+to its limit, never the whole table. What a check reports is safe to show anybody: a
+failure says its kind (``OperationalError``), never a message that may name a host or
+a user."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from integrations.choices import EventStatus, JobStatus
+from integrations.models import InboundEvent, Job, WorkerHeartbeat
+
+
+def _setting(name: str) -> Any:
+    return settings.INTEGRATIONS[name]
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    checks: dict[str, dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": "ok" if self.healthy else "unhealthy", "checks": self.checks}
+
+
+def _timed(check) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = check()
+    except Exception as error:  # any failure is this check's answer, by its kind only
+        return {"ok": False, "error": type(error).__name__}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1), **result}
+
+
+def _database() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def _broker() -> dict[str, Any]:
+    """Redis answers a PING within 2 s; the ORM broker is the database (checked)."""
+    url = settings.Q_CLUSTER.get("redis")
+    if not url:
+        return {"kind": "orm"}
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        if not client.ping():
+            raise ConnectionError("the broker did not answer")
+    finally:
+        client.close()
+    return {"kind": "redis"}
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round(max((now - moment).total_seconds(), 0.0), 1)
+
+
+def _worker(now: datetime) -> dict[str, Any]:
+    newest = WorkerHeartbeat.objects.order_by("-seen_at").values("worker", "seen_at").first()
+    age = _age(newest["seen_at"] if newest else None, now)
+    stale = _setting("HEALTH_WORKER_STALE_SECONDS")
+    alive = age is not None and age <= stale
+    return {
+        "alive": alive,
+        "last_seen_seconds_ago": age,
+        "stale_after_seconds": stale,
+        **({} if alive else {"problem": "no worker said it is alive"}),
+    }
+
+
+def _backlog(now: datetime) -> dict[str, Any]:
+    limit = _setting("HEALTH_MAX_BACKLOG")
+    waiting = Job.objects.filter(status=JobStatus.PENDING) | Job.objects.filter(
+        status=JobStatus.RETRYING, next_attempt_at__lte=now
+    )
+    jobs = waiting[: limit + 1].count()
+    events = InboundEvent.objects.filter(status=EventStatus.RECEIVED)[: limit + 1].count()
+    pending = (
+        Job.objects.filter(status=JobStatus.PENDING)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    retry = (
+        Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    oldest = min((m for m in (pending, retry) if m is not None), default=None)
+    wait = _age(oldest, now)
+    max_wait = _setting("HEALTH_MAX_WAIT_SECONDS")
+    problems = []
+    if jobs > limit:
+        problems.append(f"more than {limit} jobs wait to run")
+    if events > limit:
+        problems.append(f"more than {limit} events wait to be routed")
+    if wait is not None and wait > max_wait:
+        problems.append(f"the oldest job has waited {wait:.0f} s (limit {max_wait:.0f} s)")
+    return {
+        "jobs_waiting": min(jobs, limit),
+        "jobs_waiting_more": jobs > limit,
+        "events_waiting": min(events, limit),
+        "events_waiting_more": events > limit,
+        "oldest_job_wait_seconds": wait,
+        **({"problem": "; ".join(problems)} if problems else {}),
+    }
+
+
+def health_check(*, now: datetime | None = None) -> Health:
+    """Database, broker, worker heartbeat, backlog and the oldest job's wait."""
+    now = now or timezone.now()
+    checks = {"database": _timed(_database), "broker": _timed(_broker)}
+    if checks["database"]["ok"]:
+        checks["worker"] = _timed(lambda: _worker(now))
+        checks["backlog"] = _timed(lambda: _backlog(now))
+    for check in checks.values():
+        if check.get("problem"):
+            check["ok"] = False
+    return Health(healthy=all(check["ok"] for check in checks.values()), checks=checks)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+def worker_heartbeat(worker: str, *, started_at: datetime) -> None:
+    """Say the worker ``worker`` is alive now."""
+    WorkerHeartbeat.objects.update_or_create(
+        worker=worker, defaults={"seen_at": timezone.now(), "started_at": started_at}
+    )
+
+
+def worker_gone(worker: str) -> None:
+    WorkerHeartbeat.objects.filter(worker=worker).delete()
