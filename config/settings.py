@@ -7,6 +7,7 @@ to production values. Production sets at least SECRET_KEY, FIELD_ENCRYPTION_KEYS
 DATABASE_URL and ALLOWED_HOSTS (and SECURE_PROXY_SSL_HEADER behind a TLS proxy).
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,11 @@ VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# prometheus-client's multiprocess mode (integrations/kernel/metrics.py): every process of this
+# machine writes what it counts here, and GET /metrics adds them up. Read when
+# prometheus_client is first imported, which is after the settings.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(str(env_file))
@@ -92,6 +98,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# GET /metrics (Prometheus) answers a scrape that sends "Authorization: Bearer <this>";
+# unset, only under DEBUG.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Login throttling (django-axes) -----------------------------------------------
 # Every password check (the admin's login, the API's Basic auth) goes through axes
 # first: after AXES_FAILURE_LIMIT failures for one username from one address, that
@@ -107,6 +117,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 # Its admin pages are ours (integrations/admin.py): every action checks a permission.
 AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no banner on every start; lockouts are still logged as warnings
 # Behind N reverse proxies, the client's address is the Nth from the right of
 # X-Forwarded-For; unset (0): the connection's own address.
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None

@@ -1,5 +1,8 @@
+import hmac
+
+from django.conf import settings
 from django.contrib import admin
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -16,6 +19,25 @@ def health(request):
 
 
 @never_cache
+def metrics(request):
+    """Prometheus' scrape (integrations/kernel/metrics.py): with METRICS_TOKEN set, only for
+    ``Authorization: Bearer <token>``; without it, only under DEBUG (403 otherwise)."""
+    from integrations.kernel.metrics import exposition
+
+    token = settings.METRICS_TOKEN
+    given = request.META.get("HTTP_AUTHORIZATION", "")
+    if token:
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JsonResponse(
+                {"error": "Authorization: Bearer <METRICS_TOKEN> needed"}, status=401
+            )
+    elif not settings.DEBUG:
+        return JsonResponse({"error": "set METRICS_TOKEN to serve /metrics"}, status=403)
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+@never_cache
 def live(request):
     """Liveness: this process answers (no database, no broker)."""
     return JsonResponse({"status": "ok"})
@@ -29,6 +51,7 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # The finance API and its OpenAPI schema; the docs' assets are our own static files.
     path("api/", include("reconciliation.urls")),

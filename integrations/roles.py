@@ -10,7 +10,8 @@ the API check these permissions, never the group's name).
   connections).
 
 A migration creates the groups; ``manage.py roles`` resets them to this definition.
-Users are added to them in the admin (*Users*)."""
+Users are added to them in the admin (*Users*). A migration that adds a model (a new
+view permission) or changes this definition runs :func:`roles_install` again."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ Django view.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -28,6 +29,7 @@ from rest_framework.views import APIView
 from integrations.choices import EventStatus
 from integrations.connectors import registry as connectors
 from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
+from integrations.kernel.metrics import WEBHOOKS
 from integrations.kernel.redaction import redact_headers
 from integrations.models import Connection
 from integrations.services.inbox import inbox_event_receive
@@ -107,7 +109,16 @@ class WebhookView(APIView):
     content_negotiation_class = _FirstRenderer
 
     def post(self, request, kind: str, token: str) -> HttpResponse:
-        return _receive(request._request, kind, token)
+        started = time.perf_counter()
+        response = _receive(request._request, kind, token)
+        with contextlib.suppress(Exception):  # counting never fails intake
+            outcome = getattr(response, "intake_outcome", None) or (
+                f"rejected_{response.status_code}"
+            )
+            WEBHOOKS.labels(kind if connectors.find(kind) else "-", outcome).observe(
+                time.perf_counter() - started
+            )
+        return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:
         return JsonResponse({"error": "POST only"}, status=405)
@@ -172,7 +183,11 @@ def _receive(request: HttpRequest, kind: str, token: str) -> HttpResponse:
         headers=_headers(request),
         remote_addr=request.META.get("REMOTE_ADDR"),
     )
-    return HttpResponse(_ACCEPTED[(result.status, result.created)], content_type="application/json")
+    response = HttpResponse(
+        _ACCEPTED[(result.status, result.created)], content_type="application/json"
+    )
+    response.intake_outcome = "accepted" if result.created else "duplicate"
+    return response
 
 
 # Every answer intake can give, serialised once (this is the hot path).

@@ -6,6 +6,7 @@ Connector clients call :func:`http_request` (plain REST) or wrap SDK calls in
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from django.db import transaction
 
 from integrations.kernel import exceptions as exc
 from integrations.kernel.context import current_run
+from integrations.kernel.metrics import observe_api_call
 from integrations.kernel.redaction import redact_body, redact_headers, redact_text
 
 if TYPE_CHECKING:
@@ -83,6 +85,13 @@ def record_api_call(
         raise
     finally:
         record.duration_ms = int((time.perf_counter() - started) * 1000)
+        with contextlib.suppress(Exception):  # counting never fails a call
+            observe_api_call(
+                connection.name if connection is not None else "",
+                record.status_code,
+                record.error,
+                record.duration_ms,
+            )
         held = _held.get()
         if held is not None:
             held.append(record)

@@ -7,6 +7,7 @@ and never delete it. After every change of a job, its event's status is settled
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from integrations.choices import AttemptOutcome, JobStatus
 from integrations.kernel.context import RunContext, current_run
 from integrations.kernel.exceptions import ConflictRetry, DataError, error_summary, is_retryable
 from integrations.kernel.jsonutil import db_text
+from integrations.kernel.metrics import ATTEMPTS, JOBS
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, Job
 from integrations.retry import RetryPolicy
@@ -325,11 +327,26 @@ def _finish_attempt(
 ) -> None:
     attempt.outcome = outcome
     attempt.finished_at = timezone.now()
-    attempt.duration_ms = int((time.perf_counter() - started) * 1000)
+    elapsed = time.perf_counter() - started
+    attempt.duration_ms = int(elapsed * 1000)
     attempt.step = step
     if note:
         attempt.note = note
     attempt.save()
+    with contextlib.suppress(Exception):  # counting never fails a job
+        flow = attempt.job.flow.key
+        ATTEMPTS.labels(flow, outcome).observe(elapsed)
+        if outcome in _JOB_ENDS:
+            JOBS.labels(flow, _JOB_ENDS[outcome]).inc()
+
+
+# How an attempt's outcome ends its job's run (integrations_jobs_finished_total).
+_JOB_ENDS = {
+    AttemptOutcome.SUCCEEDED: "succeeded",
+    AttemptOutcome.RETRY: "retrying",
+    AttemptOutcome.QUARANTINED: "quarantined",
+    AttemptOutcome.RELEASED: "released",
+}
 
 
 # --- operator actions (each leaves an Attempt row as evidence) ---------------------------

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from integrations import processes
+from integrations.kernel.metrics import multiprocess_dir_clear
 
 
 def _interrupt(signum, frame):
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         # SIGTERM (from a supervisor, `timeout`, CI) unwinds like Ctrl-C so the
         # worker is stopped below.
         signal.signal(signal.SIGTERM, _interrupt)
+        multiprocess_dir_clear()  # the metrics of an earlier run's processes
         if not no_worker:
             worker = processes.spawn([sys.executable, "manage.py", "worker"])
             self.stdout.write(f"worker started (pid {worker.pid})")

@@ -58,6 +58,7 @@ from customers.management.profiles_demo import ProfilesDemo
 from integrations import processes
 from integrations.connectors.stripe.constants import METADATA_RETURN_NUMBER
 from integrations.connectors.znode.mapping import history_rows
+from integrations.kernel.metrics import multiprocess_dir_clear
 from integrations.models import Connection, Integration
 from payments import money
 from reconciliation.management.payouts_demo import PayoutsDemo
@@ -389,6 +390,7 @@ class Command(BaseCommand):
         requests.post(f"{self.sandbox}/_sandbox/reset", timeout=10)
 
     def start_platform(self, port: int) -> None:
+        multiprocess_dir_clear()  # the metrics of an earlier run's processes
         env = {**os.environ, "Q_WORKERS": os.environ.get("Q_WORKERS", "4")}
         self.spawn(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0011_roles'),
+        ('integrations', '0010_routed_change_written_at'),
     ]
 
     operations = [

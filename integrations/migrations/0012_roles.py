@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("integrations", "0010_routed_change_written_at"),
+        ("integrations", "0011_worker_heartbeat_health_index"),
         ("payments", "0008_refund_attempts_and_claims"),
         ("customers", "0003_saved_cards_conflicts_backfill"),
         ("reconciliation", "0008_payout_bundled"),
