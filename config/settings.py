@@ -118,12 +118,13 @@ AXES_HTTP_RESPONSE_CODE = 429
 # Its admin pages are ours (integrations/admin.py): every action checks a permission.
 AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False  # no banner on every start; lockouts are still logged as warnings
-# Behind N reverse proxies, the client's address is the Nth from the right of
-# X-Forwarded-For; unset (0): the connection's own address.
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
-)
+# Behind TRUSTED_PROXY_COUNT reverse proxies of ours, the client's address is that many
+# entries from the right of X-Forwarded-For (what a client puts further left is its
+# own say); 0: the connection's address (integrations/authentication.py).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "integrations.authentication.client_address"
+# Successful logins are not logged (one row per API call otherwise); failures are.
+AXES_DISABLE_ACCESS_LOG = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -7,6 +7,7 @@ import json
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 from django_q import admin as q_admin
@@ -119,6 +120,16 @@ class ChangeReasonForm(forms.ModelForm):
 class AuditedAdmin(SimpleHistoryAdmin):
     form = ChangeReasonForm
     history_list_display = ("history_change_reason",)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """A past version is shown to whoever may view the object; reverting to it (a
+        POST, which saves) needs the change permission. simple-history only hides the
+        button from view-only users and saves their POST anyway."""
+        if request.method == "POST":
+            obj = self.get_object(request, object_id)
+            if obj is None or not self.has_change_permission(request, obj):
+                raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change):
         reason = (form.cleaned_data.get("change_reason") or "").strip()

@@ -13,6 +13,21 @@ from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication
 
 
+def client_address(request: Any) -> str | None:
+    """The address a login came from, for the lockout: behind ``TRUSTED_PROXY_COUNT``
+    proxies of ours, the entry that many from the right of X-Forwarded-For (the first
+    of our proxies wrote it; entries further left are whatever the client sent), else
+    the connection's own address."""
+    meta = request.META
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        chain = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        chain = [part for part in chain if part]
+        if len(chain) >= proxies:
+            return chain[-proxies]
+    return meta.get("REMOTE_ADDR")
+
+
 class LockedOut(exceptions.Throttled):
     default_detail = "Too many failed logins for this username from this address."
 

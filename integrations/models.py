@@ -432,8 +432,9 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="job_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="job_lease_idx"),
-            # The oldest job waiting to run (GET /health/), read without a scan.
-            models.Index(fields=["status", "created_at"], name="job_status_created_idx"),
+            # The job waiting longest to run (GET /health/), read without a scan: since
+            # it last became pending (an operator's retry, a resume, a release).
+            models.Index(fields=["status", "updated_at"], name="job_status_updated_idx"),
         ]
 
     def __str__(self) -> str:

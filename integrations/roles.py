@@ -60,10 +60,11 @@ ROLES: dict[str, tuple[str, ...]] = {
 """What each role may do beyond viewing (``app_label.codename``)."""
 
 
-def role_permissions(permission_model: Any, role: str) -> list[Any]:
+def role_permissions(permission_model: Any, role: str, *, missing_ok: bool = False) -> list[Any]:
     """The permission rows of ``role``: every view permission of :data:`APPS`, and the
     role's own. Raises LookupError for a permission that does not exist (a renamed
-    model or codename must not silently shrink a role)."""
+    model or codename must not silently shrink a role), unless ``missing_ok`` (a
+    migration, before the migrations that add those models)."""
     rows = list(
         permission_model.objects.filter(
             content_type__app_label__in=APPS, codename__startswith="view_"
@@ -75,20 +76,26 @@ def role_permissions(permission_model: Any, role: str) -> list[Any]:
             content_type__app_label=app_label, codename=codename
         ).first()
         if found is None:
+            if missing_ok:
+                continue
             raise LookupError(f"role {role}: no permission {label}")
         rows.append(found)
     return rows
 
 
 def roles_install(
-    group_model: Any, permission_model: Any, roles: Iterable[str] = ROLES
+    group_model: Any,
+    permission_model: Any,
+    roles: Iterable[str] = ROLES,
+    *,
+    missing_ok: bool = False,
 ) -> dict[str, int]:
     """Create each role's group, or reset its permissions to the definition; returns
     the number of permissions of each."""
     counts = {}
     for role in roles:
         group, _ = group_model.objects.get_or_create(name=role)
-        permissions = role_permissions(permission_model, role)
+        permissions = role_permissions(permission_model, role, missing_ok=missing_ok)
         group.permissions.set(permissions)
         counts[role] = len(permissions)
     return counts

@@ -110,14 +110,20 @@ class WebhookView(APIView):
 
     def post(self, request, kind: str, token: str) -> HttpResponse:
         started = time.perf_counter()
-        response = _receive(request._request, kind, token)
-        with contextlib.suppress(Exception):  # counting never fails intake
-            outcome = getattr(response, "intake_outcome", None) or (
-                f"rejected_{response.status_code}"
-            )
-            WEBHOOKS.labels(kind if connectors.find(kind) else "-", outcome).observe(
-                time.perf_counter() - started
-            )
+        response = None
+        try:
+            response = _receive(request._request, kind, token)
+        finally:  # an error (answered 500 by handle_exception) is counted too
+            with contextlib.suppress(Exception):  # counting never fails intake
+                if response is None:
+                    outcome = "error_500"
+                else:
+                    outcome = getattr(response, "intake_outcome", None) or (
+                        f"rejected_{response.status_code}"
+                    )
+                WEBHOOKS.labels(kind if connectors.find(kind) else "-", outcome).observe(
+                    time.perf_counter() - started
+                )
         return response
 
     def http_method_not_allowed(self, request, *args, **kwargs) -> HttpResponse:

@@ -21,6 +21,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='job',
-            index=models.Index(fields=['status', 'created_at'], name='job_status_created_idx'),
+            index=models.Index(fields=['status', 'updated_at'], name='job_status_updated_idx'),
         ),
     ]

@@ -14,7 +14,11 @@ def install(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    roles_install(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    # The definition of today, on the models of this migration: a permission of a model
+    # a later migration adds is given by that migration's own roles_install.
+    roles_install(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), missing_ok=True
+    )
 
 
 def remove(apps, schema_editor):

@@ -85,19 +85,18 @@ def _worker(now: datetime) -> dict[str, Any]:
     }
 
 
+def _count_upto(rows, limit: int) -> int:
+    return rows.order_by()[: limit + 1].count()
+
+
 def _backlog(now: datetime) -> dict[str, Any]:
     limit = _setting("HEALTH_MAX_BACKLOG")
-    waiting = Job.objects.filter(status=JobStatus.PENDING) | Job.objects.filter(
-        status=JobStatus.RETRYING, next_attempt_at__lte=now
-    )
-    jobs = waiting[: limit + 1].count()
-    events = InboundEvent.objects.filter(status=EventStatus.RECEIVED)[: limit + 1].count()
-    pending = (
-        Job.objects.filter(status=JobStatus.PENDING)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
+    pending_jobs = Job.objects.filter(status=JobStatus.PENDING)
+    due_jobs = Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
+    # Unordered, each on its own index, at most limit + 1 rows read: never the table.
+    jobs = _count_upto(pending_jobs, limit) + _count_upto(due_jobs, limit)
+    events = _count_upto(InboundEvent.objects.filter(status=EventStatus.RECEIVED), limit)
+    pending = pending_jobs.order_by("updated_at").values_list("updated_at", flat=True).first()
     retry = (
         Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")

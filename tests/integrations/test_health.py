@@ -23,12 +23,22 @@ def worker():
     return "host:1"
 
 
-def _job(status: str, *, created_ago: float = 0, due_ago: float | None = None) -> Job:
+def _job(
+    status: str,
+    *,
+    created_ago: float = 0,
+    due_ago: float | None = None,
+    pending_since: float | None = None,
+) -> Job:
+    """A job made ``created_ago`` seconds ago, last changed (made pending) then or
+    ``pending_since`` seconds ago, due ``due_ago`` seconds ago."""
     flow = Job.objects.first().flow if Job.objects.exists() else make_flow("health-flow")
     job = Job.objects.create(flow=flow, status=status, max_attempts=3)
     now = timezone.now()
+    changed = created_ago if pending_since is None else pending_since
     Job.objects.filter(pk=job.pk).update(
         created_at=now - timedelta(seconds=created_ago),
+        updated_at=now - timedelta(seconds=changed),
         next_attempt_at=None if due_ago is None else now - timedelta(seconds=due_ago),
     )
     return job
@@ -70,8 +80,10 @@ def test_no_worker_or_a_silent_one_is_unhealthy(client, worker, settings):
 
 
 def test_the_oldest_waiting_job_and_the_backlog_are_measured_and_limited(client, worker, settings):
-    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "HEALTH_MAX_BACKLOG": 2}
+    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "HEALTH_MAX_BACKLOG": 3}
     _job(JobStatus.PENDING, created_ago=30)
+    # Retried by an operator a moment ago: waiting since then, not since it was made.
+    _job(JobStatus.PENDING, created_ago=90000, pending_since=3)
     _job(JobStatus.RETRYING, created_ago=5000, due_ago=120)  # due for 2 minutes
     _job(JobStatus.RETRYING, created_ago=5000, due_ago=-600)  # not due: not waiting
     _job(JobStatus.SUCCEEDED, created_ago=99999)
@@ -81,14 +93,14 @@ def test_the_oldest_waiting_job_and_the_backlog_are_measured_and_limited(client,
     settings.INTEGRATIONS = {**settings.INTEGRATIONS, "HEALTH_MAX_WAIT_SECONDS": 900}
     unhealthy = client.get("/health/")
 
-    assert healthy["ok"] and healthy["jobs_waiting"] == 2
+    assert healthy["ok"] and healthy["jobs_waiting"] == 3
     assert 119 <= healthy["oldest_job_wait_seconds"] < 200
     assert unhealthy.status_code == 503
     backlog = unhealthy.json()["checks"]["backlog"]
-    assert (backlog["jobs_waiting"], backlog["jobs_waiting_more"]) == (2, True)
+    assert (backlog["jobs_waiting"], backlog["jobs_waiting_more"]) == (3, True)
     assert backlog["oldest_job_wait_seconds"] >= 1000
     assert backlog["problem"] == (
-        f"more than 2 jobs wait to run; the oldest job has waited "
+        f"more than 3 jobs wait to run; the oldest job has waited "
         f"{backlog['oldest_job_wait_seconds']:.0f} s (limit 900 s)"
     )
 

@@ -74,3 +74,29 @@ def test_the_apis_basic_auth_is_throttled_too(client, django_user_model):
     assert locked.status_code == 429
     assert locked["Retry-After"] == str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     assert locked.json()["detail"].startswith("Too many failed logins")
+
+
+def test_behind_a_proxy_the_address_is_the_one_it_saw_not_what_the_client_says(
+    client, staff, settings
+):
+    """One proxy of ours (TRUSTED_PROXY_COUNT=1): the last X-Forwarded-For entry is the
+    client's; a client that sends its own entries cannot dodge the lockout with them,
+    and clients behind the same proxy are not one address."""
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    def login(password: str, forwarded: str):
+        return client.post(
+            LOGIN,
+            {"username": "ops", "password": password},
+            REMOTE_ADDR="10.9.9.9",  # the proxy
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+
+    statuses = [
+        login("wrong", f"198.51.100.{n}, 203.0.113.7").status_code
+        for n in range(settings.AXES_FAILURE_LIMIT)
+    ]
+
+    assert statuses[-1] == 429  # the spoofed entries changed nothing
+    assert login(PASSWORD, "203.0.113.7").status_code == 429
+    assert login(PASSWORD, "203.0.113.8").status_code == 302  # another client

@@ -103,3 +103,29 @@ def test_a_scrape_needs_the_token_outside_debug(client, settings):
     assert "integrations_jobs_finished_total" in str(
         scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me")
     )
+
+
+def test_an_intake_that_fails_is_counted_as_an_error(debug, stripe_connection, monkeypatch):
+    """The database gone mid-intake: the webhook gets a bare 500, and the metric says so
+    (the outage is what the counter is for)."""
+    from django.db import OperationalError
+    from django.test import Client
+
+    import integrations.views as views
+
+    client = Client(raise_request_exception=False)
+
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(views, "inbox_event_receive", down)
+    before = scrape(client)
+
+    assert post_stripe(client, stripe_connection, stripe_event()).status_code == 500
+
+    name = "integrations_webhook_duration_seconds_count"
+    after = scrape(client)
+    grew = value(after, name, kind="stripe", outcome="error_500") - value(
+        before, name, kind="stripe", outcome="error_500"
+    )
+    assert grew == 1

@@ -118,3 +118,23 @@ def test_the_command_resets_a_group_edited_by_hand():
     codenames = set(operators.permissions.values_list("codename", flat=True))
     assert "operate_job" in codenames and "change_connection" not in codenames
     assert f"{OPERATORS}: " in out.getvalue() and f"{DEVELOPERS}: " in out.getvalue()
+
+
+def test_a_view_only_role_cannot_revert_a_history_version(
+    client, django_user_model, stripe_connection
+):
+    """simple-history saves a POST to a past version's page for anyone who may view it:
+    reverting needs the change permission here."""
+    version = stripe_connection.history.earliest().history_id
+    page = f"/admin/integrations/connection/{stripe_connection.pk}/history/{version}/"
+    form = {"name": "taken", "kind": "stripe", "enabled": "", "add_webhook_secret": "whsec_mine"}
+    secrets = len(stripe_connection.secret_list())
+
+    for role, name in ((OPERATORS, "op"), (FINANCE, "fin")):
+        client.force_login(member(django_user_model, role, name))
+        assert client.get(page).status_code == 200  # looking is allowed
+        assert client.post(page, form).status_code == 403
+
+    stripe_connection.refresh_from_db()
+    assert (stripe_connection.name, stripe_connection.enabled) == ("stripe-test", True)
+    assert len(stripe_connection.secret_list()) == secrets

@@ -111,9 +111,10 @@ class _Heartbeat:
         self.next_at = time.monotonic() + self.every
         try:
             worker_heartbeat(self.worker, started_at=self.started_at)
-        except DatabaseError as error:
+        except Exception as error:  # the worker goes on; the next beat tries again
             logger.warning("integrations.worker.heartbeat_failed error=%s", type(error).__name__)
-            connections.close_all()
+            with contextlib.suppress(Exception):
+                connections.close_all()
 
     def gone(self) -> None:
         with contextlib.suppress(DatabaseError):
