@@ -8,12 +8,15 @@ on top, passwords inside connection URLs (``REDIS_URL``, ``DATABASE_URL``, a bro
 URL in ``Q_CLUSTER``) and credential-looking values in frame locals.
 """
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from django.views.debug import SafeExceptionReporterFilter
 
+from integrations.kernel.context import current_run
 from integrations.kernel.redaction import redact_text
 
 _formatter = logging.Formatter()
@@ -40,6 +43,44 @@ class RedactSecretsFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
         return True
+
+
+class CorrelationFilter(logging.Filter):
+    """Puts on every record what it was done for: ``correlation_id`` (the business
+    reference, an order number: the same in the webhook that brought the event, the
+    jobs it made and the API calls they made), ``job_id`` and ``attempt_id``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run = current_run.get()
+        record.correlation_id = run.reference
+        record.job_id = run.job_id
+        record.attempt_id = run.attempt_id
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``LOG_FORMAT=json``): time (UTC, ISO 8601), level,
+    logger, message, the correlation fields when set, and the traceback (masked by
+    :class:`RedactSecretsFilter` before it gets here)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ("correlation_id", "job_id", "attempt_id"):
+            value = getattr(record, name, None)
+            if value not in (None, ""):
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):

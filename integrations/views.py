@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from integrations.choices import EventStatus
 from integrations.connectors import registry as connectors
+from integrations.kernel.context import correlated
 from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 from integrations.kernel.metrics import WEBHOOKS
 from integrations.kernel.redaction import redact_headers
@@ -182,13 +183,14 @@ def _receive(request: HttpRequest, kind: str, token: str) -> HttpResponse:
         parsed = connector.parse(body)
     except WebhookPayloadError as exc:
         return _reject(400, f"unreadable payload: {exc}", connection=connection.name)
-    result = inbox_event_receive(
-        connection_obj=connection,
-        parsed=parsed,
-        body=body,
-        headers=_headers(request),
-        remote_addr=request.META.get("REMOTE_ADDR"),
-    )
+    with correlated(parsed.reference):
+        result = inbox_event_receive(
+            connection_obj=connection,
+            parsed=parsed,
+            body=body,
+            headers=_headers(request),
+            remote_addr=request.META.get("REMOTE_ADDR"),
+        )
     response = HttpResponse(
         _ACCEPTED[(result.status, result.created)], content_type="application/json"
     )

@@ -24,6 +24,7 @@ from django.utils import timezone
 from integrations.choices import AttemptOutcome, EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, ParsedEvent
+from integrations.kernel.context import correlated
 from integrations.kernel.exceptions import IntegrationError, WebhookPayloadError
 from integrations.kernel.jsonutil import db_json, db_text
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
@@ -427,6 +428,12 @@ def _lock_changes_in_order(readings: list[tuple[InboundEvent, EventReading]]) ->
 
 
 def event_route(event: InboundEvent, *, reading: EventReading | None = None) -> list[Job]:
+    """:func:`_event_route`, its logs correlated by the event's reference."""
+    with correlated(event.reference):
+        return _event_route(event, reading=reading)
+
+
+def _event_route(event: InboundEvent, *, reading: EventReading | None = None) -> list[Job]:
     """Create the jobs an event triggers, then settle its status
     (:func:`~integrations.services.events.event_settle`): ignored when nothing wants
     it, duplicate when the change it reports was routed already (connector's
