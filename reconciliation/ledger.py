@@ -483,7 +483,14 @@ class PayoutJournal:
     elsewhere: list[str] = field(default_factory=list)
     """Transactions another payout's posted journal cleared already (moved here)."""
     returns_refused: list[str] = field(default_factory=list)
-    """Money back from failed or canceled payouts whose journal was refused."""
+    """Money back from failed or canceled payouts whose journal was refused (the first
+    few)."""
+
+    def wait(self, what: str) -> None:
+        """One more transaction the journal waits for; the first few are named."""
+        self.waiting_count += 1
+        if len(self.waiting) < SHOWN:
+            self.waiting.append(what)
 
 
 def _linked_clearing(integration: Integration | int, keys: list[str]) -> dict[str, _Linked]:
@@ -626,15 +633,14 @@ def _add(
             # deposit is booked, else the bank is credited for a debit never made.
             state = returned.get(txn.source_id)
             if state is None:
-                journal.waiting_count += 1
-                if len(journal.waiting) < SHOWN:
-                    journal.waiting.append(
-                        f"{txn.stripe_txn_id} (the money back of payout {txn.source_id}, "
-                        "whose journal is not posted)"
-                    )
+                journal.wait(
+                    f"{txn.stripe_txn_id} (the money back of payout {txn.source_id}, "
+                    "whose journal is not posted)"
+                )
                 return
             if state == _REFUSED:
-                journal.returns_refused.append(f"{txn.stripe_txn_id} ({txn.source_id})")
+                if len(journal.returns_refused) < SHOWN:
+                    journal.returns_refused.append(f"{txn.stripe_txn_id} ({txn.source_id})")
                 return
         key = _payout_key(category)
         what = "Payout returned" if category == "payout_reversal" else "Payout to the bank"
@@ -663,9 +669,7 @@ def _add(
             # line, a zero line not being kept, so there is none to wait for or clear.
             pass
         elif entry is None or not entry.posted:
-            journal.waiting_count += 1
-            if len(journal.waiting) < SHOWN:
-                journal.waiting.append(f"{txn.stripe_txn_id} ({txn.ledger_key})")
+            journal.wait(f"{txn.stripe_txn_id} ({txn.ledger_key})")
             return
         elif entry.currency.upper() != currency:
             sums[("fx", f"Stripe {category} settled from {entry.currency}")] += expected
@@ -817,7 +821,7 @@ def _post_locked(ctx: Any, payout: Payout) -> dict:
     if journal.returns_refused:
         refusal = (
             f"Refused: it holds the money back of payouts whose journal was refused: "
-            f"{', '.join(journal.returns_refused[:SHOWN])}. Post those first (their ledger "
+            f"{', '.join(journal.returns_refused)}. Post those first (their ledger "
             "notes say why they were refused), then post this one."
         )
     elif journal.cleared_elsewhere:

@@ -180,13 +180,14 @@ def payout_import(
         # Read from the wire by the list's own reader, while a batch is matched here.
         rows = gateway.balance_transactions_for_payout(fact.id, parse=balance_transaction_from_wire)
         method = "Automatic payout: itemised by Stripe."
-    elif payout.bundled or (schedule := _automatic_schedule(gateway, fact)) is not None:
+    elif payout.bundled:
         # Once bundled, always: the schedule read today says nothing of an old payout.
-        method = (_method_of(payout.note) if payout.bundled else "") or _bundled_method(
-            fact, schedule if not payout.bundled else "so found when first imported"
-        )
-        _save_changed(payout, {"bundled": True})
+        method = _method_of(payout.note) or _bundled_method(fact, "so found when first imported")
         payout_tie_out(payout=payout, fact=fact, method=method)
+        return PayoutImport(payout=payout, new=0, known=0)
+    elif (schedule := _automatic_schedule(gateway, fact)) is not None:
+        _save_changed(payout, {"bundled": True})
+        payout_tie_out(payout=payout, fact=fact, method=_bundled_method(fact, schedule))
         return PayoutImport(payout=payout, new=0, known=0)
     else:
         since, previous = _previous_payout(gateway, fact)
@@ -495,21 +496,23 @@ def payout_tie_out(
         except money.MoneyError:
             return f"{minor} {payout.currency} (minor units)"
 
-    lines = [
-        method,
-        f"{totals.lines} transactions net {shown(totals.net)}; the payout is "
-        f"{shown(payout.amount_minor)}.",
-    ]
-    if bundled:
+    if not bundled:
+        lines = [
+            method,
+            f"{totals.lines} transactions net {shown(totals.net)}; the payout is "
+            f"{shown(payout.amount_minor)}.",
+        ]
+    elif totals.count:
+        lines = [
+            method,
+            f"{totals.count} transactions stored under it before are the automatic "
+            "payout's: they move there when it is imported.",
+        ]
+    else:
         lines = [method]
-        if totals.count:
-            lines.append(
-                f"{totals.count} transactions stored under it before are the automatic "
-                "payout's: they move there when it is imported."
-            )
     if not fact.paid_out:
         state = TieOut.NOT_PAID_OUT
-        lines.append(_not_paid_out(payout, fact, bundled=bundled))
+        lines.append(_not_paid_out(payout, fact))
     elif bundled:
         state = TieOut.IN_AUTOMATIC
     elif fact.automatic and not fact.settled:
@@ -556,7 +559,7 @@ def payout_tie_out(
     return payout
 
 
-def _not_paid_out(payout: Payout, fact: StripePayout, *, bundled: bool = False) -> str:
+def _not_paid_out(payout: Payout, fact: StripePayout) -> str:
     """Why a failed or canceled payout is not paid out, and where its money went."""
     why = f" ({fact.failure_code}: {fact.failure_message})" if fact.failure_code else ""
     what = "was canceled" if fact.status == "canceled" else fact.status
@@ -577,7 +580,7 @@ def _not_paid_out(payout: Payout, fact: StripePayout, *, bundled: bool = False) 
             f" Its money came back to the balance by {txn_id} (payout_reversal): it is "
             "explained in the payout that takes it to the bank again."
         )
-    if bundled:
+    if payout.bundled:
         return line + (
             " Its own row and the money's return are booked by the automatic payouts that "
             "list them: nothing is posted for it here."

@@ -8,8 +8,6 @@ a user."""
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,8 +71,8 @@ def _age(moment: datetime | None, now: datetime) -> float | None:
 
 
 def _worker(now: datetime) -> dict[str, Any]:
-    newest = WorkerHeartbeat.objects.order_by("-seen_at").values("worker", "seen_at").first()
-    age = _age(newest["seen_at"] if newest else None, now)
+    newest = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True)
+    age = _age(newest.first(), now)
     stale = _setting("HEALTH_WORKER_STALE_SECONDS")
     alive = age is not None and age <= stale
     return {
@@ -97,12 +95,7 @@ def _backlog(now: datetime) -> dict[str, Any]:
     jobs = _count_upto(pending_jobs, limit) + _count_upto(due_jobs, limit)
     events = _count_upto(InboundEvent.objects.filter(status=EventStatus.RECEIVED), limit)
     pending = pending_jobs.order_by("updated_at").values_list("updated_at", flat=True).first()
-    retry = (
-        Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("next_attempt_at", flat=True)
-        .first()
-    )
+    retry = due_jobs.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     oldest = min((m for m in (pending, retry) if m is not None), default=None)
     wait = _age(oldest, now)
     max_wait = _setting("HEALTH_MAX_WAIT_SECONDS")
@@ -136,16 +129,12 @@ def health_check(*, now: datetime | None = None) -> Health:
     return Health(healthy=all(check["ok"] for check in checks.values()), checks=checks)
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"[:100]
-
-
 def worker_heartbeat(worker: str, *, started_at: datetime) -> None:
     """Say the worker ``worker`` is alive now."""
     WorkerHeartbeat.objects.update_or_create(
-        worker=worker, defaults={"seen_at": timezone.now(), "started_at": started_at}
+        worker=worker[:100], defaults={"seen_at": timezone.now(), "started_at": started_at}
     )
 
 
 def worker_gone(worker: str) -> None:
-    WorkerHeartbeat.objects.filter(worker=worker).delete()
+    WorkerHeartbeat.objects.filter(worker=worker[:100]).delete()

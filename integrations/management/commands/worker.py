@@ -33,8 +33,8 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 from django_q import cluster as q_cluster
 
-from integrations.services.health import worker_gone, worker_heartbeat, worker_name
-from integrations.services.jobs import worker_stopping
+from integrations.services.health import worker_gone, worker_heartbeat
+from integrations.services.jobs import default_worker_id, worker_stopping
 
 logger = logging.getLogger("integrations.worker")
 
@@ -100,7 +100,7 @@ class _Heartbeat:
     and tried again at the next beat (the worker itself goes on)."""
 
     def __init__(self) -> None:
-        self.worker = worker_name()
+        self.worker = default_worker_id()
         self.started_at = timezone.now()
         self.every = settings.INTEGRATIONS["HEALTH_HEARTBEAT_SECONDS"]
         self.next_at = 0.0
