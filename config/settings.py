@@ -71,11 +71,13 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
     "simple_history",
+    "django_htmx",
     "integrations",
     "customers",
     "payments",
@@ -186,6 +188,10 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a mi
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="payments@localhost")
+if env.str("EMAIL_URL", default=""):
+    # smtp+tls://user:password@smtp.example.com:587 (django-environ): the SMTP backend
+    # and its host, port, user, password and TLS.
+    vars().update(env.email_url("EMAIL_URL"))
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
@@ -254,6 +260,16 @@ INTEGRATIONS = {
     "RETRY_MAX_ATTEMPTS": env.int("RETRY_MAX_ATTEMPTS", default=8),
     # Longest Retry-After we honour before treating it as the cap.
     "RETRY_AFTER_MAX_SECONDS": env.int("RETRY_AFTER_MAX_SECONDS", default=6 * 3600),
+    # Alerts (rules and channels in the admin): how often they are checked (minutes),
+    # how many go out at once (the rest wait for the digest), how often a digest of
+    # the held ones and the repeats goes out (minutes), and where the platform is
+    # reached (https://ops.example.com), for links in the messages (blank: no links).
+    "ALERTS_EVERY_MINUTES": env.int("ALERTS_EVERY_MINUTES", default=1),
+    "ALERTS_MAX_AT_ONCE": env.int("ALERTS_MAX_AT_ONCE", default=5),
+    "ALERTS_DIGEST_MINUTES": env.int("ALERTS_DIGEST_MINUTES", default=15),
+    "ALERTS_SITE_URL": env.str("ALERTS_SITE_URL", default=""),
+    # How often each process writes its dashboard counts (seconds; 0: only when asked).
+    "STATS_FLUSH_SECONDS": env.float("STATS_FLUSH_SECONDS", default=5.0),
     # Bytes of request/response body kept on an ApiCall row.
     "API_CALL_BODY_LIMIT": env.int("API_CALL_BODY_LIMIT", default=16 * 1024),
     # Default outbound HTTP timeout, seconds (connect, read).

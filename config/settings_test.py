@@ -6,6 +6,8 @@ from config.settings import INTEGRATIONS, Q_CLUSTER
 # Tasks run synchronously in the test process, so "enqueue after commit" is observable
 # with django_capture_on_commit_callbacks(execute=True).
 Q_CLUSTER["sync"] = True
+# Dashboard counts are written when a test asks (no thread writing outside its transaction).
+INTEGRATIONS["STATS_FLUSH_SECONDS"] = 0
 INTEGRATIONS["INBOX_NUDGE_INTERVAL"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -43,6 +43,15 @@ def live(request):
     return JsonResponse({"status": "ok"})
 
 
+@never_cache
+def dashboard(request):
+    """The admin home's dashboard panel (htmx refreshes it): staff with the view
+    permission on jobs (every role)."""
+    from integrations.views import dashboard_panel
+
+    return dashboard_panel(request)
+
+
 admin.site.site_header = "Znode ⇄ Stripe integration"
 admin.site.site_title = "Integration admin"
 admin.site.index_title = "Operations"
@@ -52,6 +61,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("health/live/", live, name="health-live"),
     path("metrics", metrics, name="metrics"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard), name="integrations-dashboard"),
     path("admin/", admin.site.urls),
     # The finance API and its OpenAPI schema; the docs' assets are our own static files.
     path("api/", include("reconciliation.urls")),

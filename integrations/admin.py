@@ -9,18 +9,28 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
 from simple_history.admin import SimpleHistoryAdmin
 
-from integrations.choices import JobStatus
+from integrations.choices import (
+    ALWAYS_SENT_KINDS,
+    AlertChannelKind,
+    AlertKind,
+    ErrorGroupState,
+    JobStatus,
+)
 from integrations.kernel.exceptions import DataError
 from integrations.kernel.redaction import redact_data, redact_text
 from integrations.models import (
+    Alert,
+    AlertChannel,
+    AlertRule,
     ApiCall,
     Attempt,
     Connection,
+    ErrorGroup,
     Flow,
     FlowStep,
     InboundEvent,
@@ -31,7 +41,9 @@ from integrations.models import (
     MappingField,
     RoutedChange,
 )
+from integrations.services import error_groups as group_services
 from integrations.services import jobs as job_services
+from integrations.services.alerts import alert_send
 from integrations.services.connections import (
     connection_test,
     credentials_merge,
@@ -564,12 +576,18 @@ class JobAdmin(RunJobActions, ReadOnlyAdmin):
     )
     list_filter = ("status", "flow", "integration", "event__connection", "created_at")
     search_fields = ("=reference", "=event__external_id", "=event__object_id")
+    # ?error_group__id__exact=N: the jobs of one group (its page links here).
     date_hierarchy = "created_at"
     list_select_related = ("flow",)
     inlines = [AttemptInline, ApiCallInline]
     actions = ["retry_jobs", "quarantine_jobs", "discard_jobs"]
-    exclude = ("context", "step_outputs")
-    readonly_fields = ("event_link", "pretty_context", "pretty_step_outputs")
+    exclude = ("context", "step_outputs", "error_group")
+    readonly_fields = ("event_link", "error_group_link", "pretty_context", "pretty_step_outputs")
+
+    @admin.display(description="Error group")
+    def error_group_link(self, obj):
+        """The kind of the job's last failure, with every job that failed alike."""
+        return admin_link(obj.error_group)
 
     @admin.display(description="Error")
     def short_error(self, obj):
@@ -676,3 +694,359 @@ class AccessAttemptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- error groups --------------------------------------------------------------------------
+class ErrorGroupForm(forms.ModelForm):
+    """Triage only: the state, the assignee and why (kept in the group's history)."""
+
+    note = forms.CharField(
+        required=False,
+        max_length=80,
+        help_text="Why (kept in the group's history with your name).",
+    )
+
+    class Meta:
+        model = ErrorGroup
+        fields = ["state", "assignee"]
+
+
+def _filtered_jobs_url(**lookups) -> str:
+    from urllib.parse import urlencode
+
+    return f"{reverse('admin:integrations_job_changelist')}?{urlencode(lookups)}"
+
+
+@admin.register(ErrorGroup)
+class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin):
+    """Failures of one kind. Triage (state, assignee) needs
+    ``integrations.triage_errorgroup``; retrying or discarding its jobs at once needs
+    ``integrations.operate_job``. Nothing else is edited by hand."""
+
+    form = ErrorGroupForm
+    list_display = (
+        "id",
+        "state",
+        "flow",
+        "step",
+        "short_message",
+        "out_of_retries",
+        "waiting_retry",
+        "occurrences",
+        "first_seen_at",
+        "last_seen_at",
+        "assignee",
+    )
+    list_filter = ("state", "flow", "assignee", "last_seen_at")
+    search_fields = ("message", "sample", "error_class")
+    list_select_related = ("flow", "assignee")
+    actions = [
+        "retry_groups",
+        "discard_groups",
+        "acknowledge_groups",
+        "resolve_groups",
+        "ignore_groups",
+        "reopen_groups",
+        "assign_to_me",
+    ]
+    history_list_display = ("history_change_reason", "state", "assignee")
+    fieldsets = (
+        ("Triage", {"fields": ("state", "assignee", "note")}),
+        (
+            "What fails",
+            {"fields": ("flow", "step", "error_class", "message", "sample")},
+        ),
+        (
+            "How often",
+            {
+                "fields": (
+                    "jobs_by_status",
+                    "affected_orders",
+                    "occurrences",
+                    "first_seen_at",
+                    "last_seen_at",
+                    "resolved_at",
+                    "reopened",
+                    "alerted_at",
+                )
+            },
+        ),
+    )
+    readonly_fields = (
+        "flow",
+        "step",
+        "error_class",
+        "message",
+        "sample",
+        "jobs_by_status",
+        "affected_orders",
+        "occurrences",
+        "first_seen_at",
+        "last_seen_at",
+        "resolved_at",
+        "reopened",
+        "alerted_at",
+    )
+    has_triage_permission = permission_check("integrations.triage_errorgroup")
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _out=Count("jobs", filter=Q(jobs__status=JobStatus.QUARANTINED)),
+                _waiting=Count("jobs", filter=Q(jobs__status=JobStatus.RETRYING)),
+            )
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_triage_permission(request)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """A past version is shown, never restored (its counts are history)."""
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        group_services.error_group_triage(
+            group=obj,
+            operator=request.user,
+            state=form.cleaned_data["state"],
+            assignee=form.cleaned_data["assignee"],
+            note=form.cleaned_data.get("note") or "in the admin",
+        )
+
+    @admin.display(description="Message", ordering="message")
+    def short_message(self, obj):
+        return obj.message if len(obj.message) <= 100 else f"{obj.message[:99]}…"
+
+    @admin.display(description="Out of retries", ordering="_out")
+    def out_of_retries(self, obj):
+        return obj._out
+
+    @admin.display(description="Waiting to retry", ordering="_waiting")
+    def waiting_retry(self, obj):
+        return obj._waiting
+
+    @admin.display(description="Jobs by status")
+    def jobs_by_status(self, obj):
+        """Each status links to those jobs of the group."""
+        counts = group_services.error_group_jobs_by_status([obj.pk])[obj.pk]
+        if not counts:
+            return "-"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            [
+                (
+                    _filtered_jobs_url(error_group__id__exact=obj.pk, status__exact=status),
+                    f"{JobStatus(status).label}: {n}",
+                )
+                for status, n in sorted(counts.items())
+            ],
+        )
+
+    @admin.display(description="Orders affected (failing jobs)")
+    def affected_orders(self, obj):
+        """Each order links to its jobs (search by order number)."""
+        orders = group_services.error_group_orders(obj, limit=51)
+        if not orders:
+            return "-"
+        more = " …" if len(orders) > 50 else ""
+        links = format_html_join(
+            ", ", '<a href="{}">{}</a>', ((_filtered_jobs_url(q=o), o) for o in orders[:50])
+        )
+        return format_html("{}{}", links, more)
+
+    def _triage(self, request, queryset, state: str, verb: str):
+        for group in queryset:
+            group_services.error_group_triage(
+                group=group, operator=request.user, state=state, note="in the admin"
+            )
+        self.message_user(request, f"{queryset.count()} group(s) {verb}")
+
+    @admin.action(description="Acknowledge (someone is on it)", permissions=["triage"])
+    def acknowledge_groups(self, request, queryset):
+        self._triage(request, queryset, ErrorGroupState.ACKNOWLEDGED, "acknowledged")
+
+    @admin.action(description="Resolve (reopens if the error comes back)", permissions=["triage"])
+    def resolve_groups(self, request, queryset):
+        self._triage(request, queryset, ErrorGroupState.RESOLVED, "resolved")
+
+    @admin.action(description="Ignore (no alerts)", permissions=["triage"])
+    def ignore_groups(self, request, queryset):
+        self._triage(request, queryset, ErrorGroupState.IGNORED, "ignored")
+
+    @admin.action(description="Reopen", permissions=["triage"])
+    def reopen_groups(self, request, queryset):
+        self._triage(request, queryset, ErrorGroupState.OPEN, "reopened")
+
+    @admin.action(description="Assign to me", permissions=["triage"])
+    def assign_to_me(self, request, queryset):
+        for group in queryset:
+            group_services.error_group_triage(
+                group=group, operator=request.user, assignee=request.user, note="in the admin"
+            )
+        self.message_user(request, f"{queryset.count()} group(s) assigned to you")
+
+    def _bulk(self, request, queryset, service, verb: str):
+        for group in queryset:
+            result = service(group=group, operator=request.user, note="in the admin")
+            self.message_user(request, f"group {group.pk}: {result.done} job(s) {verb}")
+            for refused in result.refused[:20]:
+                self.message_user(request, refused, messages.WARNING)
+
+    @admin.action(
+        description="Retry the group's jobs now (waiting or out of retries)",
+        permissions=["operate"],
+    )
+    def retry_groups(self, request, queryset):
+        self._bulk(request, queryset, group_services.error_group_retry, "queued for retry")
+
+    @admin.action(
+        description="Discard the group's jobs (waiting or out of retries; evidence kept)",
+        permissions=["operate"],
+    )
+    def discard_groups(self, request, queryset):
+        self._bulk(request, queryset, group_services.error_group_discard, "discarded")
+
+
+# --- alerts ----------------------------------------------------------------------------------
+class AlertChannelForm(ChangeReasonForm):
+    """The webhook URL holds the chat's token: write-only, like a connection's secrets."""
+
+    new_webhook_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Webhook: the URL to post to (replaces the stored one; never shown again).",
+    )
+    kinds = forms.MultipleChoiceField(
+        required=False,
+        choices=[c for c in AlertKind.choices if c[0] not in ALWAYS_SENT_KINDS],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The kinds of alert sent here; none ticked: every kind.",
+    )
+
+    class Meta:
+        model = AlertChannel
+        fields = ["name", "kind", "recipients", "kinds", "enabled"]
+
+    def clean_recipients(self):
+        from django.core.validators import validate_email
+
+        value = self.cleaned_data.get("recipients") or ""
+        addresses = [a.strip() for a in value.split(",") if a.strip()]
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"{address!r} is not an email address") from None
+        return ", ".join(addresses)
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind == AlertChannelKind.EMAIL and not cleaned.get("recipients"):
+            self.add_error("recipients", "An email channel needs at least one address.")
+        stored = self.instance.pk and self.instance.webhook_url
+        if kind == AlertChannelKind.WEBHOOK and not (cleaned.get("new_webhook_url") or stored):
+            self.add_error("new_webhook_url", "A webhook channel needs its URL.")
+        return cleaned
+
+    def save(self, commit=True):
+        channel = super().save(commit=False)
+        if url := self.cleaned_data.get("new_webhook_url"):
+            channel.webhook_url = url
+        if commit:
+            channel.save()
+        return channel
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(AuditedAdmin):
+    form = AlertChannelForm
+    list_display = ("name", "kind", "enabled", "recipients", "kinds_shown")
+    list_filter = ("kind", "enabled")
+    readonly_fields = ("stored_webhook_url",)
+    actions = ["send_test"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "enabled", "kinds")}),
+        ("Email", {"fields": ("recipients",)}),
+        ("Webhook (write-only)", {"fields": ("stored_webhook_url", "new_webhook_url")}),
+        ("Audit", {"fields": ("change_reason",)}),
+    )
+
+    @admin.display(description="Kinds sent")
+    def kinds_shown(self, obj):
+        return ", ".join(obj.kinds) if obj.kinds else "every kind"
+
+    @admin.display(description="Stored webhook URL")
+    def stored_webhook_url(self, obj):
+        """Only whether one is stored and its host: the rest is the chat's token."""
+        from urllib.parse import urlsplit
+
+        from integrations.fields import reveal
+
+        url = reveal(obj.webhook_url) if obj.pk else ""
+        return f"set (https://{urlsplit(url).hostname}/•••)" if url else "(none)"
+
+    @admin.action(description="Send a test alert", permissions=["change"])
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            alert = Alert.objects.create(
+                kind=AlertKind.TEST,
+                key=f"test:{channel.pk}",
+                subject=f"Test alert to {channel.name}",
+                text=f"Sent from the admin by {request.user} to check the channel.",
+                status="sending",
+            )
+            status = alert_send(alert, channels=[channel])
+            level = messages.SUCCESS if status == "sent" else messages.ERROR
+            self.message_user(request, f"{channel.name}: {status}", level)
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(AuditedAdmin):
+    """One rule per kind, installed as shipped; edit its threshold or disable it."""
+
+    list_display = ("kind", "enabled", "threshold", "sustained_seconds", "repeat_minutes")
+    list_filter = ("enabled",)
+    readonly_fields = ("kind",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "status", "subject", "repeats", "sent_at")
+    list_filter = ("kind", "status", "created_at")
+    search_fields = ("subject", "=key")
+    date_hierarchy = "created_at"
+    exclude = ("deliveries", "error_group", "digest")
+    readonly_fields = ("error_group_link", "digest_link", "pretty_deliveries")
+
+    @admin.display(description="Error group")
+    def error_group_link(self, obj):
+        return admin_link(obj.error_group)
+
+    @admin.display(description="Sent in the digest")
+    def digest_link(self, obj):
+        return admin_link(obj.digest)
+
+    @admin.display(description="Deliveries")
+    def pretty_deliveries(self, obj):
+        return pretty_json(obj.deliveries)

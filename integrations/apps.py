@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate, post_save
 
 
@@ -14,12 +15,16 @@ class IntegrationsConfig(AppConfig):
             mapping,  # noqa: F401  (registers built-in transforms)
         )
         from integrations.connectors import registry
+        from integrations.kernel import stats
         from integrations.kernel.http import set_call_recorder
         from integrations.models import Connection
         from integrations.services.api_calls import api_call_store, api_calls_store
+        from integrations.services.stats import tallies_write
         from integrations.views import forget_connection
 
         registry.load()
+        stats.set_flusher(tallies_write)  # the dashboard's counts become Tally rows
+        stats.set_interval(settings.INTEGRATIONS["STATS_FLUSH_SECONDS"])
         set_call_recorder(api_call_store, api_calls_store)  # the kernel's calls become ApiCall rows
         # Cache invalidation is the one thing signals are used for.
         post_save.connect(forget_connection, sender=Connection, dispatch_uid="forget-connection")
@@ -27,19 +32,27 @@ class IntegrationsConfig(AppConfig):
 
 
 def ensure_schedules(**kwargs) -> None:
-    """Install (or fix) the django-q2 schedule of the sweeper."""
+    """Install (or fix) the django-q2 schedules of the sweeper and the alert check,
+    and the alert rules as shipped where a kind has none."""
     from django.conf import settings
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name="integrations.sweeper",
-        defaults={
-            "func": "integrations.tasks.run_sweeper",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.INTEGRATIONS["SWEEP_EVERY_MINUTES"],
-            "repeats": -1,
-        },
-    )
+    from integrations.services.alerts import alert_rules_install
+
+    for name, func, minutes in (
+        ("integrations.sweeper", "run_sweeper", "SWEEP_EVERY_MINUTES"),
+        ("integrations.alerts", "check_alerts", "ALERTS_EVERY_MINUTES"),
+    ):
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": f"integrations.tasks.{func}",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": settings.INTEGRATIONS[minutes],
+                "repeats": -1,
+            },
+        )
+    alert_rules_install()
     from integrations.services.polling import poll_schedules_sync
 
     poll_schedules_sync()

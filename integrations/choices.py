@@ -60,3 +60,40 @@ class TriggerSource(models.TextChoices):
     STRIPE = "stripe", "Stripe event"
     ERP = "erp", "ERP event"
     SCHEDULE = "schedule", "Schedule"
+
+
+class ErrorGroupState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged (someone is on it)"
+    RESOLVED = "resolved", "Resolved (reopens if it comes back)"
+    IGNORED = "ignored", "Ignored (no alerts)"
+
+
+class AlertKind(models.TextChoices):
+    GROUP_OPENED = "group_opened", "An error group has jobs out of retries"
+    GROUP_GREW = "group_grew", "An error group grew past a threshold"
+    BACKLOG = "backlog", "Jobs waiting to run pass a threshold"
+    LATENCY = "latency", "The oldest waiting job waited longer than a threshold"
+    CONNECTION_FAILING = "connection_failing", "A connection keeps failing"
+    RECONCILIATION = "reconciliation", "Reconciliation found a discrepancy"
+    DIGEST = "digest", "Digest of alerts held back"
+    TEST = "test", "Test from the admin"
+
+
+# Kinds every enabled channel takes, whatever kinds it was given.
+ALWAYS_SENT_KINDS = (AlertKind.DIGEST, AlertKind.TEST)
+
+
+class AlertChannelKind(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Chat webhook (Slack-compatible JSON)"
+
+
+class AlertStatus(models.TextChoices):
+    PENDING = "pending", "To send"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    HELD = "held", "Held for the digest"
+    DIGESTED = "digested", "Sent in a digest"
+    FAILED = "failed", "Delivery failed (every channel)"
+    NO_CHANNEL = "no_channel", "Recorded (no enabled channel takes it)"

@@ -11,9 +11,14 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from integrations.choices import (
+    ALWAYS_SENT_KINDS,
+    AlertChannelKind,
+    AlertKind,
+    AlertStatus,
     AttemptOutcome,
     ConnectionKind,
     Environment,
+    ErrorGroupState,
     EventSource,
     EventStatus,
     JobStatus,
@@ -415,6 +420,15 @@ class Job(models.Model):
     )
     last_error = models.TextField(blank=True)
     last_error_code = models.CharField(max_length=60, blank=True)
+    error_group = models.ForeignKey(
+        "ErrorGroup",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        db_index=False,  # partial index below: most jobs never fail
+        help_text="The error group of the job's last failure.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -435,6 +449,13 @@ class Job(models.Model):
             # The job waiting longest to run (GET /health/), read without a scan: since
             # it last became pending (an operator's retry, a resume, a release).
             models.Index(fields=["status", "updated_at"], name="job_status_updated_idx"),
+            # A group's jobs by status (its page, its bulk actions, the alerts), read
+            # without touching the jobs that never failed.
+            models.Index(
+                fields=["error_group", "status"],
+                name="job_error_group_idx",
+                condition=Q(error_group__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -630,3 +651,234 @@ class RoutedChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_key} @ {self.connection_id}"
+
+
+# --- operations: error groups and alerts ----------------------------------------------
+class ErrorGroup(models.Model):
+    """Failures of one kind: the same flow, step, error class and message (with ids and
+    numbers taken out, :func:`integrations.services.error_groups.error_fingerprint`).
+    Operators triage the group and retry or discard its jobs at once.
+
+    Counters move with ``F()`` updates, so the history holds the operators' changes
+    (state, assignee, bulk actions, with who and why) and the reopenings."""
+
+    fingerprint = models.CharField(
+        max_length=64, unique=True, editable=False, help_text="Hash of what makes the kind."
+    )
+    flow = models.ForeignKey(
+        Flow, on_delete=models.PROTECT, related_name="error_groups", help_text="The flow failing."
+    )
+    step = models.CharField(max_length=80, blank=True, help_text="The step that failed.")
+    error_class = models.CharField(max_length=200, help_text="The error's class.")
+    message = models.CharField(
+        max_length=500, help_text="The error's message with ids, amounts and numbers as <…>."
+    )
+    sample = models.TextField(
+        blank=True, help_text="The latest failure's message as it was (secrets redacted)."
+    )
+    state = models.CharField(
+        max_length=12,
+        choices=ErrorGroupState.choices,
+        default=ErrorGroupState.OPEN,
+        help_text="Triage: open, acknowledged (someone is on it), resolved (reopens when the "
+        "error comes back; set by itself once no job of the group is left failing), ignored "
+        "(counted, never alerted).",
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"is_staff": True, "is_active": True},
+        help_text="Who is looking into it.",
+    )
+    occurrences = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts of this kind, retries included."
+    )
+    first_seen_at = models.DateTimeField(help_text="The first failure of this kind.")
+    last_seen_at = models.DateTimeField(help_text="The latest failure of this kind.")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When it was resolved.")
+    reopened = models.PositiveIntegerField(
+        default=0, help_text="Times the error came back after the group was resolved."
+    )
+    alerted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When this opening of the group was alerted (cleared when it reopens).",
+    )
+    alerted_size = models.PositiveIntegerField(
+        default=0, help_text="Jobs out of retries when the group was last alerted."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        permissions = [
+            ("triage_errorgroup", "Can triage error groups (state, assignee)"),
+        ]
+        indexes = [models.Index(fields=["state", "last_seen_at"], name="errorgroup_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.flow.key} [{self.step or '-'}] {self.message[:80]}"
+
+
+class AlertChannel(models.Model):
+    """Where alerts go: email addresses or a chat webhook (Slack-compatible JSON)."""
+
+    name = models.CharField(max_length=80, unique=True, help_text="Short name, e.g. 'ops-slack'.")
+    kind = models.CharField(
+        max_length=10, choices=AlertChannelKind.choices, help_text="Email or chat webhook."
+    )
+    recipients = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Email: addresses separated by commas. Not used by webhooks.",
+    )
+    webhook_url = EncryptedJSONField(
+        default=str,
+        blank=True,
+        help_text='Webhook: the URL that receives {"text": ...} (encrypted at rest; it '
+        "holds the chat's token).",
+    )
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The kinds of alert sent here (a list of kinds); empty: every kind.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled channels receive nothing.")
+    history = HistoricalRecords(excluded_fields=["webhook_url"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def takes(self, kind: str) -> bool:
+        """Digests and tests reach every enabled channel; an alert, those of its kind."""
+        return self.enabled and (not self.kinds or kind in self.kinds or kind in ALWAYS_SENT_KINDS)
+
+
+class AlertRule(models.Model):
+    """When an alert is raised: one rule per kind, with its threshold."""
+
+    kind = models.CharField(
+        max_length=20,
+        choices=[c for c in AlertKind.choices if c[0] not in ALWAYS_SENT_KINDS],
+        unique=True,
+        help_text="What the rule watches.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled rules raise nothing.")
+    threshold = models.PositiveIntegerField(
+        help_text="Group opened: its jobs out of retries; group grew: jobs out of retries "
+        "(then each doubling); backlog: jobs waiting to run; latency: seconds the oldest job "
+        "waited; connection failing: failed calls in a row; reconciliation: discrepancies.",
+    )
+    sustained_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text="Connection failing: how long the failures in a row must span, in seconds.",
+    )
+    repeat_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="The same alert is sent again at most once in this many minutes; repeats "
+        "in between go into the digest.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class Alert(models.Model):
+    """One alert raised: sent, held for the digest, or carried by one. Never deleted."""
+
+    kind = models.CharField(max_length=20, choices=AlertKind.choices, help_text="What it is.")
+    key = models.CharField(
+        max_length=200, help_text="What it is about (group:12, connection:3, backlog)."
+    )
+    subject = models.CharField(max_length=300, help_text="One line, as sent.")
+    text = models.TextField(help_text="The message, as sent.")
+    status = models.CharField(
+        max_length=12, choices=AlertStatus.choices, help_text="Where the alert stands."
+    )
+    repeats = models.PositiveIntegerField(
+        default=0, help_text="Times it was raised again within the rule's repeat window."
+    )
+    repeats_digested = models.PositiveIntegerField(
+        default=0, help_text="Of those repeats, how many a digest reported."
+    )
+    error_group = models.ForeignKey(
+        ErrorGroup,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        help_text="The error group it is about.",
+    )
+    digest = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="carried",
+        help_text="The digest that carried it.",
+    )
+    deliveries = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Each delivery: channel, when, and the answer or the error.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was raised.")
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When it went out.")
+    tried_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its latest delivery started."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["key", "created_at"], name="alert_key_idx"),
+            models.Index(
+                fields=["status", "created_at"],
+                name="alert_held_idx",
+                condition=Q(status="held"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class Tally(models.Model):
+    """A count of one minute (or hour) of one metric, for the dashboard: written as
+    increments by every process (integrations/kernel/stats.py), read by period."""
+
+    period = models.CharField(
+        max_length=1, help_text="m: the minute starting at start; h: the hour."
+    )
+    start = models.DateTimeField(help_text="When the minute or hour starts (UTC).")
+    metric = models.CharField(max_length=40, help_text="What is counted (events, job_…, …).")
+    flow = models.CharField(max_length=120, blank=True, help_text="The flow, where one is.")
+    connection = models.CharField(
+        max_length=80, blank=True, help_text="The connection's name, where one is."
+    )
+    label = models.CharField(
+        max_length=40, blank=True, help_text="A further split (a latency bucket, a kind)."
+    )
+    count = models.BigIntegerField(default=0, help_text="How many.")
+    total = models.BigIntegerField(default=0, help_text="Their sum (milliseconds), where kept.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "start", "metric", "flow", "connection", "label"],
+                name="tally_unique_slot",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.start:%Y-%m-%d %H:%M} {self.count}"

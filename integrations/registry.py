@@ -123,3 +123,75 @@ def setup_problems(*, integration: Any) -> list[str]:
     for check in _setup_checks:
         problems.extend(check(integration=integration))
     return problems
+
+
+# --- alerts -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertSignal:
+    """Something a domain app wants an operator told about (an alert source's answer).
+
+    ``key`` names what it is about; one key is alerted once (``once``) or at most once
+    per its rule's repeat window."""
+
+    kind: str
+    key: str
+    subject: str
+    text: str
+    once: bool = True
+
+
+_alert_sources: list[Callable[..., list[AlertSignal]]] = []
+_flow_alert_kinds: dict[str, str] = {}
+
+
+def alert_source(func: Callable[..., list[AlertSignal]]) -> Callable[..., list[AlertSignal]]:
+    """Register ``func(*, now) -> list[AlertSignal]``, asked at every alert check
+    (e.g. payouts that do not tie out). It must read a bounded, indexed set of rows."""
+    _alert_sources.append(func)
+    return func
+
+
+def alert_signals(*, now: Any) -> list[AlertSignal]:
+    signals: list[AlertSignal] = []
+    for source in _alert_sources:
+        signals.extend(source(now=now))
+    return signals
+
+
+def flow_alert_kind(flow_key: str, kind: str) -> None:
+    """The error groups of flow ``flow_key`` are alerted as ``kind`` (and by that
+    kind's rule) instead of as an error group: the drift check's mismatches are
+    reconciliation discrepancies."""
+    _flow_alert_kinds[flow_key] = kind
+
+
+def alert_kind_of_flow(flow_key: str, default: str) -> str:
+    return _flow_alert_kinds.get(flow_key, default)
+
+
+# --- dashboard figures ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the dashboard's money view, as a domain app computes it."""
+
+    title: str
+    value: str
+    note: str = ""
+
+
+_figures: list[Callable[..., list[Figure]]] = []
+
+
+def dashboard_figures(func: Callable[..., list[Figure]]) -> Callable[..., list[Figure]]:
+    """Register ``func(*, since) -> list[Figure]``: money figures since a moment (today's
+    start), read with bounded, indexed queries (the dashboard refreshes every few
+    seconds)."""
+    _figures.append(func)
+    return func
+
+
+def figures(*, since: Any) -> list[Figure]:
+    out: list[Figure] = []
+    for func in _figures:
+        out.extend(func(since=since))
+    return out

@@ -1,13 +1,14 @@
 """The ops team's roles: a group each, with the permissions it may use (the admin and
 the API check these permissions, never the group's name).
 
-- **Operators** see everything and retry, quarantine, discard, replay, test
-  connections, rebook payments and mark customer conflicts reviewed. They change no
+- **Operators** see everything and retry, quarantine, discard, replay, triage error
+  groups (and retry or discard them at once), test connections, rebook payments and
+  mark customer conflicts reviewed. They change no
   configuration and see no secret (no page shows one to anybody).
 - **Finance** sees everything, keeps the GL map and exports payouts (admin and API).
 - **Integration developers** see everything and keep the configuration: connections,
-  integrations, flows and their steps, mappings and lookup tables (and test
-  connections).
+  integrations, flows and their steps, mappings and lookup tables, alert channels
+  and rules (and test connections).
 
 A migration creates the groups; ``manage.py roles`` resets them to this definition.
 Users are added to them in the admin (*Users*). A migration that adds a model (a new
@@ -33,12 +34,15 @@ _CONFIGURATION = (
     "mapping",
     "mappingfield",
     "lookuptable",
+    "alertchannel",
+    "alertrule",
 )
 
 ROLES: dict[str, tuple[str, ...]] = {
     OPERATORS: (
         "integrations.operate_job",
         "integrations.replay_event",
+        "integrations.triage_errorgroup",
         "integrations.test_connection",
         "payments.rebook_payment",
         "customers.review_customerconflict",

@@ -25,6 +25,13 @@ def run_sweeper() -> dict[str, int]:
     return sweep()
 
 
+def check_alerts() -> dict[str, int]:
+    from integrations.services.alerts import alerts_check
+
+    retry_waker.ensure()
+    return alerts_check()
+
+
 def poll_connection(connection_id: int) -> dict[str, int]:
     from integrations.models import Connection
     from integrations.services.polling import connection_poll

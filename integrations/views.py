@@ -209,3 +209,35 @@ _ACCEPTED = {
 
 
 webhook_receive = WebhookView.as_view()  # csrf-exempt, like every APIView
+
+
+def dashboard_panel(request: HttpRequest) -> HttpResponse:
+    """The dashboard (integrations/services/dashboard.py) for ``?window=&flow=&connection=``;
+    403 without ``integrations.view_job``."""
+    from urllib.parse import urlencode
+
+    from django.core.exceptions import PermissionDenied
+    from django.shortcuts import render
+    from django.urls import reverse
+
+    from integrations.services.dashboard import dashboard_read
+
+    if not request.user.has_perm("integrations.view_job"):
+        raise PermissionDenied
+    data = dashboard_read(
+        window=request.GET.get("window", "hour")[:10],
+        flow=request.GET.get("flow", "")[:120],
+        connection=request.GET.get("connection", "")[:80],
+    )
+    url = reverse("integrations-dashboard")
+    chosen = {k: data[k] for k in ("window", "flow", "connection") if data[k]}
+    return render(
+        request,
+        "admin/integrations/dashboard.html",
+        {
+            "d": data,
+            "panel_url": url,
+            "refresh_url": f"{url}?{urlencode(chosen)}",
+            "refresh_seconds": 5,
+        },
+    )

@@ -9,5 +9,5 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         # Registering is an import side effect: actions with the engine's registry,
         # default flows and status tables with the installer.
-        from payments import actions, checks, flows  # noqa: F401
+        from payments import actions, checks, dashboard, flows  # noqa: F401
         from payments import settings as _settings  # noqa: F401  (integration settings)

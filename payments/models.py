@@ -162,6 +162,8 @@ class Payment(models.Model):
         permissions = [
             ("rebook_payment", "Can have a payment booked again in Znode and the ERP"),
         ]
+        # Today's money in (the dashboard): a range read.
+        indexes = [models.Index(fields=["paid_at"], name="payment_paid_at_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["checkout_session_id"],
@@ -305,6 +307,8 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Today's money back (the dashboard): a range read.
+        indexes = [models.Index(fields=["created_at"], name="refund_created_at_idx")]
         constraints = [
             # One refund per return and attempt, whatever races: the database says no.
             models.UniqueConstraint(

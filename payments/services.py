@@ -29,6 +29,7 @@ from integrations.connectors.znode.mapping import (
     order_from_wire,
 )
 from integrations.kernel import exceptions as exc
+from integrations.kernel import stats
 from integrations.mapping import apply_transform
 from integrations.runtime import ActionContext
 from integrations.services.jobs import CLAIM_WAIT_SECONDS, job_running, row_claim
@@ -666,8 +667,18 @@ def order_book_in_znode(
     )
     state = znode_state_set(ctx, order, outcome)
     if outcome == PAID and payment is not None:
-        Payment.objects.filter(pk=payment.pk).update(znode_booked_at=timezone.now())
+        now = timezone.now()
+        if Payment.objects.filter(pk=payment.pk, znode_booked_at=None).update(znode_booked_at=now):
+            _count_paid(order, now)
     return {"state": state, "payment_status": payment_status, "payment_recorded": recorded}
+
+
+def _count_paid(order: Order, now) -> None:
+    """The dashboard's latency: from the platform's first sight of the order (its
+    Znode event) to Znode showing it paid, counted once the write commits."""
+    seconds = max((now - order.created_at).total_seconds(), 0.0)
+    label = stats.latency_label(seconds)
+    transaction.on_commit(lambda: stats.count("paid_latency", label=label))
 
 
 def payment_rebook(*, payment: Payment) -> Payment:

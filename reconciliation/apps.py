@@ -8,8 +8,9 @@ class ReconciliationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registering is an import side effect: the actions and the default flows.
-        from reconciliation import actions, flows  # noqa: F401
+        # Registering is an import side effect: the actions, the default flows and
+        # what the alert check asks reconciliation.
+        from reconciliation import actions, alerts, flows  # noqa: F401
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="reconciliation-schedules")
 

@@ -92,6 +92,8 @@ class Payout(models.Model):
     class Meta:
         ordering = ("-arrival_date", "-id")
         permissions = [("export_payout", "Can export payouts and their transactions")]
+        # Today's payouts (the dashboard): a range read.
+        indexes = [models.Index(fields=["arrival_date"], name="payout_arrival_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "stripe_payout_id"], name="payout_unique_stripe_id"

@@ -24,6 +24,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from integrations.kernel import stats
+
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 WEBHOOKS = Histogram(
@@ -60,7 +62,10 @@ def api_call_outcome(status_code: int | None, error: str) -> str:
 
 
 def observe_api_call(connection: str, status_code: int | None, error: str, ms: int) -> None:
-    API_CALLS.labels(connection or "-", api_call_outcome(status_code, error)).observe(ms / 1000)
+    outcome = api_call_outcome(status_code, error)
+    API_CALLS.labels(connection or "-", outcome).observe(ms / 1000)
+    failed = not status_code or status_code >= 500
+    stats.count("api_error" if failed else "api_call", connection=connection, total=ms)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -87,8 +87,10 @@ def _count_upto(rows, limit: int) -> int:
     return rows.order_by()[: limit + 1].count()
 
 
-def _backlog(now: datetime) -> dict[str, Any]:
-    limit = _setting("HEALTH_MAX_BACKLOG")
+def backlog_read(now: datetime, *, limit: int) -> dict[str, Any]:
+    """Jobs waiting to run (pending, or a retry that is due) and events waiting to be
+    routed, each counted up to ``limit`` (``more``: past it), and how long the oldest
+    job has waited (seconds; None: none waits)."""
     pending_jobs = Job.objects.filter(status=JobStatus.PENDING)
     due_jobs = Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
     # Unordered, each on its own index, at most limit + 1 rows read: never the table.
@@ -97,20 +99,33 @@ def _backlog(now: datetime) -> dict[str, Any]:
     pending = pending_jobs.order_by("updated_at").values_list("updated_at", flat=True).first()
     retry = due_jobs.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     oldest = min((m for m in (pending, retry) if m is not None), default=None)
-    wait = _age(oldest, now)
+    return {
+        "jobs_waiting": min(jobs, limit),
+        "jobs_more": jobs > limit,
+        "events_waiting": min(events, limit),
+        "events_more": events > limit,
+        "more": jobs > limit or events > limit,
+        "oldest_job_wait_seconds": _age(oldest, now),
+    }
+
+
+def _backlog(now: datetime) -> dict[str, Any]:
+    limit = _setting("HEALTH_MAX_BACKLOG")
+    state = backlog_read(now, limit=limit)
+    wait = state["oldest_job_wait_seconds"]
     max_wait = _setting("HEALTH_MAX_WAIT_SECONDS")
     problems = []
-    if jobs > limit:
+    if state["jobs_more"]:
         problems.append(f"more than {limit} jobs wait to run")
-    if events > limit:
+    if state["events_more"]:
         problems.append(f"more than {limit} events wait to be routed")
     if wait is not None and wait > max_wait:
         problems.append(f"the oldest job has waited {wait:.0f} s (limit {max_wait:.0f} s)")
     return {
-        "jobs_waiting": min(jobs, limit),
-        "jobs_waiting_more": jobs > limit,
-        "events_waiting": min(events, limit),
-        "events_waiting_more": events > limit,
+        "jobs_waiting": state["jobs_waiting"],
+        "jobs_waiting_more": state["jobs_more"],
+        "events_waiting": state["events_waiting"],
+        "events_waiting_more": state["events_more"],
         "oldest_job_wait_seconds": wait,
         **({"problem": "; ".join(problems)} if problems else {}),
     }

@@ -24,6 +24,7 @@ from django.utils import timezone
 from integrations.choices import AttemptOutcome, EventSource, EventStatus, JobStatus
 from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, ParsedEvent
+from integrations.kernel import stats
 from integrations.kernel.context import correlated
 from integrations.kernel.exceptions import IntegrationError, WebhookPayloadError
 from integrations.kernel.jsonutil import db_json, db_text
@@ -87,6 +88,8 @@ def inbox_event_receive(
         event_id = writer.submit(values)
     if event_id is None:
         return _redelivered(connection_obj, parsed)
+    name = connection_obj.name
+    transaction.on_commit(lambda: stats.count("events", connection=name, label=source))
     if known:
         transaction.on_commit(inbox_nudge)
     return InboxResult(event_id=event_id, status=status, created=True)

@@ -27,6 +27,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from integrations.choices import AttemptOutcome, JobStatus
+from integrations.kernel import stats
 from integrations.kernel.context import RunContext, current_run
 from integrations.kernel.exceptions import ConflictRetry, DataError, error_summary, is_retryable
 from integrations.kernel.jsonutil import db_text
@@ -34,6 +35,7 @@ from integrations.kernel.metrics import ATTEMPTS, JOBS
 from integrations.kernel.redaction import redact_text
 from integrations.models import Attempt, FlowStep, Job
 from integrations.retry import RetryPolicy
+from integrations.services.error_groups import error_group_record, error_group_settle
 from integrations.services.events import event_settle, pause_cause
 from integrations.services.flows import flow_run_steps
 
@@ -111,6 +113,13 @@ def job_claim(*, job_id: int, worker: str) -> tuple[Job, Attempt] | None:
                 job.lease_expires_at = None
                 job.finished_at = now
                 job.save()
+                error_group_record(
+                    job=job,
+                    step="",
+                    error_class="integrations.jobs.WorkerLost",
+                    message="workers kept dying while running the job",
+                    now=now,
+                )
                 _settle_event(job)
                 return None
         if _paused(job):
@@ -241,6 +250,8 @@ def _execute(job: Job, attempt: Attempt, worker: str) -> str:
             step=leased.step,
         )
         _settle_event(job)
+    if updated and job.error_group_id:
+        error_group_settle(job.error_group_id)  # its group may be cleared now
     return JobStatus.SUCCEEDED if updated else "lease_lost"
 
 
@@ -306,6 +317,9 @@ def _fail(
             attempt, started, outcome if updated else AttemptOutcome.LEASE_EXPIRED, step=step
         )
         if updated:
+            error_group_record(
+                job=job, step=step, error_class=summary["class"], message=message, now=now
+            )
             _settle_event(job)
             if status == JobStatus.RETRYING:
                 # Start the retry on time, not at the next sweep.
@@ -338,6 +352,7 @@ def _finish_attempt(
         ATTEMPTS.labels(flow, outcome).observe(elapsed)
         if outcome in _JOB_ENDS:
             JOBS.labels(flow, _JOB_ENDS[outcome]).inc()
+            stats.count(f"job_{_JOB_ENDS[outcome]}", flow=flow, total=attempt.duration_ms)
 
 
 # How an attempt's outcome ends its job's run (integrations_jobs_finished_total).
@@ -443,7 +458,7 @@ def job_quarantine(*, job: Job, operator=None, note: str = "") -> Job:
 @transaction.atomic
 def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
     unfit = (JobStatus.SUCCEEDED, JobStatus.DISCARDED, JobStatus.RUNNING)
-    return _operator_transition(
+    job = _operator_transition(
         job,
         refused=dict.fromkeys(unfit, "job is {status}; it cannot be discarded"),
         changes={
@@ -454,6 +469,8 @@ def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
         operator=operator,
         note=f"discarded. {note}".strip(),
     )
+    error_group_settle(job.error_group_id)  # its group may be cleared now
+    return job
 
 
 @transaction.atomic

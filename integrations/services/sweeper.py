@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from integrations.services.inbox import inbox_drain
 from integrations.services.jobs import jobs_due, jobs_enqueue, jobs_expire_paused, jobs_resume
+from integrations.services.stats import tallies_prune
 
 logger = logging.getLogger("integrations.sweeper")
 
@@ -23,6 +24,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     jobs_expire_paused(now=now)
     due = jobs_due(now=now)
     jobs_enqueue(due)
+    tallies_prune(now=now)
     if routed or due:
         logger.info("integrations.sweeper routed=%s enqueued=%s", routed, len(due))
     return {"routed": routed, "enqueued": len(due)}

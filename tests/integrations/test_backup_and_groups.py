@@ -50,7 +50,18 @@ def test_dumpdata_of_connections_warns_that_it_is_no_backup():
     assert "stripe-x" in out.getvalue() and "sk_test_x" not in out.getvalue()
     assert err.getvalue().startswith("integrations.Connection: secrets are written as masks")
     assert "pg_dump" in err.getvalue()
-    for args in (["integrations.flow"], ["integrations", "--exclude", "integrations.connection"]):
+    err = StringIO()
+    call_command(
+        "dumpdata",
+        "integrations",
+        "--exclude",
+        "integrations.connection",
+        stdout=StringIO(),
+        stderr=err,
+    )
+    assert err.getvalue().startswith("integrations.AlertChannel: secrets are written as masks")
+    quiet = ["--exclude", "integrations.connection", "--exclude", "integrations.alertchannel"]
+    for args in (["integrations.flow"], ["integrations", *quiet]):
         err = StringIO()
         call_command("dumpdata", *args, stdout=StringIO(), stderr=err)
         assert err.getvalue() == "", args

@@ -332,3 +332,28 @@ def test_the_daily_schedule_checks_every_integration_and_one_outage_stops_none(
 
     assert check_drift() == {"filed": 1}
     assert list(drift_jobs()) == ["drift:erp_sale_without_payment:sale:ch_planted"]
+
+
+def test_mismatches_of_one_kind_file_into_one_error_group_alerted_as_a_discrepancy(
+    wired,  # noqa: F811
+):
+    from integrations.choices import AlertKind
+    from integrations.models import Alert, ErrorGroup
+    from integrations.services.alerts import alerts_check
+
+    _sale(wired, "sale:ch_planted1")
+    _sale(wired, "sale:ch_planted2")
+
+    assert drift_check(integration=wired, days=2, grace=NOW).filed == 2
+    group = ErrorGroup.objects.get()
+    assert group.flow.key == "drift-recheck" and group.step == "recheck"
+    assert set(Job.objects.filter(error_group=group).values_list("reference", flat=True)) == {
+        "drift:erp_sale_without_payment:sale:ch_planted1",
+        "drift:erp_sale_without_payment:sale:ch_planted2",
+    }
+
+    alerts_check()
+    [alert] = Alert.objects.all()
+    assert (alert.kind, alert.error_group) == (AlertKind.RECONCILIATION, group)
+    assert alert.subject.startswith("Discrepancy: drift-recheck [recheck] drift: the ERP holds")
+    assert "2 job(s) out of retries" in alert.text

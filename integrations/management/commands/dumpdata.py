@@ -12,7 +12,7 @@ from integrations.fields import EncryptedJSONField
 
 WARNING = (
     "{models}: secrets are written as masks, so this dump cannot restore them. "
-    "Back up connections with a database dump (pg_dump) and keep FIELD_ENCRYPTION_KEYS "
+    "Back up with a database dump (pg_dump) and keep FIELD_ENCRYPTION_KEYS "
     "and SECRET_KEY (README, Deployment: backups)."
 )
 
