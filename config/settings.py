@@ -188,6 +188,8 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on a mi
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="payments@localhost")
+# A hung mail server must not hold a job or the alert check (seconds).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 if env.str("EMAIL_URL", default=""):
     # smtp+tls://user:password@smtp.example.com:587 (django-environ): the SMTP backend
     # and its host, port, user, password and TLS.
@@ -332,6 +334,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # At DEBUG urllib3 logs each request line, paths included: a chat webhook's
+        # path is its token.
+        "urllib3": {"level": "WARNING"},
         # Django's own handlers (its DEBUG console, mail_admins) would print tracebacks
         # without the redaction filter: its records go through ours only.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},

@@ -19,7 +19,12 @@ TRUSTED_MATCHES = (MatchedBy.CREATED, MatchedBy.METADATA, MatchedBy.CONFIRMED)
 class CustomerLink(models.Model):
     """One Znode user ⇄ one Stripe customer, per integration."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+")
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The integration whose Znode store and Stripe account it links.",
+    )
     znode_user_id = models.BigIntegerField(help_text="Znode UserId.")
     znode_portal_id = models.IntegerField(
         null=True, blank=True, help_text="Znode PortalId (store) the user belongs to."
@@ -63,8 +68,8 @@ class CustomerLink(models.Model):
         help_text="When the newest Stripe change seen happened (its event's time): the "
         "'newest' ownership rule compares it with Znode's modified date.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the link was made.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the link was last saved.")
     history = HistoricalRecords()
 
     class Meta:
@@ -148,7 +153,7 @@ class CustomerConflict(models.Model):
         related_name="+",
         help_text="The sync job that met the conflict (none: the backfill).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the conflict was met.")
     reviewed_at = models.DateTimeField(
         null=True, blank=True, help_text="When an operator marked it reviewed."
     )
@@ -234,11 +239,16 @@ class RejectedCustomer(models.Model):
     """A Stripe customer an operator unlinked from a Znode user: never found for that
     user again (our metadata may still name them, or the email still match)."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The integration it was unlinked in.",
+    )
     znode_user_id = models.BigIntegerField(help_text="Znode UserId.")
     stripe_customer_id = models.CharField(max_length=255, help_text="Stripe cus_… id.")
     rejected_by = models.CharField(max_length=150, blank=True, help_text="The operator.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the operator unlinked it.")
 
     class Meta:
         constraints = [

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
@@ -705,10 +706,33 @@ class ErrorGroupForm(forms.ModelForm):
         max_length=80,
         help_text="Why (kept in the group's history with your name).",
     )
+    # What the page showed: a field left as shown is not written back (the group may
+    # have reopened, or resolved itself, since the page was opened).
+    shown_state = forms.CharField(
+        required=False, widget=forms.HiddenInput, help_text="The state the page showed."
+    )
+    shown_assignee = forms.CharField(
+        required=False, widget=forms.HiddenInput, help_text="The assignee the page showed."
+    )
 
     class Meta:
         model = ErrorGroup
         fields = ["state", "assignee"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["shown_state"].initial = self.instance.state
+        self.fields["shown_assignee"].initial = self.instance.assignee_id or ""
+
+    def edits(self) -> dict:
+        """The triage the operator changed on the page: state and/or assignee."""
+        data, out = self.cleaned_data, {}
+        if data["state"] != data.get("shown_state"):
+            out["state"] = data["state"]
+        assignee = data["assignee"]
+        if str(assignee.pk if assignee else "") != (data.get("shown_assignee") or ""):
+            out["assignee"] = assignee
+        return out
 
 
 def _filtered_jobs_url(**lookups) -> str:
@@ -751,7 +775,7 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin):
     ]
     history_list_display = ("history_change_reason", "state", "assignee")
     fieldsets = (
-        ("Triage", {"fields": ("state", "assignee", "note")}),
+        ("Triage", {"fields": ("state", "assignee", "note", "shown_state", "shown_assignee")}),
         (
             "What fails",
             {"fields": ("flow", "step", "error_class", "message", "sample")},
@@ -817,12 +841,13 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change):
+        """Only what the operator changed on the page: one opened before the group
+        reopened (or resolved itself) must not set its state back."""
         group_services.error_group_triage(
             group=obj,
             operator=request.user,
-            state=form.cleaned_data["state"],
-            assignee=form.cleaned_data["assignee"],
             note=form.cleaned_data.get("note") or "in the admin",
+            **form.edits(),
         )
 
     @admin.display(description="Message", ordering="message")
@@ -901,7 +926,8 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin):
     def _bulk(self, request, queryset, service, verb: str):
         for group in queryset:
             result = service(group=group, operator=request.user, note="in the admin")
-            self.message_user(request, f"group {group.pk}: {result.done} job(s) {verb}")
+            more = f"; {result.remaining} more: run it again" if result.remaining else ""
+            self.message_user(request, f"group {group.pk}: {result.done} job(s) {verb}{more}")
             for refused in result.refused[:20]:
                 self.message_user(request, refused, messages.WARNING)
 
@@ -1009,6 +1035,7 @@ class AlertChannelAdmin(AuditedAdmin):
                 subject=f"Test alert to {channel.name}",
                 text=f"Sent from the admin by {request.user} to check the channel.",
                 status="sending",
+                tried_at=timezone.now(),
             )
             status = alert_send(alert, channels=[channel])
             level = messages.SUCCESS if status == "sent" else messages.ERROR

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -82,8 +83,12 @@ class Connection(models.Model):
         blank=True,
         help_text="Non-secret options for the connector (store domain, API version, ...).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the connection was created."
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="When the connection was last saved."
+    )
 
     # Secrets stay out of the history: a revert keeps the current ones (simple_history
     # fills excluded fields from the live row), so a retired webhook secret or an old
@@ -229,7 +234,9 @@ class LookupTable(models.Model):
     """Operator-editable translation table used by the ``lookup:<key>`` transform."""
 
     key = models.SlugField(max_length=120, unique=True, help_text="Referenced as lookup:<key>.")
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True, help_text="What the table translates, for operators."
+    )
     entries = models.JSONField(default=dict, help_text="Source value → target value.")
     history = HistoricalRecords()
 
@@ -245,7 +252,7 @@ class Flow(models.Model):
 
     key = models.SlugField(max_length=120, unique=True, help_text="Unique key of the flow.")
     name = models.CharField(max_length=200, help_text="Human name shown to operators.")
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, help_text="What the flow does, for operators.")
     trigger_source = models.CharField(
         max_length=20,
         choices=TriggerSource.choices,
@@ -260,7 +267,10 @@ class Flow(models.Model):
         blank=True,
         help_text="Optional JMESPath over the context; the flow runs only when it is truthy.",
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(
+        default=True,
+        help_text="A disabled flow's new jobs wait, paused, and run once it is enabled again.",
+    )
     max_attempts = models.PositiveIntegerField(
         null=True, blank=True, help_text="Attempts before quarantine (blank: platform default)."
     )
@@ -320,19 +330,36 @@ class InboundEvent(models.Model):
     # Indexes are few on purpose: every one is paid on each webhook insert. The
     # unique (connection, external_id) constraint also serves lookups by connection.
     connection = models.ForeignKey(
-        Connection, on_delete=models.PROTECT, related_name="events", db_index=False
+        Connection,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
+        help_text="The connection the event came from (its webhook URL or its poller).",
     )
     external_id = models.CharField(
         max_length=255, help_text="The sender's event id (evt_…, Znode EventId, poll key)."
     )
-    event_type = models.CharField(max_length=120)
+    event_type = models.CharField(
+        max_length=120,
+        help_text="The sender's event type (Stripe's type; Znode's module.name, lower case).",
+    )
     source = models.CharField(
-        max_length=10, choices=EventSource.choices, default=EventSource.WEBHOOK
+        max_length=10,
+        choices=EventSource.choices,
+        default=EventSource.WEBHOOK,
+        help_text="How it arrived: webhook, poller, operator replay or schedule.",
     )
     status = models.CharField(
-        max_length=12, choices=EventStatus.choices, default=EventStatus.RECEIVED
+        max_length=12,
+        choices=EventStatus.choices,
+        default=EventStatus.RECEIVED,
+        help_text="Where the event stands; set by routing and by its jobs' statuses.",
     )
-    status_reason = models.CharField(max_length=500, blank=True)
+    status_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why it has its status (ignored, failed, waiting, duplicate, skipped).",
+    )
     object_id = models.CharField(
         max_length=255, blank=True, db_index=True, help_text="Id of the object the event is about."
     )
@@ -344,10 +371,20 @@ class InboundEvent(models.Model):
     )
     headers = models.JSONField(default=dict, help_text="Request headers, secrets redacted.")
     body = models.TextField(help_text="Raw body exactly as received (the signed bytes).")
-    remote_addr = models.GenericIPAddressField(null=True, blank=True)
-    occurred_at = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    remote_addr = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="IP address the webhook came from (empty for polled and replayed events).",
+    )
+    occurred_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the sender says it happened (Stripe created, Znode EventTimeStamp).",
+    )
+    received_at = models.DateTimeField(auto_now_add=True, help_text="When the platform stored it.")
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was settled as processed, ignored or duplicate."
+    )
     deliveries = models.PositiveIntegerField(
         default=1, help_text="How many times the sender delivered this event."
     )
@@ -397,18 +434,45 @@ class Job(models.Model):
     """One run of one flow for one event (or schedule tick)."""
 
     event = models.ForeignKey(
-        InboundEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+        InboundEvent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        help_text="The event that made the job (empty for jobs filed by a sync or drift check).",
     )
-    flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="jobs")
+    flow = models.ForeignKey(
+        Flow, on_delete=models.PROTECT, related_name="jobs", help_text="The flow the job runs."
+    )
     integration = models.ForeignKey(
-        Integration, on_delete=models.PROTECT, null=True, blank=True, related_name="jobs"
+        Integration,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        help_text="The integration it runs for.",
     )
-    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=12,
+        choices=JobStatus.choices,
+        default=JobStatus.PENDING,
+        help_text="Where the job stands.",
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Tries started so far (each claim by a worker counts one)."
+    )
     max_attempts = models.PositiveIntegerField(help_text="Attempts before quarantine.")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    locked_by = models.CharField(max_length=100, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a job waiting to retry is due again."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the running worker's lease ends; after it, another may reclaim it.",
+    )
+    locked_by = models.CharField(
+        max_length=100, blank=True, help_text="The worker (host:pid) that last claimed the job."
+    )
     context = models.JSONField(
         default=dict, help_text="Input document the mappings read (event payload, integration)."
     )
@@ -418,8 +482,14 @@ class Job(models.Model):
     reference = models.CharField(
         max_length=255, blank=True, db_index=True, help_text="Business reference (order number)."
     )
-    last_error = models.TextField(blank=True)
-    last_error_code = models.CharField(max_length=60, blank=True)
+    last_error = models.TextField(
+        blank=True, help_text="The last failure as '[step] message', or an operator's reason."
+    )
+    last_error_code = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Error code of the last failure (timeout, rate_limited, card_declined, ...).",
+    )
     error_group = models.ForeignKey(
         "ErrorGroup",
         on_delete=models.SET_NULL,
@@ -429,9 +499,15 @@ class Job(models.Model):
         db_index=False,  # partial index below: most jobs never fail
         help_text="The error group of the job's last failure.",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, help_text="When the job was made."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the job last changed.")
+    finished_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it succeeded, was quarantined or discarded (cleared by a retry).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -465,24 +541,49 @@ class Job(models.Model):
 class Attempt(models.Model):
     """One try of a job, or one operator action on it. Never deleted."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_log")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="attempt_log", help_text="The job tried."
+    )
     number = models.PositiveIntegerField(help_text="1 for the first try; 0 for operator actions.")
     outcome = models.CharField(
-        max_length=15, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING
+        max_length=15,
+        choices=AttemptOutcome.choices,
+        default=AttemptOutcome.RUNNING,
+        help_text="How the attempt ended (running while it runs).",
     )
-    worker = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The worker (host:pid) that ran it; empty for operator actions.",
+    )
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text="The staff user who acted, for operator actions.",
     )
     note = models.TextField(blank=True, help_text="Operator reason, or what the attempt did.")
     step = models.CharField(max_length=80, blank=True, help_text="Step running when it ended.")
-    started_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    error_class = models.CharField(max_length=200, blank=True)
-    error_message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    retry_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, help_text="When the attempt started.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the attempt ended.")
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long the attempt ran, in milliseconds."
+    )
+    error_class = models.CharField(
+        max_length=200, blank=True, help_text="Dotted class name of the error that failed it."
+    )
+    error_message = models.TextField(
+        blank=True, help_text="The failure's message, secrets redacted."
+    )
+    traceback = models.TextField(
+        blank=True, help_text="Python traceback of the failure, secrets redacted."
+    )
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the job is retried after this failure (empty: no retry).",
+    )
 
     class Meta:
         ordering = ["job", "started_at", "id"]
@@ -495,29 +596,68 @@ class ApiCall(models.Model):
     """One outbound request to an external system, bodies redacted and truncated."""
 
     connection = models.ForeignKey(
-        Connection, on_delete=models.PROTECT, null=True, related_name="api_calls"
+        Connection,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="api_calls",
+        help_text="The system called.",
     )
     job = models.ForeignKey(
-        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+        Job,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_calls",
+        help_text="The job whose run made the call, if any.",
     )
     attempt = models.ForeignKey(
-        Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+        Attempt,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_calls",
+        help_text="The attempt that made the call, if any.",
     )
-    method = models.CharField(max_length=10)
-    url = models.CharField(max_length=2000)
+    method = models.CharField(max_length=10, help_text="HTTP method.")
+    url = models.CharField(max_length=2000, help_text="Request URL, secrets redacted.")
     operation = models.CharField(max_length=120, blank=True, help_text="Connector operation name.")
-    idempotency_key = models.CharField(max_length=255, blank=True, db_index=True)
-    request_headers = models.JSONField(default=dict)
-    request_body = models.TextField(blank=True)
-    status_code = models.PositiveIntegerField(null=True, blank=True)
-    response_body = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    reference = models.CharField(max_length=255, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    idempotency_key = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Idempotency key sent with the request, if any.",
+    )
+    request_headers = models.JSONField(default=dict, help_text="Request headers, secrets redacted.")
+    request_body = models.TextField(
+        blank=True, help_text="Request body, secrets redacted, cut at the body limit."
+    )
+    status_code = models.PositiveIntegerField(
+        null=True, blank=True, help_text="HTTP status of the answer (empty: no answer came)."
+    )
+    response_body = models.TextField(
+        blank=True, help_text="Response body, secrets redacted, cut at the body limit."
+    )
+    error = models.TextField(blank=True, help_text="The error the call raised, if any.")
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long the call took, in milliseconds."
+    )
+    reference = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Business reference of the job that made it (order number).",
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, help_text="When the call was recorded."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # A connection's latest calls (does it keep failing, the alert check asks
+            # every minute), read backwards on the index.
+            models.Index(fields=["connection", "-created_at"], name="apicall_connection_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.url} → {self.status_code or self.error[:40]}"
@@ -602,7 +742,11 @@ class RoutedChange(models.Model):
     # Lookups go through the unique (connection, object_key) key; no other index is
     # worth its cost on a row written for every routed change.
     connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="+", db_index=False
+        Connection,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        help_text="The connection the object belongs to.",
     )
     object_key = models.CharField(
         max_length=255, help_text="The object within the connection, e.g. 'order:42'."
@@ -771,6 +915,7 @@ class AlertRule(models.Model):
     )
     enabled = models.BooleanField(default=True, help_text="Disabled rules raise nothing.")
     threshold = models.PositiveIntegerField(
+        validators=[MinValueValidator(1)],
         help_text="Group opened: its jobs out of retries; group grew: jobs out of retries "
         "(then each doubling); backlog: jobs waiting to run; latency: seconds the oldest job "
         "waited; connection failing: failed calls in a row; reconciliation: discrepancies.",
@@ -781,6 +926,7 @@ class AlertRule(models.Model):
     )
     repeat_minutes = models.PositiveIntegerField(
         default=60,
+        validators=[MinValueValidator(1)],
         help_text="The same alert is sent again at most once in this many minutes; repeats "
         "in between go into the digest.",
     )

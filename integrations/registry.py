@@ -151,10 +151,20 @@ def alert_source(func: Callable[..., list[AlertSignal]]) -> Callable[..., list[A
     return func
 
 
-def alert_signals(*, now: Any) -> list[AlertSignal]:
+def alert_signals(
+    *, now: Any, failed: Callable[[Any, Exception], Any] = lambda source, error: None
+) -> list[AlertSignal]:
+    """Every source's signals; a source that raises is reported to ``failed`` and the
+    others still count."""
     signals: list[AlertSignal] = []
+    from django.db import transaction
+
     for source in _alert_sources:
-        signals.extend(source(now=now))
+        try:
+            with transaction.atomic():  # a database error is the source's alone
+                signals.extend(source(now=now))
+        except Exception as error:
+            failed(source, error)
     return signals
 
 

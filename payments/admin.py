@@ -11,28 +11,49 @@ from payments.selectors import order_money
 from payments.services import payment_rebook
 
 
+def money_display(field: str, description: str, *, minor: bool = True):
+    """An admin column (and read-only field) showing ``field`` as money in the row's
+    currency: ``171.35 USD``, never ``171.350000`` or ``17135``."""
+
+    @admin.display(description=description, ordering=field)
+    def shown(self, obj) -> str:
+        show = money.shown_minor if minor else money.shown_major
+        return show(getattr(obj, field), obj.currency)
+
+    shown.__name__ = f"{field}_shown"
+    return shown
+
+
+AMOUNT = money_display("amount_minor", "Amount")
+
+
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ("payment_intent_id", "charge_id", "status", "amount_minor", "decline_code")
+    fields = ("payment_intent_id", "charge_id", "status", "amount", "decline_code")
+    amount = AMOUNT
 
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ("stripe_refund_id", "origin", "status", "amount_minor", "failure_reason")
+    fields = ("stripe_refund_id", "origin", "status", "amount", "failure_reason")
+    amount = AMOUNT
 
 
 class DisputeInline(ReadOnlyInline):
     model = Dispute
-    fields = ("stripe_dispute_id", "status", "outcome", "reason", "amount_minor", "evidence_due_by")
+    fields = ("stripe_dispute_id", "status", "outcome", "reason", "amount", "evidence_due_by")
+    amount = AMOUNT
 
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ("order_number", "integration", "state", "total", "currency", "znode_state")
+    list_display = ("order_number", "integration", "state", "total_shown", "znode_state")
     list_filter = ("state", "integration", "currency", "collection_mode")
     search_fields = ("=order_number", "=email", "=payments__payment_intent_id")
     inlines = [PaymentInline, RefundInline, DisputeInline]
-    readonly_fields = ("money", "timeline")
+    exclude = ("total", "amount_minor")
+    readonly_fields = ("total_shown", "money", "timeline")
+    total_shown = money_display("total", "Total", minor=False)
 
     @admin.display(description="Money: captured, refunded, disputed, still refundable")
     def money(self, obj):
@@ -104,13 +125,17 @@ class PaymentAdmin(ReadOnlyAdmin):
         "payment_intent_id",
         "order",
         "status",
-        "amount_minor",
-        "currency",
+        "amount",
         "decline_code",
         "znode_booked_at",
         "erp_booked_at",
     )
     list_filter = ("status", "currency")
+    exclude = ("amount_minor", "amount_received_minor", "amount_refunded_minor")
+    readonly_fields = ("amount", "received", "refunded")
+    amount = AMOUNT
+    received = money_display("amount_received_minor", "Received")
+    refunded = money_display("amount_refunded_minor", "Refunded by the platform")
     search_fields = ("=payment_intent_id", "=charge_id", "=order__order_number")
     actions = ("rebook",)
 
@@ -143,8 +168,11 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 @admin.register(Return)
 class ReturnAdmin(ReadOnlyAdmin):
-    list_display = ("return_number", "order", "state", "znode_state", "amount", "currency")
+    list_display = ("return_number", "order", "state", "znode_state", "amount_shown")
     list_filter = ("state", "integration")
+    exclude = ("amount", "amount_minor")
+    readonly_fields = ("amount_shown",)
+    amount_shown = money_display("amount", "Amount", minor=False)
     search_fields = ("=return_number", "=order__order_number")
 
 
@@ -155,14 +183,16 @@ class RefundAdmin(ReadOnlyAdmin):
         "order",
         "origin",
         "status",
-        "amount_minor",
-        "currency",
+        "amount",
         "failure_reason",
         "znode_booked_at",
         "erp_booked_at",
     )
     list_filter = ("status", "origin", "currency")
     search_fields = ("=stripe_refund_id", "=order__order_number", "=return_request__return_number")
+    exclude = ("amount_minor",)
+    readonly_fields = ("amount",)
+    amount = AMOUNT
 
 
 @admin.register(Dispute)
@@ -173,9 +203,12 @@ class DisputeAdmin(ReadOnlyAdmin):
         "status",
         "outcome",
         "reason",
-        "amount_minor",
-        "currency",
+        "amount",
         "evidence_due_by",
     )
     list_filter = ("status", "outcome", "reason")
     search_fields = ("=stripe_dispute_id", "=charge_id", "=order__order_number")
+    exclude = ("amount_minor", "fee_minor")
+    readonly_fields = ("amount", "fee")
+    amount = AMOUNT
+    fee = money_display("fee_minor", "Dispute fees Stripe took")

@@ -10,16 +10,18 @@ from django.db.models import Count, QuerySet, Sum
 from integrations.registry import Figure, dashboard_figures
 from payments.choices import RefundStatus
 from payments.models import Payment, Refund
-from payments.money import format_minor
+from payments.money import shown_minor
 
 
 def money_figures(title: str, rows: QuerySet, amount: str) -> list[Figure]:
     """One figure per currency: the sum of ``amount`` (minor units) and how many."""
-    totals = rows.order_by("currency").values("currency").annotate(minor=Sum(amount), n=Count("id"))
-    out = [
-        Figure(title, format_minor(row["minor"] or 0, row["currency"]), f"{row['n']} in all")
-        for row in totals
-    ]
+    totals = (
+        rows.order_by("currency")
+        .values("currency")
+        .annotate(minor=Sum(amount), n=Count("id"))
+        .values_list("currency", "minor", "n")
+    )
+    out = [Figure(title, shown_minor(minor or 0, code), f"{n} in all") for code, minor, n in totals]
     return out or [Figure(title, "none yet")]
 
 

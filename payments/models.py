@@ -22,15 +22,29 @@ from payments.choices import (
 
 
 class Order(models.Model):
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="orders")
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        help_text="The integration whose Znode store the order is in.",
+    )
     znode_order_id = models.BigIntegerField(help_text="Znode OmsOrderId.")
     order_number = models.CharField(max_length=100, db_index=True, help_text="Znode OrderNumber.")
-    znode_user_id = models.BigIntegerField(null=True, blank=True)
-    email = models.EmailField(max_length=512, blank=True)
-    currency = models.CharField(max_length=3)
+    znode_user_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Znode UserId of the customer."
+    )
+    email = models.EmailField(
+        max_length=512, blank=True, help_text="The customer's email as last seen in Znode."
+    )
+    currency = models.CharField(max_length=3, help_text="Znode CurrencyCode of the order.")
     total = models.DecimalField(max_digits=18, decimal_places=6, help_text="Znode Total.")
     amount_minor = models.BigIntegerField(help_text="Total in the currency's minor units.")
-    state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.NEW)
+    state = models.CharField(
+        max_length=20,
+        choices=OrderState.choices,
+        default=OrderState.NEW,
+        help_text="Our view of the order's payment; it only moves forward.",
+    )
     collection_mode = models.CharField(
         max_length=20,
         choices=CollectionMode.choices,
@@ -52,9 +66,15 @@ class Order(models.Model):
     znode_payment_setting_id = models.IntegerField(
         null=True, blank=True, help_text="Znode PaymentSettingId of the order."
     )
-    failure_reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    failure_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why its money was not taken (decline code, underpaid, ...).",
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the platform first saw the order."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row was last saved.")
 
     class Meta:
         ordering = ["-id"]
@@ -76,7 +96,9 @@ class Order(models.Model):
 
 
 class Payment(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="payments", help_text="The order it pays."
+    )
     payment_intent_id = models.CharField(
         max_length=255,
         unique=True,
@@ -85,7 +107,12 @@ class Payment(models.Model):
         help_text="Stripe PaymentIntent; empty for a charge adopted from Znode's payment app "
         "and for a hosted payment page the customer has not paid yet.",
     )
-    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    charge_id = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Stripe charge (ch_...) of the payment, once known.",
+    )
     checkout_session_id = models.CharField(
         max_length=255,
         blank=True,
@@ -139,9 +166,14 @@ class Payment(models.Model):
         max_length=30,
         choices=PaymentStatus.choices,
         default=PaymentStatus.REQUIRES_PAYMENT_METHOD,
+        help_text="Stripe's status of the PaymentIntent (or adopted charge); only moves forward.",
     )
-    amount_minor = models.BigIntegerField()
-    amount_received_minor = models.BigIntegerField(default=0)
+    amount_minor = models.BigIntegerField(
+        help_text="Amount asked for, in the currency's minor units."
+    )
+    amount_received_minor = models.BigIntegerField(
+        default=0, help_text="Amount Stripe reports received (minor units)."
+    )
     amount_refunded_minor = models.BigIntegerField(
         default=0, help_text="Refunded by the platform (minor units)."
     )
@@ -151,11 +183,17 @@ class Payment(models.Model):
         help_text="Stripe refund that gave all of it back when the order was canceled "
         "(the payment is then never booked as paid).",
     )
-    currency = models.CharField(max_length=3)
-    decline_code = models.CharField(max_length=100, blank=True)
-    failure_message = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    currency = models.CharField(max_length=3, help_text="The order's currency.")
+    decline_code = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Stripe's decline (or error) code of the last declined try.",
+    )
+    failure_message = models.CharField(
+        max_length=500, blank=True, help_text="Stripe's message of the last declined try."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the row was made.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row was last saved.")
 
     class Meta:
         ordering = ["-id"]
@@ -184,12 +222,25 @@ class Payment(models.Model):
 class Notification(models.Model):
     """A message sent to a customer, once per key (a retried job never re-sends it)."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notifications")
-    kind = models.CharField(max_length=50)
-    key = models.CharField(max_length=255, unique=True)
-    recipient = models.EmailField(max_length=512)
-    subject = models.CharField(max_length=200)
-    sent_at = models.DateTimeField(auto_now_add=True)
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        help_text="The order it is about.",
+    )
+    kind = models.CharField(
+        max_length=50, help_text="What was sent (payment_failed, payment_link)."
+    )
+    key = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text="Kind and dedupe key: the same key is never sent twice.",
+    )
+    recipient = models.EmailField(
+        max_length=512, help_text="The address it went to (the order's email)."
+    )
+    subject = models.CharField(max_length=200, help_text="The email's subject, as sent.")
+    sent_at = models.DateTimeField(auto_now_add=True, help_text="When it was sent.")
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.recipient}"
@@ -198,26 +249,45 @@ class Notification(models.Model):
 class Return(models.Model):
     """A Znode return (RMA, reference §5.1) the platform refunds."""
 
-    integration = models.ForeignKey(Integration, on_delete=models.PROTECT, related_name="+")
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The integration whose Znode store has the return.",
+    )
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        related_name="returns",
+        help_text="The order it returns from.",
+    )
     znode_return_id = models.BigIntegerField(help_text="Znode RmaReturnDetailsId.")
     return_number = models.CharField(max_length=100, help_text="Znode ReturnNumber.")
     znode_state = models.CharField(
         max_length=100, blank=True, help_text="Return state last seen in Znode."
     )
-    state = models.CharField(max_length=20, choices=ReturnState.choices, default=ReturnState.OPEN)
+    state = models.CharField(
+        max_length=20,
+        choices=ReturnState.choices,
+        default=ReturnState.OPEN,
+        help_text="Our side of the return: open, refunding, refunded or refund failed.",
+    )
     amount = models.DecimalField(
         max_digits=18, decimal_places=6, help_text="Znode TotalReturnAmount when last read."
     )
     amount_minor = models.BigIntegerField(help_text="The same, in the currency's minor units.")
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(
+        max_length=3, help_text="Currency of the return (Znode's, or the order's)."
+    )
     attempt = models.PositiveIntegerField(
         default=0,
         help_text="Refunds tried for this return; a new one only after the last one failed "
         "and a person approved the return again.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the platform first saw the return."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row was last saved.")
     history = HistoricalRecords()
 
     class Meta:
@@ -238,9 +308,19 @@ class Return(models.Model):
 class Refund(models.Model):
     """Money given back through Stripe, whoever made it: one row per Stripe refund."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        related_name="refunds",
+        help_text="The order it gives money back for.",
+    )
     payment = models.ForeignKey(
-        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+        Payment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        help_text="The payment refunded.",
     )
     return_request = models.ForeignKey(
         Return,
@@ -257,15 +337,24 @@ class Refund(models.Model):
         blank=True,
         help_text="Empty only while the request is on its way to Stripe.",
     )
-    origin = models.CharField(max_length=20, choices=RefundOrigin.choices)
+    origin = models.CharField(
+        max_length=20,
+        choices=RefundOrigin.choices,
+        help_text="What made it: a Znode return, a cancellation or someone outside.",
+    )
     attempt = models.PositiveIntegerField(
         default=1, help_text="Which refund attempt of its return this is."
     )
     status = models.CharField(
-        max_length=20, choices=RefundStatus.choices, default=RefundStatus.REQUESTED
+        max_length=20,
+        choices=RefundStatus.choices,
+        default=RefundStatus.REQUESTED,
+        help_text="Stripe's status of the refund (requested: not answered yet).",
     )
-    amount_minor = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField(
+        help_text="Amount given back, in the currency's minor units."
+    )
+    currency = models.CharField(max_length=3, help_text="Currency of the amount.")
     reason = models.CharField(max_length=100, blank=True, help_text="Stripe's reason.")
     failure_reason = models.CharField(
         max_length=100, blank=True, help_text="Stripe's failure_reason of a failed refund."
@@ -301,8 +390,8 @@ class Refund(models.Model):
         blank=True,
         help_text="When Znode was told the refund failed (note, return reopened).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the row was made.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row was last saved.")
     history = HistoricalRecords()
 
     class Meta:
@@ -328,21 +417,43 @@ class Refund(models.Model):
 class Dispute(models.Model):
     """A chargeback (or inquiry) on one of the platform's charges."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="disputes")
-    payment = models.ForeignKey(
-        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="disputes"
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.PROTECT,
+        related_name="disputes",
+        help_text="The order whose charge is disputed.",
     )
-    stripe_dispute_id = models.CharField(max_length=255, unique=True)
-    charge_id = models.CharField(max_length=255, blank=True)
+    payment = models.ForeignKey(
+        Payment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="disputes",
+        help_text="The payment disputed.",
+    )
+    stripe_dispute_id = models.CharField(
+        max_length=255, unique=True, help_text="Stripe's dispute id (dp_...)."
+    )
+    charge_id = models.CharField(max_length=255, blank=True, help_text="Stripe charge disputed.")
     status = models.CharField(max_length=40, help_text="Stripe's dispute status.")
     outcome = models.CharField(
-        max_length=10, choices=DisputeOutcome.choices, default=DisputeOutcome.OPEN, blank=True
+        max_length=10,
+        choices=DisputeOutcome.choices,
+        default=DisputeOutcome.OPEN,
+        blank=True,
+        help_text="How it ended, from Stripe's status (empty: still open).",
     )
-    reason = models.CharField(max_length=100, blank=True)
-    amount_minor = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
+    reason = models.CharField(
+        max_length=100, blank=True, help_text="Stripe's reason for the dispute."
+    )
+    amount_minor = models.BigIntegerField(
+        help_text="Amount disputed, in the currency's minor units."
+    )
+    currency = models.CharField(max_length=3, help_text="Currency of the dispute.")
     fee_minor = models.BigIntegerField(default=0, help_text="Dispute fees Stripe took.")
-    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    evidence_due_by = models.DateTimeField(
+        null=True, blank=True, help_text="When Stripe needs the evidence by."
+    )
     funds_withdrawn = models.BooleanField(
         default=False, help_text="The disputed amount has left the balance and not come back."
     )
@@ -357,8 +468,10 @@ class Dispute(models.Model):
     reflect_job = models.BigIntegerField(
         null=True, blank=True, help_text="The job writing it into Znode and the ERP now."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the platform first recorded it."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the row was last updated.")
     history = HistoricalRecords()
 
     class Meta:

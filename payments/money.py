@@ -626,3 +626,24 @@ def format_money(amount: Decimal | str | int, code: str) -> str:
 def format_minor(minor: int, code: str) -> str:
     """:func:`format_money` of an amount in minor units: ``(4250, "USD")`` → ``"42.50 USD"``."""
     return format_money(from_minor_units(minor, code), code)
+
+
+def shown_minor(minor: int | None, code: str) -> str:
+    """:func:`format_minor` for people (the admin): a row whose currency is unknown is
+    shown as it is stored, never an error page."""
+    if minor is None:
+        return "-"
+    try:
+        return format_minor(minor, code)
+    except MoneyError:
+        return f"{minor} {code} (minor units)"
+
+
+def shown_major(amount: Decimal | str | int | None, code: str) -> str:
+    """:func:`format_money` for people (the admin), as :func:`shown_minor`."""
+    if amount is None:
+        return "-"
+    try:
+        return format_money(amount, code)
+    except MoneyError:
+        return f"{amount} {code}"

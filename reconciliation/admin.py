@@ -25,18 +25,8 @@ from reconciliation.models import BalanceTransaction, GlAccount, JournalEntry, J
 INLINE_ROWS = 200
 
 
-def _shown(minor: int, currency: str) -> str:
-    try:
-        return money.format_minor(minor, currency)
-    except money.MoneyError:
-        return f"{minor} {currency} (minor units)"
-
-
-def _shown_major(amount, currency: str) -> str:
-    try:
-        return money.format_money(amount, currency)
-    except money.MoneyError:
-        return f"{amount} {currency}"
+_shown = money.shown_minor
+_shown_major = money.shown_major
 
 
 class BalanceTransactionInline(ReadOnlyInline):

@@ -20,7 +20,7 @@ from integrations.registry import (
     flow_alert_kind,
 )
 from integrations.services.alerts import alert_link
-from payments.money import format_minor
+from payments.money import shown_minor
 from reconciliation.choices import LedgerState, TieOut
 from reconciliation.drift import DRIFT_FLOW
 from reconciliation.models import Payout
@@ -43,10 +43,10 @@ def payout_discrepancies(*, now: datetime) -> list[AlertSignal]:
     )
     signals = []
     for payout in payouts:
-        amount = format_minor(payout.amount_minor, payout.currency)
+        amount = shown_minor(payout.amount_minor, payout.currency)
         link = reverse("admin:reconciliation_payout_change", args=[payout.pk])
         if payout.tie_out == TieOut.DISCREPANCY:
-            off = format_minor(payout.discrepancy_minor, payout.currency)
+            off = shown_minor(payout.discrepancy_minor, payout.currency)
             what = f"does not tie out: {off} unaccounted for"
             why = payout.note
         else:

@@ -342,7 +342,9 @@ class JournalEntry(models.Model):
     posted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the ERP accepted it (empty: not yet)."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text="When the platform recorded it (before posting)."
+    )
 
     class Meta:
         ordering = ("-date", "-id")

@@ -139,8 +139,9 @@ class _Check:
             )
         previous = earlier.order_by("-created_at", "-id").first()
         if previous is not None:
-            Alert.objects.filter(pk=previous.pk).update(repeats=F("repeats") + 1)
-            self.repeated += 1
+            if not once:  # a condition still holding: reported in the digest
+                Alert.objects.filter(pk=previous.pk).update(repeats=F("repeats") + 1)
+                self.repeated += 1
             return None
         at_once = self.released < _setting("ALERTS_MAX_AT_ONCE")
         self.released += at_once
@@ -172,13 +173,24 @@ def _group_text(group: ErrorGroup, counts: dict[str, int]) -> str:
     )
 
 
+def _source_failed(source: Any, error: Exception) -> None:
+    logger.error(
+        "integrations.alerts.source_failed source=%s error=%s",
+        getattr(source, "__qualname__", source),
+        type(error).__name__,
+        exc_info=error,
+    )
+
+
 def _check_groups(check: _Check) -> None:
     groups = list(
         ErrorGroup.objects.filter(state=ErrorGroupState.OPEN)
         .select_related("flow")
         .order_by("-last_seen_at")[:GROUPS_CHECKED]
     )
-    counts = error_group_jobs_by_status([g.pk for g in groups])
+    counts = error_group_jobs_by_status(
+        [g.pk for g in groups], statuses=(JobStatus.QUARANTINED, JobStatus.RETRYING)
+    )
     grew = check.rules[AlertKind.GROUP_GREW]
     for group in groups:
         out = counts[group.pk].get(JobStatus.QUARANTINED, 0)
@@ -288,7 +300,7 @@ def _check_connections(check: _Check) -> None:
 
 
 def _check_sources(check: _Check) -> None:
-    for signal in alert_signals(now=check.now):
+    for signal in alert_signals(now=check.now, failed=_source_failed):
         rule = check.rules.get(signal.kind)
         if rule is None or not rule.enabled:
             continue
@@ -306,12 +318,20 @@ def alerts_raise(*, now: datetime | None = None) -> _Check:
     check = _Check(rules=alert_rules(), now=now or timezone.now())
     with transaction.atomic():
         # One check at a time: the rule rows are its lock (a check is short).
-        list(AlertRule.objects.select_for_update().order_by("kind"))
-        _check_groups(check)
-        _check_backlog(check)
-        _check_connections(check)
-        _check_sources(check)
+        _lock_rules()
+        # Each part on its own: one that fails (a row it cannot read) is logged and
+        # the others still raise. Groups last: their rows stay locked until the end.
+        for part in (_check_sources, _check_connections, _check_backlog, _check_groups):
+            try:
+                with transaction.atomic():
+                    part(check)
+            except Exception:
+                logger.exception("integrations.alerts.check_failed part=%s", part.__name__)
     return check
+
+
+def _lock_rules() -> None:
+    list(AlertRule.objects.select_for_update().order_by("kind").values_list("pk", flat=True))
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -347,24 +367,32 @@ def _deliver(channel: AlertChannel, alert: Alert) -> dict[str, Any]:
 
 
 def alert_send(alert: Alert, *, channels: Iterable[AlertChannel]) -> str:
-    """Send one alert to every channel that takes its kind; returns its new status."""
+    """Send one alert to every channel that takes its kind and has not had it yet;
+    returns its new status. A channel that failed is tried again at the next check,
+    ``MAX_TRIES`` times in all; the alert is *sent* once every channel had it (or ran
+    out of tries after one did), *failed* when none did. A test from the admin is
+    tried once, to its own channel only."""
     takers = [c for c in channels if c.takes(alert.kind)]
     if not takers:
         Alert.objects.filter(pk=alert.pk).update(status=AlertStatus.NO_CHANNEL)
         return AlertStatus.NO_CHANNEL
-    results = [_deliver(channel, alert) for channel in takers]
-    ok = any(r["ok"] for r in results)
-    tries = len(alert.deliveries) // len(takers) + 1
-    if ok:
-        status = AlertStatus.SENT
-    elif tries >= MAX_TRIES:
-        status = AlertStatus.FAILED
-    else:
-        status = AlertStatus.PENDING  # the next check tries again
+    done = {d["channel"] for d in alert.deliveries if d.get("ok")}
+    tries: dict[str, int] = {}
+    for d in alert.deliveries:
+        tries[d["channel"]] = tries.get(d["channel"], 0) + 1
+    results = [_deliver(c, alert) for c in takers if c.name not in done]
+    for result in results:
+        tries[result["channel"]] = tries.get(result["channel"], 0) + 1
+        if result["ok"]:
+            done.add(result["channel"])
+    budget = 1 if alert.kind == AlertKind.TEST else MAX_TRIES
+    left = [c for c in takers if c.name not in done and tries.get(c.name, 0) < budget]
+    # Channels left: the next check tries them again.
+    status = AlertStatus.PENDING if left else AlertStatus.SENT if done else AlertStatus.FAILED
     Alert.objects.filter(pk=alert.pk).update(
         status=status,
         deliveries=[*alert.deliveries, *results],
-        sent_at=timezone.now() if ok else None,
+        sent_at=alert.sent_at or (timezone.now() if done else None),
     )
     for result in results:
         log = logger.info if result["ok"] else logger.warning
@@ -403,6 +431,7 @@ def alerts_digest(*, now: datetime | None = None, force: bool = False) -> Alert 
     now = now or timezone.now()
     every = timedelta(minutes=_setting("ALERTS_DIGEST_MINUTES"))
     with transaction.atomic():
+        _lock_rules()  # one digest at a time, the first one too
         last = (
             Alert.objects.select_for_update()
             .filter(kind=AlertKind.DIGEST)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from integrations.choices import ErrorGroupState, JobStatus
 from integrations.kernel.exceptions import DataError
+from integrations.kernel.jsonutil import db_text
 from integrations.models import ErrorGroup, Job
 
 logger = logging.getLogger("integrations.error_groups")
@@ -34,8 +35,10 @@ logger = logging.getLogger("integrations.error_groups")
 # Jobs of a group that are still failing: waiting for a retry, out of retries, or
 # being retried now. A group without any is cleared.
 FAILING = (JobStatus.RETRYING, JobStatus.QUARANTINED, JobStatus.PENDING, JobStatus.RUNNING)
-# Jobs an operator's bulk action applies to.
+# Jobs an operator's bulk action applies to, and how many at once (an admin request
+# must end in time; the action says how many remain).
 RETRYABLE = (JobStatus.RETRYING, JobStatus.QUARANTINED)
+BULK_LIMIT = 500
 
 # What varies between failures of one kind: ids (Stripe's pi_…, UUIDs, long hex),
 # email addresses, and every number (order numbers, amounts, ports, HTTP codes stay
@@ -67,11 +70,25 @@ def error_fingerprint(*, flow_key: str, step: str, error_class: str, message: st
 
 def error_group_record(
     *, job: Job, step: str, error_class: str, message: str, now: datetime | None = None
-) -> ErrorGroup:
+) -> ErrorGroup | None:
     """File one failed attempt of ``job`` under its group (made on the first failure
     of its kind; reopened if it was resolved) and point the job at it. In the caller's
-    transaction: the failure and its filing commit together."""
+    transaction: the failure and its filing commit together. Filing never undoes the
+    failure: if it fails (a savepoint rolls back), the job is recorded failed without
+    a group and the error is logged. Returns the group, or None then."""
+    try:
+        with transaction.atomic():
+            return _record(job=job, step=step, error_class=error_class, message=message, now=now)
+    except Exception:
+        logger.exception("integrations.error_groups.record_failed job=%s", job.pk)
+        return None
+
+
+def _record(
+    *, job: Job, step: str, error_class: str, message: str, now: datetime | None
+) -> ErrorGroup:
     now = now or timezone.now()
+    message = db_text(message)
     fingerprint = error_fingerprint(
         flow_key=job.flow.key, step=step, error_class=error_class, message=message
     )
@@ -91,24 +108,29 @@ def error_group_record(
                 },
             )
     except IntegrityError:
-        group, created = ErrorGroup.objects.get(fingerprint=fingerprint), False
+        created = False
     if created:
         logger.warning("integrations.error_groups.opened group=%s flow=%s", group.pk, job.flow.key)
     else:
+        # Under the row's lock: a settle resolving it meanwhile has committed, or waits
+        # and then sees this job failing.
+        group = ErrorGroup.objects.select_for_update().get(fingerprint=fingerprint)
         ErrorGroup.objects.filter(pk=group.pk).update(
             occurrences=F("occurrences") + 1, last_seen_at=now, sample=message[:4000]
         )
         if group.state == ErrorGroupState.RESOLVED:
-            _reopen(group.pk, now)
+            _reopen(group)
+    previous = job.error_group_id
     Job.objects.filter(pk=job.pk).update(error_group=group)
     job.error_group_id = group.pk
+    if previous and previous != group.pk:
+        # It fails another way now: its former group may have no job failing left.
+        transaction.on_commit(lambda: error_group_settle(previous))
     return group
 
 
-def _reopen(group_id: int, now: datetime) -> None:
-    group = ErrorGroup.objects.select_for_update().filter(pk=group_id).first()
-    if group is None or group.state != ErrorGroupState.RESOLVED:
-        return  # another failure reopened it first
+def _reopen(group: ErrorGroup) -> None:
+    group.refresh_from_db()
     group.state = ErrorGroupState.OPEN
     group.reopened += 1
     group.resolved_at = None
@@ -124,6 +146,14 @@ def error_group_settle(group_id: int | None, *, now: datetime | None = None) -> 
     Called when one of its jobs succeeds or is discarded; True if it resolved now."""
     if not group_id:
         return False
+    try:
+        return _settle(group_id, now)
+    except Exception:  # a job's success or discard never fails for its group's sake
+        logger.exception("integrations.error_groups.settle_failed group=%s", group_id)
+        return False
+
+
+def _settle(group_id: int, now: datetime | None) -> bool:
     if Job.objects.filter(error_group_id=group_id, status__in=FAILING).exists():
         return False
     with transaction.atomic():
@@ -186,6 +216,8 @@ def _reason(what: str, operator: Any, note: str) -> str:
 class BulkResult:
     done: int
     refused: list[str]
+    remaining: int = 0
+    """Jobs of the group the action did not reach (past its limit): run it again."""
 
 
 def _bulk(
@@ -198,11 +230,9 @@ def _bulk(
     limit: int,
 ) -> BulkResult:
     done, refused = 0, []
-    ids = list(
-        Job.objects.filter(error_group=group, status__in=RETRYABLE)
-        .order_by("id")
-        .values_list("pk", flat=True)[:limit]
-    )
+    candidates = Job.objects.filter(error_group=group, status__in=RETRYABLE)
+    total = candidates.count()
+    ids = list(candidates.order_by("id").values_list("pk", flat=True)[:limit])
     for job in Job.objects.filter(pk__in=ids).order_by("id"):
         try:
             service(job=job, operator=operator, note=f"{verb} of error group {group.pk}. {note}")
@@ -222,11 +252,11 @@ def _bulk(
         done,
         len(refused),
     )
-    return BulkResult(done=done, refused=refused)
+    return BulkResult(done=done, refused=refused, remaining=max(total - len(ids), 0))
 
 
 def error_group_retry(
-    *, group: ErrorGroup, operator: Any = None, note: str = "", limit: int = 10_000
+    *, group: ErrorGroup, operator: Any = None, note: str = "", limit: int = BULK_LIMIT
 ) -> BulkResult:
     """Retry now every job of the group that waits for a retry or is out of retries
     (each resumes at its first unfinished step, with a fresh attempt budget)."""
@@ -238,7 +268,7 @@ def error_group_retry(
 
 
 def error_group_discard(
-    *, group: ErrorGroup, operator: Any = None, note: str = "", limit: int = 10_000
+    *, group: ErrorGroup, operator: Any = None, note: str = "", limit: int = BULK_LIMIT
 ) -> BulkResult:
     """Give up every job of the group that waits for a retry or is out of retries
     (evidence kept); the group then resolves itself."""
@@ -252,15 +282,16 @@ def error_group_discard(
 
 
 # --- reads ----------------------------------------------------------------------------------
-def error_group_jobs_by_status(group_ids: list[int]) -> dict[int, dict[str, int]]:
-    """For each group, its jobs by status (on the partial index of failed jobs)."""
+def error_group_jobs_by_status(
+    group_ids: list[int], *, statuses: tuple[str, ...] | None = None
+) -> dict[int, dict[str, int]]:
+    """For each group, its jobs by status (on the partial index of failed jobs), of
+    ``statuses`` only if given."""
     counts: dict[int, dict[str, int]] = {pk: {} for pk in group_ids}
-    rows = (
-        Job.objects.filter(error_group_id__in=group_ids)
-        .order_by()
-        .values("error_group_id", "status")
-        .annotate(n=Count("id"))
-    )
+    rows = Job.objects.filter(error_group_id__in=group_ids)
+    if statuses is not None:
+        rows = rows.filter(status__in=statuses)
+    rows = rows.order_by().values("error_group_id", "status").annotate(n=Count("id"))
     for row in rows:
         counts[row["error_group_id"]][row["status"]] = row["n"]
     return counts
@@ -269,10 +300,15 @@ def error_group_jobs_by_status(group_ids: list[int]) -> dict[int, dict[str, int]
 def error_group_orders(group: ErrorGroup, *, limit: int = 50) -> list[str]:
     """The orders (business references) the group's failing jobs are about, up to
     ``limit``."""
-    return list(
+    seen: dict[str, None] = {}
+    rows = (
         Job.objects.filter(error_group=group, status__in=FAILING)
         .exclude(reference="")
-        .order_by("reference")
-        .values_list("reference", flat=True)
-        .distinct()[:limit]
+        .order_by("id")
+        .values_list("reference", flat=True)[: limit * 4]  # read on the index, bounded
     )
+    for reference in rows:
+        seen.setdefault(reference, None)
+        if len(seen) >= limit:
+            break
+    return sorted(seen)

@@ -88,8 +88,7 @@ def inbox_event_receive(
         event_id = writer.submit(values)
     if event_id is None:
         return _redelivered(connection_obj, parsed)
-    name = connection_obj.name
-    transaction.on_commit(lambda: stats.count("events", connection=name, label=source))
+    stats.count("events", connection=connection_obj.name, label=source)
     if known:
         transaction.on_commit(inbox_nudge)
     return InboxResult(event_id=event_id, status=status, created=True)

@@ -469,7 +469,10 @@ def job_discard(*, job: Job, operator=None, note: str = "") -> Job:
         operator=operator,
         note=f"discarded. {note}".strip(),
     )
-    error_group_settle(job.error_group_id)  # its group may be cleared now
+    # Its group may be cleared now, once this commits (locks: job, event, then group,
+    # as a failure takes them).
+    group_id = job.error_group_id
+    transaction.on_commit(lambda: error_group_settle(group_id))
     return job
 
 

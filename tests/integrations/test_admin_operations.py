@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core import mail
 from django.urls import reverse
 
 from integrations.choices import ErrorGroupState, JobStatus
-from integrations.models import AlertChannel, ErrorGroup, Job
+from integrations.models import Alert, AlertChannel, ErrorGroup, Job
 from integrations.roles import DEVELOPERS, FINANCE, OPERATORS
 from integrations.services import jobs
 from tests.conftest import make_flow, make_job
@@ -70,7 +71,14 @@ def test_triage_in_the_change_form_is_kept_in_the_history(client, django_user_mo
     client.force_login(operator)
     url = reverse("admin:integrations_errorgroup_change", args=[group.pk])
     response = client.post(
-        url, {"state": ErrorGroupState.ACKNOWLEDGED, "assignee": operator.pk, "note": "on it"}
+        url,
+        {
+            "state": ErrorGroupState.ACKNOWLEDGED,
+            "assignee": operator.pk,
+            "note": "on it",
+            "shown_state": ErrorGroupState.OPEN,
+            "shown_assignee": "",
+        },
     )
     assert response.status_code == 302, response.content[:2000]
     group.refresh_from_db()
@@ -169,3 +177,31 @@ def test_an_operator_may_not_change_alert_channels_or_send_tests(client, django_
     channel.refresh_from_db()
     assert channel.recipients == "a@b.c"
     assert not channel.history.filter(history_type="~").exists()
+    assert not Alert.objects.exists() and mail.outbox == []  # no test was sent
+
+
+def test_a_page_opened_before_the_group_reopened_does_not_resolve_it_again(
+    client, django_user_model, group
+):
+    from integrations.services.error_groups import error_group_triage
+
+    operator = member(django_user_model, OPERATORS, "op")
+    error_group_triage(group=group, operator=None, state=ErrorGroupState.RESOLVED)
+    client.force_login(operator)
+    url = reverse("admin:integrations_errorgroup_change", args=[group.pk])
+    shown = client.get(url).context["adminform"].form
+    assert shown["shown_state"].value() == ErrorGroupState.RESOLVED
+    ErrorGroup.objects.filter(pk=group.pk).update(state=ErrorGroupState.OPEN)  # it came back
+
+    # The operator only assigns it; the page still says resolved.
+    client.post(
+        url,
+        {
+            "state": ErrorGroupState.RESOLVED,
+            "assignee": operator.pk,
+            "shown_state": ErrorGroupState.RESOLVED,
+            "shown_assignee": "",
+        },
+    )
+    group.refresh_from_db()
+    assert (group.state, group.assignee) == (ErrorGroupState.OPEN, operator)

@@ -43,7 +43,7 @@ def test_a_payout_that_does_not_tie_out_is_alerted_once(integration):
     assert alert.key == f"payout:{off.pk}:discrepancy:not_posted"
     assert alert.subject == "Payout po_off (171.35 USD) does not tie out: 5.00 USD unaccounted for"
     assert "1 transaction unexplained" in alert.text
-    assert alert.repeats == 1
+    assert alert.repeats == 0  # alerted once: not a repeat for the digest either
 
     # Refused by the ledger later: a new state, a new alert.
     Payout.objects.filter(pk=off.pk).update(
@@ -60,3 +60,13 @@ def test_old_payouts_are_not_looked_at(integration):
     Payout.objects.filter(pk=old.pk).update(imported_at=timezone.now() - timedelta(days=8))
     alerts_check()
     assert not Alert.objects.exists()
+
+
+def test_a_payout_alerted_once_fills_no_digest(integration):
+    from integrations.services.alerts import alerts_digest
+
+    payout(integration, "po_off", tie_out=TieOut.DISCREPANCY)
+    alerts_check()
+    later = timezone.now() + timedelta(minutes=20)
+    alerts_check(now=later)
+    assert alerts_digest(now=later + timedelta(minutes=20), force=True) is None

@@ -312,3 +312,58 @@ def test_a_check_without_rule_rows_uses_the_shipped_rules(integration, upstream)
     fail_jobs(integration, upstream, 1, max_attempts=1)
     assert alerts_check()["raised"] == 1
     assert Alert.objects.get().kind == AlertKind.GROUP_OPENED
+
+
+def test_a_channel_that_failed_is_tried_again_without_the_others(
+    integration, upstream, rules, channels, clock
+):
+    AlertRule.objects.filter(kind=AlertKind.BACKLOG).update(threshold=1)
+    make_job(failing_flow(), integration)
+    upstream.default = Reply(status=500)  # the chat is down, the mail goes out
+    alerts_check(now=clock.now)
+    alert = Alert.objects.get()
+    assert alert.status == AlertStatus.PENDING and len(mail.outbox) == 1
+    upstream.default = Reply()
+    clock.advance(minutes=1)
+    alerts_check(now=clock.now)
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.SENT
+    assert len(mail.outbox) == 1  # not mailed twice
+    assert [(d["channel"], d["ok"]) for d in alert.deliveries] == [
+        ("ops-chat", False),
+        ("ops-mail", True),
+        ("ops-chat", True),
+    ]
+
+
+def test_a_failing_alert_source_stops_no_other_alert(integration, upstream, rules, monkeypatch):
+    from integrations import registry
+
+    def broken(*, now):
+        raise ValueError("a row it cannot read")
+
+    monkeypatch.setattr(registry, "_alert_sources", [broken, *registry._alert_sources])
+    AlertRule.objects.filter(kind=AlertKind.BACKLOG).update(threshold=1)
+    make_job(failing_flow(), integration)
+    assert alerts_check()["raised"] == 1
+    assert Alert.objects.get().kind == AlertKind.BACKLOG
+
+
+def test_a_test_alert_that_fails_is_not_sent_anywhere_else(upstream, channels):
+    from django.utils import timezone
+
+    from integrations.services.alerts import alert_send
+
+    hook, _ = channels
+    upstream.default = Reply(status=500)
+    alert = Alert.objects.create(
+        kind=AlertKind.TEST,
+        key="test:1",
+        subject="Test",
+        text="t",
+        status=AlertStatus.SENDING,
+        tried_at=timezone.now(),
+    )
+    assert alert_send(alert, channels=[hook]) == AlertStatus.FAILED
+    alerts_check()
+    assert mail.outbox == []  # the mail channel never got it

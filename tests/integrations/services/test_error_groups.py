@@ -184,12 +184,16 @@ def test_bulk_discard_gives_up_the_failing_jobs_and_resolves_the_group(integrati
     assert Attempt.objects.filter(outcome=AttemptOutcome.OPERATOR).count() == 2
 
 
-def test_a_single_discard_also_clears_its_group(integration, upstream):
+def test_a_single_discard_also_clears_its_group_once_it_commits(
+    integration, upstream, django_capture_on_commit_callbacks
+):
     upstream.default = Reply(status=503)
     flow = order_flow(max_attempts=1)
     job = order_job(flow, integration, 1)
     jobs.job_run(job_id=job.pk)
-    jobs.job_discard(job=job, note="duplicate order")
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_discard(job=job, note="duplicate order")
+        assert ErrorGroup.objects.get().state == ErrorGroupState.OPEN  # not before commit
     assert ErrorGroup.objects.get().state == ErrorGroupState.RESOLVED
 
 
@@ -231,3 +235,37 @@ def test_a_job_whose_workers_keep_dying_is_grouped(integration, clock):
     job.refresh_from_db()
     assert job.status == JobStatus.QUARANTINED
     assert job.error_group.error_class == "integrations.jobs.WorkerLost"
+
+
+def test_filing_that_fails_never_undoes_the_failure(integration, upstream, monkeypatch):
+    from integrations.services import error_groups
+
+    def broken(**kwargs):
+        raise RuntimeError("grouping is broken")
+
+    monkeypatch.setattr(error_groups, "_record", broken)
+    upstream.default = Reply(status=503)
+    job = order_job(order_flow(max_attempts=1), integration, 1)
+    assert jobs.job_run(job_id=job.pk) == JobStatus.QUARANTINED
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUARANTINED and job.error_group is None
+    assert not ErrorGroup.objects.exists()
+
+
+def test_a_job_that_fails_another_way_leaves_its_former_group_to_clear(
+    integration, upstream, django_capture_on_commit_callbacks
+):
+    flow = order_flow(max_attempts=3)
+    job = order_job(flow, integration, 1)
+    upstream.default = Reply(status=503)
+    assert jobs.job_run(job_id=job.pk) == JobStatus.RETRYING
+    first = Job.objects.get(pk=job.pk).error_group
+    Job.objects.filter(pk=job.pk).update(next_attempt_at=None)
+    upstream.default = Reply(status=400, body={"error": "no such account"})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.job_run(job_id=job.pk) == JobStatus.QUARANTINED
+    second = Job.objects.get(pk=job.pk).error_group
+    assert second != first
+    first.refresh_from_db()
+    assert first.state == ErrorGroupState.RESOLVED  # none of its jobs fails that way now
+    assert ErrorGroup.objects.get(pk=second.pk).state == ErrorGroupState.OPEN
