@@ -65,6 +65,10 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "integrations.logging.RedactingExceptionRepo
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold): before the admin, its simple-history
+    # templates before simple-history's.
+    "unfold",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -194,6 +198,15 @@ if env.str("EMAIL_URL", default=""):
     # smtp+tls://user:password@smtp.example.com:587 (django-environ): the SMTP backend
     # and its host, port, user, password and TLS.
     vars().update(env.email_url("EMAIL_URL"))
+
+# The admin's theme (django-unfold).
+UNFOLD = {
+    "SITE_TITLE": "Integration admin",
+    "SITE_HEADER": "Znode ⇄ Stripe integration",
+    "SITE_SYMBOL": "sync_alt",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+}
 
 REDIS_URL = env.str("REDIS_URL", default="")
 

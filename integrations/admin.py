@@ -14,6 +14,14 @@ from django.utils.html import format_html, format_html_join
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import (
+    UnfoldAdminCheckboxSelectMultipleWidget,
+    UnfoldAdminPasswordWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldAdminURLInputWidget,
+)
 
 from integrations.choices import (
     ALWAYS_SENT_KINDS,
@@ -91,7 +99,7 @@ def permission_check(codename: str):
     return check
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Evidence is never added, edited or deleted by hand; actions call services."""
 
     def has_add_permission(self, request, obj=None):
@@ -104,7 +112,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TabularInline):
     """Rows shown on their parent's page as evidence: nothing added, edited or deleted
     here (``fields`` are all read-only)."""
 
@@ -126,11 +134,12 @@ class ChangeReasonForm(forms.ModelForm):
     change_reason = forms.CharField(
         required=False,
         max_length=100,
+        widget=UnfoldAdminTextInputWidget,
         help_text="Why you are making this change; kept in the history with your name.",
     )
 
 
-class AuditedAdmin(SimpleHistoryAdmin):
+class AuditedAdmin(SimpleHistoryAdmin, ModelAdmin):
     form = ChangeReasonForm
     history_list_display = ("history_change_reason",)
 
@@ -158,23 +167,24 @@ class ConnectionForm(ChangeReasonForm):
     base_url = forms.URLField(
         required=False,
         assume_scheme="https",
+        widget=UnfoldAdminURLInputWidget,
         help_text=Connection._meta.get_field("base_url").help_text,
     )
     new_credentials = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3, "autocomplete": "off"}),
         help_text="KEY=VALUE per line. Listed keys are set or replaced; a key with an empty "
         "value is removed; other stored keys are kept. Values are never shown again. "
         "Changing the kind, base URL or token URL needs every stored key re-entered here.",
     )
     add_webhook_secret = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        widget=UnfoldAdminPasswordWidget(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Adds a webhook secret; old ones stay valid until retired below.",
     )
     retire_webhook_secrets = forms.MultipleChoiceField(
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text="Secrets to stop accepting (shown by fingerprint).",
     )
 
@@ -338,7 +348,7 @@ class IntegrationAdmin(AuditedAdmin):
 
 
 # --- flows and mappings ---------------------------------------------------------------
-class FlowStepInline(admin.TabularInline):
+class FlowStepInline(TabularInline):
     model = FlowStep
     extra = 0
     fields = ("position", "name", "action", "mapping")
@@ -362,7 +372,7 @@ class FlowAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     history_list_display = ("history_change_reason", "enabled", "trigger_event")
 
 
-class MappingFieldInline(admin.TabularInline):
+class MappingFieldInline(TabularInline):
     model = MappingField
     extra = 0
     fields = ("position", "target", "source", "transform", "default", "required")
@@ -383,7 +393,7 @@ class LookupTableAdmin(AuditedAdmin):
 
 
 # --- evidence: events, jobs, attempts, API calls ---------------------------------------
-class JobInline(admin.TabularInline):
+class JobInline(TabularInline):
     model = Job
     extra = 0
     can_delete = False
@@ -514,7 +524,7 @@ class RoutedChangeAdmin(ReadOnlyAdmin):
         return self._event_link(obj.created_event_id)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
@@ -536,7 +546,7 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-class ApiCallInline(admin.TabularInline):
+class ApiCallInline(TabularInline):
     model = ApiCall
     extra = 0
     can_delete = False
@@ -674,12 +684,14 @@ class _OperatedTasks:
 for _model, _stock in ((Success, q_admin.TaskAdmin), (Failure, q_admin.FailAdmin)):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
-    admin.site.register(_model, type(f"Operated{_stock.__name__}", (_OperatedTasks, _stock), {}))
+    admin.site.register(
+        _model, type(f"Operated{_stock.__name__}", (_OperatedTasks, _stock, ModelAdmin), {})
+    )
 
 
 # --- login throttling (django-axes) ------------------------------------------------------
 @admin.register(AccessAttempt)
-class AccessAttemptAdmin(admin.ModelAdmin):
+class AccessAttemptAdmin(ModelAdmin):
     """Usernames and addresses with failed logins: deleting a row unlocks that pair
     (axes' own admin is off: its bulk action declares no permission)."""
 
@@ -704,6 +716,7 @@ class ErrorGroupForm(forms.ModelForm):
     note = forms.CharField(
         required=False,
         max_length=80,
+        widget=UnfoldAdminTextInputWidget,
         help_text="Why (kept in the group's history with your name).",
     )
     # What the page showed: a field left as shown is not written back (the group may
@@ -742,7 +755,7 @@ def _filtered_jobs_url(**lookups) -> str:
 
 
 @admin.register(ErrorGroup)
-class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin):
+class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin, ModelAdmin):
     """Failures of one kind. Triage (state, assignee) needs
     ``integrations.triage_errorgroup``; retrying or discarding its jobs at once needs
     ``integrations.operate_job``. Nothing else is edited by hand."""
@@ -953,13 +966,13 @@ class AlertChannelForm(ChangeReasonForm):
     new_webhook_url = forms.URLField(
         required=False,
         assume_scheme="https",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        widget=UnfoldAdminPasswordWidget(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Webhook: the URL to post to (replaces the stored one; never shown again).",
     )
     kinds = forms.MultipleChoiceField(
         required=False,
         choices=[c for c in AlertKind.choices if c[0] not in ALWAYS_SENT_KINDS],
-        widget=forms.CheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text="The kinds of alert sent here; none ticked: every kind.",
     )
 
@@ -1077,3 +1090,27 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description="Deliveries")
     def pretty_deliveries(self, obj):
         return pretty_json(obj.deliveries)
+
+
+# --- users and groups, in the same admin theme ----------------------------------------------
+def _themed_auth_admin() -> None:
+    from django.contrib.auth.admin import GroupAdmin as StockGroupAdmin
+    from django.contrib.auth.admin import UserAdmin as StockUserAdmin
+    from django.contrib.auth.models import Group, User
+    from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+
+    class UserAdmin(StockUserAdmin, ModelAdmin):
+        form = UserChangeForm
+        add_form = UserCreationForm
+        change_password_form = AdminPasswordChangeForm
+
+    class GroupAdmin(StockGroupAdmin, ModelAdmin):
+        pass
+
+    for model, model_admin in ((User, UserAdmin), (Group, GroupAdmin)):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+        admin.site.register(model, model_admin)
+
+
+_themed_auth_admin()
