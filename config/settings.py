@@ -81,7 +81,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "simple_history",
-    "django_htmx",
     "integrations",
     "customers",
     "payments",

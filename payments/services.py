@@ -678,7 +678,7 @@ def _count_paid(order: Order, now) -> None:
     Znode event) to Znode showing it paid, counted once the write commits."""
     seconds = max((now - order.created_at).total_seconds(), 0.0)
     label = stats.latency_label(seconds)
-    transaction.on_commit(lambda: stats.count("paid_latency", label=label))
+    transaction.on_commit(lambda: stats.count("paid_latency", label=label), robust=True)
 
 
 def payment_rebook(*, payment: Payment) -> Payment:

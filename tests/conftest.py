@@ -21,10 +21,14 @@ ZNODE_TOKEN = "Bearer znode-shared-webhook-token"
 
 @pytest.fixture(autouse=True)
 def _isolation():
+    from integrations.kernel import stats
+
     forget_connection()
     test_actions.CALLS.clear()
+    stats.take()  # dashboard counts of earlier tests
     yield
     forget_connection()
+    stats.take()
 
 
 @pytest.fixture(scope="session", autouse=True)

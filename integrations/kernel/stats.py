@@ -12,6 +12,7 @@ the engine (:func:`set_flusher`); the kernel itself touches no database."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,9 @@ def count(
             slot[0] += n
             slot[1] += total
     if _flusher is not None:
-        _writer.ensure()
+        # No thread now (a limit, shutdown): the next count tries again.
+        with contextlib.suppress(Exception):
+            _writer.ensure()
 
 
 def latency_label(seconds: float) -> str:
@@ -131,4 +134,10 @@ _writer = _Writer()
 
 
 def set_interval(seconds: float) -> None:
+    """Write every ``seconds`` (0: only when :func:`flush` is called, as the tests do);
+    a process that exits normally writes what it still holds."""
     _writer.interval = seconds
+    if seconds > 0:
+        import atexit
+
+        atexit.register(flush)

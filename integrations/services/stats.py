@@ -49,7 +49,12 @@ def tallies_write(counts: dict[Key, list[int]]) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
             for at in range(0, len(rows), 200):
                 chunk = rows[at : at + 200]
-                params = [value for key, (n, total) in chunk for value in (*key, n, total)]
+                adapt = connection.ops.adapt_datetimefield_value  # as the ORM stores it
+                params = [
+                    value
+                    for (period, start, *rest), (n, total) in chunk
+                    for value in (period, adapt(start), *rest, n, total)
+                ]
                 cursor.execute(_sql(len(chunk)), params)
     finally:
         if threading.current_thread().name == "stats-writer":
