@@ -15,7 +15,7 @@ from integrations.choices import ErrorGroupState, JobStatus
 from integrations.kernel.stats import LATENCY_BUCKETS
 from integrations.models import Connection, ErrorGroup, Flow, Job
 from integrations.registry import figures
-from integrations.services.health import backlog_read
+from integrations.services.health import backlog_read, count_upto
 from integrations.services.stats import Series, tallies_read
 
 # window → (rows read, buckets, step): the last hour by minute, the day and the week by hour.
@@ -92,7 +92,7 @@ def _row(series: Series, name: str, **where: str) -> Row:
 
 
 def _count_upto(rows) -> tuple[int, bool]:
-    n = rows.order_by()[: COUNTED_UPTO + 1].count()
+    n = count_upto(rows, COUNTED_UPTO)
     return min(n, COUNTED_UPTO), n > COUNTED_UPTO
 
 

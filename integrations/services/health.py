@@ -83,7 +83,9 @@ def _worker(now: datetime) -> dict[str, Any]:
     }
 
 
-def _count_upto(rows, limit: int) -> int:
+def count_upto(rows, limit: int) -> int:
+    """How many ``rows``, counted up to ``limit + 1`` and unordered (on their index,
+    never the whole table): more than ``limit`` means "more than the limit"."""
     return rows.order_by()[: limit + 1].count()
 
 
@@ -94,8 +96,8 @@ def backlog_read(now: datetime, *, limit: int) -> dict[str, Any]:
     pending_jobs = Job.objects.filter(status=JobStatus.PENDING)
     due_jobs = Job.objects.filter(status=JobStatus.RETRYING, next_attempt_at__lte=now)
     # Unordered, each on its own index, at most limit + 1 rows read: never the table.
-    jobs = _count_upto(pending_jobs, limit) + _count_upto(due_jobs, limit)
-    events = _count_upto(InboundEvent.objects.filter(status=EventStatus.RECEIVED), limit)
+    jobs = count_upto(pending_jobs, limit) + count_upto(due_jobs, limit)
+    events = count_upto(InboundEvent.objects.filter(status=EventStatus.RECEIVED), limit)
     pending = pending_jobs.order_by("updated_at").values_list("updated_at", flat=True).first()
     retry = due_jobs.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
     oldest = min((m for m in (pending, retry) if m is not None), default=None)
