@@ -15,6 +15,7 @@ operator retries it after the data is corrected, like any failed sync.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,13 +28,16 @@ from django.utils import timezone
 from customers.jobs import customer_sync_job_file
 from customers.models import CustomerBackfill, CustomerLink
 from customers.services import stripe_customer_find
-from customers.sync import customer_standing, customer_sync
+from customers.sync import comparable, customer_standing, customer_sync
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.connectors.znode import mapping as znode_facts
 from integrations.kernel import exceptions as exc
+from integrations.kernel.facts import profile_fingerprint
 from integrations.models import Integration
 from integrations.runtime import ServiceContext
 from integrations.services.jobs import job_run
+
+logger = logging.getLogger("customers.backfill")
 
 PAGE = 100
 OUTCOMES = ("linked", "created", "matched", "updated", "unchanged", "quarantined")
@@ -52,9 +56,13 @@ class BackfillReport:
     dry_run: bool
 
 
-def _pages(client, *, since: datetime | None, after: int) -> Iterator[list]:
+def _pages(
+    client, *, since: datetime | None, after: int, on_total: Callable[[int], None]
+) -> Iterator[list]:
     """Users a page at a time, each with its address book (one read per page)."""
-    rows = client.list_customers(since=since, after_user_id=after, page_size=PAGE)
+    rows = client.list_customers(
+        since=since, after_user_id=after, page_size=PAGE, on_total=on_total
+    )
     while page := list(islice(rows, PAGE)):
         ids = [int(znode_facts.customer_from_wire(row).user_id) for row in page]
         addresses = client.list_addresses(user_ids=ids)
@@ -85,6 +93,8 @@ def _quarantine(integration: Integration, customer: znode_facts.ZnodeCustomer) -
         why="backfill",
         enqueue=False,
         max_attempts=1,
+        # Quarantined once for this data: a second run files no second job.
+        seen=profile_fingerprint(comparable(customer.profile)),
     )
     if job is not None:
         job_run(job_id=job.pk)
@@ -105,7 +115,12 @@ def _dry_outcome(ctx: ServiceContext, customer: znode_facts.ZnodeCustomer) -> st
 def _outcome(ctx: ServiceContext, customer: znode_facts.ZnodeCustomer) -> list[str]:
     try:
         result = customer_sync(ctx, user_id=customer.user_id, znode=customer)
-    except exc.DataError:
+    except exc.PermanentError as error:
+        if isinstance(error, exc.Unauthorized):
+            raise  # the connection's credentials: every user would fail the same way
+        # Data Stripe cannot take, or a write it refuses for good: the user's job is
+        # quarantined with the reason and the run goes on with the next user.
+        logger.info("customers.backfill.quarantined user=%s error=%s", customer.user_id, error)
         _quarantine(ctx.integration, customer)
         return ["quarantined"]
     except exc.ConflictRetry:  # a job syncs the user right now: after it, once more
@@ -131,15 +146,17 @@ def customers_backfill(
     dry_run: bool = False,
     restart: bool = False,
     progress: Callable[[int], None] = lambda n: None,
+    total: Callable[[int], None] = lambda n: None,
 ) -> BackfillReport:
     """Link (and bring in step) every Znode user of ``integration`` modified since
     ``since`` (all when None). ``progress`` is called with the number of users done
-    after each one. A dry run reads both systems and writes nothing, cursor included."""
+    after each one, ``total`` with the number still to do when Znode says it. A dry
+    run reads both systems and writes nothing, cursor included."""
     ctx = ServiceContext(integration=integration)
     client = ctx.client("znode")
     counts: Counter[str] = Counter()
     if dry_run:
-        for page in _pages(client, since=since, after=0):
+        for page in _pages(client, since=since, after=0, on_total=total):
             for customer in page:
                 standing = customer_standing(integration=integration, znode=customer)
                 counts[standing or _dry_outcome(ctx, customer)] += 1
@@ -156,7 +173,7 @@ def customers_backfill(
     ctx.run_key = f"backfill-{cursor.pk}-{cursor.started_at.isoformat()}"
     resumed_after = cursor.after_user_id
     counts.update(cursor.counts)
-    for page in _pages(client, since=since, after=cursor.after_user_id):
+    for page in _pages(client, since=since, after=cursor.after_user_id, on_total=total):
         for customer in page:
             standing = customer_standing(integration=integration, znode=customer)
             counts.update([standing] if standing else _outcome(ctx, customer))

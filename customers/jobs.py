@@ -25,10 +25,14 @@ def customer_sync_job_file(
     flow_key: str = SYNC_FLOW,
     enqueue: bool = True,
     max_attempts: int | None = None,
+    seen: str = "",
 ) -> Job | None:
     """A job of ``flow_key`` that syncs Znode user ``user_id`` (None: one of ours is
-    already waiting or running for the user). ``why`` is kept in its context (sweep,
-    backfill, confirmed). Enqueued once the caller's transaction commits."""
+    already waiting or running for the user, or, ``seen`` being the fingerprint of the
+    data that made the caller file it, a quarantined one holds that very data: until
+    someone corrects it, filing it again would only quarantine it again). ``why`` is
+    kept in its context (sweep, backfill, confirmed). Enqueued once the caller's
+    transaction commits."""
     flow = Flow.objects.filter(key=flow_key).first()
     if flow is None:
         raise exc.ConnectorConfigurationError(
@@ -40,10 +44,22 @@ def customer_sync_job_file(
     )
     if busy.exists():
         return None
+    if seen and (
+        Job.objects.filter(
+            integration=integration,
+            reference=reference,
+            status=JobStatus.QUARANTINED,
+            context__seen=seen,
+        ).exists()
+    ):
+        return None
+    context = {"customer": {"user_id": user_id, "portal_id": portal_id}, "filed_by": why}
+    if seen:
+        context["seen"] = seen
     job = Job.objects.create(
         flow=flow,
         integration=integration,
-        context={"customer": {"user_id": user_id, "portal_id": portal_id}, "filed_by": why},
+        context=context,
         max_attempts=max_attempts or RetryPolicy.for_flow(flow).max_attempts,
         reference=reference,
     )

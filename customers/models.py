@@ -68,9 +68,15 @@ class CustomerLink(models.Model):
         help_text="When the newest Stripe change seen happened (its event's time): the "
         "'newest' ownership rule compares it with Znode's modified date.",
     )
+    cards_synced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the saved cards were last read from Stripe (empty: not yet; the "
+        "next sync of a trusted link reads the cards saved before it was linked).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When the link was made.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When the link was last saved.")
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["cards_synced_at"])
 
     class Meta:
         permissions = [("confirm_customerlink", "Can confirm a customer matched by email")]

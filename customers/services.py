@@ -41,31 +41,75 @@ def customer_link_create(
     return link
 
 
+def _shares_stripe_account(integration: Integration) -> bool:
+    """Another integration uses the same Stripe connection (two stores, one account)."""
+    return (
+        Integration.objects.filter(stripe_id=integration.stripe_id)
+        .exclude(pk=integration.pk)
+        .exists()
+    )
+
+
 def stripe_customer_find(ctx: Any, *, znode_user_id: int, email: str) -> tuple[str, str]:
     """(an existing Stripe customer for this Znode user, how it was found): by our
-    metadata, then by email (only a customer that names no other Znode user).
-    ("", "") when none.
+    metadata, then by email (only a customer that names no other Znode user). ("", "")
+    when none.
+
+    A candidate is never one that names another integration in our metadata (two
+    stores on one Stripe account each have a user 42), nor, where the account is
+    shared, one that names none; nor a customer already linked to another user of
+    this integration (two Znode users may share an email: a guest and an account).
 
     Callers that charge a saved card pass no email: anyone can type an email into a
     checkout, so only our metadata may lead to someone's saved payment method. A
     customer an operator unlinked from this user is never found again."""
+    integration = ctx.integration
     gateway = ctx.client("stripe")
     rejected = set(
         RejectedCustomer.objects.filter(
-            integration=ctx.integration, znode_user_id=znode_user_id
+            integration=integration, znode_user_id=znode_user_id
         ).values_list("stripe_customer_id", flat=True)
     )
+    shared = None
+
+    def ours(candidate: stripe_facts.StripeCustomer) -> bool:
+        nonlocal shared
+        if candidate.id in rejected:
+            return False
+        if candidate.integration:
+            return candidate.integration == integration.name
+        if shared is None:
+            shared = _shares_stripe_account(integration)
+        return not shared
+
+    def linked_elsewhere(ids: list[str]) -> set[str]:
+        return set(
+            CustomerLink.objects.filter(integration=integration, stripe_customer_id__in=ids)
+            .exclude(znode_user_id=znode_user_id)
+            .values_list("stripe_customer_id", flat=True)
+        )
+
     try:
         found = gateway.customer_search(query=stripe_facts.customer_search_query(znode_user_id))
     except exc.NotFound:
         found = []  # an account or emulator without search: fall back to the email
-    for candidate in map(stripe_facts.customer_from_wire, found):
-        if candidate.id not in rejected:
+    candidates = [c for c in map(stripe_facts.customer_from_wire, found) if ours(c)]
+    taken = linked_elsewhere([c.id for c in candidates])
+    for candidate in candidates:
+        if candidate.id not in taken:
             return candidate.id, MatchedBy.METADATA
     if not email:
         return "", ""
-    for candidate in map(stripe_facts.customer_from_wire, gateway.customer_list(email=email)):
-        if candidate.id not in rejected and candidate.znode_user_id in ("", str(znode_user_id)):
+    candidates = [
+        c
+        for c in map(stripe_facts.customer_from_wire, gateway.customer_list(email=email))
+        if c.znode_user_id in ("", str(znode_user_id))
+        and (not c.znode_user_id or ours(c))
+        and c.id not in rejected
+    ]
+    taken = linked_elsewhere([c.id for c in candidates])
+    for candidate in candidates:
+        if candidate.id not in taken:
             how = MatchedBy.METADATA if candidate.znode_user_id else MatchedBy.EMAIL
             return candidate.id, how
     return "", ""
@@ -122,7 +166,9 @@ def stripe_customer_ensure(
     # order-specific details follow in an update with its own key.
     customer = stripe_facts.customer_from_wire(
         gateway.customer_create(
-            params=stripe_facts.customer_create_params(email=email, znode_user_id=znode_user_id),
+            params=stripe_facts.customer_create_params(
+                email=email, znode_user_id=znode_user_id, integration=ctx.integration.name
+            ),
             idempotency_key=customer_create_key(ctx, znode_user_id=znode_user_id),
         )
     )

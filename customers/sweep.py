@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from customers.jobs import customer_sync_job_file
 from customers.models import CustomerLink, CustomerSweep
+from customers.services import params_digest
 from customers.sync import comparable
 from integrations.connectors import registry as connectors
 from integrations.connectors.znode import mapping as znode_facts
@@ -38,7 +39,8 @@ def _polled(integration: Integration) -> bool:
     return connectors.get(znode.kind).poll_every_minutes(znode) is not None
 
 
-def _moved(link: CustomerLink, book: znode_facts.ZnodeCustomer) -> bool:
+def _seen(link: CustomerLink, book: znode_facts.ZnodeCustomer) -> dict:
+    """The agreed profile with the default addresses the address book holds now."""
     billing, shipping = book.billing_address, book.shipping_address
     agreed = profile_from_values(link.synced_profile)
     seen = replace(
@@ -46,7 +48,7 @@ def _moved(link: CustomerLink, book: znode_facts.ZnodeCustomer) -> bool:
         billing=billing.address if billing else agreed.billing,
         shipping=shipping.address if shipping else agreed.shipping,
     )
-    return profile_values(comparable(seen)) != link.synced_profile
+    return profile_values(comparable(seen))
 
 
 def integration_sweep(integration: Integration, *, batch: int = SWEEP_BATCH) -> list[int]:
@@ -69,9 +71,10 @@ def integration_sweep(integration: Integration, *, batch: int = SWEEP_BATCH) -> 
     started: list[int] = []
     with transaction.atomic():
         for link in links:
-            if link.synced_profile and _moved(
-                link, znode_facts.address_book(link.znode_user_id, rows)
-            ):
+            if not link.synced_profile:
+                continue
+            seen = _seen(link, znode_facts.address_book(link.znode_user_id, rows))
+            if seen != link.synced_profile:
                 job = customer_sync_job_file(
                     integration=integration,
                     user_id=link.znode_user_id,
@@ -79,6 +82,7 @@ def integration_sweep(integration: Integration, *, batch: int = SWEEP_BATCH) -> 
                     why="sweep",
                     flow_key=SWEEP_FLOW,
                     enqueue=False,
+                    seen=params_digest(seen),  # a bad address is quarantined once
                 )
                 if job is not None:
                     started.append(job.pk)

@@ -31,7 +31,7 @@ from customers.models import (
     MatchedBy,
     SavedCard,
 )
-from customers.ownership import field_owners
+from customers.ownership import NEWEST, field_owners
 from customers.services import (
     customer_create_key,
     customer_link_create,
@@ -50,7 +50,7 @@ from integrations.kernel.facts import (
 )
 from integrations.models import Integration
 from integrations.runtime import ActionContext, ServiceContext
-from integrations.services.inbox import change_expect
+from integrations.services.inbox import change_expect, change_last_routed_at
 from integrations.services.jobs import job_running, row_claim
 
 logger = logging.getLogger("customers.sync")
@@ -150,7 +150,9 @@ def _stripe_customer_locate(
     # The same request, under the same key, as an order's first payment makes: the two
     # can race and still make one customer (customers.services.stripe_customer_ensure).
     created = gateway.customer_create(
-        params=stripe_facts.customer_create_params(email=email, znode_user_id=user_id),
+        params=stripe_facts.customer_create_params(
+            email=email, znode_user_id=user_id, integration=ctx.integration.name
+        ),
         idempotency_key=customer_create_key(ctx, znode_user_id=user_id),
     )
     return stripe_facts.customer_from_wire(created), MatchedBy.CREATED
@@ -183,6 +185,22 @@ def _conflicts_record(ctx: SyncCtx, link: CustomerLink, merge: Merge) -> None:
         )
 
 
+def _stripe_changed_at(
+    ctx: SyncCtx, link: CustomerLink, customer_id: str, owners: dict[str, str]
+) -> datetime | None:
+    """When Stripe's newest change of the customer happened, for the "newest" rule:
+    the later of what the link has seen and the newest ``customer.updated`` the inbox
+    routed (a run started from Znode may come before that event's own job)."""
+    seen = link.stripe_changed_at
+    if NEWEST not in owners.values():
+        return seen
+    routed = change_last_routed_at(
+        connection=ctx.connection("stripe"),
+        object_key=stripe_facts.customer_change_key(customer_id),
+    )
+    return max(t for t in (seen, routed) if t) if (seen or routed) else None
+
+
 def _run_key(ctx: SyncCtx) -> object:
     """What makes a write's idempotency key this run's: the job (its retries send the
     same key), or the backfill run. A key made of the target state alone would, within
@@ -203,7 +221,9 @@ def _stripe_write(
     # once confirmed), so our metadata may name the Znode user. Only the fields that
     # differ are sent: one changed in the Dashboard since our read is not written over
     # (its own event then syncs it).
-    params = stripe_facts.customer_profile_params(profile, znode_user_id=user_id, fields=fields)
+    params = stripe_facts.customer_profile_params(
+        profile, znode_user_id=user_id, integration=ctx.integration.name, fields=fields
+    )
     change_expect(
         connection=ctx.connection("stripe"),
         object_key=stripe_facts.customer_change_key(customer.id),
@@ -228,7 +248,11 @@ def _znode_address_write(
     address: PostalAddress,
     billing: bool,
     shipping: bool,
+    written: dict[int, dict[str, Any]],
 ) -> None:
+    """Write one address of the customer. ``written``: what this run already wrote
+    over each row as read (address id → fields), kept up to date here, so each
+    announced state is the row as it will be after all of this run's writes."""
     client = ctx.client("znode")
     if not shipping:
         # Stripe's billing address has no name or phone of its own: the row keeps its
@@ -244,10 +268,12 @@ def _znode_address_write(
                     billing=billing and row.default_billing,
                     shipping=shipping and row.default_shipping,
                 )
+                after = {**written.get(row.address_id, {}), **cleared}
+                written[row.address_id] = after
                 change_expect(
                     connection=ctx.connection("znode"),
                     object_key=znode_facts.address_change_key(row.address_id),
-                    fingerprint=znode_facts.address_fingerprint_after(row, cleared),
+                    fingerprint=znode_facts.address_fingerprint_after(row, after),
                 )
         created = client.create_address(
             user_id=customer.user_id,
@@ -261,12 +287,20 @@ def _znode_address_write(
         )
         return
     changes = znode_facts.address_changes(address)
+    after = {**written.get(current.address_id, {}), **changes}
+    written[current.address_id] = after
     change_expect(
         connection=ctx.connection("znode"),
         object_key=znode_facts.address_change_key(current.address_id),
-        fingerprint=znode_facts.address_fingerprint_after(current, changes),
+        fingerprint=znode_facts.address_fingerprint_after(current, after),
     )
     client.update_address(user_id=customer.user_id, address_id=current.address_id, changes=changes)
+
+
+def _same_place(billing: PostalAddress, shipping: PostalAddress) -> bool:
+    """The two addresses are one place: Stripe's billing address carries no name or
+    phone of its own (a shipping address does), so those are not compared."""
+    return replace(billing, name="", phone="") == replace(shipping, name="", phone="")
 
 
 def _znode_write(ctx: SyncCtx, *, customer: znode_facts.ZnodeCustomer, merge: Merge) -> None:
@@ -289,7 +323,8 @@ def _znode_write(ctx: SyncCtx, *, customer: znode_facts.ZnodeCustomer, merge: Me
     shared = (
         billing is not None and shipping is not None and billing.address_id == shipping.address_id
     )
-    if shared and new_billing and new_shipping and profile.billing == profile.shipping:
+    written: dict[int, dict[str, Any]] = {}
+    if shared and new_billing and new_shipping and _same_place(profile.billing, profile.shipping):
         # One row is the default for both, and both moved the same way: written once.
         _znode_address_write(
             ctx,
@@ -298,6 +333,7 @@ def _znode_write(ctx: SyncCtx, *, customer: znode_facts.ZnodeCustomer, merge: Me
             address=profile.shipping,
             billing=True,
             shipping=True,
+            written=written,
         )
         return
     # Where the row is shared and only one side of it moved, the moved one becomes a
@@ -311,6 +347,7 @@ def _znode_write(ctx: SyncCtx, *, customer: znode_facts.ZnodeCustomer, merge: Me
             address=profile.billing,
             billing=True,
             shipping=False,
+            written=written,
         )
     if new_shipping:
         _znode_address_write(
@@ -320,6 +357,7 @@ def _znode_write(ctx: SyncCtx, *, customer: znode_facts.ZnodeCustomer, merge: Me
             address=profile.shipping,
             billing=False,
             shipping=True,
+            written=written,
         )
 
 
@@ -409,18 +447,19 @@ def _customer_sync(
     ):
         CustomerLink.objects.filter(pk=link.pk).update(stripe_changed_at=stripe_changed_at)
         link.stripe_changed_at = stripe_changed_at
+    owners = field_owners()
     merge = profile_merge(
         base=link.synced_profile or None,
         znode=profile_values(comparable(znode.profile)),
         stripe=profile_values(comparable(stripe.profile)),
-        owners=field_owners(),
+        owners=owners,
         znode_changed_at=_znode_changed_at(ctx, znode),
-        stripe_changed_at=link.stripe_changed_at,
+        stripe_changed_at=_stripe_changed_at(ctx, link, stripe.id, owners),
     )
     merged = profile_from_values(merge.values)
     _conflicts_record(ctx, link, merge)
     to_stripe = merge.to_stripe
-    if to_stripe or stripe.znode_user_id != str(user_id):
+    if to_stripe or not _names_us(stripe, user_id=user_id, integration=integration):
         _problems_raise(user_id, merged)
         _stripe_write(
             ctx,
@@ -461,6 +500,13 @@ def _customer_sync(
                 znode_synced_at=now, stripe_synced_at=now
             )
         _default_card_mark(link, stripe.default_payment_method)
+    if link.cards_synced_at is None:
+        # Cards saved before the link (a customer found, or confirmed): read once;
+        # payment_method events keep them from then on. A customer made now has none.
+        if how == MatchedBy.CREATED and link_created:
+            CustomerLink.objects.filter(pk=link.pk).update(cards_synced_at=now)
+        else:
+            _cards_store(ctx, link, stripe.default_payment_method)
     return SyncResult(
         customer=stripe.id,
         link_created=link_created,
@@ -469,6 +515,13 @@ def _customer_sync(
         to_znode=merge.to_znode,
         conflicts=len(merge.conflicts),
     )
+
+
+def _names_us(
+    customer: stripe_facts.StripeCustomer, *, user_id: int, integration: Integration
+) -> bool:
+    """The customer's metadata names the user and the integration (store)."""
+    return customer.znode_user_id == str(user_id) and customer.integration == integration.name
 
 
 def customer_standing(*, integration: Integration, znode: znode_facts.ZnodeCustomer) -> str:
@@ -481,7 +534,8 @@ def customer_standing(*, integration: Integration, znode: znode_facts.ZnodeCusto
     if not link.trusted:
         return "unconfirmed"
     same = link.znode_fingerprint == profile_fingerprint(comparable(znode.profile))
-    return "unchanged" if same else ""
+    # A link whose cards were never read is synced once more, which reads them.
+    return "unchanged" if same and link.cards_synced_at is not None else ""
 
 
 def stripe_customer_sync(
@@ -516,25 +570,11 @@ def _default_card_mark(link: CustomerLink, default_payment_method: str) -> None:
         ).update(is_default=True)
 
 
-def customer_cards_sync(ctx: SyncCtx, *, stripe_customer_id: str) -> dict[str, Any]:
-    """The linked customer's saved cards as Stripe lists them now (brand, last 4,
-    expiry, default); a card detached in Stripe is removed."""
-    link = CustomerLink.objects.filter(
-        integration=ctx.integration, stripe_customer_id=stripe_customer_id
-    ).first()
-    if link is None:
-        return {"cards": 0, "skipped": f"Stripe customer {stripe_customer_id} is not linked"}
-    if not link.trusted:
-        return {
-            "cards": 0,
-            "skipped": f"Stripe customer {stripe_customer_id} was found by email only; its "
-            "cards are shown once an operator confirms the match",
-        }
-    gateway = ctx.client("stripe")
-    customer = stripe_facts.customer_from_wire(gateway.customer_retrieve(stripe_customer_id))
+def _cards_store(ctx: SyncCtx, link: CustomerLink, default_payment_method: str) -> int:
+    """The link's saved cards as Stripe lists them now; a card detached is removed."""
     cards = [
         stripe_facts.card_from_wire(raw)
-        for raw in gateway.customer_payment_methods(stripe_customer_id)
+        for raw in ctx.client("stripe").customer_payment_methods(link.stripe_customer_id)
     ]
     with transaction.atomic():
         CustomerLink.objects.select_for_update().filter(pk=link.pk).first()
@@ -550,7 +590,29 @@ def customer_cards_sync(ctx: SyncCtx, *, stripe_customer_id: str) -> dict[str, A
                     "last4": card.last4[:4],
                     "exp_month": card.exp_month or None,
                     "exp_year": card.exp_year or None,
-                    "is_default": card.id == customer.default_payment_method,
+                    "is_default": card.id == default_payment_method,
                 },
             )
-    return {"cards": len(cards), "default": customer.default_payment_method}
+        CustomerLink.objects.filter(pk=link.pk).update(cards_synced_at=timezone.now())
+    return len(cards)
+
+
+def customer_cards_sync(ctx: SyncCtx, *, stripe_customer_id: str) -> dict[str, Any]:
+    """The linked customer's saved cards as Stripe lists them now (brand, last 4,
+    expiry, default); a card detached in Stripe is removed."""
+    link = CustomerLink.objects.filter(
+        integration=ctx.integration, stripe_customer_id=stripe_customer_id
+    ).first()
+    if link is None:
+        return {"cards": 0, "skipped": f"Stripe customer {stripe_customer_id} is not linked"}
+    if not link.trusted:
+        return {
+            "cards": 0,
+            "skipped": f"Stripe customer {stripe_customer_id} was found by email only; its "
+            "cards are shown once an operator confirms the match",
+        }
+    customer = stripe_facts.customer_from_wire(
+        ctx.client("stripe").customer_retrieve(stripe_customer_id)
+    )
+    count = _cards_store(ctx, link, customer.default_payment_method)
+    return {"cards": count, "default": customer.default_payment_method}

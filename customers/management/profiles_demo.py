@@ -159,6 +159,21 @@ class ProfilesDemo:
             change.stayed = change.arrived_after is not None and change.shown()
         return all(c.stayed for c in self.changes)
 
+    def cards_shown(self, integration, user_ids) -> bool:
+        """The cards these users saved in Stripe before they were linked show on their
+        links (the admin's customer page), read by the backfill's sync."""
+        from customers.models import SavedCard
+
+        shown = True
+        for user_id in user_ids:
+            cards = list(
+                SavedCard.objects.filter(link__integration=integration, link__znode_user_id=user_id)
+            )
+            listed = ", ".join(str(card) for card in cards) or "NONE"
+            self.out.write(f"saved cards of Znode user {user_id} on its customer page: {listed}")
+            shown = shown and bool(cards)
+        return shown
+
     def report(self, backfill: str) -> None:
         from integrations.models import InboundEvent
 

@@ -337,6 +337,22 @@ def change_expect(*, connection: Connection, object_key: str, fingerprint: str) 
     )
 
 
+def change_last_routed_at(*, connection: Connection, object_key: str) -> datetime | None:
+    """When the newest change of the object routed to jobs happened (its event's time;
+    our own writes' echoes are never routed), or None: what a domain app compares with
+    the other side's modified date when "the newest change wins"."""
+    object_key, _ = _storable_change(object_key, "")
+    row = (
+        RoutedChange.objects.filter(connection_id=connection.pk, object_key=object_key)
+        .values_list("event__occurred_at", "event__received_at", "routed_at")
+        .first()
+    )
+    if row is None:
+        return None
+    occurred, received, routed = row
+    return occurred or received or routed
+
+
 def _our_echo(change: ChangeFingerprint, row: RoutedChange) -> bool:
     """The event reports the state our last write announced, and no event was routed
     since that write."""

@@ -46,7 +46,7 @@ def test_a_thousand_customers_are_linked_once_and_a_second_run_changes_nothing(s
     assert summary == (
         f"linked {total}, created {total}, matched 0, updated 0, unchanged 0, quarantined 0"
     )
-    assert f"{total} customers" in progress  # the bar's last count
+    assert f"{total}/{total}" in progress  # the bar knows the total (Znode's TotalResults)
     assert CustomerLink.objects.count() == total
     assert stripe_calls("customer.create") == total
     assert CustomerBackfill.objects.get().finished_at is not None
@@ -122,6 +122,25 @@ def test_a_user_stripe_cannot_take_is_quarantined_and_the_rest_linked(synced):
     job = Job.objects.get(status=JobStatus.QUARANTINED)
     assert job.flow.key == "user-updated" and job.context["customer"]["user_id"] == bad["UserId"]
     assert "email 'bad-at-example.com' is not a valid email address" in job.last_error
+
+    summary, _ = backfill("--no-progress", "--restart")  # the same data: no second job
+
+    assert summary.endswith("quarantined 1")
+    assert Job.objects.filter(status=JobStatus.QUARANTINED).count() == 1
+
+
+def test_a_user_whose_customer_another_user_holds_is_not_a_stop(synced):
+    """Two users of one email (a guest and an account, two stores): the second gets a
+    customer of its own, and the run goes on."""
+    made = synced.stripe("POST", "/v1/customers", email="pair@example.com")
+    synced.create_user(email="pair@example.com")
+    synced.create_user(email="pair@example.com", portal_id=2)
+    total = len(store_users(synced))
+
+    summary, _ = backfill("--no-progress")
+
+    assert summary.startswith(f"linked {total}, created {total - 1}, matched 1,")
+    assert CustomerLink.objects.filter(stripe_customer_id=made["id"]).count() == 1
 
 
 def test_since_limits_the_run_to_users_modified_after_it(synced):

@@ -9,6 +9,7 @@ import pytest
 
 from customers.models import CustomerSweep
 from customers.sweep import customers_sweep, integration_sweep
+from integrations.choices import JobStatus
 from integrations.models import Job
 from integrations.services.jobs import job_run
 from tests.customers.test_sync import address_of, linked_user, znode_address
@@ -59,3 +60,30 @@ def test_only_polled_stores_are_swept(synced):
     znode.settings = {**znode.settings, "poll": True}
     znode.save()
     assert customers_sweep() == {"started": 1}
+
+
+def test_an_address_stripe_cannot_take_is_quarantined_once_not_every_round(synced):
+    user, _ = linked_user(synced, email="toolong@example.com")
+    row = znode_address(synced, user["UserId"])
+    synced.znode().update_address(
+        user_id=user["UserId"], address_id=row["AddressId"], changes={"CountryCode": "XX"}
+    )
+
+    [job_id] = integration_sweep(synced.integration)
+    job_run(job_id=job_id)
+    job = Job.objects.get(pk=job_id)
+    assert job.status == JobStatus.QUARANTINED and "country" in job.last_error
+
+    for _ in range(3):  # the next rounds find the same bad data: no second job
+        CustomerSweep.objects.update(after_user_id=0)
+        assert integration_sweep(synced.integration) == []
+
+    synced.znode().update_address(  # corrected in Znode: the next round syncs it
+        user_id=user["UserId"],
+        address_id=row["AddressId"],
+        changes={"CountryCode": "US", "Address1": "4 Fixed Rd"},
+    )
+    CustomerSweep.objects.update(after_user_id=0)
+    [fixed] = integration_sweep(synced.integration)
+    job_run(job_id=fixed)
+    assert Job.objects.get(pk=fixed).status == JobStatus.SUCCEEDED

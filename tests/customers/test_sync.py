@@ -72,7 +72,10 @@ def test_a_znode_user_becomes_a_stripe_customer_with_its_whole_profile(synced):
     assert (out["link_created"], out["stripe_created"], out["conflicts"]) == (True, True, 0)
     [customer] = synced.stripe_customers("ana@example.com")
     assert (customer["name"], customer["phone"]) == ("Ana Lima", "+15550100")
-    assert customer["metadata"] == {"znode_user_id": str(user["UserId"])}
+    assert customer["metadata"] == {
+        "znode_user_id": str(user["UserId"]),
+        "integration": synced.integration.name,
+    }
     assert address_of(customer) == {
         "line1": "1 Main St",
         "city": "Austin",
@@ -135,7 +138,10 @@ def test_a_customer_with_the_same_email_is_matched_not_duplicated_nor_trusted(sy
     out = sync(synced, user["UserId"])
 
     [customer] = synced.stripe_customers("dup@example.com")
-    assert customer["metadata"] == {"znode_user_id": str(user["UserId"])}
+    assert customer["metadata"] == {
+        "znode_user_id": str(user["UserId"]),
+        "integration": synced.integration.name,
+    }
     assert (customer["name"], customer["phone"]) == ("Ana Lima", "+15550100")  # Znode owns them
     assert {c.field for c in CustomerConflict.objects.all()} == {"name", "phone"}
     assert stripe_customer_ensure(
@@ -195,6 +201,27 @@ def test_a_billing_address_changed_in_stripe_leaves_a_shared_shipping_row_alone(
     assert Job.objects.count() == jobs
     again = sync(synced, user["UserId"])
     assert (again["to_stripe"], again["to_znode"]) == ([], [])
+
+    # The billing row is its own now: the next billing change in Stripe is written
+    # over it in place (read-modify-write: its other fields kept), no third row.
+    synced.stripe(  # Stripe replaces the address object: the Dashboard sends it whole
+        "POST",
+        f"/v1/customers/{customer['id']}",
+        **{"address[city]": "Plano", "address[line1]": "9 Oak Ave"},
+    )
+    run(synced.integration, "customers.sync_stripe_customer", customer=customer["id"])
+    after = {r["AddressId"]: r for r in synced.znode().list_addresses(user_id=user["UserId"])}
+    assert set(after) == set(rows)
+    moved = after[new_id]
+    assert (moved["CityName"], moved["Address1"], moved["FirstName"]) == (
+        "Plano",
+        "9 Oak Ave",
+        "Ana",
+    )
+    assert {k: v for k, v in moved.items() if k not in ("CityName", "ModifiedDate")} == {
+        k: v for k, v in rows[new_id].items() if k not in ("CityName", "ModifiedDate")
+    }
+    assert after[shared["AddressId"]]["CityName"] == "Austin"
 
 
 def test_a_customer_of_another_znode_user_is_never_taken_by_email(synced):
@@ -516,3 +543,206 @@ def test_an_unlinked_customer_is_never_found_for_the_user_again(synced, admin_cl
 
     assert out["stripe_created"] is True and out["customer"] != customer["id"]
     assert RejectedCustomer.objects.get().stripe_customer_id == customer["id"]
+
+
+# --- review of issue 11: duplicates, other stores, cards saved before, shared rows ----------
+def test_two_znode_users_with_one_email_never_share_a_customer(synced):
+    """A guest and an account may carry one email: the customer the first user's link
+    holds is not the second user's (a second link to it would break the link's
+    uniqueness and stop the sync for good)."""
+    made = synced.stripe("POST", "/v1/customers", email="twin@example.com")
+    first = synced.create_user(email="twin@example.com")
+    second = synced.create_user(email="twin@example.com", first_name="Bea", portal_id=2)
+
+    assert sync(synced, first["UserId"])["customer"] == made["id"]
+    out = sync(synced, second["UserId"])
+
+    assert out["stripe_created"] is True and out["customer"] != made["id"]
+    links = dict(CustomerLink.objects.values_list("znode_user_id", "stripe_customer_id"))
+    assert links == {first["UserId"]: made["id"], second["UserId"]: out["customer"]}
+    assert sync(synced, second["UserId"])["link_created"] is False  # and stays so
+
+
+def test_an_email_in_another_case_is_matched_not_duplicated(synced):
+    """Stripe's list filters email case-sensitively: the lower-case form is asked too."""
+    made = synced.stripe("POST", "/v1/customers", email="case@example.com")
+    user = synced.create_user(email="Case@Example.com")
+
+    out = sync(synced, user["UserId"])
+
+    assert (out["customer"], out["stripe_created"]) == (made["id"], False)
+    assert CustomerLink.objects.get().matched_by == MatchedBy.EMAIL
+    assert len(synced.stripe_customers("case@example.com")) == 1
+    assert synced.stripe_customers("Case@Example.com") == []
+
+
+def test_a_customer_of_another_store_on_the_same_stripe_account_is_never_taken(synced):
+    user = synced.create_user(email="store@example.com")
+    theirs = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="store@example.com",
+        **{"metadata[znode_user_id]": str(user["UserId"]), "metadata[integration]": "other"},
+    )
+
+    out = sync(synced, user["UserId"])
+
+    assert out["stripe_created"] is True and out["customer"] != theirs["id"]
+    ours = synced.stripe("GET", f"/v1/customers/{out['customer']}")
+    assert ours["metadata"] == {
+        "znode_user_id": str(user["UserId"]),
+        "integration": synced.integration.name,
+    }
+
+
+def test_a_customer_naming_no_store_is_not_taken_where_two_stores_share_the_account(synced):
+    from integrations.models import Integration
+
+    Integration.objects.create(
+        name="second-store", znode=synced.integration.znode, stripe=synced.integration.stripe
+    )
+    user = synced.create_user(email="older@example.com")
+    older = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="older@example.com",
+        **{"metadata[znode_user_id]": str(user["UserId"])},
+    )
+
+    out = sync(synced, user["UserId"])
+
+    assert out["customer"] != older["id"] and out["stripe_created"] is True
+
+
+def test_cards_saved_before_the_link_show_on_the_link_once_linked(synced, admin_client):
+    user = synced.create_user(email="saved@example.com")
+    customer = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="saved@example.com",
+        **{
+            "metadata[znode_user_id]": str(user["UserId"]),
+            "metadata[integration]": synced.integration.name,
+        },
+    )
+    card = synced.stripe("POST", "/v1/payment_methods", type="card", **{"card[token]": "tok_visa"})
+    synced.stripe("POST", f"/v1/payment_methods/{card['id']}/attach", customer=customer["id"])
+
+    out = sync(synced, user["UserId"])
+
+    assert out["customer"] == customer["id"]
+    link = CustomerLink.objects.get()
+    assert link.cards_synced_at is not None
+    assert list(SavedCard.objects.values_list("link", "last4")) == [(link.pk, "4242")]
+    page = admin_client.get(f"/admin/customers/customerlink/{link.pk}/change/")
+    assert "4242" in page.content.decode()
+    cards_read = ApiCall.objects.filter(operation="customer.payment_methods").count
+    assert cards_read() == 1
+    sync(synced, user["UserId"])
+    assert cards_read() == 1  # once: payment_method events keep them from then on
+
+
+def test_both_addresses_moved_to_one_place_in_stripe_are_written_once_on_the_shared_row(
+    synced, client
+):
+    user, customer = linked_user(synced, email="oneplace@example.com")
+    [shared] = synced.znode().list_addresses(user_id=user["UserId"])
+    synced.stripe(
+        "POST",
+        f"/v1/customers/{customer['id']}",
+        **{
+            "address[line1]": "9 Oak Ave",
+            "address[city]": "Dallas",
+            "address[state]": "TX",
+            "address[postal_code]": "75201",
+            "address[country]": "US",
+            "shipping[name]": "Ana Lima",
+            "shipping[address][line1]": "9 Oak Ave",
+            "shipping[address][city]": "Dallas",
+            "shipping[address][state]": "TX",
+            "shipping[address][postal_code]": "75201",
+            "shipping[address][country]": "US",
+        },
+    )
+
+    out = run(synced.integration, "customers.sync_stripe_customer", customer=customer["id"])
+
+    assert set(out["to_znode"]) == {"billing_address", "shipping_address"}
+    [row] = synced.znode().list_addresses(user_id=user["UserId"])  # no second row
+    assert row["AddressId"] == shared["AddressId"]
+    assert (row["Address1"], row["CityName"], row["PostalCode"]) == ("9 Oak Ave", "Dallas", "75201")
+    assert (row["IsDefaultBilling"], row["IsDefaultShipping"]) == (True, True)
+    jobs = Job.objects.count()
+    post_znode(
+        client, synced.integration.znode, znode_event(module="Address", name="Updated", payload=row)
+    )
+    inbox_drain()
+    assert Job.objects.count() == jobs  # our echo
+
+
+def test_a_shared_row_whose_two_addresses_moved_apart_echoes_no_job(synced, client):
+    """Billing updates the shared row, shipping becomes a row of its own (Znode clears
+    the shared row's shipping flag): each row's event reports the state announced for
+    it after both writes, so neither makes a job."""
+    user, customer = linked_user(synced, email="apart@example.com")
+    [shared] = synced.znode().list_addresses(user_id=user["UserId"])
+    synced.stripe(
+        "POST",
+        f"/v1/customers/{customer['id']}",
+        **{
+            "address[city]": "Dallas",
+            "shipping[name]": "Ana Lima",
+            "shipping[address][line1]": "5 Elm St",
+            "shipping[address][city]": "Houston",
+            "shipping[address][state]": "TX",
+            "shipping[address][postal_code]": "77002",
+            "shipping[address][country]": "US",
+        },
+    )
+
+    run(synced.integration, "customers.sync_stripe_customer", customer=customer["id"])
+
+    rows = {r["AddressId"]: r for r in synced.znode().list_addresses(user_id=user["UserId"])}
+    assert len(rows) == 2
+    kept = rows[shared["AddressId"]]
+    assert (kept["CityName"], kept["IsDefaultBilling"], kept["IsDefaultShipping"]) == (
+        "Dallas",
+        True,
+        False,
+    )
+    jobs = Job.objects.count()
+    for name, row in (("Updated", kept), *(("Created", r) for r in rows.values() if r is not kept)):
+        post_znode(
+            client, synced.integration.znode, znode_event(module="Address", name=name, payload=row)
+        )
+    inbox_drain()
+    assert Job.objects.count() == jobs
+
+
+def test_the_newest_rule_sees_a_stripe_change_whose_job_has_not_run_yet(synced, client):
+    """A sync started from Znode, before the job of a later Stripe edit ran: the
+    routed event's time counts, so the later Stripe edit wins and the conflict names
+    Stripe."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    user, customer = linked_user(synced, email="newest@example.com")
+    LookupTable.objects.filter(key="customer-field-owners").update(entries={"phone": "newest"})
+    synced.edit_user(user["UserId"], PhoneNumber="+15550111")  # Znode first ...
+    edited = synced.stripe("POST", f"/v1/customers/{customer['id']}", phone="+15550222")
+    later = int((timezone.now() + dt.timedelta(minutes=5)).timestamp())  # ... Stripe later
+    post_stripe(
+        client,
+        synced.integration.stripe,
+        {**stripe_event("customer.updated", obj=edited), "created": later},
+    )
+    inbox_drain()  # routed: its job waits
+
+    out = sync(synced, user["UserId"])
+
+    assert out["to_znode"] == ["phone"]
+    conflict = CustomerConflict.objects.get(field="phone")
+    assert (conflict.winner, conflict.rule) == ("stripe", "newest")
+    stored = synced.znode().get_customer(user_id=user["UserId"], portal_id=1)
+    assert stored["PhoneNumber"] == "+15550222"

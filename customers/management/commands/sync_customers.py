@@ -25,6 +25,14 @@ def _since(value: str | None) -> datetime | None:
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
+def _total_set(bar: tqdm):
+    def set_total(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+
+    return set_total
+
+
 class Command(BaseCommand):
     help = (
         "Link every Znode user of an integration to its Stripe customer (found before "
@@ -61,6 +69,7 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
                 restart=options["restart"],
                 progress=bar.update,
+                total=_total_set(bar),
             )
         except IntegrationError as error:
             raise CommandError(

@@ -264,11 +264,24 @@ class StripeGateway:
             )
         )
 
-    def customer_list(self, *, email: str) -> list[dict]:
-        page = self._call(
-            "customer.list", self.client.v1.customers.list, params={"email": email, "limit": 10}
-        )
-        return [c.to_dict() for c in page.data]
+    def customer_list(self, *, email: str, most: int = 200) -> list[dict]:
+        """The customers whose email is ``email``, whatever its case, all pages (at most
+        ``most``). Stripe's ``email`` filter is case-sensitive, so the address is asked
+        as given and, when it differs, in lower case (the form most stores keep); the
+        answers are those whose email equals it ignoring case."""
+        wanted = email.casefold()
+        seen: dict[str, dict] = {}
+        for asked in dict.fromkeys((email, email.lower())):
+            for customer in self._each(
+                "customer.list",
+                self.client.v1.customers.list,
+                {"email": asked, "limit": LIST_PAGE_SIZE},
+            ):
+                if str(customer.get("email") or "").casefold() == wanted:
+                    seen.setdefault(str(customer.get("id")), customer)
+                if len(seen) >= most:
+                    return list(seen.values())
+        return list(seen.values())
 
     # --- payment intents -------------------------------------------------------------------
     def payment_intent_create(self, *, params: dict, idempotency_key: str) -> dict:

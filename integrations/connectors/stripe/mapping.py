@@ -143,6 +143,9 @@ class StripeCustomer:
     shipping: PostalAddress = field(default_factory=PostalAddress)
     """``shipping.address`` with ``shipping.name`` and ``shipping.phone``."""
     deleted: bool = False
+    integration: str = ""
+    """Our metadata: the integration (store) that made it, beside ``znode_user_id``:
+    two stores on one Stripe account each have their own user 42."""
     """A deleted customer's stub (``{"id", "object", "deleted": true}``)."""
 
     @property
@@ -292,6 +295,7 @@ def customer_from_wire(raw: Mapping[str, Any]) -> StripeCustomer:
         id=_id(raw.get("id")),
         email=_text(raw.get("email")),
         znode_user_id=_text(_metadata(raw).get(METADATA_ZNODE_USER)),
+        integration=_text(_metadata(raw).get(METADATA_INTEGRATION)),
         default_payment_method=method,
         raw=raw,
         name=_text(raw.get("name")),
@@ -465,10 +469,18 @@ def customer_search_query(znode_user_id: int) -> str:
     return f"metadata['{METADATA_ZNODE_USER}']:'{int(znode_user_id)}'"
 
 
-def customer_create_params(*, email: str, znode_user_id: int) -> dict[str, Any]:
+def customer_metadata(*, znode_user_id: int, integration: str) -> dict[str, str]:
+    """Our metadata on a customer: the Znode user and the integration (store) it is of."""
+    return {METADATA_ZNODE_USER: str(int(znode_user_id)), METADATA_INTEGRATION: integration}
+
+
+def customer_create_params(*, email: str, znode_user_id: int, integration: str) -> dict[str, Any]:
     """Only what is the same for every order of the user, so two concurrent first
     orders send identical requests under the same idempotency key."""
-    return {"email": email[:EMAIL_MAX], "metadata": {METADATA_ZNODE_USER: str(znode_user_id)}}
+    return {
+        "email": email[:EMAIL_MAX],
+        "metadata": customer_metadata(znode_user_id=znode_user_id, integration=integration),
+    }
 
 
 def address_params(address: PostalAddress) -> dict[str, str]:
@@ -565,6 +577,7 @@ def customer_profile_params(
     profile: CustomerProfile,
     *,
     znode_user_id: int | None = None,
+    integration: str = "",
     fields: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The customer update that makes the Stripe customer show exactly ``profile``
@@ -576,7 +589,8 @@ def customer_profile_params(
     ``name=``, which unsets the field; it leaves None out, which would keep the old
     value). No billing address unsets ``address``; no shipping address unsets
     ``shipping``. The shipping name Stripe requires is the shipping address's name, else
-    the profile's. ``metadata[znode_user_id]`` when given (other keys are kept).
+    the profile's. ``metadata[znode_user_id]`` (and ``integration``) when given (other
+    keys are kept).
     Nothing is truncated: check :func:`profile_problems` first."""
     written = profile_as_written(profile)
     shipping: dict[str, Any] | str = ""
@@ -598,6 +612,8 @@ def customer_profile_params(
         params = {k: v for k, v in params.items() if k in wanted}
     if znode_user_id is not None:
         params["metadata"] = {METADATA_ZNODE_USER: str(int(znode_user_id))}
+        if integration:
+            params["metadata"][METADATA_INTEGRATION] = integration
     return params
 
 

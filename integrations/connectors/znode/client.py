@@ -847,7 +847,12 @@ class ZnodeClient:
         return model
 
     def list_customers(
-        self, *, since: datetime | None = None, after_user_id: int = 0, page_size: int = 100
+        self,
+        *,
+        since: datetime | None = None,
+        after_user_id: int = 0,
+        page_size: int = 100,
+        on_total: Callable[[int], None] | None = None,
     ) -> Iterator[dict]:
         """``customeraccount/list`` rows (UserModel, no addresses) by ``UserId``,
         ascending, after ``after_user_id``; ``since``: modified at or after that minute.
@@ -857,9 +862,12 @@ class ZnodeClient:
         exactly there, and a user changed or added meanwhile never shifts a row out of
         the pages still to come. The route's ``{loggedUserAccountId}`` is the
         connection's ``acting_user_id``; without one 0, the user no portal restriction
-        is added for (as with no ``Znode-UserId``, §1.3)."""
+        is added for (as with no ``Znode-UserId``, §1.3). ``on_total`` is told the
+        first page's ``TotalResults`` (the users still to come), when the store says
+        (the field is nullable, §2.4)."""
         acting = int(self.settings.get("acting_user_id") or 0)
         last = int(after_user_id)
+        told = on_total is None
         window = [self._since_filter("modifieddate", since)] if since is not None else []
         while True:
             body = self.request(
@@ -874,6 +882,11 @@ class ZnodeClient:
                 ),
             )
             rows = [r for r in ((body or {}).get("Users") or []) if isinstance(r, dict)]
+            if not told:
+                told = True
+                total = (body or {}).get("TotalResults")
+                if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+                    on_total(total)
             for row in rows:
                 user_id = int(row.get("UserId") or 0)
                 if user_id <= last:

@@ -320,6 +320,7 @@ class Command(BaseCommand):
         )
         linked = self.profiles.backfill(integration.name)
         self.stdout.write(f"customers linked by the backfill: {linked}")
+        cards_ok = self.profiles.cards_shown(integration, SAVED_CARDS)
         self.start_platform(port)
         self.register_webhooks(integration)
         self.stdout.write(f"admin:   {self.platform}/admin/  (login above)")
@@ -351,6 +352,8 @@ class Command(BaseCommand):
             )
         if not profiles_ok:
             raise CommandError("a customer's profile change did not reach the other side")
+        if not cards_ok:
+            raise CommandError("a returning customer's saved cards are not on its link")
         if not payouts_ok:
             raise CommandError(
                 "a payout did not tie out and post, or the ERP's clearing account is not at zero"
