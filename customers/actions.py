@@ -19,11 +19,17 @@ def sync_znode_customer(*, ctx: ActionContext, user_id: int, portal_id: int | No
     "customers.sync_stripe_customer",
     description="A Stripe customer changed: bring its Znode user in step (and back).",
 )
-def sync_stripe_customer(*, ctx: ActionContext, customer: str, znode_user_id: str = "") -> dict:
+def sync_stripe_customer(
+    *, ctx: ActionContext, customer: str, znode_user_id: str = "", integration: str = ""
+) -> dict:
     event = ctx.event
     changed_at = (event.occurred_at or event.received_at) if event else None
     return stripe_customer_sync(
-        ctx, stripe_customer_id=customer, znode_user_id=znode_user_id, changed_at=changed_at
+        ctx,
+        stripe_customer_id=customer,
+        znode_user_id=znode_user_id,
+        integration=integration,
+        changed_at=changed_at,
     ).as_output()
 
 

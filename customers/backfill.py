@@ -40,6 +40,9 @@ from integrations.services.jobs import job_run
 logger = logging.getLogger("customers.backfill")
 
 PAGE = 100
+# Refusals not about a user's data, one after the other, that stop the run: the cause
+# is the account or the platform, and every user would be refused the same way.
+REFUSALS_TO_STOP = 20
 OUTCOMES = ("linked", "created", "matched", "updated", "unchanged", "quarantined")
 # Said only when some are: links found by email only wait for an operator; users a
 # running job was syncing are left to it (a job is filed for them).
@@ -120,9 +123,9 @@ def _outcome(ctx: ServiceContext, customer: znode_facts.ZnodeCustomer) -> list[s
             raise  # the connection's credentials: every user would fail the same way
         # Data Stripe cannot take, or a write it refuses for good: the user's job is
         # quarantined with the reason and the run goes on with the next user.
-        logger.info("customers.backfill.quarantined user=%s error=%s", customer.user_id, error)
+        logger.info("customers.backfill.quarantined user=%s code=%s", customer.user_id, error.code)
         _quarantine(ctx.integration, customer)
-        return ["quarantined"]
+        return ["quarantined"] if isinstance(error, exc.DataError) else ["quarantined", "refused"]
     except exc.ConflictRetry:  # a job syncs the user right now: after it, once more
         customer_sync_job_file(
             integration=ctx.integration,
@@ -173,15 +176,24 @@ def customers_backfill(
     ctx.run_key = f"backfill-{cursor.pk}-{cursor.started_at.isoformat()}"
     resumed_after = cursor.after_user_id
     counts.update(cursor.counts)
+    refused_in_a_row = 0
     for page in _pages(client, since=since, after=cursor.after_user_id, on_total=total):
         for customer in page:
             standing = customer_standing(integration=integration, znode=customer)
-            counts.update([standing] if standing else _outcome(ctx, customer))
+            outcome = [standing] if standing else _outcome(ctx, customer)
+            refused_in_a_row = refused_in_a_row + 1 if "refused" in outcome else 0
+            counts.update(o for o in outcome if o != "refused")
             with transaction.atomic():
                 CustomerBackfill.objects.filter(pk=cursor.pk).update(
                     after_user_id=customer.user_id, counts=dict(counts)
                 )
             progress(1)
+            if refused_in_a_row >= REFUSALS_TO_STOP:
+                raise exc.PermanentError(
+                    f"Stripe refused the last {refused_in_a_row} users for reasons not in "
+                    "their data (see their quarantined jobs); stopped so as not to file one "
+                    "for every user. Fix the cause, then run again to resume"
+                )
     CustomerBackfill.objects.filter(pk=cursor.pk).update(
         counts=dict(counts), finished_at=timezone.now()
     )

@@ -31,9 +31,11 @@ register_flow_per_event(
             (
                 Rule("customer", "customer.id", required=True),
                 Rule("znode_user_id", "customer.znode_user_id", default=""),
+                Rule("integration", "customer.integration", default=""),
             ),
         ),
     ),
+    version=2,  # v2: the integration our metadata names (two stores on one account)
 )
 register_flow_per_event(
     ("payment_method.attached", "payment_method.detached", "payment_method.updated"),

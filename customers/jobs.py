@@ -14,6 +14,8 @@ from integrations.services.jobs import jobs_enqueue
 
 SYNC_FLOW = "user-updated"
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.QUARANTINED, JobStatus.DISCARDED)
+# The data itself was refused: filing the same data again would be refused again.
+BAD_DATA_CODES = (exc.DataError.code, exc.MappingError.code, exc.BadRequest.code)
 
 
 def customer_sync_job_file(
@@ -30,7 +32,8 @@ def customer_sync_job_file(
     """A job of ``flow_key`` that syncs Znode user ``user_id`` (None: one of ours is
     already waiting or running for the user, or, ``seen`` being the fingerprint of the
     data that made the caller file it, a quarantined one holds that very data: until
-    someone corrects it, filing it again would only quarantine it again). ``why`` is
+    someone corrects it, filing it again would only quarantine it again; one that ran
+    out of retries on an outage is filed again). ``why`` is
     kept in its context (sweep, backfill, confirmed). Enqueued once the caller's
     transaction commits."""
     flow = Flow.objects.filter(key=flow_key).first()
@@ -49,6 +52,7 @@ def customer_sync_job_file(
             integration=integration,
             reference=reference,
             status=JobStatus.QUARANTINED,
+            last_error_code__in=BAD_DATA_CODES,  # not one that ran out of retries
             context__seen=seen,
         ).exists()
     ):

@@ -7,6 +7,9 @@ import hashlib
 import json
 from typing import Any
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
 from customers.models import TRUSTED_MATCHES, CustomerLink, MatchedBy, RejectedCustomer
 from integrations.connectors.stripe import mapping as stripe_facts
 from integrations.kernel import exceptions as exc
@@ -29,16 +32,47 @@ def customer_link_create(
     matched_by: str = MatchedBy.CREATED,
 ) -> CustomerLink:
     """Link the user to the customer; an existing link for the user is kept."""
-    link, _ = CustomerLink.objects.get_or_create(
-        integration=integration,
-        znode_user_id=znode_user_id,
-        defaults={
-            "stripe_customer_id": stripe_customer_id,
-            "email": email[:512],
-            "matched_by": matched_by,
-        },
-    )
+    try:
+        with transaction.atomic():
+            link, _ = CustomerLink.objects.get_or_create(
+                integration=integration,
+                znode_user_id=znode_user_id,
+                defaults={
+                    "stripe_customer_id": stripe_customer_id,
+                    "email": email[:512],
+                    "matched_by": matched_by,
+                    # A customer made now has no card saved before the link.
+                    "cards_synced_at": timezone.now() if matched_by == MatchedBy.CREATED else None,
+                },
+            )
+    except IntegrityError as error:
+        # Another user of the same email linked that customer a moment ago: the retry's
+        # lookup sees that link and finds or makes another customer.
+        raise exc.ConflictRetry(
+            f"Stripe customer {stripe_customer_id} was linked to another Znode user meanwhile"
+        ) from error
     return link
+
+
+def stripe_customer_create(ctx: Any, *, znode_user_id: int, email: str):
+    """Make the user's Stripe customer, under the key every flow that may make it uses
+    (:func:`customer_create_key`). A key an earlier create used with other parameters
+    (a create of an earlier release, or one racing with another email) is retried:
+    the retry's lookup finds the customer that create made."""
+    try:
+        return stripe_facts.customer_from_wire(
+            ctx.client("stripe").customer_create(
+                params=stripe_facts.customer_create_params(
+                    email=email, znode_user_id=znode_user_id, integration=ctx.integration.name
+                ),
+                idempotency_key=customer_create_key(ctx, znode_user_id=znode_user_id),
+            )
+        )
+    except exc.IdempotencyMismatch as error:
+        raise exc.ConflictRetry(
+            f"the customer of Znode user {znode_user_id} was being made with other "
+            "details; retried, the lookup finds it"
+        ) from error
 
 
 def _shares_stripe_account(integration: Integration) -> bool:
@@ -164,14 +198,7 @@ def stripe_customer_ensure(
     # The create carries only what is the same for every order of this user (two
     # concurrent first orders send identical requests under the same key); the
     # order-specific details follow in an update with its own key.
-    customer = stripe_facts.customer_from_wire(
-        gateway.customer_create(
-            params=stripe_facts.customer_create_params(
-                email=email, znode_user_id=znode_user_id, integration=ctx.integration.name
-            ),
-            idempotency_key=customer_create_key(ctx, znode_user_id=znode_user_id),
-        )
-    )
+    customer = stripe_customer_create(ctx, znode_user_id=znode_user_id, email=email)
     details = stripe_facts.customer_details_params(
         name=name, phone=phone, address=address or PostalAddress()
     )

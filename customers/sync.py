@@ -33,9 +33,9 @@ from customers.models import (
 )
 from customers.ownership import NEWEST, field_owners
 from customers.services import (
-    customer_create_key,
     customer_link_create,
     params_digest,
+    stripe_customer_create,
     stripe_customer_find,
 )
 from integrations.connectors.stripe import mapping as stripe_facts
@@ -137,6 +137,13 @@ def _stripe_customer_locate(
         customer = stripe_facts.customer_from_wire(
             gateway.customer_retrieve(link.stripe_customer_id)
         )
+        if customer.integration and customer.integration != ctx.integration.name:
+            raise exc.DataError(
+                f"Stripe customer {link.stripe_customer_id} linked to Znode user {user_id} "
+                f"is integration {customer.integration}'s (two stores share the Stripe "
+                "account); unlink it in the admin (Customer links → Unlink) and retry: the "
+                "sync then finds or makes this store's own"
+            )
         if customer.deleted:
             raise exc.DataError(
                 f"Stripe customer {link.stripe_customer_id} linked to Znode user {user_id} "
@@ -149,13 +156,7 @@ def _stripe_customer_locate(
         return stripe_facts.customer_from_wire(gateway.customer_retrieve(found)), how
     # The same request, under the same key, as an order's first payment makes: the two
     # can race and still make one customer (customers.services.stripe_customer_ensure).
-    created = gateway.customer_create(
-        params=stripe_facts.customer_create_params(
-            email=email, znode_user_id=user_id, integration=ctx.integration.name
-        ),
-        idempotency_key=customer_create_key(ctx, znode_user_id=user_id),
-    )
-    return stripe_facts.customer_from_wire(created), MatchedBy.CREATED
+    return stripe_customer_create(ctx, znode_user_id=user_id, email=email), MatchedBy.CREATED
 
 
 def _conflicts_record(ctx: SyncCtx, link: CustomerLink, merge: Merge) -> None:
@@ -460,7 +461,8 @@ def _customer_sync(
     _conflicts_record(ctx, link, merge)
     to_stripe = merge.to_stripe
     if to_stripe or not _names_us(stripe, user_id=user_id, integration=integration):
-        _problems_raise(user_id, merged)
+        if to_stripe:  # a write of our metadata alone sends no field to check
+            _problems_raise(user_id, merged)
         _stripe_write(
             ctx,
             customer=stripe,
@@ -543,13 +545,20 @@ def stripe_customer_sync(
     *,
     stripe_customer_id: str,
     znode_user_id: str = "",
+    integration: str = "",
     changed_at: datetime | None = None,
 ) -> SyncResult:
     """A Stripe customer changed: sync the Znode user it is linked to (or names in our
-    metadata). A customer of no Znode user is left alone."""
+    metadata, ``integration`` being the integration it names). A customer of no Znode
+    user, or of another store sharing the Stripe account, is left alone."""
     link = CustomerLink.objects.filter(
         integration=ctx.integration, stripe_customer_id=stripe_customer_id
     ).first()
+    if link is None and integration and integration != ctx.integration.name:
+        return SyncResult(
+            customer=stripe_customer_id,
+            skipped=f"Stripe customer {stripe_customer_id} is integration {integration}'s",
+        )
     user_id = link.znode_user_id if link else int(znode_user_id) if znode_user_id.isdigit() else 0
     if not user_id:
         return SyncResult(

@@ -346,6 +346,12 @@ class IntegrationAdmin(AuditedAdmin):
     list_filter = ("enabled",)
     search_fields = ("name",)
 
+    def get_readonly_fields(self, request, obj=None):
+        # The name is the integration's identity outside: in its idempotency keys and
+        # in the metadata of the Stripe objects it made. Renaming would orphan them.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "name") if obj is not None else fields
+
 
 # --- flows and mappings ---------------------------------------------------------------
 class FlowStepInline(TabularInline):

@@ -79,6 +79,12 @@ class BadRequest(PermanentError):
     code = "bad_request"
 
 
+class IdempotencyMismatch(PermanentError):
+    """The idempotency key was used before with other parameters."""
+
+    code = "idempotency_mismatch"
+
+
 class Unauthorized(PermanentError):
     """Credentials were refused."""
 

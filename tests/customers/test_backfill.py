@@ -14,6 +14,7 @@ from django.utils import timezone
 from customers.backfill import customers_backfill
 from customers.models import CustomerBackfill, CustomerLink
 from integrations.choices import JobStatus
+from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall, Job
 from tests.customers.test_sync import AUSTIN
 
@@ -154,3 +155,77 @@ def test_a_bad_since_or_integration_is_a_clear_error(synced):
         backfill("--since", "soon")
     with pytest.raises(CommandError, match="no integration named 'nope'"):
         call_command("sync_customers", "--integration", "nope")
+
+
+def refuse_creates(monkeypatch, error, emails=None):
+    """Stripe refusing customer creates (at the connector's client boundary)."""
+    from integrations.connectors.stripe.client import StripeGateway
+
+    real = StripeGateway.customer_create
+
+    def create(self, *, params, idempotency_key):
+        if emails is None or params.get("email") in emails:
+            raise error
+        return real(self, params=params, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(StripeGateway, "customer_create", create)
+
+
+def test_a_refusal_not_about_the_data_quarantines_that_user_and_the_run_goes_on(
+    synced, monkeypatch
+):
+    synced.create_user(email="refused@example.com")
+    total = len(store_users(synced))
+    refuse_creates(
+        monkeypatch, exc.BadRequest("account cannot create customers now"), {"refused@example.com"}
+    )
+
+    summary, _ = backfill("--no-progress")
+
+    assert summary.startswith(f"linked {total - 1}, created {total - 1}, ")
+    assert summary.endswith("quarantined 1")
+    [job] = Job.objects.filter(status=JobStatus.QUARANTINED)
+    assert "account cannot create customers now" in job.last_error
+
+
+def test_refusals_of_every_user_stop_the_run_and_unauthorized_stops_it_at_once(synced, monkeypatch):
+    monkeypatch.setattr("customers.backfill.REFUSALS_TO_STOP", 3)
+    for i in range(5):
+        synced.create_user(email=f"all{i}@example.com")
+    refuse_creates(monkeypatch, exc.BadRequest("customers are disabled on this account"))
+
+    with pytest.raises(CommandError, match="refused the last 3 users"):
+        backfill("--no-progress")
+    assert Job.objects.filter(status=JobStatus.QUARANTINED).count() == 3
+
+    refuse_creates(monkeypatch, exc.Unauthorized("Invalid API Key provided"))
+    with pytest.raises(CommandError, match="Invalid API Key"):
+        backfill("--no-progress")
+    assert Job.objects.filter(status=JobStatus.QUARANTINED).count() == 3  # none filed
+
+
+def test_a_job_quarantined_by_an_outage_does_not_hold_the_user_back(synced):
+    from customers.jobs import customer_sync_job_file
+
+    user = synced.create_user(email="outage@example.com")
+
+    def file():
+        return customer_sync_job_file(
+            integration=synced.integration,
+            user_id=user["UserId"],
+            portal_id=1,
+            why="sweep",
+            enqueue=False,
+            seen="state-1",
+        )
+
+    first = file()
+    Job.objects.filter(pk=first.pk).update(
+        status=JobStatus.QUARANTINED, last_error_code="unavailable"
+    )
+    second = file()  # out of retries on an outage: the same data is filed again
+    assert second is not None and second.pk != first.pk
+    Job.objects.filter(pk=second.pk).update(
+        status=JobStatus.QUARANTINED, last_error_code="bad_data"
+    )
+    assert file() is None  # refused for its data: not again until the data changes

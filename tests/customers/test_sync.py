@@ -7,6 +7,7 @@ data Stripe cannot take is quarantined with a readable reason until it is fixed.
 from __future__ import annotations
 
 import pytest
+import requests
 
 from customers.models import (
     CustomerConflict,
@@ -21,6 +22,7 @@ from customers.services import stripe_customer_ensure
 from integrations.choices import JobStatus
 from integrations.kernel import exceptions as exc
 from integrations.models import ApiCall, Flow, InboundEvent, Job, LookupTable
+from integrations.registry import get_action
 from integrations.services.inbox import inbox_drain
 from integrations.services.jobs import job_requeue, job_run
 from tests.conftest import post_stripe, post_znode, stripe_event, znode_event
@@ -746,3 +748,116 @@ def test_the_newest_rule_sees_a_stripe_change_whose_job_has_not_run_yet(synced, 
     assert (conflict.winner, conflict.rule) == ("stripe", "newest")
     stored = synced.znode().get_customer(user_id=user["UserId"], portal_id=1)
     assert stored["PhoneNumber"] == "+15550222"
+
+
+def test_a_customer_without_our_integration_is_given_it_once(synced):
+    """A customer made before our metadata named the integration: the next sync
+    writes it once, and then no more."""
+    user = synced.create_user(email="older-meta@example.com")
+    older = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="older-meta@example.com",
+        **{"metadata[znode_user_id]": str(user["UserId"])},
+    )
+
+    assert sync(synced, user["UserId"])["customer"] == older["id"]
+    assert synced.stripe("GET", f"/v1/customers/{older['id']}")["metadata"] == {
+        "znode_user_id": str(user["UserId"]),
+        "integration": synced.integration.name,
+    }
+    updates = ApiCall.objects.filter(operation="customer.update").count
+    before = updates()
+    sync(synced, user["UserId"])
+    assert updates() == before
+
+
+def test_a_link_to_another_stores_customer_is_refused_until_unlinked(synced):
+    """A link an earlier release made across two stores: the sync refuses it with a
+    reason naming what to do (and never writes the other store's customer)."""
+    user = synced.create_user(email="crossed@example.com")
+    theirs = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="crossed@example.com",
+        **{"metadata[znode_user_id]": str(user["UserId"]), "metadata[integration]": "other"},
+    )
+    CustomerLink.objects.create(
+        integration=synced.integration,
+        znode_user_id=user["UserId"],
+        stripe_customer_id=theirs["id"],
+        matched_by=MatchedBy.METADATA,
+    )
+    before = writes()
+
+    with pytest.raises(exc.DataError, match=r"integration other's .* unlink it"):
+        sync(synced, user["UserId"])
+
+    assert writes() == before
+
+
+def test_a_stripe_change_of_another_stores_customer_is_left_alone(synced):
+    theirs = synced.stripe(
+        "POST",
+        "/v1/customers",
+        email="theirs@example.com",
+        **{"metadata[znode_user_id]": "42", "metadata[integration]": "other"},
+    )
+    before = ApiCall.objects.count()
+
+    out = get_action("customers.sync_stripe_customer").call(
+        new_ctx(synced.integration),
+        {"customer": theirs["id"], "znode_user_id": "42", "integration": "other"},
+    )
+
+    assert "integration other's" in out["skipped"] and ApiCall.objects.count() == before
+
+
+def test_a_create_an_earlier_release_made_under_the_key_is_found_on_retry(synced):
+    """The same key with other parameters (an earlier release's create, racing or
+    retried across a deploy) is retried, not quarantined: the retry finds it."""
+    from customers.services import customer_create_key
+
+    user = synced.create_user(email="deploy@example.com")
+    key = customer_create_key(new_ctx(synced.integration), znode_user_id=user["UserId"])
+    response = requests.post(
+        synced.stripe_base + "/v1/customers",
+        data={"email": "deploy@example.com", "metadata[znode_user_id]": str(user["UserId"])},
+        headers={"Authorization": "Bearer sk_test_customers", "Idempotency-Key": key},
+        timeout=10,
+    )
+    made = response.json()
+    # Stripe's search is not read-after-write: the first try does not see it yet.
+    hidden = {"email": "", "metadata[znode_user_id]": ""}
+    synced.stripe("POST", f"/v1/customers/{made['id']}", **hidden)
+
+    with pytest.raises(exc.ConflictRetry, match="was being made with other details"):
+        sync(synced, user["UserId"])
+
+    synced.stripe(
+        "POST",
+        f"/v1/customers/{made['id']}",
+        **{"email": "deploy@example.com", "metadata[znode_user_id]": str(user["UserId"])},
+    )
+    out = sync(synced, user["UserId"])
+    assert (out["customer"], out["stripe_created"]) == (made["id"], False)
+    assert len(synced.stripe_customers("deploy@example.com")) == 1
+
+
+def test_a_confirmed_email_match_shows_the_cards_saved_before(synced, admin_client):
+    made = synced.stripe("POST", "/v1/customers", email="confirm@example.com")
+    card = synced.stripe("POST", "/v1/payment_methods", type="card", **{"card[token]": "tok_visa"})
+    synced.stripe("POST", f"/v1/payment_methods/{card['id']}/attach", customer=made["id"])
+    user = synced.create_user(email="confirm@example.com")
+    sync(synced, user["UserId"])
+    link = CustomerLink.objects.get()
+    assert link.matched_by == MatchedBy.EMAIL and not SavedCard.objects.exists()
+
+    admin_client.post(
+        "/admin/customers/customerlink/",
+        {"action": "confirm_match", "_selected_action": [link.pk]},
+    )
+    job = Job.objects.get(reference=f"user:{user['UserId']}", context__filed_by="confirmed")
+    job_run(job_id=job.pk)
+
+    assert list(SavedCard.objects.values_list("link", "last4")) == [(link.pk, "4242")]

@@ -147,7 +147,7 @@ def _map_error(error: stripe.StripeError) -> exc.IntegrationError:
         return exc.RateLimited(message, retry_after=retry_after)
     if isinstance(error, stripe.IdempotencyError):
         # Same key, different parameters: a bug in how we derive keys. Never retry.
-        return exc.PermanentError(f"idempotency key reused with other parameters: {message}")
+        return exc.IdempotencyMismatch(f"idempotency key reused with other parameters: {message}")
     if isinstance(error, stripe.APIConnectionError):
         return exc.ConnectorUnavailable(message)
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
