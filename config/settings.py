@@ -279,6 +279,9 @@ INTEGRATIONS = {
     # the held ones and the repeats goes out (minutes), and where the platform is
     # reached (https://ops.example.com), for links in the messages (blank: no links).
     "ALERTS_EVERY_MINUTES": env.int("ALERTS_EVERY_MINUTES", default=1),
+    # This environment's name (dev, qa, prod): written into the flow bundles it exports
+    # and shown in the admin, so a bundle says where it came from.
+    "ENVIRONMENT_NAME": env.str("ENVIRONMENT_NAME", default="dev"),
     "ALERTS_MAX_AT_ONCE": env.int("ALERTS_MAX_AT_ONCE", default=5),
     "ALERTS_DIGEST_MINUTES": env.int("ALERTS_DIGEST_MINUTES", default=15),
     "ALERTS_SITE_URL": env.str("ALERTS_SITE_URL", default=""),

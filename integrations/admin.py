@@ -30,7 +30,7 @@ from integrations.choices import (
     ErrorGroupState,
     JobStatus,
 )
-from integrations.kernel.exceptions import DataError
+from integrations.kernel.exceptions import DataError, IntegrationError
 from integrations.kernel.redaction import redact_data, redact_text
 from integrations.models import (
     Alert,
@@ -38,10 +38,13 @@ from integrations.models import (
     AlertRule,
     ApiCall,
     Attempt,
+    BundleImport,
     Connection,
+    EnvironmentValue,
     ErrorGroup,
     Flow,
     FlowStep,
+    FlowVersion,
     InboundEvent,
     Integration,
     Job,
@@ -357,7 +360,7 @@ class IntegrationAdmin(AuditedAdmin):
 class FlowStepInline(TabularInline):
     model = FlowStep
     extra = 0
-    fields = ("position", "name", "action", "mapping")
+    fields = ("position", "name", "action", "enabled", "mapping")
 
 
 class CustomizedOnSaveMixin:
@@ -396,6 +399,77 @@ class MappingAdmin(CustomizedOnSaveMixin, AuditedAdmin):
 class LookupTableAdmin(AuditedAdmin):
     list_display = ("key", "description")
     search_fields = ("key",)
+
+
+@admin.register(EnvironmentValue)
+class EnvironmentValueAdmin(AuditedAdmin):
+    list_display = ("name", "value", "description")
+    search_fields = ("name", "description")
+
+
+@admin.register(FlowVersion)
+class FlowVersionAdmin(ReadOnlyAdmin):
+    list_display = ("flow", "number", "created_at", "created_by", "reason")
+    list_filter = ("flow",)
+    search_fields = ("flow__key", "created_by", "reason")
+    list_select_related = ("flow",)
+    fields = ("flow", "number", "created_at", "created_by", "reason", "changes", "definition_json")
+    readonly_fields = fields
+    actions = ("revert",)
+
+    @admin.display(description="Changes from the version before")
+    def changes(self, obj):
+        from integrations.services.flow_versions import versions_diff
+
+        before = (
+            FlowVersion.objects.filter(flow_id=obj.flow_id, number__lt=obj.number)
+            .order_by("-number")
+            .values_list("definition", flat=True)
+            .first()
+        )
+        lines = versions_diff(before, obj.definition) or ["(no change)"]
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+    @admin.display(description="Definition")
+    def definition_json(self, obj):
+        return pretty_json(obj.definition)
+
+    has_revert_permission = permission_check("integrations.change_flow")
+
+    @admin.action(
+        description="Revert the flow to this version (its steps and mappings as they were; "
+        "recorded as a new version)",
+        permissions=["revert"],
+    )
+    def revert(self, request, queryset):
+        from integrations.services.flow_versions import flow_version_revert
+
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one version to revert to.", messages.WARNING)
+            return
+        version = queryset.get()
+        try:
+            made = flow_version_revert(version, user=request.user.get_username())
+        except IntegrationError as error:
+            self.message_user(request, f"not reverted: {error}", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"{version.flow.key} is as in v{version.number} again (now v{made.number}).",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(BundleImport)
+class BundleImportAdmin(ReadOnlyAdmin):
+    list_display = ("name", "digest", "imported_by", "imported_at")
+    search_fields = ("name", "digest", "imported_by")
+    fields = ("name", "digest", "imported_by", "imported_at", "summary_lines")
+    readonly_fields = fields
+
+    @admin.display(description="What it changed")
+    def summary_lines(self, obj):
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', "\n".join(obj.summary))
 
 
 # --- evidence: events, jobs, attempts, API calls ---------------------------------------

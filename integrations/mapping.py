@@ -44,7 +44,7 @@ def search(expression: str, document: dict[str, Any]) -> Any:
         raise MappingError(f"expression {expression!r} failed: {exc}") from exc
 
 
-def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     node = target
     for part in parts[:-1]:
@@ -59,12 +59,31 @@ def apply_transform(spec: str, value: Any, document: dict[str, Any]) -> Any:
     return get_transform(name.strip())(value, arg=arg.strip() or None, document=document)
 
 
+def environment_value(name: str) -> Any:
+    """The value this environment gives ``name`` (*Environment values*)."""
+    from integrations.models import EnvironmentValue
+
+    row = EnvironmentValue.objects.filter(name=name).values_list("value", flat=True)
+    found = list(row[:1])
+    if not found:
+        raise MappingError(f"environment value {name!r} is not set in this environment")
+    return found[0]
+
+
+def default_value(default: Any) -> Any:
+    """A row's default: as written, or, written ``{"$env": "NAME"}``, this
+    environment's value of NAME."""
+    if isinstance(default, dict) and len(default) == 1 and "$env" in default:
+        return environment_value(str(default["$env"]))
+    return default
+
+
 def evaluate(rules: Iterable[Rule], document: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for rule in rules:
         value = search(rule.source, document) if rule.source else None
         if value is None:
-            value = rule.default
+            value = default_value(rule.default)
         if value is not None and rule.transform:
             try:
                 value = apply_transform(rule.transform, value, document)
@@ -80,7 +99,7 @@ def evaluate(rules: Iterable[Rule], document: dict[str, Any]) -> dict[str, Any]:
                     f"{rule.target} is required but {rule.source or 'its default'} gave no value"
                 )
             continue
-        _set_path(result, rule.target, value)
+        set_path(result, rule.target, value)
     return result
 
 

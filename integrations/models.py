@@ -310,6 +310,10 @@ class FlowStep(models.Model):
         blank=True,
         help_text="Builds the action's input; blank passes no input beyond the context.",
     )
+    enabled = models.BooleanField(
+        default=True,
+        help_text="A disabled step is skipped: the flow runs its other steps in order.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -321,6 +325,80 @@ class FlowStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow.key}#{self.position} {self.name} ({self.action})"
+
+
+class FlowVersion(models.Model):
+    """What a flow was from one moment on: its trigger, condition, steps and their
+    mappings, as one definition (JSON). Made when a change is saved through the
+    designer, a revert or an import (with who and why), or when a job first runs a
+    definition changed some other way. A job keeps the version it started with: a
+    later change cannot break a job already in flight."""
+
+    flow = models.ForeignKey(
+        Flow, on_delete=models.CASCADE, related_name="versions", help_text="The flow."
+    )
+    number = models.PositiveIntegerField(help_text="1, 2, 3… within the flow.")
+    digest = models.CharField(
+        max_length=64,
+        help_text="SHA-256 of the definition's canonical JSON (equal definitions, equal digests).",
+    )
+    definition = models.JSONField(
+        help_text="The flow as it runs: trigger, condition, steps with actions and mappings."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was first seen.")
+    created_by = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Who saved it (empty: first seen by a job, made outside the designer).",
+    )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it was changed.")
+
+    class Meta:
+        ordering = ["flow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flowversion_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow.key} v{self.number}"
+
+
+class EnvironmentValue(models.Model):
+    """A value that differs between environments (Dev, QA, Prod): a URL, an account
+    number, a GL code. A mapping row names it (default ``{"$env": "NAME"}``) and each
+    environment resolves it from its own table; bundles never carry these rows."""
+
+    name = models.SlugField(
+        max_length=120, unique=True, help_text='Referenced by mappings as {"$env": "<name>"}.'
+    )
+    value = models.JSONField(help_text="The value in this environment (text, number, object).")
+    description = models.TextField(blank=True, help_text="What it is, for whom.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BundleImport(models.Model):
+    """The audit of one flow bundle imported into this environment."""
+
+    name = models.CharField(max_length=200, help_text="The bundle's name (its file name).")
+    digest = models.CharField(max_length=64, help_text="The hash of the bundle's content.")
+    imported_by = models.CharField(max_length=150, help_text="Who imported it.")
+    imported_at = models.DateTimeField(auto_now_add=True, help_text="When.")
+    summary = models.JSONField(
+        default=list, help_text="What it created and changed, as the dry run showed it."
+    )
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        permissions = [("import_bundle", "Can import a flow bundle (promote flows)")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.digest[:12]})"
 
 
 # --- runtime evidence (append-mostly, no history; attempts are the audit log) -------
@@ -489,6 +567,16 @@ class Job(models.Model):
         max_length=60,
         blank=True,
         help_text="Error code of the last failure (timeout, rate_limited, card_declined, ...).",
+    )
+    flow_version = models.ForeignKey(
+        FlowVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # looked up from the job only
+        help_text="The flow's version the job runs (set when it first runs; an operator's "
+        "retry of a failed job takes the flow as it is then).",
     )
     error_group = models.ForeignKey(
         "ErrorGroup",

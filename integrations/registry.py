@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.kernel.exceptions import ActionNotRegistered, MappingError
@@ -30,6 +30,8 @@ class ActionSpec:
     description: str
     params: tuple[str, ...]
     required: tuple[str, ...]
+    inputs_help: dict[str, str] = field(default_factory=dict)
+    """A line of help per input, shown by the flow designer."""
 
     def call(self, ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(inputs) - set(self.params))
@@ -46,7 +48,9 @@ _actions: dict[str, ActionSpec] = {}
 _transforms: dict[str, Callable[..., Any]] = {}
 
 
-def action(key: str, *, description: str = "") -> Callable:
+def action(
+    key: str, *, description: str = "", inputs_help: dict[str, str] | None = None
+) -> Callable:
     def register(func: Callable) -> Callable:
         signature = inspect.signature(func)
         params, required = [], []
@@ -68,6 +72,7 @@ def action(key: str, *, description: str = "") -> Callable:
             description=description or (inspect.getdoc(func) or "").split("\n")[0],
             params=tuple(params),
             required=tuple(required),
+            inputs_help=dict(inputs_help or {}),
         )
         return func
 

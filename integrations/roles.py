@@ -7,8 +7,8 @@ the API check these permissions, never the group's name).
   configuration and see no secret (no page shows one to anybody).
 - **Finance** sees everything, keeps the GL map and exports payouts (admin and API).
 - **Integration developers** see everything and keep the configuration: connections,
-  integrations, flows and their steps, mappings and lookup tables, alert channels
-  and rules (and test connections).
+  integrations, flows and their steps, mappings, lookup tables and environment
+  values, alert channels and rules (and test connections); they import flow bundles.
 
 A migration creates the groups; ``manage.py roles`` resets them to this definition.
 Users are added to them in the admin (*Users*). A migration that adds a model (a new
@@ -34,6 +34,7 @@ _CONFIGURATION = (
     "mapping",
     "mappingfield",
     "lookuptable",
+    "environmentvalue",
     "alertchannel",
     "alertrule",
 )
@@ -59,6 +60,7 @@ ROLES: dict[str, tuple[str, ...]] = {
             for verb in ("add", "change", "delete")
         ),
         "integrations.test_connection",
+        "integrations.import_bundle",
     ),
 }
 """What each role may do beyond viewing (``app_label.codename``)."""

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from integrations.kernel.exceptions import ConnectorConfigurationError
 
 if TYPE_CHECKING:
-    from integrations.models import Attempt, Connection, FlowStep, InboundEvent, Integration, Job
+    from integrations.models import Attempt, Connection, InboundEvent, Integration, Job
+    from integrations.services.flow_versions import StepDef
 
 
 def make_idempotency_key(*parts: object) -> str:
@@ -24,7 +25,7 @@ def make_idempotency_key(*parts: object) -> str:
 @dataclass
 class ActionContext:
     job: Job
-    step: FlowStep
+    step: StepDef
     attempt: Attempt
     document: dict[str, Any]
 

@@ -25,6 +25,7 @@ from integrations.mapping import Rule
 from integrations.models import Attempt, Flow, FlowStep, Job, Mapping, MappingField
 from integrations.registry import get_action
 from integrations.runtime import ActionContext
+from integrations.services.flow_versions import StepDef, job_definition
 
 logger = logging.getLogger("integrations.flows")
 
@@ -69,9 +70,9 @@ def flow_condition_holds(flow: Flow, document: dict[str, Any]) -> bool:
 class StepHooks(Protocol):
     """What the job runner does around each step (its lease, its fenced writes)."""
 
-    def starting(self, step: FlowStep) -> None: ...
+    def starting(self, step: StepDef) -> None: ...
 
-    def finished(self, step: FlowStep, output: dict) -> None: ...
+    def finished(self, step: StepDef, output: dict) -> None: ...
 
 
 def flow_run_steps(*, job: Job, attempt: Attempt, hooks: StepHooks) -> None:
@@ -82,31 +83,17 @@ def flow_run_steps(*, job: Job, attempt: Attempt, hooks: StepHooks) -> None:
     JSON-able. A step finished in an earlier attempt is never repeated. Errors
     propagate: retrying or quarantining is the runner's.
     """
-    steps = list(FlowStep.objects.filter(flow=job.flow).select_related("mapping"))
     document = {**job.context, "steps": dict(job.step_outputs)}
-    for step in steps:
-        if step.name in job.step_outputs:
-            continue  # finished in an earlier attempt: never repeated
+    for step in job_definition(job):
+        if not step.enabled or step.name in job.step_outputs:
+            continue  # disabled, or finished in an earlier attempt: never repeated
         hooks.starting(step)
         spec = get_action(step.action)
-        inputs = mapping.evaluate(_rules(step), document) if step.mapping_id else {}
+        inputs = mapping.evaluate(step.rules, document) if step.mapping else {}
         ctx = ActionContext(job=job, step=step, attempt=attempt, document=document)
         output = _json_safe(spec.call(ctx, inputs))
         document["steps"][step.name] = output
         hooks.finished(step, output)
-
-
-def _rules(step: FlowStep) -> list[Rule]:
-    return [
-        Rule(
-            target=f.target,
-            source=f.source,
-            transform=f.transform,
-            default=f.default,
-            required=f.required,
-        )
-        for f in step.mapping.fields.all()
-    ]
 
 
 def _json_safe(value: object) -> dict:

@@ -33,10 +33,11 @@ from integrations.kernel.exceptions import ConflictRetry, DataError, error_summa
 from integrations.kernel.jsonutil import db_text
 from integrations.kernel.metrics import ATTEMPTS, JOBS
 from integrations.kernel.redaction import redact_text
-from integrations.models import Attempt, FlowStep, Job
+from integrations.models import Attempt, Job
 from integrations.retry import RetryPolicy
 from integrations.services.error_groups import error_group_record, error_group_settle
 from integrations.services.events import event_settle, pause_cause
+from integrations.services.flow_versions import StepDef
 from integrations.services.flows import flow_run_steps
 
 logger = logging.getLogger("integrations.jobs")
@@ -201,13 +202,13 @@ class _Leased:
         self.job, self.worker = job, worker
         self.step = ""  # the step started last, for the attempt's record
 
-    def starting(self, step: FlowStep) -> None:
+    def starting(self, step: StepDef) -> None:
         if worker_stopping.is_set():
             raise WorkerStopping(step.name)
         self.step = step.name
         _renew_lease(self.job, self.worker)
 
-    def finished(self, step: FlowStep, output: dict) -> None:
+    def finished(self, step: StepDef, output: dict) -> None:
         self.job.step_outputs[step.name] = output
         if not _fenced(self.job, self.worker).update(
             step_outputs=self.job.step_outputs, updated_at=timezone.now()
@@ -415,7 +416,8 @@ def job_requeue(*, job: Job, operator=None, note: str = "") -> Job:
     """Make a finished or waiting job due now with a fresh attempt budget.
 
     Steps that already succeeded stay done; the retry resumes at the first
-    unfinished step.
+    unfinished step, with the flow as it is now (an operator retries after fixing
+    it: the job's pinned version is let go and it pins the current one).
     """
     job = _operator_transition(
         job,
@@ -428,6 +430,7 @@ def job_requeue(*, job: Job, operator=None, note: str = "") -> Job:
             "next_attempt_at": None,
             "finished_at": None,
             "max_attempts": _fresh_budget,
+            "flow_version": None,
         },
         operator=operator,
         note=f"retry requested. {note}".strip(),
