@@ -52,6 +52,26 @@ def dashboard(request):
     return dashboard_panel(request)
 
 
+@never_cache
+def mapping_preview(request, pk):
+    from integrations.views import mapping_preview_panel
+
+    return mapping_preview_panel(request, pk)
+
+
+@never_cache
+def mapping_suggest(request, pk):
+    from integrations.views import mapping_suggest_panel
+
+    return mapping_suggest_panel(request, pk)
+
+
+def redrive(request, pk):
+    from integrations.views import redrive_page
+
+    return redrive_page(request, pk)
+
+
 admin.site.site_header = "Znode ⇄ Stripe integration"
 admin.site.site_title = "Integration admin"
 admin.site.index_title = "Operations"
@@ -62,6 +82,21 @@ urlpatterns = [
     path("health/live/", live, name="health-live"),
     path("metrics", metrics, name="metrics"),
     path("admin/dashboard/", admin.site.admin_view(dashboard), name="integrations-dashboard"),
+    path(
+        "admin/mapping-preview/<int:pk>/",
+        admin.site.admin_view(mapping_preview),
+        name="integrations-mapping-preview",
+    ),
+    path(
+        "admin/redrive/<int:pk>/",
+        admin.site.admin_view(redrive),
+        name="integrations-redrive",
+    ),
+    path(
+        "admin/mapping-suggest/<int:pk>/",
+        admin.site.admin_view(mapping_suggest),
+        name="integrations-mapping-suggest",
+    ),
     path("admin/", admin.site.urls),
     # The finance API and its OpenAPI schema; the docs' assets are our own static files.
     path("api/", include("reconciliation.urls")),

@@ -7,7 +7,7 @@ import json
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -356,9 +356,93 @@ class IntegrationAdmin(AuditedAdmin):
         return (*fields, "name") if obj is not None else fields
 
 
-# --- flows and mappings ---------------------------------------------------------------
+# --- flows and mappings: the designer ----------------------------------------------------
+def _action_choices(current: str = "") -> list[tuple[str, str]]:
+    from integrations.registry import all_actions
+
+    choices = [
+        (key, f"{key} — {spec.description}" if spec.description else key)
+        for key, spec in sorted(all_actions().items())
+    ]
+    if current and current not in dict(choices):
+        choices.insert(0, (current, f"{current} (not registered)"))
+    return choices
+
+
+class FlowStepForm(forms.ModelForm):
+    """A step's action is picked from the registry (its inputs are listed above)."""
+
+    class Meta:
+        model = FlowStep
+        fields = ("position", "name", "action", "enabled", "mapping")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.action if self.instance and self.instance.pk else ""
+        self.fields["action"] = forms.ChoiceField(
+            choices=_action_choices(current),
+            help_text=FlowStep._meta.get_field("action").help_text,
+            widget=forms.Select(attrs={"class": "border rounded px-2 py-1"}),
+        )
+
+
+def _problems_error(problems) -> ValidationError:
+    return ValidationError(
+        ["This flow would fail, so it is not saved:", *(str(p) for p in problems)]
+    )
+
+
+class FlowStepFormSet(forms.BaseInlineFormSet):
+    """A flow is checked whole before it is saved (its fields as typed, its steps as
+    in this form, each step's mapping as stored): one that would fail is refused with
+    every reason."""
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        from integrations.services.flow_design import flow_problems
+        from integrations.services.flow_versions import mapping_definition
+
+        flow = self.instance
+        steps = []
+        for form in sorted(
+            (f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")),
+            key=lambda f: f.cleaned_data.get("position") or 0,
+        ):
+            data = form.cleaned_data
+            steps.append(
+                {
+                    "name": data.get("name") or "",
+                    "action": data.get("action") or "",
+                    "enabled": bool(data.get("enabled")),
+                    "mapping": mapping_definition(data["mapping"]) if data.get("mapping") else None,
+                }
+            )
+        positions = [
+            f.cleaned_data.get("position")
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE")
+        ]
+        if len(set(positions)) != len(positions):
+            raise ValidationError("Two steps have the same position.")
+        problems = flow_problems(
+            {
+                "key": flow.key,
+                "trigger_source": flow.trigger_source,
+                "trigger_event": flow.trigger_event,
+                "condition": flow.condition,
+                "steps": steps,
+            }
+        )
+        if problems:
+            raise _problems_error(problems)
+
+
 class FlowStepInline(TabularInline):
     model = FlowStep
+    form = FlowStepForm
+    formset = FlowStepFormSet
     extra = 0
     fields = ("position", "name", "action", "enabled", "mapping")
 
@@ -379,10 +463,115 @@ class FlowAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     readonly_fields = ("shipped_version", "customized")
     inlines = [FlowStepInline]
     history_list_display = ("history_change_reason", "enabled", "trigger_event")
+    change_form_template = "admin/integrations/flow/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        flow = self.get_object(request, object_id)
+        extra = {"designer": _designer(flow)} if flow is not None else {}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def save_related(self, request, form, formsets, change):
+        """Once the steps are saved, the flow as it is now is a version (who, why)."""
+        super().save_related(request, form, formsets, change)
+        from integrations.services.flow_versions import flow_version_save
+
+        flow_version_save(
+            form.instance,
+            user=request.user.get_username(),
+            reason=(form.cleaned_data.get("change_reason") or "").strip() or "edited in admin",
+        )
+
+
+def _designer(flow: Flow) -> dict:
+    """What the designer draws: the flow as stored, its problems, the actions."""
+    from django.urls import reverse
+
+    from integrations.registry import all_actions
+    from integrations.services.flow_design import action_inputs, flow_problems
+    from integrations.services.flow_versions import flow_definition
+
+    definition = flow_definition(flow)
+    actions = all_actions()
+    steps = []
+    mapping_ids = dict(
+        FlowStep.objects.filter(flow=flow, mapping__isnull=False).values_list("name", "mapping_id")
+    )
+    for step in definition["steps"]:
+        spec = actions.get(step["action"])
+        mapping = step["mapping"] or {}
+        steps.append(
+            {
+                **step,
+                "description": spec.description if spec else "not a registered action",
+                "mapping": mapping.get("key", ""),
+                "rows": mapping.get("fields", []),
+                "mapping_url": reverse(
+                    "admin:integrations_mapping_change", args=[mapping_ids[step["name"]]]
+                )
+                if step["name"] in mapping_ids
+                else "",
+            }
+        )
+    latest = flow.versions.order_by("-number").values_list("number", flat=True).first()
+    return {
+        "definition": definition,
+        "steps": steps,
+        "problems": [str(p) for p in flow_problems(definition)],
+        "version": f"v{latest}" if latest else "",
+        "actions": [
+            {"key": key, "description": spec.description, "inputs": action_inputs(spec)}
+            for key, spec in sorted(actions.items())
+        ],
+        "versions_url": reverse("admin:integrations_flowversion_changelist")
+        + f"?flow__id__exact={flow.pk}",
+        "lookups_url": reverse("admin:integrations_lookuptable_changelist"),
+    }
+
+
+class MappingFieldFormSet(forms.BaseInlineFormSet):
+    """The rows are checked before they are saved: each row on its own (expression,
+    transform, lookup table), then every flow whose step uses the mapping, with these
+    rows (an input the action does not take, a required input left unmapped)."""
+
+    def rules(self):
+        from integrations.mapping import Rule
+
+        return [
+            Rule(
+                target=f.cleaned_data.get("target") or "",
+                source=f.cleaned_data.get("source") or "",
+                transform=f.cleaned_data.get("transform") or "",
+                default=f.cleaned_data.get("default"),
+                required=bool(f.cleaned_data.get("required")),
+            )
+            for f in sorted(
+                (f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")),
+                key=lambda f: f.cleaned_data.get("position") or 0,
+            )
+        ]
+
+    def clean(self):
+        super().clean()
+        if any(form.errors for form in self.forms) or not self.instance.pk:
+            return
+        from integrations.services.flow_design import flow_problems
+        from integrations.services.flow_versions import flow_definition, rule_row
+
+        rows = [rule_row(r) for r in self.rules()]
+        problems = []
+        for flow in Flow.objects.filter(steps__mapping=self.instance).distinct():
+            definition = flow_definition(flow)
+            for step in definition["steps"]:
+                if (step["mapping"] or {}).get("key") == self.instance.key:
+                    step["mapping"] = {"key": self.instance.key, "fields": rows}
+            problems += [f"flow {flow.key}: {p}" for p in flow_problems(definition)]
+        if problems:
+            raise ValidationError(["These rows would make a flow fail:", *problems])
 
 
 class MappingFieldInline(TabularInline):
     model = MappingField
+    formset = MappingFieldFormSet
     extra = 0
     fields = ("position", "target", "source", "transform", "default", "required")
 
@@ -393,6 +582,32 @@ class MappingAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     search_fields = ("key", "description")
     readonly_fields = ("customized",)
     inlines = [MappingFieldInline]
+    change_form_template = "admin/integrations/mapping/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.urls import reverse
+
+        from integrations.services.flow_design import mapping_samples
+
+        mapping = self.get_object(request, object_id)
+        extra = {}
+        if mapping is not None:
+            extra = {
+                "preview_url": reverse("integrations-mapping-preview", args=[mapping.pk]),
+                "suggest_url": reverse("integrations-mapping-suggest", args=[mapping.pk]),
+                "samples": mapping_samples(mapping),
+                "used_by": FlowStep.objects.filter(mapping=mapping).select_related("flow"),
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def save_related(self, request, form, formsets, change):
+        """The flows whose steps use the mapping get a version with the new rows."""
+        super().save_related(request, form, formsets, change)
+        from integrations.services.flow_versions import flow_version_save
+
+        reason = (form.cleaned_data.get("change_reason") or "").strip() or "mapping edited in admin"
+        for flow in Flow.objects.filter(steps__mapping=form.instance).distinct():
+            flow_version_save(flow, user=request.user.get_username(), reason=reason)
 
 
 @admin.register(LookupTable)
@@ -871,7 +1086,7 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin, ModelAdmin):
         ("Triage", {"fields": ("state", "assignee", "note", "shown_state", "shown_assignee")}),
         (
             "What fails",
-            {"fields": ("flow", "step", "error_class", "message", "sample")},
+            {"fields": ("flow", "step", "error_class", "message", "sample", "fix_and_redrive")},
         ),
         (
             "How often",
@@ -895,6 +1110,7 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin, ModelAdmin):
         "error_class",
         "message",
         "sample",
+        "fix_and_redrive",
         "jobs_by_status",
         "affected_orders",
         "occurrences",
@@ -905,6 +1121,18 @@ class ErrorGroupAdmin(OperatesJobs, SimpleHistoryAdmin, ModelAdmin):
         "alerted_at",
     )
     has_triage_permission = permission_check("integrations.triage_errorgroup")
+
+    @admin.display(description="Fix and re-drive")
+    def fix_and_redrive(self, obj):
+        from django.urls import reverse
+
+        if obj is None or not obj.step:
+            return "—"
+        return format_html(
+            '<a href="{}">Try a fix of step {}\'s mapping on these jobs, then retry them</a>',
+            reverse("integrations-redrive", args=[obj.pk]),
+            obj.step,
+        )
 
     def get_queryset(self, request):
         from django.db.models import Count, Q

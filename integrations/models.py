@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -179,7 +179,17 @@ class Integration(models.Model):
 class Mapping(models.Model):
     """Named set of field rules that builds an action's input from a context document."""
 
-    key = models.SlugField(max_length=120, unique=True, help_text="Unique key, e.g. 'order-to-pi'.")
+    key = models.CharField(
+        max_length=120,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[-a-zA-Z0-9_.]+$",
+                "Letters, digits, '-', '_' and '.' only (shipped mappings are <flow>.<step>).",
+            )
+        ],
+        help_text="Unique key, e.g. 'order-to-pi' (shipped ones: '<flow key>.<step name>').",
+    )
     description = models.TextField(blank=True, help_text="What the mapping produces, for whom.")
     customized = models.BooleanField(
         default=False,

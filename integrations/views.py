@@ -241,3 +241,320 @@ def dashboard_panel(request: HttpRequest) -> HttpResponse:
             "refresh_seconds": 5,
         },
     )
+
+
+# --- the mapping editor's preview and suggestions (htmx) ----------------------------------
+def _posted_rows(post) -> tuple[list, list[str]]:
+    """The mapping rows as typed in the change form (``fields-N-…``, not yet saved), in
+    position order, and the errors of rows that cannot be read (a default not JSON)."""
+    import json
+
+    from integrations.mapping import Rule
+
+    try:
+        total = min(int(post.get("fields-TOTAL_FORMS", 0)), 500)
+    except ValueError:
+        total = 0
+    rows, errors = [], []
+    for i in range(total):
+
+        def field(name: str, i: int = i) -> str:
+            return post.get(f"fields-{i}-{name}", "")
+
+        target = field("target").strip()
+        if not target or field("DELETE"):
+            continue
+        default_text = field("default").strip()
+        try:
+            default = json.loads(default_text) if default_text else None
+        except ValueError:
+            errors.append(f"{target}: the default is not JSON ({default_text[:40]!r})")
+            continue
+        try:
+            position = int(field("position") or i)
+        except ValueError:
+            position = i
+        rows.append(
+            (
+                position,
+                Rule(
+                    target=target[:200],
+                    source=field("source").strip()[:500],
+                    transform=field("transform").strip()[:200],
+                    default=default,
+                    required=field("required") in ("on", "true", "True", "1"),
+                ),
+            )
+        )
+    return [rule for _, rule in sorted(rows, key=lambda r: r[0])], errors
+
+
+def _sample(request, mapping) -> tuple[dict | None, str]:
+    """The document the preview runs on, or why there is none."""
+    import json
+
+    from integrations.kernel.exceptions import DataError
+    from integrations.models import FlowStep
+    from integrations.services.flow_design import sample_document
+
+    choice = request.POST.get("_preview_sample", "")[:40]
+    if choice == "paste" or not choice:
+        text = request.POST.get("_preview_document", "").strip()
+        if not text:
+            return None, "Choose a sample, or paste a document (JSON) to preview on."
+        try:
+            document = json.loads(text[:200_000])
+        except ValueError as error:
+            return None, f"The pasted document is not JSON: {error}"
+        return (document, "") if isinstance(document, dict) else (None, "Paste a JSON object.")
+    step = FlowStep.objects.filter(mapping=mapping).values_list("name", flat=True).first() or ""
+    try:
+        return sample_document(choice, step_name=step), ""
+    except DataError as error:
+        return None, error.message
+
+
+def _mapping_for_view(request, pk: int):
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    from integrations.models import Mapping
+
+    if request.method != "POST" or not request.user.has_perm("integrations.view_mapping"):
+        raise PermissionDenied
+    mapping = Mapping.objects.filter(pk=pk).first()
+    if mapping is None:
+        raise Http404("no such mapping")
+    return mapping
+
+
+def mapping_preview_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The rows as typed, evaluated on the chosen sample (a POST from the mapping's
+    change form; needs ``integrations.view_mapping``; writes nothing)."""
+    import json
+
+    from django.shortcuts import render
+
+    from integrations.services.flow_design import mapping_preview, rule_problems
+
+    mapping = _mapping_for_view(request, pk)
+    rules, errors = _posted_rows(request.POST)
+    document, why = _sample(request, mapping)
+    if document is None:
+        return render(request, "admin/integrations/mapping/preview.html", {"error": why})
+    preview = mapping_preview(rules, document)
+    problems = errors + [f"{r.target}: {p}" for r in rules for p in rule_problems(r)]
+    return render(
+        request,
+        "admin/integrations/mapping/preview.html",
+        {
+            "preview": {
+                "rows": [
+                    {
+                        "target": row.target,
+                        "error": row.error,
+                        "skipped": row.skipped,
+                        "used_default": row.used_default,
+                        "value_json": json.dumps(row.value, default=str, ensure_ascii=False),
+                    }
+                    for row in preview.rows
+                ]
+            },
+            "inputs_json": json.dumps(preview.inputs, default=str, ensure_ascii=False),
+            "problems": problems,
+        },
+    )
+
+
+def mapping_suggest_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Suggested rows for the inputs of the mapping's action that no row maps yet,
+    ranked on the chosen sample (needs ``integrations.view_mapping``)."""
+    import json
+
+    from django.shortcuts import render
+
+    from integrations.models import FlowStep
+    from integrations.registry import all_actions
+    from integrations.services.flow_design import action_inputs
+    from integrations.services.mapping_assist import mapping_usage, semantic_scorer, suggest
+
+    mapping = _mapping_for_view(request, pk)
+    rules, _ = _posted_rows(request.POST)
+    document, why = _sample(request, mapping)
+    step = FlowStep.objects.filter(mapping=mapping).first()
+    spec = all_actions().get(step.action) if step else None
+    if document is None or spec is None:
+        reason = why or "The mapping is used by no step of a registered action."
+        return render(request, "admin/integrations/mapping/suggest.html", {"error": reason})
+    found = suggest(
+        action_inputs(spec),
+        document,
+        mapped={r.target.split(".")[0] for r in rules},
+        usage=mapping_usage(),
+        semantic=semantic_scorer(),
+    )
+    return render(
+        request,
+        "admin/integrations/mapping/suggest.html",
+        {
+            "action": spec.key,
+            "suggestions": [
+                {
+                    "target": target,
+                    "options": [
+                        {
+                            "source": s.source,
+                            "transform": s.transform,
+                            "score": f"{s.score:.2f}",
+                            "why": s.why,
+                            "value_json": json.dumps(s.value, default=str, ensure_ascii=False)[
+                                :200
+                            ],
+                        }
+                        for s in options
+                    ],
+                }
+                for target, options in found.items()
+            ],
+        },
+    )
+
+
+# --- fix and re-drive (an error group's jobs) --------------------------------------------------
+REDRIVE_ROWS_EXTRA = 2
+
+
+def _draft_rows(post) -> tuple[list, list[str]]:
+    """The draft mapping rows of the re-drive form (``row-N-…``)."""
+    import json
+
+    from integrations.mapping import Rule
+
+    rules, errors = [], []
+    for i in range(min(int(post.get("rows", 0) or 0), 200)):
+        target = post.get(f"row-{i}-target", "").strip()
+        if not target or post.get(f"row-{i}-delete"):
+            continue
+        text = post.get(f"row-{i}-default", "").strip()
+        try:
+            default = json.loads(text) if text else None
+        except ValueError:
+            errors.append(f"{target}: the default is not JSON ({text[:40]!r})")
+            continue
+        rules.append(
+            Rule(
+                target=target[:200],
+                source=post.get(f"row-{i}-source", "").strip()[:500],
+                transform=post.get(f"row-{i}-transform", "").strip()[:200],
+                default=default,
+                required=bool(post.get(f"row-{i}-required")),
+            )
+        )
+    return rules, errors
+
+
+def redrive_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """An error group's fix: the failing step's mapping as a draft, tried on every
+    failed job (dry run: old and new result per record), then saved and exactly those
+    jobs retried. Needs ``integrations.operate_job`` and ``integrations.change_mapping``."""
+    import json
+
+    from django.contrib import messages
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+    from django.shortcuts import redirect, render
+    from django.urls import reverse
+
+    from integrations.kernel.exceptions import DataError
+    from integrations.models import ErrorGroup
+    from integrations.services.flow_versions import mapping_rules
+    from integrations.services.redrive import (
+        redrive_apply,
+        redrive_plan,
+        redrive_step,
+    )
+
+    if not (
+        request.user.has_perm("integrations.operate_job")
+        and request.user.has_perm("integrations.change_mapping")
+    ):
+        raise PermissionDenied
+    group = ErrorGroup.objects.filter(pk=pk).select_related("flow").first()
+    if group is None:
+        raise Http404("no such error group")
+    step = redrive_step(group)
+    errors: list[str] = []
+    if request.method == "POST":
+        draft, errors = _draft_rows(request.POST)
+        job_ids = [int(i) for i in request.POST.getlist("job") if i.isdigit()]
+        if request.POST.get("apply") and not errors:
+            try:
+                _, retried = redrive_apply(
+                    group,
+                    draft,
+                    job_ids,
+                    operator=request.user,
+                    reason=request.POST.get("reason", "")[:200],
+                )
+            except DataError as error:
+                errors.append(error.message)
+            else:
+                messages.success(
+                    request, f"Mapping saved; {len(retried)} job(s) of group {group.pk} re-driven."
+                )
+                return redirect(reverse("admin:integrations_errorgroup_change", args=[group.pk]))
+    else:
+        draft = mapping_rules(step.mapping if step and step.mapping_id else None)
+        job_ids = None
+    plan = redrive_plan(group, draft, job_ids if request.method == "POST" else None)
+    rows = [
+        {
+            "target": r.target,
+            "source": r.source,
+            "transform": r.transform,
+            "default": "" if r.default is None else json.dumps(r.default),
+            "required": r.required,
+        }
+        for r in draft
+    ] + [{"target": "", "source": "", "transform": "", "default": "", "required": False}] * (
+        REDRIVE_ROWS_EXTRA
+    )
+
+    def shown(preview) -> str:
+        if preview.ok:
+            return json.dumps(preview.inputs, default=str, ensure_ascii=False)
+        return "; ".join(r.error for r in preview.rows if r.error)
+
+    return render(
+        request,
+        "admin/integrations/redrive.html",
+        {
+            **admin_site_context(request),
+            "title": f"Fix and re-drive error group {group.pk}",
+            "group": group,
+            "step": step,
+            "rows": rows,
+            "row_count": len(rows),
+            "results": [
+                {
+                    "job_id": r.job_id,
+                    "reference": r.reference,
+                    "old": shown(r.old),
+                    "new": shown(r.new),
+                    "old_ok": r.old.ok,
+                    "new_ok": r.new.ok,
+                }
+                for r in plan.rows
+            ],
+            "fixed": sum(1 for r in plan.rows if r.new.ok),
+            "problems": errors + plan.problems,
+            "tried": request.method == "POST",
+            "group_url": reverse("admin:integrations_errorgroup_change", args=[group.pk]),
+        },
+    )
+
+
+def admin_site_context(request: HttpRequest) -> dict:
+    from django.contrib import admin
+
+    return admin.site.each_context(request)

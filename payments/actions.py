@@ -23,6 +23,7 @@ from integrations.connectors.znode.mapping import (
     order_from_wire,
     payment_records_from_json,
 )
+from integrations.kernel import exceptions as exc
 from integrations.kernel.facts import PostalAddress, fact_json
 from integrations.registry import action
 from integrations.runtime import ActionContext
@@ -38,6 +39,7 @@ from payments.selectors import order_find, order_get, refund_by_stripe_id
 from payments.services import (
     AUTHORIZED,
     PAID,
+    extra_metadata,
     order_book_in_znode,
     order_upsert,
 )
@@ -100,7 +102,17 @@ def ensure_customer(
     return {"customer": customer, "created": created}
 
 
-@action("payments.collect_payment", description="Collect the order's money by its mode.")
+@action(
+    "payments.collect_payment",
+    description="Collect the order's money by its mode.",
+    inputs_help={
+        "order_number": "The Znode order number (fetch's output).",
+        "customer": "The Stripe customer (ensure_customer's output); blank for none.",
+        "transaction_id": "Znode's payment transaction id, for adopted charges.",
+        "metadata": "Extra keys for the PaymentIntent's metadata (e.g. metadata.channel "
+        "← a Znode field); the platform's own keys win.",
+    },
+)
 def collect_payment(
     *,
     ctx: ActionContext,
@@ -109,12 +121,20 @@ def collect_payment(
     transaction_id: str = "",
     payment_method: str = "",
     payment_setting_id: int | None = None,
+    metadata: dict | None = None,
 ) -> dict:
-    """``payment_method`` and ``payment_setting_id`` are accepted for flows edited
-    before collection modes existed; Znode's payment token is never sent to Stripe
-    (it is the payment app's GUID, reference §9.1)."""
+    """``metadata``: keys a mapping adds to the PaymentIntent's (or payment page's)
+    metadata; ours win. ``payment_method`` and ``payment_setting_id`` are accepted for
+    flows edited before collection modes existed; Znode's payment token is never sent
+    to Stripe (it is the payment app's GUID, reference §9.1)."""
     order = order_get(integration=ctx.integration, order_number=order_number)
-    return payment_collect(ctx, order, customer=customer, transaction_id=transaction_id)
+    if not isinstance(metadata, dict | type(None)):
+        raise exc.MappingError(f"metadata must be an object, not {type(metadata).__name__}")
+    token = extra_metadata.set(dict(metadata or {}))
+    try:
+        return payment_collect(ctx, order, customer=customer, transaction_id=transaction_id)
+    finally:
+        extra_metadata.reset(token)
 
 
 # Flows installed before collection modes name the old key.

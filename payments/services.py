@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -162,13 +163,22 @@ def order_move(order: Order, state: str, **fields: Any) -> bool:
     return True
 
 
+extra_metadata: ContextVar[dict[str, Any] | None] = ContextVar("extra_metadata", default=None)
+"""Metadata a flow's mapping adds to the payment objects the running action makes
+(``payments.collect_payment``'s ``metadata`` input)."""
+
+
 def order_metadata(ctx: ActionContext, order: Order) -> dict[str, str]:
-    return stripe_facts.order_metadata(
+    """What the order's payment objects carry: a mapping's extra keys (``metadata``
+    input), then ours, which win (events find their order by them)."""
+    ours = stripe_facts.order_metadata(
         order_number=order.order_number,
         znode_order_id=order.znode_order_id,
         znode_user_id=order.znode_user_id,
         integration=ctx.integration.name,
     )
+    extra = extra_metadata.get()
+    return {**stripe_facts.stripe_metadata(extra), **ours} if extra else ours
 
 
 def payment_advance(

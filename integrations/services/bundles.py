@@ -37,6 +37,7 @@ from integrations.services.flow_design import flow_problems
 from integrations.services.flow_versions import (
     flow_definition,
     flow_version_save,
+    rule_row,
     versions_diff,
 )
 
@@ -310,16 +311,7 @@ def _mapping_apply(wanted: dict[str, Any], *, reason: str) -> Mapping:
     row._change_reason = reason
     row.save()
     fields = list(wanted.get("fields") or [])
-    current = [
-        {
-            "target": f.target,
-            "source": f.source,
-            "transform": f.transform,
-            "default": f.default,
-            "required": f.required,
-        }
-        for f in row.fields.order_by("position", "id")
-    ]
+    current = [rule_row(f) for f in row.fields.order_by("position", "id")]
     if current == fields:
         return row
     row.fields.all().delete()

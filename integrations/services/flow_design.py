@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from integrations import mapping
-from integrations.choices import TriggerSource
+from integrations.choices import JobStatus, TriggerSource
 from integrations.connectors import registry as connectors
-from integrations.kernel.exceptions import IntegrationError, MappingError
+from integrations.kernel.exceptions import DataError, IntegrationError, MappingError
 from integrations.mapping import Rule
-from integrations.models import LookupTable
+from integrations.models import Flow, FlowStep, InboundEvent, Job, LookupTable, Mapping
 from integrations.registry import ActionSpec, all_actions, all_transforms
 from integrations.services.flow_versions import definition_rules
 
@@ -240,3 +240,77 @@ def mapping_preview(rules: list[Rule], document: dict[str, Any]) -> Preview:
         except MappingError as error:
             rows[-1] = RowResult(rule.target, error=error.message)
     return Preview(rows=tuple(rows), inputs=inputs)
+
+
+# --- samples the preview runs on ------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    key: str
+    """``job:<id>`` or ``event:<id>``."""
+    label: str
+
+
+SAMPLES_EACH = 5
+
+
+def mapping_samples(mapping: Mapping) -> list[Sample]:
+    """What a mapping can be previewed on: the latest jobs of the flows whose steps use
+    it (succeeded: real recent orders; quarantined: the records that failed) and,
+    for a flow with no job yet, the latest events of its trigger."""
+    out: list[Sample] = []
+    flows = Flow.objects.filter(steps__mapping=mapping).distinct()
+    for flow in flows:
+        for status, label in ((JobStatus.QUARANTINED, "quarantined"), (JobStatus.SUCCEEDED, "")):
+            jobs = (
+                Job.objects.filter(flow=flow, status=status)
+                .order_by("-id")
+                .values_list("pk", "reference", "created_at")[:SAMPLES_EACH]
+            )
+            for pk, reference, created in jobs:
+                when = created.strftime("%Y-%m-%d %H:%M")
+                text = f"{flow.key}: {label + ' ' if label else ''}job {pk} {reference} ({when})"
+                out.append(Sample(f"job:{pk}", text))
+        if not any(s.key.startswith("job:") for s in out):
+            prefix = flow.trigger_event.split("*", 1)[0]
+            events = (
+                InboundEvent.objects.filter(
+                    connection__kind=flow.trigger_source, event_type__startswith=prefix
+                )
+                .order_by("-id")
+                .values_list("pk", "event_type", "reference")[:200]
+            )
+            matching = [e for e in events if fnmatch.fnmatchcase(e[1], flow.trigger_event)]
+            for pk, event_type, reference in matching[:SAMPLES_EACH]:
+                out.append(
+                    Sample(f"event:{pk}", f"{flow.key}: event {pk} {event_type} {reference}")
+                )
+    return out
+
+
+def sample_document(key: str, *, step_name: str = "") -> dict[str, Any]:
+    """The document a step reads, for a sample: a job's context with the outputs of
+    the steps before ``step_name`` (all it has when not given); an event's document
+    as the inbox builds it (no step has run yet). Read only."""
+    kind, _, pk = key.partition(":")
+    if not pk.isdigit():
+        raise DataError(f"no sample {key!r}")
+    if kind == "job":
+        job = Job.objects.filter(pk=int(pk)).first()
+        if job is None:
+            raise DataError(f"job {pk} does not exist")
+        outputs = dict(job.step_outputs)
+        if step_name:
+            names = [
+                s.name for s in FlowStep.objects.filter(flow_id=job.flow_id).order_by("position")
+            ]
+            before = names[: names.index(step_name)] if step_name in names else names
+            outputs = {k: v for k, v in outputs.items() if k in before}
+        return {**job.context, "steps": outputs}
+    if kind == "event":
+        from integrations.services.inbox import event_sample_document
+
+        event = InboundEvent.objects.filter(pk=int(pk)).select_related("connection").first()
+        if event is None:
+            raise DataError(f"event {pk} does not exist")
+        return {**event_sample_document(event), "steps": {}}
+    raise DataError(f"no sample {key!r}")

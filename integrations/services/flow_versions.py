@@ -40,21 +40,23 @@ class StepDef:
     rules: tuple[Rule, ...]
 
 
-def _rule_json(field: MappingField) -> dict[str, Any]:
-    return {
-        "target": field.target,
-        "source": field.source,
-        "transform": field.transform,
-        "default": field.default,
-        "required": field.required,
-    }
+def rule_row(rule: Rule | MappingField) -> dict[str, Any]:
+    """A mapping row (a stored field or a rule) as a definition holds it."""
+    return {name: getattr(rule, name) for name in RULE_FIELDS}
+
+
+def mapping_rules(mapping: Mapping | None) -> list[Rule]:
+    """A stored mapping's rows as rules, in evaluation order."""
+    if mapping is None:
+        return []
+    return [Rule(**rule_row(f)) for f in mapping.fields.order_by("position", "id")]
 
 
 def mapping_definition(mapping: Mapping) -> dict[str, Any]:
     """A mapping as a definition holds it: its key and its rows in evaluation order."""
     return {
         "key": mapping.key,
-        "fields": [_rule_json(f) for f in mapping.fields.all()],
+        "fields": [rule_row(f) for f in mapping.fields.all()],
     }
 
 

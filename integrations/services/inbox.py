@@ -26,7 +26,7 @@ from integrations.connectors import registry as connectors
 from integrations.connectors.base import ChangeFingerprint, ParsedEvent
 from integrations.kernel import stats
 from integrations.kernel.context import correlated
-from integrations.kernel.exceptions import IntegrationError, WebhookPayloadError
+from integrations.kernel.exceptions import DataError, IntegrationError, WebhookPayloadError
 from integrations.kernel.jsonutil import db_json, db_text
 from integrations.models import Connection, Flow, InboundEvent, Integration, Job, RoutedChange
 from integrations.retry import RetryPolicy
@@ -227,6 +227,25 @@ def event_document(
         document["event"]["routed_as"] = routed_as
     document.update(facts)
     return document
+
+
+def event_sample_document(event: InboundEvent) -> dict[str, Any]:
+    """The document a flow of ``event`` reads (its first integration's), as the inbox
+    would build it, for the mapping preview. Read only."""
+    from django.db.models import Q
+
+    reading = event_read(event)
+    if reading.parsed is None:
+        raise DataError(reading.error)
+    conn = event.connection_id
+    integration = (
+        Integration.objects.filter(Q(znode_id=conn) | Q(stripe_id=conn) | Q(erp_id=conn))
+        .order_by("pk")
+        .first()
+    )
+    return event_document(
+        event, integration, parsed=reading.parsed, facts=_event_facts(event, reading.parsed)
+    )
 
 
 RESERVED_DOCUMENT_NAMES = frozenset({"event", "connection", "integration", "steps"})

@@ -124,3 +124,40 @@ def saved_card_customer(sandbox, *, user_id: int, email: str, card: str = "pm_ca
         }
     )
     return customer.id
+
+
+# --- the browser tests' fixtures (tests/support/browser.py) --------------------------------
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's Chromium driven by Playwright. Its sync API runs an event loop in this
+    thread; the test's own ORM calls stay synchronous and on this thread."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shot(request):
+    """``shot(page, name)``: a full-page screenshot kept under BROWSER_ARTIFACTS."""
+    import shutil
+
+    from tests.support.browser import ARTIFACTS
+
+    folder = ARTIFACTS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = []
+
+    def take(page, name: str) -> None:
+        path = folder / f"{len(taken) + 1:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 0
+        taken.append(path)
+
+    return take

@@ -5,82 +5,24 @@ screenshots under ``BROWSER_ARTIFACTS`` (default ``var/test-artifacts/browser``)
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from integrations.choices import ErrorGroupState, JobStatus
 from integrations.kernel import stats
 from integrations.models import ErrorGroup, Flow, Job
-from integrations.roles import FINANCE, OPERATORS, roles_install
+from integrations.roles import FINANCE, OPERATORS
 from integrations.services.jobs import jobs_resume
 from payments.choices import OrderState
 from payments.models import Order
 from tests.e2e.conftest import wait_for
+from tests.support.browser import ARTIFACTS, BROWSER_MARKS, logged_in, user
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", "var/test-artifacts/browser"))
-PASSWORD = "a-long-browser-test-password"
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("quiet_sandbox"),
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
-    # stay synchronous and on this thread.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def shot(request):
-    folder = ARTIFACTS / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    taken = []
-
-    def take(page, name: str) -> None:
-        path = folder / f"{len(taken) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 0
-        taken.append(path)
-
-    return take
-
-
-def user(django_user_model, name: str, *, role: str | None = None, superuser: bool = False):
-    if superuser:
-        return django_user_model.objects.create_superuser(name, password=PASSWORD)
-    roles_install(Group, Permission)
-    made = django_user_model.objects.create_user(name, password=PASSWORD, is_staff=True)
-    made.groups.add(Group.objects.get(name=role))
-    return made
-
-
-def logged_in(browser, live_url: str, name: str):
-    page = browser.new_page()
-    page.goto(f"{live_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-form [type=submit], form [type=submit]")
-    page.wait_for_url(f"{live_url}/admin/")
-    return page
+pytestmark = BROWSER_MARKS
 
 
 def test_the_dashboard_moves_as_orders_flow(platform, browser, django_user_model, shot):
