@@ -51,6 +51,7 @@ from integrations.models import (
     LookupTable,
     Mapping,
     MappingField,
+    MappingSample,
     RoutedChange,
 )
 from integrations.services import error_groups as group_services
@@ -464,6 +465,30 @@ class FlowAdmin(CustomizedOnSaveMixin, AuditedAdmin):
     inlines = [FlowStepInline]
     history_list_display = ("history_change_reason", "enabled", "trigger_event")
     change_form_template = "admin/integrations/flow/change_form.html"
+    actions = ("export_bundle",)
+
+    @admin.action(
+        description="Export the selected flows as a bundle (JSON: their mappings and lookup "
+        "tables, never a connection or a secret)",
+        permissions=["change"],  # promoting flows is the integration developers' work
+    )
+    def export_bundle(self, request, queryset):
+        import json
+
+        from django.conf import settings
+        from django.http import HttpResponse
+
+        from integrations.services.bundles import bundle_export
+
+        environment = settings.INTEGRATIONS["ENVIRONMENT_NAME"]
+        bundle = bundle_export(sorted(queryset.values_list("key", flat=True)), source=environment)
+        response = HttpResponse(
+            json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+            content_type="application/json",
+        )
+        name = f"flows-{environment}-{bundle['hash'][:12]}.json"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         flow = self.get_object(request, object_id)
@@ -616,6 +641,19 @@ class LookupTableAdmin(AuditedAdmin):
     search_fields = ("key",)
 
 
+@admin.register(MappingSample)
+class MappingSampleAdmin(AuditedAdmin):
+    list_display = ("mapping", "name", "created_by", "created_at")
+    list_filter = ("mapping",)
+    search_fields = ("name", "mapping__key")
+    readonly_fields = ("created_by", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user.get_username()[:150]
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(EnvironmentValue)
 class EnvironmentValueAdmin(AuditedAdmin):
     list_display = ("name", "value", "description")
@@ -681,6 +719,69 @@ class BundleImportAdmin(ReadOnlyAdmin):
     search_fields = ("name", "digest", "imported_by")
     fields = ("name", "digest", "imported_by", "imported_at", "summary_lines")
     readonly_fields = fields
+    change_list_template = "admin/integrations/bundleimport/change_list.html"
+    BUNDLE_MAX_BYTES = 5_000_000
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="integrations_bundleimport_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Upload a bundle, see its plan (a diff against this environment), import it.
+        Needs ``integrations.import_bundle``."""
+        import json
+
+        from django.conf import settings
+        from django.shortcuts import redirect, render
+
+        from integrations.services.bundles import bundle_apply, bundle_plan
+
+        if not request.user.has_perm("integrations.import_bundle"):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import a flow bundle",
+            "environment": settings.INTEGRATIONS["ENVIRONMENT_NAME"],
+        }
+        if request.method == "POST":
+            upload = request.FILES.get("file")
+            if upload is not None:
+                if upload.size > self.BUNDLE_MAX_BYTES:
+                    context["error"] = "The file is larger than a bundle can be (5 MB)."
+                    return render(request, "admin/integrations/bundle_import.html", context)
+                text, name = upload.read().decode("utf-8", errors="replace"), upload.name
+            else:
+                text = request.POST.get("bundle", "")[: self.BUNDLE_MAX_BYTES]
+                name = request.POST.get("name", "")[:200] or "bundle.json"
+            try:
+                bundle = json.loads(text)
+                if request.POST.get("apply"):
+                    plan = bundle_apply(bundle, name=name, user=request.user.get_username())
+                    self.message_user(
+                        request,
+                        f"Bundle {name} imported: {len(plan.changed)} change(s).",
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:integrations_bundleimport_changelist")
+                context.update(
+                    plan=bundle_plan(bundle),
+                    bundle_text=text,
+                    name=name,
+                    source=bundle.get("source", ""),
+                )
+            except ValueError as error:
+                context["error"] = f"Not a JSON file: {error}"
+            except DataError as error:
+                context["error"] = error.message
+        return render(request, "admin/integrations/bundle_import.html", context)
 
     @admin.display(description="What it changed")
     def summary_lines(self, obj):

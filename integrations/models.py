@@ -240,6 +240,29 @@ class MappingField(models.Model):
         return f"{self.target} ← {self.source or '(default)'}"
 
 
+class MappingSample(models.Model):
+    """A document kept to preview a mapping on (an example order, an edge case), beside
+    the recent jobs and events the editor offers."""
+
+    mapping = models.ForeignKey(
+        Mapping, on_delete=models.CASCADE, related_name="samples", help_text="The mapping."
+    )
+    name = models.CharField(max_length=120, help_text="What the sample shows.")
+    document = models.JSONField(
+        help_text="The document a step reads: its event facts and the earlier steps' "
+        "outputs under steps.<name> (as a job's context holds them)."
+    )
+    created_by = models.CharField(max_length=150, blank=True, help_text="Who kept it.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["mapping", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.mapping.key}: {self.name}"
+
+
 class LookupTable(models.Model):
     """Operator-editable translation table used by the ``lookup:<key>`` transform."""
 

@@ -33,6 +33,7 @@ _CONFIGURATION = (
     "flowstep",
     "mapping",
     "mappingfield",
+    "mappingsample",
     "lookuptable",
     "environmentvalue",
     "alertchannel",

@@ -20,7 +20,15 @@ from integrations.choices import JobStatus, TriggerSource
 from integrations.connectors import registry as connectors
 from integrations.kernel.exceptions import DataError, IntegrationError, MappingError
 from integrations.mapping import Rule
-from integrations.models import Flow, FlowStep, InboundEvent, Job, LookupTable, Mapping
+from integrations.models import (
+    Flow,
+    FlowStep,
+    InboundEvent,
+    Job,
+    LookupTable,
+    Mapping,
+    MappingSample,
+)
 from integrations.registry import ActionSpec, all_actions, all_transforms
 from integrations.services.flow_versions import definition_rules
 
@@ -254,10 +262,14 @@ SAMPLES_EACH = 5
 
 
 def mapping_samples(mapping: Mapping) -> list[Sample]:
-    """What a mapping can be previewed on: the latest jobs of the flows whose steps use
-    it (succeeded: real recent orders; quarantined: the records that failed) and,
-    for a flow with no job yet, the latest events of its trigger."""
-    out: list[Sample] = []
+    """What a mapping can be previewed on: the samples kept for it, the latest jobs of
+    the flows whose steps use it (succeeded: real recent orders; quarantined: the
+    records that failed) and, for a flow with no job yet, the latest events of its
+    trigger."""
+    out: list[Sample] = [
+        Sample(f"sample:{pk}", f"kept sample: {name}")
+        for pk, name in MappingSample.objects.filter(mapping=mapping).values_list("pk", "name")
+    ]
     flows = Flow.objects.filter(steps__mapping=mapping).distinct()
     for flow in flows:
         for status, label in ((JobStatus.QUARANTINED, "quarantined"), (JobStatus.SUCCEEDED, "")):
@@ -313,4 +325,10 @@ def sample_document(key: str, *, step_name: str = "") -> dict[str, Any]:
         if event is None:
             raise DataError(f"event {pk} does not exist")
         return {**event_sample_document(event), "steps": {}}
+    if kind == "sample":
+        document = MappingSample.objects.filter(pk=int(pk)).values_list("document", flat=True)
+        found = list(document[:1])
+        if not found or not isinstance(found[0], dict):
+            raise DataError(f"sample {pk} does not exist or is not an object")
+        return {"steps": {}, **found[0]}
     raise DataError(f"no sample {key!r}")

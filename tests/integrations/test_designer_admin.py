@@ -237,3 +237,21 @@ def test_suggestions_for_the_inputs_no_row_maps(admin_client, flow):
     text = answer.content.decode()
     assert 'data-suggest="amount"' in text and "<code>payment.amount</code>" in text
     assert 'data-suggest="value"' not in text  # mapped already
+
+
+def test_a_kept_sample_is_offered_and_previewed(admin_client, flow):
+    from integrations.models import MappingSample
+
+    mapping = Mapping.objects.get(key="designed-first")
+    kept = MappingSample.objects.create(
+        mapping=mapping, name="an order with no reference", document={"event": {"id": "e1"}}
+    )
+    page = admin_client.get(f"/admin/integrations/mapping/{mapping.pk}/change/").content.decode()
+    assert f'value="sample:{kept.pk}"' in page and "kept sample: an order with no reference" in page
+    answer = preview_post(
+        admin_client,
+        mapping,
+        [{"position": "0", "target": "value", "source": "event.reference", "required": "on"}],
+        f"sample:{kept.pk}",
+    )
+    assert "value is required but event.reference gave no value" in answer.content.decode()

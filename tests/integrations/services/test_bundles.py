@@ -214,3 +214,48 @@ def test_the_command_says_what_is_wrong_with_a_file(tmp_path):
     bad.write_text(json.dumps({"format": 99}))
     with pytest.raises(CommandError, match="not a flow bundle of format 1"):
         call_command("flows", "import", str(bad))
+
+
+def test_the_same_export_and_import_in_the_admin(shipped, client, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    user = django_user_model.objects.create_user("dev", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_flow"))
+    client.force_login(user)
+    flow = Flow.objects.get(key="order-created-collect-payment")
+    refused = client.post(
+        "/admin/integrations/flow/", {"action": "export_bundle", "_selected_action": [flow.pk]}
+    )
+    assert "Content-Disposition" not in refused  # a viewer may not export
+    user.user_permissions.add(Permission.objects.get(codename="change_flow"))
+    exported = client.post(
+        "/admin/integrations/flow/",
+        {"action": "export_bundle", "_selected_action": [flow.pk]},
+    )
+    assert exported["Content-Disposition"].startswith('attachment; filename="flows-')
+    bundle = json.loads(exported.content)
+    assert [f["key"] for f in bundle["flows"]] == [flow.key]
+    assert bundle["hash"] == bundle_export([flow.key])["hash"]
+
+    url = "/admin/integrations/bundleimport/import/"
+    assert client.get(url).status_code == 403
+    for codename in ("import_bundle", "view_bundleimport"):
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    assert "Import a bundle" in client.get("/admin/integrations/bundleimport/").content.decode()
+    edited = json.loads(json.dumps(bundle))
+    edited["flows"][0]["condition"] = "order.id"
+    from integrations.services.bundles import content_hash
+
+    edited["hash"] = content_hash({"flows": edited["flows"], "lookups": edited["lookups"]})
+    upload = SimpleUploadedFile("qa.json", json.dumps(edited).encode(), "application/json")
+
+    shown = client.post(url, {"file": upload, "dry_run": "1"}).content.decode()
+
+    assert "change    flow order-created-collect-payment" in shown
+    assert "condition: &#x27;order.id&#x27;" in shown or "condition:" in shown
+    assert not BundleImport.objects.exists()
+    done = client.post(url, {"bundle": json.dumps(edited), "name": "qa.json", "apply": "1"})
+    assert done.status_code == 302
+    assert BundleImport.objects.get().name == "qa.json"
+    assert Flow.objects.get(key=flow.key).condition == "order.id"
