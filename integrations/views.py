@@ -307,6 +307,11 @@ def _sample(request, mapping) -> tuple[dict | None, str]:
         except ValueError as error:
             return None, f"The pasted document is not JSON: {error}"
         return (document, "") if isinstance(document, dict) else (None, "Paste a JSON object.")
+    # A sample is a job's or an event's payload: shown only to who may view those.
+    needed = {"job": "integrations.view_job", "event": "integrations.view_inboundevent"}
+    kind = choice.partition(":")[0]
+    if kind in needed and not request.user.has_perm(needed[kind]):
+        return None, f"You may not view {kind}s, so you cannot preview on one."
     step = FlowStep.objects.filter(mapping=mapping).values_list("name", flat=True).first() or ""
     try:
         return sample_document(choice, step_name=step), ""

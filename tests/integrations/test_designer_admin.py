@@ -220,6 +220,12 @@ def test_the_preview_and_suggestions_need_the_view_permission(client, django_use
     user.user_permissions.add(Permission.objects.get(codename="view_mapping"))
     assert client.get(f"/admin/mapping-preview/{mapping.pk}/").status_code == 403  # POST only
     assert client.post(f"/admin/mapping-preview/{mapping.pk}/", {}).status_code == 200
+    job = Job.objects.create(flow=flow, max_attempts=1, context={"secretish": "payload"})
+    shown = client.post(
+        f"/admin/mapping-preview/{mapping.pk}/",
+        {"fields-TOTAL_FORMS": "0", "_preview_sample": f"job:{job.pk}"},
+    ).content.decode()
+    assert "You may not view jobs" in shown and "payload" not in shown
 
 
 def test_suggestions_for_the_inputs_no_row_maps(admin_client, flow):
