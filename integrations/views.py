@@ -31,7 +31,7 @@ from integrations.connectors import registry as connectors
 from integrations.kernel.context import correlated
 from integrations.kernel.exceptions import WebhookPayloadError, WebhookVerificationError
 from integrations.kernel.metrics import WEBHOOKS
-from integrations.kernel.redaction import redact_headers
+from integrations.kernel.redaction import redact_headers, redact_text, shown_json
 from integrations.models import Connection
 from integrations.services.inbox import inbox_event_receive
 
@@ -336,7 +336,6 @@ def _mapping_for_view(request, pk: int):
 def mapping_preview_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The rows as typed, evaluated on the chosen sample (a POST from the mapping's
     change form; needs ``integrations.view_mapping``; writes nothing)."""
-    import json
 
     from django.shortcuts import render
 
@@ -348,7 +347,9 @@ def mapping_preview_panel(request: HttpRequest, pk: int) -> HttpResponse:
     if document is None:
         return render(request, "admin/integrations/mapping/preview.html", {"error": why})
     preview = mapping_preview(rules, document)
-    problems = errors + [f"{r.target}: {p}" for r in rules for p in rule_problems(r)]
+    problems = [redact_text(p) for p in errors] + [
+        f"{r.target}: {p}" for r in rules for p in rule_problems(r)
+    ]
     return render(
         request,
         "admin/integrations/mapping/preview.html",
@@ -357,15 +358,15 @@ def mapping_preview_panel(request: HttpRequest, pk: int) -> HttpResponse:
                 "rows": [
                     {
                         "target": row.target,
-                        "error": row.error,
+                        "error": redact_text(row.error),
                         "skipped": row.skipped,
                         "used_default": row.used_default,
-                        "value_json": json.dumps(row.value, default=str, ensure_ascii=False),
+                        "value_json": shown_json(row.value),
                     }
                     for row in preview.rows
                 ]
             },
-            "inputs_json": json.dumps(preview.inputs, default=str, ensure_ascii=False),
+            "inputs_json": shown_json(preview.inputs),
             "problems": problems,
         },
     )
@@ -374,7 +375,6 @@ def mapping_preview_panel(request: HttpRequest, pk: int) -> HttpResponse:
 def mapping_suggest_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """Suggested rows for the inputs of the mapping's action that no row maps yet,
     ranked on the chosen sample (needs ``integrations.view_mapping``)."""
-    import json
 
     from django.shortcuts import render
 
@@ -412,9 +412,7 @@ def mapping_suggest_panel(request: HttpRequest, pk: int) -> HttpResponse:
                             "transform": s.transform,
                             "score": f"{s.score:.2f}",
                             "why": s.why,
-                            "value_json": json.dumps(s.value, default=str, ensure_ascii=False)[
-                                :200
-                            ],
+                            "value_json": shown_json(s.value)[:200],
                         }
                         for s in options
                     ],
@@ -436,7 +434,8 @@ def _draft_rows(post) -> tuple[list, list[str]]:
     from integrations.mapping import Rule
 
     rules, errors = [], []
-    for i in range(min(int(post.get("rows", 0) or 0), 200)):
+    rows = post.get("rows", "0")
+    for i in range(min(int(rows) if rows.isdigit() else 0, 200)):
         target = post.get(f"row-{i}-target", "").strip()
         if not target or post.get(f"row-{i}-delete"):
             continue
@@ -527,8 +526,8 @@ def redrive_page(request: HttpRequest, pk: int) -> HttpResponse:
 
     def shown(preview) -> str:
         if preview.ok:
-            return json.dumps(preview.inputs, default=str, ensure_ascii=False)
-        return "; ".join(r.error for r in preview.rows if r.error)
+            return shown_json(preview.inputs)
+        return redact_text("; ".join(r.error for r in preview.rows if r.error))
 
     return render(
         request,

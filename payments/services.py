@@ -178,7 +178,12 @@ def order_metadata(ctx: ActionContext, order: Order) -> dict[str, str]:
         integration=ctx.integration.name,
     )
     extra = extra_metadata.get()
-    return {**stripe_facts.stripe_metadata(extra), **ours} if extra else ours
+    if not extra:
+        return ours
+    # Stripe takes 50 keys at most: the mapping's extra keys give way to ours.
+    room = stripe_facts.METADATA_MAX_KEYS - len(ours)
+    kept = dict(list(stripe_facts.stripe_metadata(extra).items())[: max(room, 0)])
+    return {**kept, **ours}
 
 
 def payment_advance(

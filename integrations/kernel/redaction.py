@@ -66,6 +66,17 @@ def redact_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_sensitive_key(key: object) -> bool:
+    """A field whose value is a secret wherever it appears (``client_secret``, ...)."""
+    return isinstance(key, str) and bool(_SENSITIVE_KEY.search(key))
+
+
+def shown_json(value: Any) -> str:
+    """A value as JSON for a page: secrets under sensitive keys and secret-looking
+    text masked (what the admin shows of payloads)."""
+    return redact_text(json.dumps(redact_data(value), default=str, ensure_ascii=False))
+
+
 def redact_data(data: Any) -> Any:
     if isinstance(data, Mapping):
         return {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +85,9 @@ def bundle_export(flow_keys: list[str] | None = None, *, source: str = "") -> di
         missing = sorted(set(flow_keys) - set(flows.values_list("key", flat=True)))
         if missing:
             raise DataError(f"no flow has the key(s) {', '.join(missing)}")
-    definitions = [
-        {**flow_definition(flow), "enabled": flow.enabled, "retry": _retry(flow)} for flow in flows
-    ]
+    # Whether a flow is enabled is each environment's own (a flow paused in Prod stays
+    # paused): it is not in the bundle.
+    definitions = [{**flow_definition(flow), "retry": _retry(flow)} for flow in flows]
     tables = LookupTable.objects.order_by("key")
     if flow_keys:
         tables = tables.filter(key__in=_lookups_used(definitions))
@@ -150,12 +151,54 @@ def _checked(bundle: Any) -> dict[str, Any]:
     content = {"flows": bundle["flows"], "lookups": bundle["lookups"]}
     if content_hash(content) != bundle.get("hash"):
         raise DataError("the bundle's hash does not match its content: it was altered or cut")
+    for table in bundle["lookups"]:
+        if not (
+            isinstance(table, dict)
+            and isinstance(table.get("key"), str)
+            and isinstance(table.get("description", ""), str)
+            and "entries" in table
+        ):
+            raise DataError("a lookup table of the bundle has no key, description or entries")
     for definition in bundle["flows"]:
-        if not isinstance(definition, dict) or not isinstance(definition.get("steps"), list):
-            raise DataError("a flow of the bundle has no steps list")
-        if not definition.get("key"):
-            raise DataError("a flow of the bundle has no key")
+        _flow_shape_check(definition)
     return bundle
+
+
+_FLOW_TEXT = ("key", "name", "description", "trigger_source", "trigger_event", "condition")
+_ROW_TEXT = ("target", "source", "transform")
+
+
+def _flow_shape_check(definition: Any) -> None:
+    """A bundle's flow has the shape a definition has (a hand-made file may not)."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("steps"), list):
+        raise DataError("a flow of the bundle has no steps list")
+    if not definition.get("key") or any(
+        not isinstance(definition.get(k, ""), str) for k in _FLOW_TEXT
+    ):
+        raise DataError("a flow of the bundle has no key, or a field that is not text")
+    where = f"flow {definition['key']}"
+    for step in definition["steps"]:
+        if not isinstance(step, dict) or not all(
+            isinstance(step.get(k), str) and step.get(k) for k in ("name", "action")
+        ):
+            raise DataError(f"{where}: a step has no name or action")
+        mapping = step.get("mapping")
+        if mapping is None:
+            continue
+        if not isinstance(mapping, dict) or not isinstance(mapping.get("key"), str):
+            raise DataError(f"{where}: step {step['name']}'s mapping has no key")
+        if not MAPPING_KEY.match(mapping["key"]) or not isinstance(mapping.get("fields"), list):
+            raise DataError(f"{where}: mapping {mapping['key']!r} has a bad key or no rows")
+        for row in mapping["fields"]:
+            if (
+                not isinstance(row, dict)
+                or not row.get("target")
+                or any(not isinstance(row.get(k, ""), str) for k in _ROW_TEXT)
+            ):
+                raise DataError(f"{where}: mapping {mapping['key']} has a row without target")
+
+
+MAPPING_KEY = re.compile(r"^[-a-zA-Z0-9_.]{1,120}$")
 
 
 def _run_definition(definition: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +228,13 @@ def bundle_plan(bundle: Any) -> BundlePlan:
         flow = Flow.objects.filter(key=wanted["key"]).first()
         current = flow_definition(flow) if flow else None
         changes = versions_diff(current, wanted)
-        if flow is not None:
-            for key, value in (("enabled", flow.enabled), ("retry", _retry(flow))):
-                if key in definition and definition[key] != value:
-                    changes.append(f"{key}: {value!r} → {definition[key]!r}")
+        if flow is not None and "retry" in definition and definition["retry"] != _retry(flow):
+            changes.append(f"retry: {_retry(flow)!r} → {definition['retry']!r}")
         action = "create" if flow is None else ("change" if changes else "unchanged")
         items.append(ItemPlan("flow", wanted["key"], action, changes if flow else []))
         for problem in _problems_here(wanted, lookups_here | lookups_in):
             problems.append(f"flow {wanted['key']}: {problem}")
+    problems.extend(_mapping_conflicts(bundle["flows"]))
     missing_env = sorted(
         env_names_used(bundle["flows"])
         - set(EnvironmentValue.objects.values_list("name", flat=True))
@@ -201,6 +243,35 @@ def bundle_plan(bundle: Any) -> BundlePlan:
         f"environment value {name!r} is not set here (Environment values)" for name in missing_env
     )
     return BundlePlan(hash=bundle["hash"], items=items, problems=problems)
+
+
+def _mapping_conflicts(definitions: list[dict[str, Any]]) -> list[str]:
+    """A mapping the bundle writes that a flow outside the bundle uses here (importing
+    would change that flow unseen), or that two of the bundle's flows give other rows."""
+    rows: dict[str, Any] = {}
+    problems = []
+    keys_in = {d["key"] for d in definitions}
+    for definition in definitions:
+        for step in definition["steps"]:
+            mapping = step.get("mapping")
+            if not mapping:
+                continue
+            key = mapping["key"]
+            if key in rows and rows[key] != mapping["fields"]:
+                problems.append(f"mapping {key} has other rows in another flow of the bundle")
+            rows[key] = mapping["fields"]
+    if rows:
+        outside = (
+            FlowStep.objects.filter(mapping__key__in=rows)
+            .exclude(flow__key__in=keys_in)
+            .values_list("mapping__key", "flow__key")
+        )
+        for key, flow in outside:
+            problems.append(
+                f"mapping {key} is also used here by flow {flow}, which the bundle does not "
+                "hold: export and import that flow too, or give the mappings their own keys"
+            )
+    return problems
 
 
 def _problems_here(definition: dict[str, Any], lookups: set[str]) -> list[str]:
@@ -269,8 +340,6 @@ def flow_definition_apply(definition: dict[str, Any], *, reason: str) -> Flow:
     )
     for key in ("name", "description", "trigger_source", "trigger_event", "condition"):
         setattr(flow, key, wanted[key])
-    if "enabled" in definition:
-        flow.enabled = bool(definition["enabled"])
     for key, value in (definition.get("retry") or {}).items():
         if key in ("max_attempts", "retry_base_seconds", "retry_max_seconds"):
             setattr(flow, key, value)

@@ -232,10 +232,12 @@ def flow_version_revert(version: FlowVersion, *, user: str) -> FlowVersion:
     from integrations.services.bundles import flow_definition_apply
     from integrations.services.flow_design import flow_problems
 
-    problems = flow_problems(version.definition)
+    problems = flow_problems({**version.definition, "key": version.flow.key})
     if problems:
         raise DataError("; ".join(str(p) for p in problems))
     reason = f"reverted to v{version.number}"
+    # The flow the version is of, whatever its key is now (it may have been renamed).
+    definition = {**version.definition, "key": version.flow.key}
     with transaction.atomic():
-        flow = flow_definition_apply(version.definition, reason=reason)
+        flow = flow_definition_apply(definition, reason=reason)
         return flow_version_save(flow, user=user, reason=reason)

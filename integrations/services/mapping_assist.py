@@ -27,6 +27,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from integrations.kernel.countries import country_alpha2
+from integrations.kernel.redaction import is_sensitive_key
 
 WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -149,7 +150,10 @@ def sample_paths(document: Any, prefix: str = "", depth: int = 6) -> Iterator[tu
     if depth < 0 or not isinstance(document, dict):
         return
     for key, value in document.items():
-        part = key if IDENTIFIER.match(str(key)) else '"' + str(key).replace('"', '\\"') + '"'
+        if is_sensitive_key(key):
+            continue  # a secret is never proposed (nor shown)
+        text = str(key).replace("\\", "\\\\").replace('"', '\\"')
+        part = str(key) if IDENTIFIER.match(str(key)) else f'"{text}"'
         path = f"{prefix}.{part}" if prefix else part
         yield path, value
         if isinstance(value, dict):

@@ -13,7 +13,7 @@ from django.db import transaction
 from integrations.choices import JobStatus
 from integrations.kernel.exceptions import DataError
 from integrations.mapping import Rule
-from integrations.models import ErrorGroup, FlowStep, Job, Mapping, MappingField
+from integrations.models import ErrorGroup, Flow, FlowStep, Job, Mapping, MappingField
 from integrations.services.flow_design import Preview, flow_problems, mapping_preview
 from integrations.services.flow_versions import (
     flow_definition,
@@ -94,12 +94,21 @@ def redrive_plan(
                 mapping_preview(draft, document),
             )
         )
-    definition = flow_definition(step.flow)
-    for item in definition["steps"]:
-        if item["name"] == step.name:
-            item["mapping"] = {"key": step.mapping.key, "fields": [rule_row(r) for r in draft]}
-    problems = [str(p) for p in flow_problems(definition)]
+    # Every flow whose steps use the mapping gets the draft: each is checked with it.
+    problems = []
+    fields = [rule_row(r) for r in draft]
+    for flow in _flows_using(step.mapping):
+        definition = flow_definition(flow)
+        for item in definition["steps"]:
+            if (item["mapping"] or {}).get("key") == step.mapping.key:
+                item["mapping"] = {"key": step.mapping.key, "fields": fields}
+        prefix = "" if flow.pk == group.flow_id else f"flow {flow.key}: "
+        problems += [f"{prefix}{p}" for p in flow_problems(definition)]
     return RedrivePlan(group, step, rows, problems)
+
+
+def _flows_using(mapping: Mapping) -> list[Flow]:
+    return list(Flow.objects.filter(steps__mapping=mapping).distinct().order_by("key"))
 
 
 def redrive_apply(
@@ -123,7 +132,8 @@ def redrive_apply(
         mapping.fields.all().delete()
         for position, rule in enumerate(draft):
             MappingField.objects.create(mapping=mapping, position=position, **rule_row(rule))
-        flow_version_save(plan.step.flow, user=who, reason=f"{why} (re-drive of group {group.pk})")
+        for flow in _flows_using(mapping):
+            flow_version_save(flow, user=who, reason=f"{why} (re-drive of group {group.pk})")
         for row in plan.rows:
             job = Job.objects.get(pk=row.job_id)
             job_requeue(job=job, operator=operator, note=f"re-driven after: {why}")

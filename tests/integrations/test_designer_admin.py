@@ -261,3 +261,25 @@ def test_a_kept_sample_is_offered_and_previewed(admin_client, flow):
         f"sample:{kept.pk}",
     )
     assert "value is required but event.reference gave no value" in answer.content.decode()
+
+
+def test_no_secret_of_a_sample_is_shown_by_the_preview_or_the_suggestions(admin_client, flow):
+    mapping = Mapping.objects.get(key="designed-first")
+    secret = "pi_3Abc_secret_Zyx987"
+    document = json.dumps(
+        {"payment": {"id": "pi_3Abc", "client_secret": secret, "note": f"see {secret}"}}
+    )
+    rows = {
+        "fields-TOTAL_FORMS": "2",
+        "fields-0-target": "value",
+        "fields-0-source": "payment",
+        "fields-1-target": "amount",
+        "fields-1-source": "payment.note",
+        "_preview_sample": "paste",
+        "_preview_document": document,
+    }
+    for path in ("mapping-preview", "mapping-suggest"):
+        text = admin_client.post(f"/admin/{path}/{mapping.pk}/", rows).content.decode()
+        assert secret not in text and "Zyx987" not in text, path
+    preview = admin_client.post(f"/admin/mapping-preview/{mapping.pk}/", rows).content.decode()
+    assert "[redacted]" in preview

@@ -259,3 +259,48 @@ def test_the_same_export_and_import_in_the_admin(shipped, client, django_user_mo
     assert done.status_code == 302
     assert BundleImport.objects.get().name == "qa.json"
     assert Flow.objects.get(key=flow.key).condition == "order.id"
+
+
+def test_a_mapping_another_flow_uses_here_or_a_malformed_bundle_is_refused(shipped):
+    from integrations.models import Mapping
+    from integrations.services.bundles import content_hash
+
+    flow = Flow.objects.get(key="order-created-collect-payment")
+    shared = FlowStep.objects.filter(flow=flow, mapping__isnull=False).first().mapping
+    other = Flow.objects.exclude(pk=flow.pk).first()
+    step = FlowStep.objects.filter(flow=other).first()
+    step.mapping = shared
+    step.save()
+
+    plan = bundle_plan(bundle_export([flow.key]))
+
+    assert any(
+        f"mapping {shared.key} is also used here by flow {other.key}" in p for p in plan.problems
+    )
+
+    def rehashed(bundle):
+        bundle["hash"] = content_hash({"flows": bundle["flows"], "lookups": bundle["lookups"]})
+        return bundle
+
+    bad = bundle_export([flow.key])
+    bad["flows"][0]["steps"][0]["mapping"] = {"key": "no spaces allowed", "fields": []}
+    with pytest.raises(DataError, match="bad key or no rows"):
+        bundle_plan(rehashed(bad))
+    bad = bundle_export([flow.key])
+    bad["flows"][0]["steps"][0] = {"name": "x"}
+    with pytest.raises(DataError, match="has no name or action"):
+        bundle_plan(rehashed(bad))
+    assert Mapping.objects.filter(key="no spaces allowed").count() == 0
+
+
+def test_whether_a_flow_is_enabled_stays_the_environments_own(shipped):
+    bundle = bundle_export(["order-created-collect-payment"])
+    assert "enabled" not in bundle["flows"][0]
+    Flow.objects.filter(key="order-created-collect-payment").update(enabled=False)
+    edited = json.loads(json.dumps(bundle))
+    edited["flows"][0]["condition"] = "order.id"
+    from integrations.services.bundles import content_hash
+
+    edited["hash"] = content_hash({"flows": edited["flows"], "lookups": edited["lookups"]})
+    bundle_apply(edited, name="qa.json", user="ana")
+    assert Flow.objects.get(key="order-created-collect-payment").enabled is False

@@ -121,3 +121,19 @@ def test_a_version_is_reverted_to_from_the_admin_with_the_change_permission(
     page = client.get(f"{url}{latest.pk}/change/").content.decode()
     assert "step first: value: event.id → event.reference" in page
     assert "step second: enabled False → True" in page
+
+
+def test_a_revert_after_the_flow_was_renamed_reverts_that_flow(integration):
+    from integrations.models import Flow
+    from integrations.services.flow_versions import flow_version_revert
+
+    flow = chain()
+    first = flow_version_save(flow, user="dev", reason="first cut")
+    Flow.objects.filter(pk=flow.pk).update(key="renamed")
+    MappingField.objects.filter(mapping__key="versioned-first").update(source="event.id")
+
+    made = flow_version_revert(first, user="dev")
+
+    assert made.flow_id == flow.pk
+    assert not Flow.objects.filter(key="versioned").exists()  # no flow made under the old key
+    assert MappingField.objects.get(mapping__key="versioned-first").source == "event.reference"
