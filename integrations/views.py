@@ -244,25 +244,28 @@ def dashboard_panel(request: HttpRequest) -> HttpResponse:
 
 
 # --- the mapping editor's preview and suggestions (htmx) ----------------------------------
-def _posted_rows(post) -> tuple[list, list[str]]:
-    """The mapping rows as typed in the change form (``fields-N-…``, not yet saved), in
-    position order, and the errors of rows that cannot be read (a default not JSON)."""
+def _posted_rules(
+    post, *, prefix: str, count: str, delete: str, most: int
+) -> tuple[list, list[str]]:
+    """Mapping rows as typed in a form (``<prefix>-N-target`` …, ``count`` of them, a
+    row with ``delete`` set left out), in their ``position`` order when they have one,
+    and the errors of rows that cannot be read (a default not JSON). A checkbox reads
+    as Django's does."""
     import json
+
+    from django.forms import CheckboxInput
 
     from integrations.mapping import Rule
 
-    try:
-        total = min(int(post.get("fields-TOTAL_FORMS", 0)), 500)
-    except ValueError:
-        total = 0
+    text = str(post.get(count, "0"))
     rows, errors = [], []
-    for i in range(total):
+    for i in range(min(int(text) if text.isdigit() else 0, most)):
 
         def field(name: str, i: int = i) -> str:
-            return post.get(f"fields-{i}-{name}", "")
+            return post.get(f"{prefix}-{i}-{name}", "")
 
         target = field("target").strip()
-        if not target or field("DELETE"):
+        if not target or field(delete):
             continue
         default_text = field("default").strip()
         try:
@@ -270,23 +273,23 @@ def _posted_rows(post) -> tuple[list, list[str]]:
         except ValueError:
             errors.append(f"{target}: the default is not JSON ({default_text[:40]!r})")
             continue
-        try:
-            position = int(field("position") or i)
-        except ValueError:
-            position = i
-        rows.append(
-            (
-                position,
-                Rule(
-                    target=target[:200],
-                    source=field("source").strip()[:500],
-                    transform=field("transform").strip()[:200],
-                    default=default,
-                    required=field("required") in ("on", "true", "True", "1"),
-                ),
-            )
+        position = field("position").strip()
+        rule = Rule(
+            target=target[:200],
+            source=field("source").strip()[:500],
+            transform=field("transform").strip()[:200],
+            default=default,
+            required=CheckboxInput().value_from_datadict(post, {}, f"{prefix}-{i}-required"),
         )
+        rows.append((int(position) if position.isdigit() else i, rule))
     return [rule for _, rule in sorted(rows, key=lambda r: r[0])], errors
+
+
+def _posted_rows(post) -> tuple[list, list[str]]:
+    """The mapping change form's rows (``fields-N-…``, not yet saved)."""
+    return _posted_rules(
+        post, prefix="fields", count="fields-TOTAL_FORMS", delete="DELETE", most=500
+    )
 
 
 def _sample(request, mapping) -> tuple[dict | None, str]:
@@ -428,33 +431,8 @@ REDRIVE_ROWS_EXTRA = 2
 
 
 def _draft_rows(post) -> tuple[list, list[str]]:
-    """The draft mapping rows of the re-drive form (``row-N-…``)."""
-    import json
-
-    from integrations.mapping import Rule
-
-    rules, errors = [], []
-    rows = post.get("rows", "0")
-    for i in range(min(int(rows) if rows.isdigit() else 0, 200)):
-        target = post.get(f"row-{i}-target", "").strip()
-        if not target or post.get(f"row-{i}-delete"):
-            continue
-        text = post.get(f"row-{i}-default", "").strip()
-        try:
-            default = json.loads(text) if text else None
-        except ValueError:
-            errors.append(f"{target}: the default is not JSON ({text[:40]!r})")
-            continue
-        rules.append(
-            Rule(
-                target=target[:200],
-                source=post.get(f"row-{i}-source", "").strip()[:500],
-                transform=post.get(f"row-{i}-transform", "").strip()[:200],
-                default=default,
-                required=bool(post.get(f"row-{i}-required")),
-            )
-        )
-    return rules, errors
+    """The draft mapping rows of the re-drive form (``row-N-…``, in their order)."""
+    return _posted_rules(post, prefix="row", count="rows", delete="delete", most=200)
 
 
 def redrive_page(request: HttpRequest, pk: int) -> HttpResponse:

@@ -32,13 +32,14 @@ from integrations.models import (
     FlowStep,
     LookupTable,
     Mapping,
-    MappingField,
 )
 from integrations.services.flow_design import flow_problems
 from integrations.services.flow_versions import (
+    definition_rules,
     flow_definition,
     flow_version_save,
-    rule_row,
+    mapping_rows_replace,
+    mapping_rules,
     versions_diff,
 )
 
@@ -379,19 +380,7 @@ def _mapping_apply(wanted: dict[str, Any], *, reason: str) -> Mapping:
     row.customized = True
     row._change_reason = reason
     row.save()
-    fields = list(wanted.get("fields") or [])
-    current = [rule_row(f) for f in row.fields.order_by("position", "id")]
-    if current == fields:
-        return row
-    row.fields.all().delete()
-    for position, f in enumerate(fields):
-        MappingField.objects.create(
-            mapping=row,
-            position=position,
-            target=f["target"],
-            source=f.get("source", ""),
-            transform=f.get("transform", ""),
-            default=f.get("default"),
-            required=bool(f.get("required", False)),
-        )
+    rules = list(definition_rules({"mapping": wanted}))
+    if mapping_rules(row) != rules:
+        mapping_rows_replace(row, rules)
     return row

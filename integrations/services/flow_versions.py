@@ -52,6 +52,13 @@ def mapping_rules(mapping: Mapping | None) -> list[Rule]:
     return [Rule(**rule_row(f)) for f in mapping.fields.order_by("position", "id")]
 
 
+def mapping_rows_replace(mapping: Mapping, rules: list[Rule] | tuple[Rule, ...]) -> None:
+    """Make the mapping's rows ``rules``, in this order (inside the caller's transaction)."""
+    mapping.fields.all().delete()
+    for position, rule in enumerate(rules):  # one by one: each row's history is kept
+        MappingField.objects.create(mapping=mapping, position=position, **rule_row(rule))
+
+
 def mapping_definition(mapping: Mapping) -> dict[str, Any]:
     """A mapping as a definition holds it: its key and its rows in evaluation order."""
     return {
@@ -232,12 +239,12 @@ def flow_version_revert(version: FlowVersion, *, user: str) -> FlowVersion:
     from integrations.services.bundles import flow_definition_apply
     from integrations.services.flow_design import flow_problems
 
-    problems = flow_problems({**version.definition, "key": version.flow.key})
+    # The flow the version is of, whatever its key is now (it may have been renamed).
+    definition = {**version.definition, "key": version.flow.key}
+    problems = flow_problems(definition)
     if problems:
         raise DataError("; ".join(str(p) for p in problems))
     reason = f"reverted to v{version.number}"
-    # The flow the version is of, whatever its key is now (it may have been renamed).
-    definition = {**version.definition, "key": version.flow.key}
     with transaction.atomic():
         flow = flow_definition_apply(definition, reason=reason)
         return flow_version_save(flow, user=user, reason=reason)

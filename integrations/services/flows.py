@@ -22,10 +22,10 @@ from integrations import mapping
 from integrations.kernel.exceptions import DataError
 from integrations.kernel.jsonutil import db_json
 from integrations.mapping import Rule
-from integrations.models import Attempt, Flow, FlowStep, Job, Mapping, MappingField
+from integrations.models import Attempt, Flow, FlowStep, Job, Mapping
 from integrations.registry import get_action
 from integrations.runtime import ActionContext
-from integrations.services.flow_versions import StepDef, job_definition
+from integrations.services.flow_versions import StepDef, job_definition, mapping_rows_replace
 
 logger = logging.getLogger("integrations.flows")
 
@@ -250,17 +250,7 @@ def _build(spec: FlowSpec, flow: Flow) -> None:
                 key=f"{spec.key}.{step_spec.name}",
                 defaults={"description": f"Input of step {step_spec.name} of {spec.key}"},
             )
-            step_mapping.fields.all().delete()
-            for index, f in enumerate(step_spec.fields):
-                MappingField.objects.create(
-                    mapping=step_mapping,
-                    position=index,
-                    target=f.target,
-                    source=f.source,
-                    transform=f.transform,
-                    default=f.default,
-                    required=f.required,
-                )
+            mapping_rows_replace(step_mapping, step_spec.fields)
         FlowStep.objects.create(
             flow=flow,
             position=position,

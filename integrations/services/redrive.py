@@ -13,11 +13,12 @@ from django.db import transaction
 from integrations.choices import JobStatus
 from integrations.kernel.exceptions import DataError
 from integrations.mapping import Rule
-from integrations.models import ErrorGroup, Flow, FlowStep, Job, Mapping, MappingField
+from integrations.models import ErrorGroup, Flow, FlowStep, Job, Mapping
 from integrations.services.flow_design import Preview, flow_problems, mapping_preview
 from integrations.services.flow_versions import (
     flow_definition,
     flow_version_save,
+    mapping_rows_replace,
     mapping_rules,
     rule_row,
 )
@@ -129,9 +130,7 @@ def redrive_apply(
         mapping.customized = True
         mapping._change_reason = why[:100]
         mapping.save()
-        mapping.fields.all().delete()
-        for position, rule in enumerate(draft):
-            MappingField.objects.create(mapping=mapping, position=position, **rule_row(rule))
+        mapping_rows_replace(mapping, draft)
         for flow in _flows_using(mapping):
             flow_version_save(flow, user=who, reason=f"{why} (re-drive of group {group.pk})")
         for row in plan.rows:
