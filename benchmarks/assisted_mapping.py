@@ -9,7 +9,8 @@ Every field of the sample competes (about 170), as in the admin.
     .venv/bin/python benchmarks/assisted_mapping.py
 
 prints top-1 and top-3 accuracy without the ``[ai]`` extra, and with it when the
-extra is installed (``RESULT assisted_mapping scorer=… top1=… top3=… pairs=…``).
+extra is installed (`pip install -e .[ai]`;
+``RESULT assisted_mapping scorer=… top1=… top3=… pairs=…``).
 """
 
 from __future__ import annotations

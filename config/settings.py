@@ -282,6 +282,9 @@ INTEGRATIONS = {
     # This environment's name (dev, qa, prod): written into the flow bundles it exports
     # and shown in the admin, so a bundle says where it came from.
     "ENVIRONMENT_NAME": env.str("ENVIRONMENT_NAME", default="dev"),
+    # Whether mapping suggestions use the [ai] extra's embedding model when it is
+    # installed (pip install -e '.[ai]'); off: names, values and use alone.
+    "MAPPING_ASSIST_SEMANTIC": env.bool("MAPPING_ASSIST_SEMANTIC", default=True),
     "ALERTS_MAX_AT_ONCE": env.int("ALERTS_MAX_AT_ONCE", default=5),
     "ALERTS_DIGEST_MINUTES": env.int("ALERTS_DIGEST_MINUTES", default=15),
     "ALERTS_SITE_URL": env.str("ALERTS_SITE_URL", default=""),

@@ -17,19 +17,24 @@ extra, see :func:`semantic_scorer`) can add a semantic similarity of names.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from rapidfuzz import fuzz
 
 from integrations.kernel.countries import country_alpha2
 from integrations.kernel.redaction import is_sensitive_key
 
 WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+logger = logging.getLogger(__name__)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Words two systems use for one thing (each group is one meaning).
@@ -165,15 +170,50 @@ def sample_paths(document: Any, prefix: str = "", depth: int = 6) -> Iterator[tu
 Scorer = Callable[[str, str], float]
 
 
-def semantic_scorer() -> Scorer | None:
-    """The ``[ai]`` extra's scorer of two names' meaning (0..1), when installed: a
-    package ``integrations_ai`` with ``similarity(a, b)``, its model shipped inside
-    it (nothing is downloaded at run time). None when it is not installed."""
+class _Semantic:
+    """Cosine similarity (0..1) of two names' words, by a word-embedding model; each
+    phrase is embedded once and kept."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.vectors: dict[str, Any] = {}
+
+    def vector(self, name: str) -> Any:
+        phrase = " ".join(words(name)) or name
+        if phrase not in self.vectors:
+            self.vectors[phrase] = self.model.embed([phrase], norm=True)[0]
+        return self.vectors[phrase]
+
+    def __call__(self, a: str, b: str) -> float:
+        return max(0.0, min(1.0, float(self.vector(a) @ self.vector(b))))
+
+
+@functools.cache
+def _embedding_model() -> Any | None:
+    """The ``[ai]`` extra's model: WordLlama's 256-dimension ``l2_supercat``, whose
+    weights and tokenizer ship inside the installed wheel. Loaded from the package's
+    own folder with downloads disabled: it never reaches the network. None when the
+    extra is not installed (or its files are missing)."""
     try:
-        import integrations_ai  # type: ignore[import-not-found]
+        import wordllama
     except ImportError:
         return None
-    return integrations_ai.similarity
+    home = Path(wordllama.__file__).parent
+    try:
+        return wordllama.WordLlama.load(cache_dir=home, disable_download=True)
+    except (OSError, ValueError) as exc:  # FileNotFoundError: a wheel without the model
+        logger.warning("the [ai] extra's model could not be loaded: %s", exc)
+        return None
+
+
+def semantic_scorer() -> Scorer | None:
+    """The ``[ai]`` extra's scorer of two names' meaning (0..1), when installed and not
+    turned off (``MAPPING_ASSIST_SEMANTIC``). None otherwise: suggestions then rank by
+    names, values and use alone."""
+    if not settings.INTEGRATIONS["MAPPING_ASSIST_SEMANTIC"]:
+        return None
+    model = _embedding_model()
+    return _Semantic(model) if model is not None else None
 
 
 def suggest(
@@ -199,7 +239,10 @@ def suggest(
         for path, value in paths:
             name = name_score(spec.name, path, getattr(spec, "help", ""))
             if semantic is not None:
-                name = max(name, semantic(spec.name, path.split(".")[-1]))
+                leaf = path.split(".")[-1]
+                name = max(name, semantic(spec.name, leaf))
+                if help_text := getattr(spec, "help", ""):
+                    name = max(name, semantic(help_text, leaf) * 0.8)
             fit, transform = value_score(spec.name, getattr(spec, "type", ""), value)
             used = usage.get((spec.name, path), 0) / most_used if most_used else 0.0
             score = WEIGHTS["name"] * name + WEIGHTS["value"] * fit + WEIGHTS["use"] * used

@@ -93,3 +93,54 @@ def test_a_registered_actions_inputs_get_suggestions():
     found = suggest(inputs, ZNODE_ORDER)
     assert found["email"][0].source == "order.Email"
     assert found["user_id"][0].source == "order.UserId"
+
+
+# The [ai] extra (Deliver 4): a small embedding model shipped inside an installed
+# package, never downloaded, never needed by the default install.
+
+
+@pytest.fixture
+def semantic_on(settings):
+    from integrations.services import mapping_assist
+
+    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "MAPPING_ASSIST_SEMANTIC": True}
+    mapping_assist._embedding_model.cache_clear()
+    yield mapping_assist
+    mapping_assist._embedding_model.cache_clear()
+
+
+def test_without_the_extra_suggestions_rank_by_names_values_and_use(semantic_on, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "wordllama", None)  # not installed
+    assert semantic_on.semantic_scorer() is None
+    ranked = suggest([InputSpec("receipt_email", "str", False, None, "")], ZNODE_ORDER)
+    assert ranked["receipt_email"][0].source == "order.Email"
+
+
+def test_the_extra_can_be_turned_off(semantic_on, settings):
+    settings.INTEGRATIONS = {**settings.INTEGRATIONS, "MAPPING_ASSIST_SEMANTIC": False}
+    assert semantic_on.semantic_scorer() is None
+
+
+def test_the_extra_loads_its_model_from_the_package_without_the_network(semantic_on, monkeypatch):
+    pytest.importorskip("wordllama")
+    import socket
+
+    import requests
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the [ai] extra reached for the network")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HOME", "/nonexistent")  # no download cache to fall back on
+    scorer = semantic_on.semantic_scorer()
+    assert scorer is not None
+    # Meaning, not spelling: a phone is nearer a phone number than an order date.
+    assert scorer("phone", "PhoneNumber") > scorer("phone", "OrderDate") + 0.3
+    assert 0.0 <= scorer("amount", "EmailAddress") <= 1.0
+    ranked = suggest(
+        [InputSpec("phone", "str", False, None, "The customer's phone number")],
+        ZNODE_ORDER,
+        semantic=scorer,
+    )
+    assert ranked["phone"][0].source == "order.PhoneNumber"
