@@ -5,7 +5,8 @@ Control API (``/_sandbox/...``, no auth): ``GET health``, ``GET faults``, ``PUT 
 seeded open card orders get real authorized charges in the sandbox Stripe), ``POST
 reset/{system}`` (one system alone, e.g. an empty Stripe account), ``POST|GET
 webhooks/{system}``, ``POST webhooks/{system}/flush``, ``GET webhooks/{system}/log``,
-``GET requests/{system}``.
+``GET requests/{system}``, ``GET counts`` (API requests served per system), ``GET
+milestones/{system}`` (when each order was placed, paid, journaled: see System.mark).
 
 The systems of one Sandbox know each other: Znode's payment application reaches the
 sandbox Stripe in-process through ``znode.peers["stripe"]``.
@@ -85,6 +86,8 @@ class Sandbox:
         with system.lock:
             system.reset()
         system.faults.reset()
+        system.milestones.clear()
+        system.handled = 0
         dispatcher = getattr(system, "webhooks", None)
         if dispatcher is not None:
             dispatcher.reset()
@@ -94,6 +97,14 @@ class Sandbox:
         method = request.method
         if parts == ["health"]:
             return json_response({"ok": True, "systems": sorted(self.systems)})
+        if parts == ["counts"] and method == "GET":
+            return json_response({n: s.handled for n, s in self.systems.items()})
+        if len(parts) == 2 and parts[0] == "milestones" and method == "GET":
+            system = self.systems.get(parts[1])
+            if system is None:
+                return json_response({"error": "unknown system"}, 404)
+            with system.lock:
+                return json_response(dict(system.milestones))
         if parts == ["faults"] and method == "GET":
             return json_response({n: s.faults.config.as_dict() for n, s in self.systems.items()})
         if len(parts) == 2 and parts[0] == "faults" and method in ("PUT", "POST"):

@@ -22,6 +22,8 @@ class System:
         self.router = Router()
         self.state: dict[str, Any] = {}
         self.requests: list[dict] = []  # request log, newest last (bounded)
+        self.milestones: dict[str, float] = {}  # see mark()
+        self.handled = 0  # API requests served (not the test routes): GET /_sandbox/counts
         self.register_routes()
         self.reset()
 
@@ -49,6 +51,7 @@ class System:
 
     # --- provided --------------------------------------------------------------------
     def handle(self, request: Request, subpath: str) -> Response:
+        self.handled += 1
         self.requests.append(
             {
                 "method": request.method,
@@ -91,6 +94,16 @@ class System:
         ):
             return self.error_response(502, "Injected error after the write was applied")
         return response
+
+    MAX_MILESTONES = 200_000
+
+    def mark(self, key: str) -> None:
+        """Note when something first became true here (``placed:<order>``,
+        ``paid:<order>``...), by this process's wall clock: what a benchmark reads to
+        time the platform from outside (``GET /_sandbox/milestones/<system>``). Not part
+        of the state: a reset clears it, nothing the systems serve shows it."""
+        if len(self.milestones) < self.MAX_MILESTONES:
+            self.milestones.setdefault(key, time.time())
 
     def not_found(self, path: str) -> Response:
         return json_response({"Message": f"No route for {path}"}, 404)

@@ -107,6 +107,7 @@ class Erp(System):
         number = self.state["counters"][prefix]
         doc = {"id": f"{prefix}-{number:06d}", "created_seq": number, **content}
         docs[doc["id"]] = doc
+        self.mark(f"{prefix}:{reference}")  # e.g. JE:sale:ch_… (System.mark)
         return json_response(doc, 201)
 
     def _validate_lines(self, lines) -> list[dict]:

@@ -170,6 +170,28 @@ class OrdersMixin:
             None,
         )
 
+    def mark_payment(self, order: dict) -> None:
+        """Milestones of an order's payment (System.mark): ``paid:<number>`` once Znode
+        shows it paid with its payment record (payment status Captured, a transaction
+        id, and a payment row naming that transaction), ``declined:<number>`` once its
+        payment status is Declined."""
+        pay = self.payment_state(order.get("OmsPaymentStateId")) or {}
+        name = str(pay.get("Name", "")).lower()
+        number = order["OrderNumber"]
+        if name == "declined":
+            self.mark(f"declined:{number}")
+            return
+        charge = order.get("TransactionId")
+        if (
+            name == "captured"
+            and charge
+            and any(
+                p["OmsOrderId"] == order["OmsOrderId"] and p["TransactionReference"] == charge
+                for p in self.state["order_payments"]
+            )
+        ):
+            self.mark(f"paid:{number}")
+
     def payment_setting(self, setting_id: int | None) -> dict | None:
         return next(
             (s for s in self.state["payment_settings"] if s["PaymentSettingId"] == setting_id),
@@ -363,6 +385,7 @@ class OrdersMixin:
             order["PaymentTransactionToken"] = self.record_transaction(order, charge, setting)
             order.update(self.card_fields(charge))
         self.state["orders"][str(order_id)] = order
+        self.mark(f"placed:{order['OrderNumber']}")
         if emit:
             self.emit_order(order, "Created", user["UserId"])
         return order
@@ -820,6 +843,7 @@ class OrdersMixin:
         order["OmsPaymentStateId"] = pay["OmsPaymentStateId"]
         self.touch(order, user)
         self.emit_order(order, "Updated", user)
+        self.mark_payment(order)
         return true_false(True)
 
     def update_tracking_number(self, request: Request) -> Response:
@@ -840,6 +864,7 @@ class OrdersMixin:
         order["TransactionId"] = path_param(request, "transactionId")
         self.touch(order, user)
         self.emit_order(order, "Updated", user)
+        self.mark_payment(order)
         return true_false(True)
 
     def update_order_status(self, request: Request) -> Response:
@@ -1007,4 +1032,5 @@ class OrdersMixin:
             body.get("RemainingOrderAmount") or 0,
             acting_user(request),
         )
+        self.mark_payment(order)
         return true_false(True)

@@ -140,3 +140,49 @@ def test_latency_and_timeouts(sandbox):
 def test_bad_fault_setting_is_refused(sandbox):
     status, _, body = call(f"{sandbox.url}/_sandbox/faults/erp", "PUT", {"nope": 1})
     assert status == 400 and "nope" in body["error"]
+
+
+# Milestones (benchmarks/pipeline.py times the platform from outside by them).
+
+
+def test_milestones_and_counts_of_the_erp(sandbox):
+    before = call(f"{sandbox.url}/_sandbox/counts")[2]["erp"]
+    posted = time.time()
+    assert call(f"{sandbox.url}/erp/api/journal-entries", "POST", entry(), ERP_AUTH)[0] == 201
+    call(f"{sandbox.url}/erp/api/journal-entries", "POST", entry(), ERP_AUTH)  # a replay
+    stones = call(f"{sandbox.url}/_sandbox/milestones/erp")[2]
+    assert list(stones) == ["JE:JE-REF-1"]  # the first write only
+    assert posted - 1 < stones["JE:JE-REF-1"] <= time.time()
+    assert call(f"{sandbox.url}/_sandbox/counts")[2]["erp"] == before + 2
+    assert call(f"{sandbox.url}/_sandbox/milestones/nowhere")[0] == 404
+    call(f"{sandbox.url}/_sandbox/reset", "POST")
+    assert call(f"{sandbox.url}/_sandbox/milestones/erp")[2] == {}
+    assert call(f"{sandbox.url}/_sandbox/counts")[2]["erp"] == 0
+
+
+def test_an_order_is_marked_paid_only_with_its_payment_record():
+    from sandbox.server import Sandbox
+
+    znode = Sandbox(seed=1).systems["znode"]
+    with znode.lock:
+        order = znode.place_order(
+            user_id=12,
+            lines=[{"sku": "SBX-MUG-11OZ", "quantity": 1, "price": "10.00"}],
+            payment_setting_id=11,
+            emit=False,
+        )
+        number = order["OrderNumber"]
+        assert f"placed:{number}" in znode.milestones
+        order["OmsPaymentStateId"] = znode.payment_state_named("Captured")["OmsPaymentStateId"]
+        order["TransactionId"] = "ch_bench"
+        znode.mark_payment(order)
+        assert f"paid:{number}" not in znode.milestones  # no payment row yet
+        znode.insert_payment(order, "ch_other", "10.00", "captured", None, 11, "0")
+        znode.mark_payment(order)
+        assert f"paid:{number}" not in znode.milestones  # a row for another charge
+        znode.insert_payment(order, "ch_bench", "10.00", "captured", None, 11, "0")
+        znode.mark_payment(order)
+        assert f"paid:{number}" in znode.milestones
+        order["OmsPaymentStateId"] = znode.payment_state_named("Declined")["OmsPaymentStateId"]
+        znode.mark_payment(order)
+        assert f"declined:{number}" in znode.milestones
